@@ -1,0 +1,158 @@
+"""Source spans, diagnostics and the typed exceptions every user mistake becomes.
+
+A user mistake never surfaces as a Python traceback: it is a `MetrictreeError`
+carrying one or more `Diagnostic`s, each pointing at a place in a tree file and
+saying how to fix it. `Diagnostic.render()` gives the text the CLI prints::
+
+    trees/shop.tree:12:24: error: unknown metric 'revnue'
+       12 | metric aov = revnue / paid_orders
+          |              ^^^^^^
+    hint: did you mean 'revenue'?
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import attrs
+
+Severity = Literal["error", "warning"]
+
+
+@attrs.frozen
+class SourceFile:
+    """The text of one tree file, kept so errors can quote its lines.
+
+    Attributes:
+        name: the path or pseudo-name (``<string>``) shown in messages.
+        text: the whole file.
+    """
+
+    name: str
+    text: str = attrs.field(repr=False)
+
+    def line(self, number: int) -> str:
+        lines = self.text.splitlines()
+        return lines[number - 1] if 0 < number <= len(lines) else ""
+
+
+@attrs.frozen
+class Span:
+    """Where a construct sits in a tree file (1-based lines and columns, end exclusive).
+
+    Attributes:
+        source: the file.
+        line, column: the first character.
+        end_line, end_column: one past the last character.
+    """
+
+    source: SourceFile = attrs.field(eq=False)
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    @property
+    def file(self) -> str:
+        return self.source.name
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@attrs.frozen
+class Diagnostic:
+    """One problem found in a tree file or in the data bound to it.
+
+    Attributes:
+        severity: ``"error"`` stops compilation or evaluation; ``"warning"`` does not.
+        message: what is wrong, in one line.
+        span: where (``None`` when the problem is not in a file, e.g. a missing data file).
+        hint: how to fix it.
+        code: a stable short name for the kind of problem (``unknown-name``, ``cycle`` …).
+    """
+
+    severity: Severity
+    message: str
+    span: Span | None = None
+    hint: str | None = None
+    code: str = "error"
+
+    def render(self) -> str:
+        """The message as printed: location, the source line, a caret, the hint."""
+        head = f"{self.span}: " if self.span else ""
+        out = [f"{head}{self.severity}: {self.message}"]
+        if self.span is not None:
+            out.extend(_quote(self.span))
+        if self.hint:
+            out.append(f"hint: {self.hint}")
+        return "\n".join(out)
+
+
+def _quote(span: Span) -> list[str]:
+    text = span.source.line(span.line)
+    if not text.strip():
+        return []
+    gutter = f"{span.line:>5} | "
+    width = (span.end_column - span.column) if span.end_line == span.line else len(text) - span.column + 1
+    width = max(1, min(width, len(text) - span.column + 1))
+    # Tabs in the line are kept under the caret so it lines up in a terminal.
+    pad = "".join(ch if ch == "\t" else " " for ch in text[: span.column - 1])
+    return [gutter + text.rstrip(), " " * (len(gutter) - 2) + "| " + pad + "^" * width]
+
+
+class MetrictreeError(Exception):
+    """Base class of every error metrictree raises for a user mistake."""
+
+    def __init__(self, diagnostics: Diagnostic | Sequence[Diagnostic]):
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
+        super().__init__(self.render())
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity == "error")
+
+    def render(self) -> str:
+        return "\n\n".join(d.render() for d in self.diagnostics)
+
+
+class TreeSyntaxError(MetrictreeError):
+    """The tree file does not follow the grammar."""
+
+
+class CompileError(MetrictreeError):
+    """The tree file parses but does not make sense (unknown names, cycles, units …)."""
+
+
+class DataError(MetrictreeError):
+    """The data bound to a tree does not fit it (missing source or column, wrong type, no rows)."""
+
+
+class UsageError(MetrictreeError):
+    """An API or CLI argument is wrong (unknown grain, metric, parameter, period …)."""
+
+
+class PluginError(MetrictreeError):
+    """A plugin failed or clashed with another."""
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """``"did you mean 'x'?"`` for the closest candidate, or ``None``."""
+    pool = sorted(set(candidates))
+    close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in pool}
+        close = [lowered[name.lower()]] if name.lower() in lowered else []
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+def error(message: str, span: Span | None = None, hint: str | None = None, code: str = "error") -> Diagnostic:
+    return Diagnostic("error", message, span, hint, code)
+
+
+def warning(message: str, span: Span | None = None, hint: str | None = None, code: str = "warning") -> Diagnostic:
+    return Diagnostic("warning", message, span, hint, code)

@@ -1,0 +1,382 @@
+"""Parse tree-file text into syntax nodes, or into a `TreeSyntaxError` a person can act on.
+
+The grammar is package data (``metrictree.grammars/metrictree.lark``), loaded once.
+Lark's own exceptions never leave this module: they become diagnostics with the
+file, line and column, the line with a caret, and a hint in words ("expected a
+name or '('", "did you mean 'metric'?").
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import re
+
+import lark
+from lark import Lark, Token, Transformer, v_args
+from lark.lexer import PatternStr
+
+from . import syntax as s
+from .errors import Diagnostic, SourceFile, Span, TreeSyntaxError, did_you_mean, error
+
+
+@functools.lru_cache(maxsize=1)
+def grammar() -> Lark:
+    text = importlib.resources.files("metrictree.grammars").joinpath("metrictree.lark").read_text("utf-8")
+    return Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+def parse(text: str, filename: str = "<string>") -> s.Module:
+    """Parse one tree file. Raises `TreeSyntaxError` with a friendly diagnostic."""
+    source = SourceFile(filename, text)
+    try:
+        tree = grammar().parse(text)
+    except lark.exceptions.UnexpectedInput as exc:
+        raise TreeSyntaxError(_diagnose(exc, source)) from None
+    except lark.exceptions.VisitError as exc:  # pragma: no cover - transformer bugs are ours
+        raise exc.orig_exc from None
+    try:
+        return s.Module(tuple(_Build(source).transform(tree).children), source)
+    except lark.exceptions.VisitError as exc:
+        if isinstance(exc.orig_exc, TreeSyntaxError):
+            raise exc.orig_exc from None
+        raise
+
+
+# --------------------------------------------------------------------------- syntax nodes
+
+
+def _span(source: SourceFile, meta_or_token) -> Span | None:
+    line = getattr(meta_or_token, "line", None)
+    if line is None:
+        return None
+    return Span(source, line, meta_or_token.column, meta_or_token.end_line, meta_or_token.end_column)
+
+
+def _unquote(token: str) -> str:
+    body = token[1:-1]
+    return re.sub(r'\\(.)', lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
+
+
+def _number(text: str) -> float | int:
+    return int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
+
+
+@v_args(meta=True)
+class _Build(Transformer):
+    """Lark parse tree → syntax nodes. One small method per grammar alias."""
+
+    def __init__(self, source: SourceFile):
+        super().__init__()
+        self.source = source
+
+    def _sp(self, meta) -> Span | None:
+        return None if getattr(meta, "empty", False) else _span(self.source, meta)
+
+    # -- literals and names
+    def number(self, meta, c):
+        return s.Literal(_number(c[0]), span=self._sp(meta))
+
+    def percent(self, meta, c):
+        return s.Literal(_number(c[0][:-1]) / 100, percent=True, span=self._sp(meta))
+
+    def string(self, meta, c):
+        return s.Literal(_unquote(c[0]), span=self._sp(meta))
+
+    def true(self, meta, c):
+        return s.Literal(True, span=self._sp(meta))
+
+    def false(self, meta, c):
+        return s.Literal(False, span=self._sp(meta))
+
+    def null(self, meta, c):
+        return s.Literal(None, span=self._sp(meta))
+
+    def name(self, meta, c):
+        return s.Name(str(c[0]), span=self._sp(meta))
+
+    def column(self, meta, c):
+        return s.Column(str(c[0]), str(c[1]), span=self._sp(meta))
+
+    def shift(self, meta, c):
+        return s.Shift(str(c[0]), int(c[1]), span=self._sp(meta))
+
+    def call(self, meta, c):
+        args = c[1] or []
+        positional = tuple(a for a in args if not isinstance(a, tuple))
+        keywords = tuple(a for a in args if isinstance(a, tuple))
+        return s.Call(str(c[0]), positional, keywords, span=self._sp(meta))
+
+    def arguments(self, meta, c):
+        return list(c)
+
+    def keyword_argument(self, meta, c):
+        return (str(c[0]), c[1])
+
+    def list(self, meta, c):
+        return tuple(x for x in c if x is not None)
+
+    # -- operators
+    def _binary(op):  # noqa: N805 - a method factory used in the class body
+        return lambda self, meta, c: s.Binary(op, c[0], c[-1], span=self._sp(meta))
+
+    add, sub, mul, div = _binary("+"), _binary("-"), _binary("*"), _binary("/")
+    and_, or_ = _binary("and"), _binary("or")
+
+    def compare(self, meta, c):
+        return s.Binary(str(c[1]), c[0], c[2], span=self._sp(meta))
+
+    def neg(self, meta, c):
+        if isinstance(c[0], s.Literal) and isinstance(c[0].value, int | float) and not isinstance(c[0].value, bool):
+            return s.Literal(-c[0].value, percent=c[0].percent, span=self._sp(meta))
+        return s.Unary("-", c[0], span=self._sp(meta))
+
+    def not_(self, meta, c):
+        return s.Unary("not", c[0], span=self._sp(meta))
+
+    def in_(self, meta, c):
+        return s.InList(c[0], c[1], span=self._sp(meta))
+
+    def not_in(self, meta, c):
+        return s.InList(c[0], c[1], negated=True, span=self._sp(meta))
+
+    def is_null(self, meta, c):
+        return s.IsNull(c[0], span=self._sp(meta))
+
+    def is_not_null(self, meta, c):
+        return s.IsNull(c[0], negated=True, span=self._sp(meta))
+
+    def signed_number(self, meta, c):
+        text = str(c[0])
+        if text.endswith("%"):
+            return (_number(text[:-1]) / 100, True)
+        return (_number(text), False)
+
+    # -- metadata
+    def _meta(key, convert=str):  # noqa: N805
+        return lambda self, meta, c: s.MetaEntry(key, convert(c[0]) if c else True, self._sp(meta))
+
+    meta_label = _meta("label", _unquote)
+    meta_description = _meta("description", _unquote)
+    meta_format = _meta("format", _unquote)
+    meta_owner = _meta("owner", _unquote)
+    meta_message = _meta("message", _unquote)
+    meta_direction = _meta("direction")
+    meta_level = _meta("level")
+    meta_controllable = _meta("controllable")
+    meta_severity = _meta("severity")
+    meta_external = _meta("external")
+    meta_unit = _meta("unit", lambda u: u)
+
+    def unit(self, meta, c):
+        text = str(c[0])
+        return _unquote(text) if text.startswith('"') else text
+
+    def meta(self, meta, c):
+        return tuple(c)
+
+    # -- statements
+    def tree_header(self, meta, c):
+        return s.TreeHeader(str(c[0]), _unquote(c[1]) if c[1] else None, span=self._sp(meta))
+
+    def grain_stmt(self, meta, c):
+        return s.GrainStmt(str(c[0]), span=_span(self.source, c[0]))
+
+    def import_stmt(self, meta, c):
+        return s.ImportStmt(tuple(str(t) for t in c), span=self._sp(meta))
+
+    def include_stmt(self, meta, c):
+        return s.IncludeStmt(_unquote(c[0]), span=self._sp(meta))
+
+    def param_def(self, meta, c):
+        value, percent = c[1]
+        return s.ParamDef(str(c[0]), value, percent, c[2] or (), span=_span(self.source, c[0]))
+
+    def source_time(self, meta, c):
+        return ("time", c[0])
+
+    def source_entity(self, meta, c):
+        return ("entity", c[0])
+
+    def source_dimensions(self, meta, c):
+        return ("dimensions", c)
+
+    def source_def(self, meta, c):
+        fields: dict = {"time": None, "entity": None, "dimensions": ()}
+        spans = []
+        entries = []
+        for entry in c[1:]:
+            if isinstance(entry, s.MetaEntry):
+                entries.append(entry)
+                continue
+            key, value = entry
+            if key == "dimensions":
+                fields[key] = tuple(str(v) for v in value)
+                spans.extend((str(v), _span(self.source, v)) for v in value)
+            else:
+                fields[key] = str(value)
+                spans.append((str(value), _span(self.source, value)))
+        return s.SourceDef(str(c[0]), fields["time"], fields["dimensions"], fields["entity"], tuple(entries),
+                           tuple(spans), span=_span(self.source, c[0]))
+
+    def formula(self, meta, c):
+        return (c[0], c[1])
+
+    def where(self, meta, c):
+        return c[0]
+
+    def metric_def(self, meta, c):
+        formula, where = c[1] if c[1] else (None, None)
+        return s.MetricDef(str(c[0]), formula, where, c[2] or (), name_span=_span(self.source, c[0]),
+                           span=self._sp(meta))
+
+    def link_stmt(self, meta, c):
+        return s.LinkStmt(str(c[0]), tuple(str(t) for t in c[1:]),
+                          tuple(_span(self.source, t) for t in c), span=self._sp(meta))
+
+    def target_from(self, meta, c):
+        return ("start", str(c[0]))
+
+    def target_every(self, meta, c):
+        return ("every", str(c[0]))
+
+    def checkpoint(self, meta, c):
+        value, _ = c[1]
+        return (str(c[0]), value)
+
+    def checkpoints(self, meta, c):
+        return ("checkpoints", tuple(c))
+
+    def target_stmt(self, meta, c):
+        options = dict(x for x in c[2:5] if x)
+        return s.TargetStmt(c[0], str(c[1]), options.get("start"), options.get("every"),
+                            options.get("checkpoints", ()), c[5], c[6] or (), span=self._sp(meta))
+
+    def alert_stmt(self, meta, c):
+        return s.AlertStmt(c[0], c[1], c[2] or (), span=self._sp(meta))
+
+
+# --------------------------------------------------------------------------- errors
+
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "STRING": "a string in double quotes",
+    "NUMBER": "a number",
+    "PERCENT": "a percentage",
+    "SIGNED_NUMBER": "a number",
+    "SIGNED_PERCENT": "a percentage",
+    "SIGNED_INT": "a whole number",
+    "PERIOD": "a period (2026-10, 2026-Q4, 2026-W41, 2026-10-05 or 2026)",
+    "COMPARE": "a comparison (==, !=, <, <=, >, >=)",
+    "PERCENT_SIGN": "'%'",
+    "$END": "the end of the file",
+    "_LINK": "'<~'",
+}
+
+_STATEMENT_KEYWORDS = ("tree", "grain", "import", "include", "param", "source", "metric", "target", "alert")
+_SYMBOL_HINTS = {
+    "×": "multiply with '*'",
+    "÷": "divide with '/'",
+    "−": "subtract with '-' (an ASCII hyphen)",
+    "'": "strings are written in double quotes: \"paid\"",
+    "“": "strings are written in plain double quotes: \"paid\"",
+    "&": "combine conditions with 'and'",
+    "|": "combine conditions with 'or'",
+    "!": "negate with 'not', or compare with '!='",
+    ";": "statements need no ';' — start the next statement on a new line",
+}
+
+
+def _describe(terminal: str) -> str:
+    if terminal in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[terminal]
+    term = next((t for t in grammar().terminals if t.name == terminal), None)
+    if term is not None and isinstance(term.pattern, PatternStr):
+        return f"'{term.pattern.value}'"
+    return terminal.lower()
+
+
+def _keyword_terminals(expected) -> dict[str, str]:
+    """Expected terminals that are words (keywords), by their text."""
+    words = {}
+    for term in grammar().terminals:
+        if term.name in expected and isinstance(term.pattern, PatternStr) and term.pattern.value.isalpha():
+            words[term.pattern.value] = term.name
+    return words
+
+
+def _expected_text(expected) -> str:
+    names = sorted({_describe(t) for t in expected}, key=lambda x: (not x.startswith("a"), x))
+    if len(names) > 8:
+        names = names[:8] + ["…"]
+    return "expected " + (" or ".join(names) if len(names) <= 2 else ", ".join(names[:-1]) + " or " + names[-1])
+
+
+def _token_text(token: Token) -> str:
+    if token.type == "$END":
+        return "end of file"
+    if token.type == "STRING":
+        return f"string {token}"
+    return f"'{token}'"
+
+
+def _stray_name(text: str, source: SourceFile, pos: int) -> Diagnostic:
+    """A statement that starts with a name but is not a link: a misspelt keyword or a broken formula."""
+    match = re.search(r"((?!\d)\w+)\s*$", text[:pos])
+    start = match.start(1) if match else pos
+    word = match.group(1) if match else ""
+    line, column = _position(text, start)
+    span = Span(source, line, column, line, column + max(1, len(word)))
+    guess = did_you_mean(word, _STATEMENT_KEYWORDS)
+    if guess:
+        return error(f"unknown statement '{word}'", span, guess, "syntax")
+    return error(f"unexpected name '{word}'", span,
+                 "a statement starts with a keyword (metric, source, param, target, alert …) or is an influence "
+                 "link 'parent <~ child'; inside a formula, join names with an operator (+ - * /)", "syntax")
+
+
+def _position(text: str, pos: int) -> tuple[int, int]:
+    line = text.count("\n", 0, pos) + 1
+    column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    return line, column
+
+
+def _diagnose(exc: lark.exceptions.UnexpectedInput, source: SourceFile) -> Diagnostic:
+    text = source.text
+    if isinstance(exc, lark.exceptions.UnexpectedCharacters):
+        char = text[exc.pos_in_stream]
+        span = Span(source, exc.line, exc.column, exc.line, exc.column + 1)
+        if char == '"':
+            return error("unterminated string", span, "close the string with '\"' on the same line", "syntax")
+        hint = _SYMBOL_HINTS.get(char) or _expected_text(exc.allowed or ())
+        return error(f"unexpected character '{char}'", span, hint, "syntax")
+
+    token: Token = exc.token
+    expected = set(exc.expected) if hasattr(exc, "expected") else set()
+    if token.type == "$END" and expected == {"_LINK"}:
+        return _stray_name(text, source, len(text.rstrip()))
+    if token.type == "$END":
+        line, column = _position(text, len(text.rstrip()))
+        span = Span(source, line, max(1, column - 1), line, column)
+        if "RBRACE" in expected:
+            return error("the file ends inside a block", span, "close the block with '}'", "syntax")
+        if "RPAR" in expected:
+            return error("the file ends inside brackets", span, "close the bracket with ')'", "syntax")
+        return error("the file ends in the middle of a statement", span, _expected_text(expected), "syntax")
+
+    span = Span(source, token.line, token.column, token.end_line or token.line,
+                token.end_column or token.column + len(token))
+    keywords = _keyword_terminals(expected)
+    # A misspelt keyword where one was expected: `lable "x"` in a metadata block.
+    if token.type == "NAME" and keywords and "NAME" not in expected:
+        guess = did_you_mean(str(token), keywords)
+        if guess:
+            return error(f"unknown word '{token}'", span, guess, "syntax")
+    if expected == {"_LINK"}:
+        return _stray_name(text, source, token.start_pos)
+    if token.type == "EQUAL" and "COMPARE" in expected:
+        return error("'=' cannot compare values", span, "use '==' to test equality", "syntax")
+    if token.type in ("NUMBER", "SIGNED_INT", "SIGNED_NUMBER") and expected == {"NAME"}:
+        return error(f"expected a name, found the number {token}", span,
+                     "names start with a letter or '_' (e.g. m2_revenue)", "syntax")
+    return error(f"unexpected {_token_text(token)}", span, _expected_text(expected), "syntax")
