@@ -63,6 +63,7 @@ import datetime as dt
 import functools
 import itertools
 import math
+import operator
 import random
 
 import pyarrow as pa
@@ -125,7 +126,7 @@ _P_FAVOURITE_CHANNEL = 0.75
 
 # Amount ~ lognormal(log(median), sigma) * channel factor * season.
 _AMOUNT_MEDIAN = {"new": 2150.0, "regular": 2350.0, "vip": 2800.0}
-_AMOUNT_SIGMA = 0.42
+_AMOUNT_SIGMA = 0.40
 _CHANNEL_AMOUNT = {"web": 1.02, "app": 1.0, "marketplace": 0.95}
 _COST_SHARE_MEAN = 0.60
 _COST_SHARE_SD = 0.06
@@ -284,7 +285,7 @@ def _binomial(rng: random.Random, n: int, p: float) -> int:
 
 
 def _customers(rng: random.Random) -> list[_Customer]:
-    signup_month_weights = tuple(1.0 + 0.03 * k for k in range(len(MONTHS)))
+    signup_month_weights = (1.0,) * len(MONTHS)  # "new" signups spread evenly
     out = []
     for i in range(1, N_CUSTOMERS + 1):
         region = _pick(rng, REGIONS, REGION_WEIGHTS)
@@ -299,85 +300,100 @@ def _customers(rng: random.Random) -> list[_Customer]:
     return out
 
 
+_US_PER_DAY = 86_400_000_000
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
 def _orders(rng: random.Random, customers: list[_Customer]) -> list[tuple]:
-    """Rows (order_date, customer, channel, status, amount, cost), sorted by date."""
+    """Order rows, sorted by date::
+
+        (microseconds since epoch, customer index, month index, customer,
+         channel, status, amount, cost)
+    """
     pick_hour = _Choice(tuple(range(24)), _HOUR_WEIGHTS)
     pick_channel = _Choice(CHANNELS, CHANNEL_WEIGHTS)
     pick_status = _Choice(STATUSES, STATUS_WEIGHTS)
+    # (index, first ordinal, last ordinal, days in month, epoch day of the 1st)
+    months = []
+    for mi, (year, month) in enumerate(MONTHS):
+        first = dt.date(year, month, 1).toordinal()
+        dim = _days_in(year, month)
+        months.append((mi, first, first + dim - 1, dim, first - _EPOCH_ORDINAL))
     rows = []
+    append = rows.append
+    gauss = rng.gauss
+    uniform = rng.random
     for c in customers:
         seg = c.segment
+        signup = c.signup.toordinal()
         p_quiet, p_back = _P_GO_QUIET[seg], _P_COME_BACK[seg]
-        active = rng.random() < p_back / (p_quiet + p_back)  # stationary start
+        p_extra = _P_EXTRA[seg]
+        active = uniform() < p_back / (p_quiet + p_back)  # stationary start
         mu = math.log(_AMOUNT_MEDIAN[seg])
-        for mi, (year, month) in enumerate(MONTHS):
-            dim = _days_in(year, month)
-            month_start = dt.date(year, month, 1)
-            if c.signup > dt.date(year, month, dim):
+        north = c.region == "North"
+        for mi, first, last, dim, epoch_day in months:
+            if signup > last:
                 continue
             story = mi == _STORY_INDEX
-            if c.signup >= month_start:  # signup month of a "new" customer
-                first_day = c.signup.day
+            if signup >= first:  # signup month of a "new" customer
+                first_day = signup - first + 1
                 active = True
                 p = _P_FIRST_ORDER
             else:
                 first_day = 1
                 if active:
-                    active = rng.random() >= p_quiet
+                    active = uniform() >= p_quiet
                 else:
-                    active = rng.random() < p_back
+                    active = uniform() < p_back
                 if not active:
                     continue
                 p = _P_ORDER[seg] * _ORDER_SEASON[mi]
             if story and seg == "regular":
                 p *= STORY_REGULAR_ORDER_FACTOR
-            if rng.random() >= p:
+            if uniform() >= p:
                 continue
             n = 1
-            while n < _MAX_ORDERS_PER_MONTH and rng.random() < _P_EXTRA[seg]:
+            while n < _MAX_ORDERS_PER_MONTH and uniform() < p_extra:
                 n += 1
             for _ in range(n):
-                seconds = _uniform_int(rng, 0, 3599)
-                when = dt.datetime(
-                    year,
-                    month,
-                    _uniform_int(rng, first_day, dim),
-                    pick_hour(rng),
-                    seconds // 60,
-                    seconds % 60,
-                )
-                if rng.random() < _P_FAVOURITE_CHANNEL:
+                day = _uniform_int(rng, first_day, dim)
+                second_of_day = pick_hour(rng) * 3600 + _uniform_int(rng, 0, 3599)
+                when = (epoch_day + day - 1) * _US_PER_DAY + second_of_day * 1_000_000
+                if uniform() < _P_FAVOURITE_CHANNEL:
                     channel = c.channel
                 else:
                     channel = pick_channel(rng)
                 status = pick_status(rng)
                 amount = (
-                    rng.lognormvariate(mu, _AMOUNT_SIGMA)
+                    math.exp(gauss(mu, _AMOUNT_SIGMA))
                     * _CHANNEL_AMOUNT[channel]
                     * _AMOUNT_SEASON[mi]
                 )
-                if story and c.region == "North" and channel == "app":
+                if story and north and channel == "app":
                     amount *= STORY_NORTH_APP_AMOUNT_FACTOR
                 amount = round(max(amount, 99.0), 2)
-                share = min(max(rng.normalvariate(_COST_SHARE_MEAN, _COST_SHARE_SD), 0.35), 0.85)
-                cost = round(amount * share, 2)
-                rows.append((when, c, channel, status, amount, cost))
-    rows.sort(key=lambda r: (r[0], r[1].index))
+                share = min(max(gauss(_COST_SHARE_MEAN, _COST_SHARE_SD), 0.35), 0.85)
+                append((when, c.index, mi, c, channel, status, amount, round(amount * share, 2)))
+    rows.sort(key=operator.itemgetter(0, 1))
     return rows
+
+
+def _order_day(row: tuple) -> dt.date:
+    return dt.date.fromordinal(_EPOCH_ORDINAL + row[0] // _US_PER_DAY)
 
 
 def _orders_table(rows: list[tuple]) -> pa.Table:
     return pa.Table.from_pydict(
         {
             "order_id": list(range(1, len(rows) + 1)),
-            "order_date": [r[0] for r in rows],
-            "customer_id": [r[1].customer_id for r in rows],
-            "channel": [r[2] for r in rows],
-            "region": [r[1].region for r in rows],
-            "segment": [r[1].segment for r in rows],
-            "status": [r[3] for r in rows],
-            "amount": [r[4] for r in rows],
-            "cost": [r[5] for r in rows],
+            "order_date": pa.array([r[0] for r in rows], pa.int64()).cast(pa.timestamp("us")),
+            "customer_id": [r[3].customer_id for r in rows],
+            "channel": [r[4] for r in rows],
+            "region": [r[3].region for r in rows],
+            "segment": [r[3].segment for r in rows],
+            "status": [r[5] for r in rows],
+            "amount": [r[6] for r in rows],
+            "cost": [r[7] for r in rows],
         },
         schema=ORDERS_SCHEMA,
     )
@@ -444,8 +460,7 @@ def _surveys(rng: random.Random, order_rows: list[tuple]) -> pa.Table:
     """NPS and CSAT answers from customers who ordered, a few days after the order."""
     by_month: list[list[tuple]] = [[] for _ in MONTHS]
     for row in order_rows:
-        when = row[0]
-        by_month[MONTHS.index((when.year, when.month))].append(row)
+        by_month[row[2]].append(row)
     nps_scores = tuple(range(0, 11))
     csat_scores = tuple(range(1, 6))
     answers = []
@@ -454,11 +469,11 @@ def _surveys(rng: random.Random, order_rows: list[tuple]) -> pa.Table:
             k = min(len(rows), max(0, round(target * rng.normalvariate(1.0, 0.05))))
             seen: set[int] = set()
             for row in rng.sample(rows, k):
-                c = row[1]
+                c = row[3]
                 if c.index in seen:  # one answer per customer, survey and month
                     continue
                 seen.add(c.index)
-                answered = min(row[0].date() + dt.timedelta(days=rng.randint(0, 6)), END)
+                answered = min(_order_day(row) + dt.timedelta(days=rng.randint(0, 6)), END)
                 if survey == "nps":
                     story = (answered.year, answered.month) == STORY_MONTH
                     weights = (

@@ -158,7 +158,7 @@ def _print(node: Expr, outer: int) -> str:
         case Column(source=s, column=c):
             return f"{s}.{c}"
         case Shift(name=n, offset=k):
-            return f"{n}[{k:+d}]" if k > 0 else f"{n}[{k}]"
+            return f"{n}[{k}]"
         case Call(name=n, args=args, kwargs=kwargs):
             parts = [_print(a, 0) for a in args] + [f"{k}={_print(v, 0)}" for k, v in kwargs]
             return f"{n}({', '.join(parts)})"

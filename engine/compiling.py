@@ -1,0 +1,644 @@
+"""Syntax nodes → a validated `Tree`: names resolved, metrics classified, graph built, checks run.
+
+Every check runs before any data is touched and reports *all* the problems of a
+file at once (`CompileError` carries a list of diagnostics). The passes, in order:
+
+1. gather — read the file, its ``include``s and ``import``ed libraries into one list of statements;
+2. declare — sources, params, metrics, links, rules; duplicates and metadata values;
+3. resolve — each formula: names, functions, arities; base metrics read one source only;
+4. graph — formula and influence edges; cycles;
+5. units — adding RUB to % and the like;
+6. lints — unused metrics, strategic metrics with no drivers, uncontrollable leaves (warnings).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import attrs
+import networkx as nx
+
+from . import syntax as s
+from .errors import CompileError, Diagnostic, Span, did_you_mean, error, warning
+from .functions import Aggregate, Registry, Scalar
+from .model import DIRECTIONS, GRAINS, LEVELS, SEVERITIES, Alert, Link, Metric, Param, Source, Target, Tree
+from .parsing import parse
+from .pluginmanager import registry as default_registry
+
+_BOOLEAN_WORDS = {"yes": True, "true": True, "no": False, "false": False}
+
+
+def load(path: str | os.PathLike, registry: Registry | None = None) -> Tree:
+    """Read, parse and compile a tree file. Raises `TreeSyntaxError` or `CompileError`."""
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise CompileError(error(f"no tree file at {path}", hint="check the path", code="no-file")) from None
+    except UnicodeDecodeError as exc:
+        raise CompileError(error(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                                 hint="save the tree file as UTF-8", code="encoding")) from None
+    return compile_module(parse(text, str(path)), registry, file=str(path))
+
+
+def loads(text: str, name: str = "<string>", registry: Registry | None = None) -> Tree:
+    """Parse and compile tree-file text (``include`` paths are relative to the working directory)."""
+    return compile_module(parse(text, name), registry, file=None)
+
+
+def check(path: str | os.PathLike, registry: Registry | None = None) -> list[Diagnostic]:
+    """Every problem in a tree file, errors and warnings, without raising for errors."""
+    from .errors import MetrictreeError
+
+    try:
+        return list(load(path, registry).warnings)
+    except MetrictreeError as exc:
+        return list(exc.diagnostics)
+
+
+# --------------------------------------------------------------------------- gather
+
+
+@attrs.frozen
+class _Item:
+    statement: s.Statement
+    library: str | None = None
+
+
+def _gather(module: s.Module, registry: Registry, problems: list[Diagnostic]) -> list[_Item]:
+    items: list[_Item] = []
+    seen_files: set[str] = set()
+    seen_libraries: set[str] = set()
+
+    def visit(mod: s.Module, library: str | None, chain: tuple[str, ...]) -> None:
+        for statement in mod.statements:
+            if isinstance(statement, s.IncludeStmt):
+                include(statement, mod, library, chain)
+            elif isinstance(statement, s.ImportStmt):
+                for name in statement.libraries:
+                    import_library(name, statement.span)
+            else:
+                items.append(_Item(statement, library))
+
+    def include(statement: s.IncludeStmt, mod: s.Module, library: str | None, chain: tuple[str, ...]) -> None:
+        base = Path(mod.source.name).parent if mod.source and not mod.source.name.startswith("<") else Path.cwd()
+        path = (base / statement.path).resolve()
+        if str(path) in chain:
+            cycle = " → ".join(Path(p).name for p in (*chain[chain.index(str(path)):], str(path)))
+            problems.append(error(f"include cycle: {cycle}", statement.span,
+                                  "remove one of the includes", "include-cycle"))
+            return
+        if str(path) in seen_files:
+            return
+        seen_files.add(str(path))
+        try:
+            text = path.read_text("utf-8")
+        except OSError:
+            problems.append(error(f"cannot include '{statement.path}': no file at {path}", statement.span,
+                                  "include paths are relative to the file that includes them", "include"))
+            return
+        visit(parse(text, str(path)), library, (*chain, str(path)))
+
+    def import_library(name: str, span: Span | None) -> None:
+        if name in seen_libraries:
+            return
+        library = registry.libraries.get(name)
+        if library is None:
+            known = sorted(registry.libraries)
+            hint = did_you_mean(name, known) or (
+                f"installed libraries: {', '.join(known)}" if known else
+                "no installed plugin provides a metric library; see `metrictree plugins`")
+            problems.append(error(f"unknown library '{name}'", span, hint, "unknown-library"))
+            return
+        seen_libraries.add(name)
+        visit(parse(library.text, f"<library {name}>"), name, ())
+
+    root = str(Path(module.source.name).resolve()) if module.source and not module.source.name.startswith("<") else ""
+    if root:
+        seen_files.add(root)
+    visit(module, None, (root,) if root else ())
+    return items
+
+
+# --------------------------------------------------------------------------- declare
+
+
+def _meta(entries: Iterable[s.MetaEntry], allowed: set[str], what: str, problems: list[Diagnostic]) -> dict:
+    values: dict = {}
+    for entry in entries:
+        if entry.key not in allowed:
+            problems.append(error(f"'{entry.key}' does not apply to {what}", entry.span,
+                                  f"{what} takes: {', '.join(sorted(allowed))}", "metadata"))
+            continue
+        value = entry.value
+        choices = {"direction": DIRECTIONS, "level": LEVELS, "controllable": tuple(_BOOLEAN_WORDS),
+                   "severity": SEVERITIES}.get(entry.key)
+        if choices and value not in choices:
+            hint = did_you_mean(value, choices) or f"use one of: {', '.join(choices)}"
+            problems.append(error(f"{entry.key} must be one of {', '.join(choices)}, not '{value}'", entry.span,
+                                  hint, "metadata"))
+            continue
+        if entry.key == "controllable":
+            value = _BOOLEAN_WORDS[value]
+        if entry.key in values:
+            problems.append(error(f"'{entry.key}' is given twice", entry.span, "keep one", "metadata"))
+        values[entry.key] = value
+    return values
+
+
+_METRIC_META = {"label", "description", "unit", "format", "direction", "owner", "level", "controllable", "external"}
+
+
+@attrs.define
+class _Declarations:
+    header: s.TreeHeader | None = None
+    grain: str = "month"
+    grain_span: Span | None = None
+    sources: dict[str, Source] = attrs.field(factory=dict)
+    params: dict[str, Param] = attrs.field(factory=dict)
+    metrics: dict[str, tuple[s.MetricDef, str | None]] = attrs.field(factory=dict)
+    links: list[s.LinkStmt] = attrs.field(factory=list)
+    targets: list[s.TargetStmt] = attrs.field(factory=list)
+    alerts: list[s.AlertStmt] = attrs.field(factory=list)
+    spans: dict[str, tuple[str, Span | None]] = attrs.field(factory=dict)
+
+
+def _declare(items: list[_Item], problems: list[Diagnostic]) -> _Declarations:
+    d = _Declarations()
+
+    def claim(name: str, what: str, span: Span | None) -> bool:
+        if name in d.spans:
+            other_what, other = d.spans[name]
+            where = f" at {other}" if other else ""
+            problems.append(error(f"'{name}' is already defined as a {other_what}{where}", span,
+                                  f"rename one of the two {what}s" if what == other_what else
+                                  "metrics, params and sources share one namespace: rename one", "duplicate"))
+            return False
+        d.spans[name] = (what, span)
+        return True
+
+    for item in items:
+        st = item.statement
+        match st:
+            case s.TreeHeader():
+                if item.library is None and d.header is None:
+                    d.header = st
+            case s.GrainStmt():
+                if item.library is None:
+                    if st.grain not in GRAINS:
+                        problems.append(error(f"unknown grain '{st.grain}'", st.span,
+                                              did_you_mean(st.grain, GRAINS) or f"use one of: {', '.join(GRAINS)}",
+                                              "grain"))
+                    else:
+                        d.grain, d.grain_span = st.grain, st.span
+            case s.SourceDef():
+                meta = _meta(st.meta, {"label", "description"}, "a source", problems)
+                if st.time is None:
+                    problems.append(error(f"source '{st.name}' has no time column", st.span,
+                                          "add a line `time <column>` naming its date or timestamp column",
+                                          "source"))
+                if claim(st.name, "source", st.span):
+                    d.sources[st.name] = Source(st.name, st.time, st.dimensions, st.entity,
+                                                meta.get("label"), meta.get("description"), span=st.span)
+            case s.ParamDef():
+                meta = _meta(st.meta, {"label", "description", "unit"}, "a param", problems)
+                if claim(st.name, "param", st.span):
+                    d.params[st.name] = Param(st.name, float(st.value), st.percent, meta.get("label"),
+                                              meta.get("description"), span=st.span)
+            case s.MetricDef():
+                if claim(st.name, "metric", st.name_span):
+                    d.metrics[st.name] = (st, item.library)
+            case s.LinkStmt():
+                d.links.append(st)
+            case s.TargetStmt():
+                d.targets.append(st)
+            case s.AlertStmt():
+                d.alerts.append(st)
+    return d
+
+
+# --------------------------------------------------------------------------- resolve
+
+
+@attrs.define
+class _Resolver:
+    """Resolves the names of one formula and classifies its metric."""
+
+    decl: _Declarations
+    registry: Registry
+    problems: list[Diagnostic]
+
+    def names(self) -> list[str]:
+        return list(self.decl.metrics) + list(self.decl.params)
+
+    def unknown(self, name: str, span: Span | None, what: str, pool: Iterable[str], hint: str | None = None) -> None:
+        self.problems.append(error(f"unknown {what} '{name}'", span, did_you_mean(name, pool) or hint,
+                                   "unknown-name"))
+
+    def is_aggregate_call(self, node: s.Expr) -> bool:
+        if not isinstance(node, s.Call) or node.name not in self.registry.aggregates:
+            return False
+        if node.name not in self.registry.scalars:
+            return True
+        # min/max exist as both: an aggregate when it reads a source.
+        return any(isinstance(n, s.Column) or (isinstance(n, s.Name) and n.name in self.decl.sources)
+                   for a in node.args for n in s.walk(a))
+
+    def metric(self, st: s.MetricDef, library: str | None) -> Metric:
+        meta = _meta(st.meta, _METRIC_META, "a metric", self.problems)
+        common = dict(label=meta.get("label"), description=meta.get("description"), unit=meta.get("unit"),
+                      format=meta.get("format"), direction=meta.get("direction"), owner=meta.get("owner"),
+                      level=meta.get("level"), controllable=meta.get("controllable"),
+                      external=bool(meta.get("external", False)), library=library, span=st.name_span)
+        if st.formula is None:
+            return Metric(st.name, "group", **common)
+        aggregates = [n for n in s.walk(st.formula) if self.is_aggregate_call(n)]
+        if aggregates:
+            source = self.base(st, aggregates)
+            return Metric(st.name, "base", st.formula, source, st.where, params=self.params_of(st), **common)
+        if st.where is not None:
+            self.problems.append(error(
+                f"'where' filters rows of a source, but '{st.name}' is a formula over metrics", st.where.span,
+                "put the filter on the base metrics it uses (metric x = sum(orders.amount) where …)", "where"))
+        inputs, shifts = self.derived(st)
+        return Metric(st.name, "derived", st.formula, inputs=inputs, shifts=shifts, params=self.params_of(st),
+                      **common)
+
+    def params_of(self, st: s.MetricDef) -> tuple[str, ...]:
+        nodes = list(s.walk(st.formula)) + (list(s.walk(st.where)) if st.where else [])
+        return tuple(dict.fromkeys(n.name for n in nodes if isinstance(n, s.Name) and n.name in self.decl.params))
+
+    # -- base metrics: aggregations over one source
+    def base(self, st: s.MetricDef, aggregates: list[s.Call]) -> str | None:
+        sources: dict[str, Span | None] = {}
+        inside = {id(n) for call in aggregates for a in call.children() for n in s.walk(a)}
+        for node in s.walk(st.formula):
+            if isinstance(node, s.Call) and id(node) not in inside:
+                self.check_call(node, aggregate=self.is_aggregate_call(node))
+                if self.is_aggregate_call(node):
+                    for arg in node.args:
+                        if isinstance(arg, s.Name) and arg.name in self.decl.sources:
+                            sources.setdefault(arg.name, arg.span)
+            if id(node) in inside:
+                self.row_level(node, sources, st.name, "aggregation")
+            elif isinstance(node, s.Name | s.Shift) and node.name in self.decl.metrics:
+                self.problems.append(error(
+                    f"'{st.name}' aggregates a source and also reads the metric '{node.name}'", node.span,
+                    f"split it: one metric for the aggregation, one formula combining it with '{node.name}'",
+                    "mixed-metric"))
+            elif isinstance(node, s.Column) and id(node) not in inside:
+                self.problems.append(error(f"the column {node.to_source()} is read outside an aggregation",
+                                           node.span, f"aggregate it, e.g. sum({node.to_source()})", "column"))
+            elif isinstance(node, s.Name) and node.name not in self.decl.params and id(node) not in inside:
+                self.unknown(node.name, node.span, "name", self.decl.params)
+        if st.where is not None:
+            for node in s.walk(st.where):
+                self.row_level(node, sources, st.name, "filter", filter_=True)
+        if len(sources) > 1:
+            first, *others = sources
+            self.problems.append(error(
+                f"'{st.name}' reads columns of several sources: {', '.join(sources)}",
+                sources[others[0]],
+                f"a base metric aggregates one source; here it aggregates {first} — move the rest to a metric "
+                f"of its own and combine them in a formula", "other-source"))
+        return next(iter(sources), None)
+
+    def row_level(self, node: s.Expr, sources: dict[str, Span | None], metric: str, role: str,
+                  filter_: bool = False) -> None:
+        if isinstance(node, s.Column):
+            if node.source not in self.decl.sources:
+                self.unknown(node.source, node.span, "source", self.decl.sources)
+                return
+            if sources and node.source not in sources and filter_:
+                first = next(iter(sources))
+                self.problems.append(error(
+                    f"the filter of '{metric}' reads {node.to_source()}, a column of another source than {first}",
+                    node.span, f"filter on a column of {first}; a filter cannot join sources", "other-source"))
+                return
+            sources.setdefault(node.source, node.span)
+        elif isinstance(node, s.Name):
+            if node.name in self.decl.params or node.name in self.decl.sources:
+                return
+            if node.name in self.decl.metrics:
+                self.problems.append(error(f"the {role} of '{metric}' reads the metric '{node.name}'", node.span,
+                                           "filters and aggregations read source columns (orders.status) "
+                                           "and params only", "mixed-metric"))
+                return
+            columns = [f"{src}.{node.name}" for src in self.decl.sources]
+            self.unknown(node.name, node.span, "name", self.decl.params,
+                         hint=f"columns are written with their source: {' or '.join(columns[:3])}"
+                         if columns else None)
+        elif isinstance(node, s.Shift):
+            self.problems.append(error(f"a time shift cannot be used in the {role} of '{metric}'", node.span,
+                                       "shift metrics in formulas over metrics", "shift"))
+        elif isinstance(node, s.Call):
+            if node.name in self.registry.aggregates and self.is_aggregate_call(node):
+                self.problems.append(error(f"aggregations cannot be nested: {node.name}() inside the {role} "
+                                           f"of '{metric}'", node.span, "aggregate row-level values only",
+                                           "nested-aggregate"))
+            else:
+                self.check_call(node, aggregate=False)
+
+    # -- derived metrics: formulas over metrics
+    def derived(self, st: s.MetricDef) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]]:
+        inputs: dict[str, None] = {}
+        shifts: dict[tuple[str, int], None] = {}
+        for node in s.walk(st.formula):
+            match node:
+                case s.Name(name=name):
+                    if name in self.decl.metrics:
+                        inputs[name] = None
+                    elif name in self.decl.sources:
+                        self.problems.append(error(f"'{name}' is a source, not a metric", node.span,
+                                                   f"aggregate it, e.g. count({name})", "source-as-metric"))
+                    elif name not in self.decl.params:
+                        self.unknown(name, node.span, "name", self.names())
+                case s.Shift(name=name, offset=offset):
+                    if name not in self.decl.metrics:
+                        self.unknown(name, node.span, "metric", self.decl.metrics)
+                    elif offset >= 0:
+                        self.problems.append(error(
+                            f"{node.to_source()} looks {'at the same period' if offset == 0 else 'into the future'}",
+                            node.span, f"shift backwards: {name}[-1] is the previous period", "shift"))
+                    else:
+                        inputs[name] = None
+                        shifts[(name, offset)] = None
+                case s.Column():
+                    self.problems.append(error(
+                        f"'{st.name}' is a formula over metrics but reads the column {node.to_source()}", node.span,
+                        f"aggregate the column in a base metric, e.g. metric x = sum({node.to_source()})",
+                        "column"))
+                case s.Call():
+                    self.check_call(node, aggregate=False)
+        return tuple(inputs), tuple(shifts)
+
+    def check_call(self, node: s.Call, aggregate: bool) -> None:
+        table: dict = self.registry.aggregates if aggregate else self.registry.scalars
+        fn: Aggregate | Scalar | None = table.get(node.name)
+        if fn is None:
+            if not aggregate and node.name in self.registry.aggregates:
+                self.problems.append(error(
+                    f"{node.name}() aggregates a source column, but here it is given metrics", node.span,
+                    f"write {node.name}(source.column) in a base metric", "aggregate-on-metrics"))
+                return
+            pool = list(self.registry.scalars) + list(self.registry.aggregates)
+            self.unknown(node.name, node.span, "function", pool,
+                         hint="see `metrictree plugins` for the functions installed")
+            return
+        count = len(node.args)
+        most = fn.max_args
+        if count < fn.min_args or (most is not None and count > most):
+            want = (f"{fn.min_args}" if most == fn.min_args else
+                    f"{fn.min_args} or more" if most is None else f"{fn.min_args} to {most}")
+            self.problems.append(error(f"{node.name}() takes {want} argument(s), got {count}", node.span,
+                                       fn.doc or None, "arity"))
+        for key, value in node.kwargs:
+            if key not in fn.keywords:
+                allowed = ", ".join(fn.keywords) or "none"
+                self.problems.append(error(f"{node.name}() has no option '{key}'", value.span,
+                                           did_you_mean(key, fn.keywords) or f"its options: {allowed}", "keyword"))
+
+
+# --------------------------------------------------------------------------- graph
+
+
+def _graph(metrics: dict[str, Metric], decl: _Declarations, problems: list[Diagnostic]) -> tuple[nx.DiGraph,
+                                                                                                   list[Link]]:
+    graph = nx.DiGraph()
+    links: list[Link] = []
+    for name, metric in metrics.items():
+        graph.add_node(name, metric=metric)
+    for metric in metrics.values():
+        for child in metric.inputs:
+            graph.add_edge(metric.name, child, kind="formula")
+            links.append(Link(metric.name, child, "formula", metric.span))
+    for st in decl.links:
+        spans = st.name_spans or (None,) * (len(st.children) + 1)
+        if st.parent not in metrics:
+            problem = ("is a param, not a metric" if st.parent in decl.params else None)
+            if problem:
+                problems.append(error(f"'{st.parent}' {problem}", spans[0], "links join metrics", "link"))
+            else:
+                problems.append(error(f"unknown metric '{st.parent}'", spans[0],
+                                      did_you_mean(st.parent, metrics), "unknown-name"))
+            continue
+        for child, span in zip(st.children, spans[1:], strict=False):
+            if child not in metrics:
+                problems.append(error(f"unknown metric '{child}'", span, did_you_mean(child, metrics), "unknown-name"))
+            elif child == st.parent:
+                problems.append(error(f"'{child}' cannot influence itself", span, "remove it from the link", "cycle"))
+            elif graph.has_edge(st.parent, child):
+                kind = graph.edges[st.parent, child]["kind"]
+                problems.append(warning(
+                    f"'{child}' is already a {kind} child of '{st.parent}'", span,
+                    "remove the redundant influence link" if kind == "formula" else "remove the repeated link",
+                    "redundant-link"))
+            else:
+                graph.add_edge(st.parent, child, kind="influence")
+                links.append(Link(st.parent, child, "influence", span))
+    for component in nx.strongly_connected_components(graph):
+        if len(component) > 1 or any(graph.has_edge(n, n) for n in component):
+            order = [n for n in metrics if n in component]
+            cycle = nx.find_cycle(graph.subgraph(component), source=order[0])
+            path = " → ".join([a for a, _ in cycle] + [cycle[0][0]])
+            kinds = {graph.edges[a, b]["kind"] for a, b in cycle}
+            via = "formulas and influence links" if len(kinds) > 1 else f"{kinds.pop()}s"
+            problems.append(error(f"cycle through {via}: {path}", metrics[cycle[0][0]].span,
+                                  "a metric cannot depend on itself; break the cycle (for running totals over time "
+                                  "use cumulative_sum(m) or m[-1])", "cycle"))
+    return graph, links
+
+
+# --------------------------------------------------------------------------- units
+
+
+def _units(metrics: dict[str, Metric], problems: list[Diagnostic]) -> None:
+    inferred: dict[str, str | None] = {}
+
+    def unit_of(node: s.Expr) -> str | None:
+        """``None`` = unknown, ``""`` = a plain number (literals, params)."""
+        match node:
+            case s.Literal():
+                return ""
+            case s.Name(name=n) | s.Shift(name=n):
+                if n in metrics:
+                    return metric_unit(n)
+                return ""
+            case s.Unary(op="-", operand=x):
+                return unit_of(x)
+            case s.Binary(op="+" | "-" as op, left=a, right=b):
+                ua, ub = unit_of(a), unit_of(b)
+                if ua and ub and ua != ub:
+                    problems.append(error(f"unit clash: {a.to_source()} is in {ua} but {b.to_source()} is in {ub}",
+                                          node.span, f"'{op}' needs both sides in the same unit; convert one side "
+                                          "or fix a unit declaration", "unit"))
+                return ua if ua is not None and ub is not None else (ua or ub or None)
+            case s.Binary(op="*", left=a, right=b):
+                ua, ub = unit_of(a), unit_of(b)
+                if ua is None or ub is None:
+                    return None
+                return ua or ub if not (ua and ub) or "%" in (ua, ub) else f"{ua}*{ub}"
+            case s.Binary(op="/", left=a, right=b):
+                ua, ub = unit_of(a), unit_of(b)
+                if ua is None or ub is None:
+                    return None
+                if ua == ub:
+                    return ""
+                return ua if not ub or ub == "%" else f"{ua or '1'}/{ub}"
+            case s.Call(name="min" | "max" | "coalesce", args=args) if len(args) > 1:
+                units = [unit_of(a) for a in args]
+                known = [u for u in units if u]
+                if len(set(known)) > 1:
+                    problems.append(error(f"unit clash in {node.name}(): {', '.join(sorted(set(known)))}", node.span,
+                                          "all arguments must share a unit", "unit"))
+                return known[0] if known else None
+            case _:
+                return None
+
+    def metric_unit(name: str) -> str | None:
+        if name not in inferred:
+            inferred[name] = None  # guards against cycles, reported elsewhere
+            metric = metrics[name]
+            found = unit_of(metric.formula) if metric.kind == "derived" else None
+            declared = metric.unit
+            if declared and found and "/" not in found and "*" not in found and found != declared:
+                problems.append(error(f"'{name}' is declared in {declared} but its formula gives {found}",
+                                      metric.span, f"change its unit to {found} or fix the formula", "unit"))
+            inferred[name] = declared or found
+        return inferred[name]
+
+    for name in metrics:
+        metric_unit(name)
+
+
+# --------------------------------------------------------------------------- lints
+
+
+def _lints(metrics: dict[str, Metric], graph: nx.DiGraph, ruled: set[str], problems: list[Diagnostic]) -> None:
+    own = [m for m in metrics.values() if m.library is None]
+    roots = [m for m in own if graph.in_degree(m.name) == 0]
+    if len(roots) > 1:
+        for metric in roots:
+            if metric.level != "strategic" and metric.name not in ruled:
+                problems.append(warning(
+                    f"metric '{metric.name}' is not used by any other metric, link, target or alert", metric.span,
+                    "use it in a formula, link it under a parent with `parent <~ "
+                    f"{metric.name}`, or mark it `level strategic` if it is a top goal", "unused"))
+    for metric in own:
+        if metric.level == "strategic" and graph.out_degree(metric.name) == 0:
+            problems.append(warning(
+                f"strategic metric '{metric.name}' has no drivers", metric.span,
+                f"decompose it into a formula over metrics or link drivers with `{metric.name} <~ …`", "no-drivers"))
+        if graph.out_degree(metric.name) == 0 and metric.controllable is False and not metric.external:
+            problems.append(warning(
+                f"'{metric.name}' is a leaf that its owner cannot control", metric.span,
+                "mark it `external` if it is driven from outside (market, tax policy), or give it drivers",
+                "uncontrollable-leaf"))
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def _dimension_check(where: s.Expr | None, dimensions: set[str], what: str, problems: list[Diagnostic]) -> None:
+    if where is None:
+        return
+    for node in s.walk(where):
+        if isinstance(node, s.Name) and node.name not in dimensions:
+            problems.append(error(f"unknown dimension '{node.name}' in the slice of {what}", node.span,
+                                  did_you_mean(node.name, dimensions) or
+                                  f"the tree's dimensions: {', '.join(sorted(dimensions)) or 'none'}", "unknown-name"))
+        elif isinstance(node, s.Column | s.Shift | s.Call):
+            problems.append(error(f"the slice of {what} can only compare dimensions with values", node.span,
+                                  'e.g. where segment == "new"', "slice"))
+
+
+def _rule_metrics(condition: s.Expr, metrics: dict[str, Metric], decl: _Declarations, what: str,
+                  resolver: _Resolver) -> tuple[str, ...]:
+    used: dict[str, None] = {}
+    for node in s.walk(condition):
+        if isinstance(node, s.Name | s.Shift):
+            if node.name in metrics:
+                used[node.name] = None
+            elif not (isinstance(node, s.Name) and node.name in decl.params):
+                resolver.unknown(node.name, node.span, "metric", metrics)
+        elif isinstance(node, s.Call):
+            resolver.check_call(node, aggregate=False)
+        elif isinstance(node, s.Column):
+            resolver.problems.append(error(f"{what} reads the column {node.to_source()}", node.span,
+                                           "rules are on metrics; make a metric for it", "column"))
+    return tuple(used)
+
+
+def _targets(decl: _Declarations, metrics: dict[str, Metric], dims: set[str], resolver: _Resolver) -> list[Target]:
+    targets = []
+    for st in decl.targets:
+        cond = st.condition
+        if not (isinstance(cond, s.Binary) and cond.op in s.COMPARISONS and isinstance(cond.left, s.Name)
+                and isinstance(cond.right, s.Literal) and isinstance(cond.right.value, int | float)):
+            resolver.problems.append(error("a target compares one metric with a number", cond.span,
+                                           "e.g. target open_rate >= 30% by 2027-03-31", "target"))
+            continue
+        if cond.left.name not in metrics:
+            resolver.unknown(cond.left.name, cond.left.span, "metric", metrics)
+            continue
+        _dimension_check(st.where, dims, "a target", resolver.problems)
+        meta = _meta(st.meta, {"label", "description"}, "a target", resolver.problems)
+        if st.every is not None and st.every not in GRAINS:
+            resolver.problems.append(error(f"unknown checkpoint cadence '{st.every}'", st.span,
+                                           did_you_mean(st.every, GRAINS) or f"use one of: {', '.join(GRAINS)}",
+                                           "grain"))
+        targets.append(Target(cond.left.name, cond.op, float(cond.right.value), st.deadline, st.start, st.every,
+                              st.checkpoints, st.where, cond, meta.get("label"), span=st.span))
+    return targets
+
+
+def _alerts(decl: _Declarations, metrics: dict[str, Metric], dims: set[str], resolver: _Resolver) -> list[Alert]:
+    alerts = []
+    for st in decl.alerts:
+        used = _rule_metrics(st.condition, metrics, decl, "an alert", resolver)
+        if not used:
+            resolver.problems.append(error("an alert must read at least one metric", st.condition.span,
+                                           "e.g. alert churn_rate > 5%", "alert"))
+        _dimension_check(st.where, dims, "an alert", resolver.problems)
+        meta = _meta(st.meta, {"severity", "message", "label", "description"}, "an alert", resolver.problems)
+        alerts.append(Alert(st.condition, used, st.where, meta.get("severity", "warning"), meta.get("message"),
+                            span=st.span))
+    return alerts
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+
+def compile_module(module: s.Module, registry: Registry | None = None, file: str | None = None) -> Tree:
+    """Run every pass over a parsed module; raise `CompileError` listing every error found."""
+    registry = registry or default_registry()
+    problems: list[Diagnostic] = []
+    items = _gather(module, registry, problems)
+    decl = _declare(items, problems)
+    resolver = _Resolver(decl, registry, problems)
+    metrics = {name: resolver.metric(st, library) for name, (st, library) in decl.metrics.items()}
+    graph, links = _graph(metrics, decl, problems)
+    _units(metrics, problems)
+    dims = {d for src in decl.sources.values() for d in src.dimensions}
+    targets = _targets(decl, metrics, dims, resolver)
+    alerts = _alerts(decl, metrics, dims, resolver)
+    ruled = {t.metric for t in targets} | {m for a in alerts for m in a.metrics}
+    _lints(metrics, graph, ruled, problems)
+    if not metrics and not any(p.severity == "error" for p in problems):
+        problems.append(error("the tree defines no metrics", None, "add at least one `metric name = …`", "empty"))
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise CompileError(sorted(problems, key=_position))
+    header = decl.header
+    name = header.name if header else (Path(file).stem if file else "tree")
+    return Tree(name=name, title=header.title if header else None, grain=decl.grain, sources=dict(decl.sources),
+                params=dict(decl.params), metrics=metrics, links=tuple(links), targets=tuple(targets),
+                alerts=tuple(alerts), graph=graph, warnings=tuple(sorted(problems, key=_position)), file=file,
+                dimensions=tuple(dict.fromkeys(d for src in decl.sources.values() for d in src.dimensions)))
+
+
+def _position(d: Diagnostic) -> tuple:
+    span = d.span
+    return (span.file, span.line, span.column) if span else ("", 0, 0)

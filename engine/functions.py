@@ -1,0 +1,221 @@
+"""What a DSL function is, and the registry plugins fill.
+
+Two kinds of function exist, because they run at two different places of the flow:
+
+* `Aggregate` — over raw rows of one source, per (period, slice). An aggregate does
+  not compute its result itself: it *plans* a few `Partial` columns (a sum, a count,
+  a distinct count …) that the evaluator computes for every base metric of a source
+  in one grouped pass, and then *finishes* them into the metric's values on the small
+  aggregate table. That is what keeps a plugin's aggregation (``nps(score)``) as fast
+  as a built-in one.
+* `Scalar` — over metric columns of the small aggregate table (``log(x)``,
+  ``if(c, a, b)``). A ``window`` scalar also gets the `Frame`, to look at earlier
+  periods of the same slice (``change(m)``, ``rolling_avg(m, 3)``).
+
+Undefined results are null with a reason: a function returns `Computed` with a mask
+and a sentence for each kind of undefined value, never inf or a silent 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Protocol
+
+import attrs
+import pyarrow as pa
+
+from .errors import PluginError, error
+
+Values = pa.Array | pa.ChunkedArray
+
+
+@attrs.frozen
+class Computed:
+    """A function result with the reasons some values are null.
+
+    Attributes:
+        values: the result, one value per row.
+        notes: ``(mask, reason)`` pairs; ``mask`` is true where the value is null for ``reason``.
+    """
+
+    values: Values
+    notes: tuple[tuple[Values, str], ...] = ()
+
+
+def as_computed(result: Values | Computed) -> Computed:
+    return result if isinstance(result, Computed) else Computed(result)
+
+
+# --------------------------------------------------------------------------- aggregates
+
+How = Literal["sum", "count", "count_all", "min", "max", "mean", "count_distinct", "any", "all"]
+
+
+@attrs.frozen
+class Partial:
+    """One per-group column an aggregate needs.
+
+    Attributes:
+        values: the row-level input (``None`` with ``how="count_all"``: count rows).
+        how: the grouped reduction.
+        empty: the value for a (period, slice) with no rows: 0 for sums and counts, null otherwise.
+    """
+
+    values: Values | None
+    how: How
+    empty: Any = None
+
+
+@attrs.frozen
+class AggregateContext:
+    """What an aggregate's planner may use besides its arguments.
+
+    Attributes:
+        source: the source name.
+        rows: the number of rows.
+        period: the period index of every row (int32; consecutive periods differ by 1).
+        entity: the source's entity column, if it declares one.
+        mask: true on the rows the metric's ``where`` keeps (``None``: all rows).
+    """
+
+    source: str
+    rows: int
+    period: Values
+    entity: Values | None = None
+    mask: Values | None = None
+
+
+@attrs.frozen
+class Aggregate:
+    """A function over the rows of a source, e.g. ``sum(orders.amount)``.
+
+    Attributes:
+        name: the name in tree files.
+        plan: ``plan(ctx, *args, **kwargs) -> [Partial, …]``; ``args`` are row-level arrays,
+            or `ROWS` where the author passed a source name (``count(orders)``).
+        finish: ``finish(*partials) -> values``; default: the single partial as it is.
+        min_args, max_args: how many positional arguments it takes.
+        keywords: the keyword arguments it accepts, with their defaults.
+        check: ``check(*arg_types) -> problem or None`` to reject wrong column types early.
+        doc: one line for ``metrictree plugins`` and the docs.
+    """
+
+    name: str
+    plan: Callable[..., Sequence[Partial]]
+    finish: Callable[..., Values | Computed] | None = None
+    min_args: int = 1
+    max_args: int = 1
+    keywords: dict[str, Any] = attrs.field(factory=dict)
+    check: Callable[..., str | None] | None = None
+    doc: str = ""
+    kind: str = attrs.field(default="aggregate", init=False)
+
+
+class _Rows:
+    """The argument of ``count(orders)``: the source's rows themselves."""
+
+    def __repr__(self) -> str:
+        return "ROWS"
+
+
+ROWS = _Rows()
+
+
+# --------------------------------------------------------------------------- scalars
+
+
+class Frame(Protocol):
+    """The periods × slices layout of the aggregate table, for window functions."""
+
+    periods: int
+
+    def shift(self, values: Values, offset: int) -> pa.Array:
+        """The value ``offset`` periods away in the same slice (negative = earlier); null outside the data."""
+
+    def cumulative_sum(self, values: Values) -> pa.Array:
+        """Running total over the periods of each slice (nulls count as 0)."""
+
+
+@attrs.frozen
+class Scalar:
+    """A function over metric values, e.g. ``log(x)`` or ``change(m)``.
+
+    Attributes:
+        name: the name in tree files.
+        impl: ``impl(*args, **kwargs)`` (``impl(frame, *args, **kwargs)`` when ``window``) returning
+            an array or `Computed`.
+        min_args, max_args: positional arity (``max_args=None``: any number).
+        keywords: accepted keyword arguments with defaults.
+        window: whether it looks at other periods (and so gets the `Frame`).
+        doc: one line for ``metrictree plugins`` and the docs.
+    """
+
+    name: str
+    impl: Callable[..., Values | Computed]
+    min_args: int = 1
+    max_args: int | None = 1
+    keywords: dict[str, Any] = attrs.field(factory=dict)
+    window: bool = False
+    doc: str = ""
+    kind: str = attrs.field(default="scalar", init=False)
+
+
+Function = Aggregate | Scalar
+
+
+# --------------------------------------------------------------------------- libraries
+
+
+@attrs.frozen
+class Library:
+    """A metric library an author pulls in with ``import name``: tree-language text.
+
+    Attributes:
+        name: the name after ``import``.
+        text: tree-file text (sources, params, metrics) merged into the importing tree.
+        doc: one line for ``metrictree plugins``.
+    """
+
+    name: str
+    text: str
+    doc: str = ""
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@attrs.define
+class Registry:
+    """Every function and library the loaded plugins provide, with who provided each.
+
+    Filled through the ``register`` callbacks the plugin manager hands to each plugin,
+    so a clash can name both plugins.
+    """
+
+    aggregates: dict[str, Aggregate] = attrs.field(factory=dict)
+    scalars: dict[str, Scalar] = attrs.field(factory=dict)
+    libraries: dict[str, Library] = attrs.field(factory=dict)
+    owners: dict[tuple[str, str], str] = attrs.field(factory=dict)
+
+    def add(self, item: Function | Library, plugin: str) -> None:
+        if isinstance(item, Aggregate):
+            table, kind = self.aggregates, "aggregate function"
+        elif isinstance(item, Scalar):
+            table, kind = self.scalars, "function"
+        elif isinstance(item, Library):
+            table, kind = self.libraries, "library"
+        else:
+            raise PluginError(error(
+                f"plugin '{plugin}' registered {item!r}, which is not an Aggregate, Scalar or Library",
+                hint="register metrictree.functions.Aggregate, Scalar or Library objects", code="plugin"))
+        if item.name in table:
+            first = self.owners[(kind, item.name)]
+            raise PluginError(error(
+                f"{kind} '{item.name}' is defined by two plugins: '{first}' and '{plugin}'",
+                hint=f"uninstall or disable one of them, or rename the {kind} in one plugin", code="plugin-clash"))
+        table[item.name] = item
+        self.owners[(kind, item.name)] = plugin
+
+    def owner(self, item: Function | Library) -> str:
+        kind = {"aggregate": "aggregate function", "scalar": "function"}.get(getattr(item, "kind", ""), "library")
+        return self.owners[(kind, item.name)]

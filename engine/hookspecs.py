@@ -1,0 +1,38 @@
+"""Every hook a metrictree plugin can implement, in one place.
+
+A plugin is any module or object with functions decorated by `hookimpl`, registered
+from the entry-point group ``metrictree`` (or with ``metrictree.pluginmanager.register``).
+The built-in functions are a plugin too (`metrictree.plugins.core`), registered the
+same way.
+
+Hooks receive a ``register`` callback built by the host for that one plugin, so the
+host can validate what is registered and report a clash naming both plugins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("metrictree")
+hookimpl = pluggy.HookimplMarker("metrictree")
+
+
+@hookspec
+def metrictree_functions(register: Callable[..., None]) -> None:
+    """Add functions to the tree language.
+
+    Call ``register(fn)`` once per function, with a `metrictree.functions.Aggregate`
+    (over the rows of a source: ``nps(surveys.score)``) or a
+    `metrictree.functions.Scalar` (over metric values: ``log(x)``, ``change(m)``).
+    """
+
+
+@hookspec
+def metrictree_libraries(register: Callable[..., None]) -> None:
+    """Add metric libraries that tree files pull in with ``import name``.
+
+    Call ``register(metrictree.functions.Library(name, text, doc))``; ``text`` is
+    tree-language source (sources, params, metrics) merged into the importing tree.
+    """

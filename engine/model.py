@@ -1,0 +1,262 @@
+"""The compiled tree: frozen records of sources, metrics, links, params, targets and alerts,
+plus the NetworkX graph that ties them together.
+
+`Tree` is what `metrictree.load` returns and what every later stage reads. Its
+methods are thin doors into those stages (`Tree.evaluate` → `metrictree.evaluating`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+import networkx as nx
+
+from .errors import Diagnostic, Span
+from .syntax import Expr
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+    from .evaluating import Evaluation
+
+GRAINS = ("day", "week", "month", "quarter", "year")
+LEVELS = ("strategic", "operational", "technical")
+DIRECTIONS = ("up", "down")
+SEVERITIES = ("info", "warning", "critical")
+
+MetricKind = Literal["base", "derived", "group"]
+EdgeKind = Literal["formula", "influence"]
+
+
+@attrs.frozen
+class Source:
+    """A logical table bound to data at run time.
+
+    Attributes:
+        name: how metrics refer to it (``orders.amount``).
+        time: the date or timestamp column that places rows in periods.
+        dimensions: columns a result can be sliced by (``by=[...]``).
+        entity: the column identifying a customer (or account, user…), for entity functions.
+        label, description: for people.
+        span: where it was declared.
+    """
+
+    name: str
+    time: str | None
+    dimensions: tuple[str, ...] = ()
+    entity: str | None = None
+    label: str | None = None
+    description: str | None = None
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class Param:
+    """A named constant, overridable at run time (``--param gross_margin=0.65``).
+
+    Attributes:
+        name: its name in formulas.
+        value: the number (a percentage is stored as a fraction: 70% → 0.7).
+        percent: whether it was written as a percentage.
+    """
+
+    name: str
+    value: float
+    percent: bool = False
+    label: str | None = None
+    description: str | None = None
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class Metric:
+    """One node of the tree.
+
+    Attributes:
+        name: the identifier used in formulas.
+        kind: ``base`` (an aggregation over one source), ``derived`` (a formula over other
+            metrics) or ``group`` (no formula: a grouping node with influence children only).
+        formula: the expression after ``=``.
+        source: for a base metric, the source it aggregates.
+        where: for a base metric, the row filter.
+        inputs: the metrics its formula reads, in order of first use (formula children).
+        shifts: the time shifts it reads, as ``(metric, offset)`` pairs.
+        params: the params its formula reads.
+        label, description, unit, format, direction, owner, level: metadata for people and rules.
+        controllable: whether the owning team can act on it (``None``: not said).
+        external: driven from outside the business (market, tax policy).
+        library: the library it was imported from, if any.
+        span: the metric's name in its tree file.
+    """
+
+    name: str
+    kind: MetricKind
+    formula: Expr | None = None
+    source: str | None = None
+    where: Expr | None = None
+    inputs: tuple[str, ...] = ()
+    shifts: tuple[tuple[str, int], ...] = ()
+    params: tuple[str, ...] = ()
+    label: str | None = None
+    description: str | None = None
+    unit: str | None = None
+    format: str | None = None
+    direction: str | None = None
+    owner: str | None = None
+    level: str | None = None
+    controllable: bool | None = None
+    external: bool = False
+    library: str | None = None
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
+
+
+@attrs.frozen
+class Link:
+    """A parent → child edge of the tree.
+
+    Attributes:
+        parent, child: metric names (the child drives the parent).
+        kind: ``formula`` (the child appears in the parent's formula) or ``influence`` (``<~``).
+    """
+
+    parent: str
+    child: str
+    kind: EdgeKind
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class Target:
+    """A goal: ``target open_rate >= 30% by 2027-03-31``.
+
+    Attributes:
+        metric: the metric the goal is on.
+        op: the comparison (``>=``, ``<=`` …).
+        value: the target value.
+        deadline: the period or date the goal is due.
+        start: the start point's period (``None``: the first period evaluated).
+        every: checkpoint cadence (``month`` …), if given.
+        checkpoints: explicit ``(period, value)`` checkpoints.
+        where: a slice filter over dimensions.
+    """
+
+    metric: str
+    op: str
+    value: float
+    deadline: str
+    start: str | None = None
+    every: str | None = None
+    checkpoints: tuple[tuple[str, float], ...] = ()
+    where: Expr | None = None
+    condition: Expr | None = attrs.field(default=None, eq=False, repr=False)
+    label: str | None = None
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class Alert:
+    """A condition to watch: ``alert churn_rate > 5%``.
+
+    Attributes:
+        condition: a boolean expression over metrics.
+        metrics: the metrics it reads.
+        where: a slice filter over dimensions.
+        severity: ``info``, ``warning`` or ``critical``.
+        message: what to tell people when it fires.
+    """
+
+    condition: Expr
+    metrics: tuple[str, ...] = ()
+    where: Expr | None = None
+    severity: str = "warning"
+    message: str | None = None
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class Tree:
+    """A compiled, validated metric tree.
+
+    Attributes:
+        name, title: from the ``tree`` header.
+        grain: the default time grain.
+        sources, params, metrics: by name, in declaration order.
+        links: every edge, formula and influence.
+        targets, alerts: the KPI rules.
+        graph: a ``networkx.DiGraph`` parent → child; every edge has ``kind`` (formula or
+            influence); every node has ``metric`` (the `Metric`).
+        warnings: the problems that did not stop compilation.
+        file: the path it was loaded from (``None`` for text).
+    """
+
+    name: str
+    title: str | None
+    grain: str
+    sources: Mapping[str, Source]
+    params: Mapping[str, Param]
+    metrics: Mapping[str, Metric]
+    links: tuple[Link, ...]
+    targets: tuple[Target, ...]
+    alerts: tuple[Alert, ...]
+    graph: nx.DiGraph = attrs.field(eq=False, repr=False)
+    warnings: tuple[Diagnostic, ...] = attrs.field(default=(), eq=False, repr=False)
+    file: str | None = None
+    dimensions: tuple[str, ...] = ()
+
+    # ---- graph questions
+
+    def drivers(self, metric: str, kind: EdgeKind | None = None) -> list[str]:
+        """The children of a metric (its formula inputs and influence children), in declaration order."""
+        edges = self.graph.out_edges(metric, data="kind")
+        return [child for _, child, k in edges if kind is None or k == kind]
+
+    def parents(self, metric: str) -> list[str]:
+        return [parent for parent, _ in self.graph.in_edges(metric)]
+
+    def roots(self) -> list[str]:
+        """Metrics no other metric depends on, top of the tree first."""
+        return [m for m in self.metrics if self.graph.in_degree(m) == 0]
+
+    def requirements(self, metrics: Iterable[str]) -> list[str]:
+        """The given metrics and every metric their formulas need, in evaluation order."""
+        formula = nx.subgraph_view(self.graph, filter_edge=lambda a, b: self.graph.edges[a, b]["kind"] == "formula")
+        needed: set[str] = set()
+        for name in metrics:
+            needed.add(name)
+            needed.update(nx.descendants(formula, name))
+        position = {name: i for i, name in enumerate(self.metrics)}
+        depth: dict[str, int] = {}
+        # Stable order: dependencies first, otherwise as declared.
+        return sorted(needed, key=lambda n: (_depth(formula, n, depth), position[n]))
+
+    # ---- the stages
+
+    def evaluate(self, data: Mapping[str, Any], grain: str | None = None, by: Sequence[str] | str = (),
+                 start: str | None = None, end: str | None = None, metrics: Sequence[str] | None = None,
+                 params: Mapping[str, float] | None = None) -> pa.Table:
+        """Evaluate the tree over data; see `metrictree.evaluating.evaluate`.
+
+        Returns an Arrow table: ``period``, the ``by`` columns, one column per metric.
+        Why any value is null is in the table's schema metadata (`metrictree.null_reasons`).
+        """
+        return self.evaluation(data, grain, by, start, end, metrics, params).to_table()
+
+    def evaluation(self, data: Mapping[str, Any], grain: str | None = None, by: Sequence[str] | str = (),
+                   start: str | None = None, end: str | None = None, metrics: Sequence[str] | None = None,
+                   params: Mapping[str, float] | None = None) -> Evaluation:
+        """Like `evaluate`, returning an `Evaluation` (the table and the reasons for nulls)."""
+        from .evaluating import evaluate
+
+        return evaluate(self, data, grain=grain, by=by, start=start, end=end, metrics=metrics, params=params)
+
+
+def _depth(graph: nx.DiGraph, node: str, memo: dict[str, int]) -> int:
+    if node not in memo:
+        memo[node] = 1 + max((_depth(graph, c, memo) for c in graph.successors(node)), default=-1)
+    return memo[node]
