@@ -97,6 +97,9 @@ class Aggregate:
         min_args, max_args: how many positional arguments it takes.
         keywords: the keyword arguments it accepts, with their defaults.
         check: ``check(*arg_types) -> problem or None`` to reject wrong column types early.
+        entity: whether the planner reads ``ctx.entity`` (the source must declare ``entity``).
+        lookback: whether a period's value depends on earlier periods' rows (churned customers),
+            so rows before the first period asked for must still be read.
         doc: one line for ``metrictree plugins`` and the docs.
     """
 
@@ -107,6 +110,8 @@ class Aggregate:
     max_args: int = 1
     keywords: dict[str, Any] = attrs.field(factory=dict)
     check: Callable[..., str | None] | None = None
+    entity: bool = False
+    lookback: bool = False
     doc: str = ""
     kind: str = attrs.field(default="aggregate", init=False)
 

@@ -1,0 +1,152 @@
+"""Bind a tree's sources to data: anything Arrow-readable in, one Arrow table per source out.
+
+Accepted for each source: a ``pyarrow.Table`` or ``RecordBatch``, a
+``pyarrow.dataset.Dataset``, a path to a Parquet, CSV or Arrow IPC file or to a
+(partitioned) folder of them, or any object with ``__arrow_c_stream__`` (polars,
+pandas, DuckDB relations). Only the columns the tree needs are read, string
+dimensions are read dictionary-encoded, and files are filtered on the time column so
+Parquet row groups outside the range are skipped.
+
+Every mismatch between tree and data is a `DataError` naming the source, the column
+and the tree line that needs it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from .errors import DataError, Span, did_you_mean, error
+from .model import Source
+
+_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".txt": "csv",
+            ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc"}
+
+
+@attrs.frozen
+class Need:
+    """A column the tree needs from a source, and the first place in the tree that needs it."""
+
+    column: str
+    span: Span | None
+    why: str
+
+
+def _format_of(path: Path) -> str:
+    if path.is_dir():
+        for child in sorted(path.rglob("*")):
+            if child.is_file() and child.suffix.lower() in _FORMATS:
+                return _FORMATS[child.suffix.lower()]
+        raise DataError(error(f"the folder {path} holds no Parquet, CSV or Arrow files",
+                              hint="point at a file or a folder of .parquet / .csv / .arrow files", code="no-data"))
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(error(f"cannot tell the format of {path}", hint="use a .parquet, .csv, .tsv, .arrow or "
+                                                                        ".feather file", code="format"))
+    return fmt
+
+
+def _dataset(path: Path, dictionary_columns: list[str]) -> ds.Dataset:
+    fmt = _format_of(path)
+    if fmt == "parquet":
+        file_format = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dictionary_columns))
+    elif fmt == "csv":
+        import pyarrow.csv as csv
+
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        file_format = ds.CsvFileFormat(parse_options=csv.ParseOptions(delimiter=delimiter))
+    else:
+        file_format = ds.IpcFileFormat()
+    try:
+        return ds.dataset(path, format=file_format, partitioning="hive" if path.is_dir() else None)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(error(f"cannot read {path}: {exc}", hint="check that the file is a valid "
+                                                                  f"{fmt} file", code="read")) from None
+
+
+def _as_arrow(value: Any, source: Source, dictionary_columns: list[str]) -> pa.Table | ds.Dataset:
+    if isinstance(value, pa.Table | ds.Dataset):
+        return value
+    if isinstance(value, pa.RecordBatch):
+        return pa.Table.from_batches([value])
+    if isinstance(value, str | os.PathLike):
+        path = Path(value).expanduser()
+        if not path.exists():
+            raise DataError(error(f"no data file for source '{source.name}' at {path}", source.span,
+                                  "check the path given for this source", "no-data"))
+        return _dataset(path, dictionary_columns)
+    if hasattr(value, "__arrow_c_stream__"):
+        return pa.RecordBatchReader.from_stream(value).read_all()
+    if type(value).__module__.startswith("pandas"):
+        return pa.Table.from_pandas(value, preserve_index=False)
+    raise DataError(error(f"cannot read the data for source '{source.name}' from a {type(value).__name__}",
+                          source.span, "pass a pyarrow Table or Dataset, a file path, or an object with "
+                                       "__arrow_c_stream__ (polars, pandas, DuckDB)", "no-data"))
+
+
+def _time_scalar(day: dt.date, type_: pa.DataType) -> pa.Scalar:
+    if pa.types.is_timestamp(type_):
+        return pa.scalar(dt.datetime(day.year, day.month, day.day), type_)
+    if pa.types.is_date64(type_):
+        return pa.scalar(day, pa.date64())
+    return pa.scalar(day, pa.date32())
+
+
+def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions: list[str],
+         since: dt.date | None = None, until: dt.date | None = None) -> pa.Table:
+    """The columns ``needs`` of one source, rows with ``since <= time < until``, validated."""
+    if source.name not in data:
+        given = ", ".join(sorted(data)) or "none"
+        raise DataError(error(
+            f"no data for source '{source.name}'", source.span,
+            f"pass it with --data {source.name}=PATH (or data={{'{source.name}': table}}); data given for: {given}"
+            + (f"; {did_you_mean(source.name, data)}" if did_you_mean(source.name, data) else ""), "no-data"))
+    arrow = _as_arrow(data[source.name], source, dimensions)
+    schema = arrow.schema
+    names = set(schema.names)
+    for need in needs:
+        if need.column not in names:
+            guess = did_you_mean(need.column, names)
+            columns = ", ".join(schema.names[:12]) + (" …" if len(schema.names) > 12 else "")
+            raise DataError(error(
+                f"source '{source.name}' has no column '{need.column}' ({need.why})", need.span,
+                (guess + " " if guess else "") + f"its columns: {columns}", "missing-column"))
+    time_type = schema.field(source.time).type
+    if not pa.types.is_temporal(time_type) or pa.types.is_time(time_type) or pa.types.is_duration(time_type):
+        span = next((n.span for n in needs if n.column == source.time), source.span)
+        raise DataError(error(
+            f"the time column '{source.time}' of source '{source.name}' holds {time_type}, not dates or timestamps",
+            span, "store it as a date or timestamp (in CSV, ISO dates like 2026-10-05 are read as dates; "
+                  "in pandas use pd.to_datetime)", "time-type"))
+    condition = None
+    if since is not None:
+        condition = ds.field(source.time) >= _time_scalar(since, time_type)
+    if until is not None:
+        upper = ds.field(source.time) < _time_scalar(until, time_type)
+        condition = upper if condition is None else condition & upper
+    columns = list(dict.fromkeys(n.column for n in needs))
+    if isinstance(arrow, ds.Dataset):
+        try:
+            table = arrow.to_table(columns=columns, filter=condition)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(error(f"cannot read the data of source '{source.name}': {exc}", source.span,
+                                  "check the files and their column types", "read")) from None
+    else:
+        table = arrow.select(columns)
+        if condition is not None:
+            table = table.filter(condition)
+    if table.num_rows == 0:
+        window = ""
+        if since or until:
+            window = f" between {since or 'the start'} and {until - dt.timedelta(days=1) if until else 'the end'}"
+        raise DataError(error(f"source '{source.name}' has no rows{window}", source.span,
+                              "check the data passed for it" + (" and the --from/--to range" if window else ""),
+                              "empty"))
+    return table
