@@ -356,8 +356,10 @@ def _derived(tree: Tree, metric: Metric, columns: dict[str, pa.Array], grid: Gri
     if pc.any(nulls).as_py():
         causes = []
         for name in metric.inputs:
-            if pc.any(pc.and_(nulls, pc.is_null(columns[name]))).as_py():
-                reason = next((r for m, _, r in notes if m == name), None)
+            hit = pc.and_(nulls, pc.is_null(columns[name]))
+            if pc.any(hit).as_py():
+                reason = next((r for m, mask, r in notes
+                               if m == name and pc.any(pc.and_(hit, pc.fill_null(mask, False))).as_py()), None)
                 causes.append(f"{name} is null" + (f" ({reason})" if reason else ""))
         if causes:
             notes.append((metric.name, nulls, "; ".join(causes)))
