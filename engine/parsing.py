@@ -306,6 +306,8 @@ def _keyword_terminals(expected) -> dict[str, str]:
 
 
 def _expected_text(expected) -> str:
+    if {"NAME", "NUMBER", "LPAR"} <= set(expected):
+        return "expected a value: a name, a number, a percentage, a string in double quotes or '('"
     names = sorted({_describe(t) for t in expected}, key=lambda x: (not x.startswith("a"), x))
     if len(names) > 8:
         names = names[:8] + ["…"]
