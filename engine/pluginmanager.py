@@ -85,7 +85,7 @@ def distribution_of(plugin: Any) -> str:
 def _collect(registry: Registry, hook_name: str) -> None:
     pm = plugin_manager()
     hook = getattr(pm.hook, hook_name)
-    for impl in reversed(hook.get_hookimpls()):  # registration order: built-ins first
+    for impl in hook.get_hookimpls():  # registration order: built-ins first
         owner = impl.plugin_name
 
         def add(item, _owner=owner) -> None:
@@ -125,3 +125,10 @@ def plugins() -> list[tuple[str, Any]]:
 
 
 Register = Callable[[Any], None]
+
+
+def reset() -> None:
+    """Forget the plugin manager, so the next use loads plugins afresh (after installing one, in tests)."""
+    global _manager, _registry
+    _manager = None
+    _registry = None
