@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
     from .evaluating import Evaluation
+    from .explaining import Explanation
 
 GRAINS = ("day", "week", "month", "quarter", "year")
 LEVELS = ("strategic", "operational", "technical")
@@ -254,6 +255,19 @@ class Tree:
         from .evaluating import evaluate
 
         return evaluate(self, data, grain=grain, by=by, start=start, end=end, metrics=metrics, params=params)
+
+    def explain(self, data: Mapping[str, Any], metric: str, baseline: str | None = None, current: str | None = None,
+                by: Sequence[str] | str = (), grain: str | None = None, params: Mapping[str, float] | None = None,
+                top: int = 5) -> Explanation:
+        """Why ``metric`` moved from ``baseline`` to ``current``; see `metrictree.explaining.explain`.
+
+        Periods are labels at the tree's grain (``2026-10``) or ranges (``2026-06..2026-09``, compared as
+        the mean per period); ``current`` defaults to the last period with data and ``baseline`` to the
+        period(s) just before it.
+        """
+        from .explaining import explain
+
+        return explain(self, data, metric, baseline, current, by, grain=grain, params=params, top=top)
 
 
 def _depth(graph: nx.DiGraph, node: str, memo: dict[str, int]) -> int:
