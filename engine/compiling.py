@@ -67,7 +67,10 @@ class _Item:
     library: str | None = None
 
 
-def _gather(module: s.Module, registry: Registry, problems: list[Diagnostic]) -> list[_Item]:
+def _gather(module: s.Module, registry: Registry, problems: list[Diagnostic],
+            selections: dict[str, tuple[tuple[str, ...], Span | None]]) -> list[_Item]:
+    """Every statement of the file, its includes and its imported libraries; ``selections`` gets
+    ``import lib (a, b)`` choices."""
     items: list[_Item] = []
     seen_files: set[str] = set()
     seen_libraries: set[str] = set()
@@ -77,7 +80,11 @@ def _gather(module: s.Module, registry: Registry, problems: list[Diagnostic]) ->
             if isinstance(statement, s.IncludeStmt):
                 include(statement, mod, library, chain)
             elif isinstance(statement, s.ImportStmt):
-                for name in statement.libraries:
+                only = statement.only or ((),) * len(statement.libraries)
+                for name, names in zip(statement.libraries, only, strict=True):
+                    if names:
+                        before = selections.get(name, ((), None))[0]
+                        selections[name] = (tuple(dict.fromkeys(before + names)), statement.span)
                     import_library(name, statement.span)
             else:
                 items.append(_Item(statement, library))
@@ -163,23 +170,35 @@ class _Declarations:
     targets: list[s.TargetStmt] = attrs.field(factory=list)
     alerts: list[s.AlertStmt] = attrs.field(factory=list)
     spans: dict[str, tuple[str, Span | None]] = attrs.field(factory=dict)
+    origins: dict[str, str | None] = attrs.field(factory=dict)
+    library_links: set[int] = attrs.field(factory=set)
 
 
 def _declare(items: list[_Item], problems: list[Diagnostic]) -> _Declarations:
     d = _Declarations()
 
-    def claim(name: str, what: str, span: Span | None) -> bool:
+    def claim(name: str, what: str, span: Span | None, library: str | None = None) -> bool:
         if name in d.spans:
             other_what, other = d.spans[name]
+            owner = d.origins.get(name)
+            if library is not None and owner is None:
+                return False  # the tree's own definition replaces the library's
+            if library is not None and owner != library:
+                problems.append(error(f"'{name}' is defined by two imported libraries: {owner} and {library}",
+                                      span, f"import only what you need, e.g. import {library} (…) without "
+                                            f"'{name}', or define '{name}' in the tree yourself", "library-clash"))
+                return False
             where = f" at {other}" if other else ""
             problems.append(error(f"'{name}' is already defined as a {other_what}{where}", span,
                                   f"rename one of the two {what}s" if what == other_what else
                                   "metrics, params and sources share one namespace: rename one", "duplicate"))
             return False
         d.spans[name] = (what, span)
+        d.origins[name] = library
         return True
 
-    for item in items:
+    # The tree's own statements first, so that they replace library definitions of the same name.
+    for item in sorted(items, key=lambda i: i.library is not None):
         st = item.statement
         match st:
             case s.TreeHeader():
@@ -199,24 +218,82 @@ def _declare(items: list[_Item], problems: list[Diagnostic]) -> _Declarations:
                     problems.append(error(f"source '{st.name}' has no time column", st.span,
                                           "add a line `time <column>` naming its date or timestamp column",
                                           "source"))
-                if claim(st.name, "source", st.span):
+                if claim(st.name, "source", st.span, item.library):
                     d.sources[st.name] = Source(st.name, st.time, st.dimensions, st.entity,
                                                 meta.get("label"), meta.get("description"), span=st.span)
             case s.ParamDef():
                 meta = _meta(st.meta, {"label", "description", "unit"}, "a param", problems)
-                if claim(st.name, "param", st.span):
+                if claim(st.name, "param", st.span, item.library):
                     d.params[st.name] = Param(st.name, float(st.value), st.percent, meta.get("label"),
                                               meta.get("description"), span=st.span)
             case s.MetricDef():
-                if claim(st.name, "metric", st.name_span):
+                if claim(st.name, "metric", st.name_span, item.library):
                     d.metrics[st.name] = (st, item.library)
             case s.LinkStmt():
                 d.links.append(st)
+                if item.library is not None:
+                    d.library_links.add(id(st))
             case s.TargetStmt():
                 d.targets.append(st)
             case s.AlertStmt():
                 d.alerts.append(st)
     return d
+
+
+def _references(st: s.MetricDef) -> set[str]:
+    names: set[str] = set()
+    for expr in (st.formula, st.where):
+        for node in s.walk(expr) if expr is not None else ():
+            if isinstance(node, s.Name | s.Shift):
+                names.add(node.name)
+            elif isinstance(node, s.Column):
+                names.add(node.source)
+    return names
+
+
+def _prune_libraries(d: _Declarations, selections: dict, problems: list[Diagnostic]) -> None:
+    """Keep the library metrics a tree can compute: every source and name they read exists.
+
+    ``import crm`` keeps every crm metric whose sources the tree declares; ``import crm (ltv)`` keeps
+    ``ltv`` and what it needs, and says why when it cannot.
+    """
+    library_metrics = {name for name, (_, lib) in d.metrics.items() if lib is not None}
+    known = set(d.sources) | set(d.params) | set(d.metrics)
+    missing: dict[str, set[str]] = {}
+    changed = True
+    while changed:
+        changed = False
+        for name in sorted(library_metrics - set(missing)):
+            absent = {ref for ref in _references(d.metrics[name][0]) if ref not in known or ref in missing}
+            if absent:
+                missing[name] = absent
+                changed = True
+    for library, (names, span) in selections.items():
+        keep: set[str] = set()
+        stack = list(names)
+        while stack:
+            name = stack.pop()
+            if name in keep:
+                continue
+            if name not in d.metrics or d.metrics[name][1] != library and d.origins.get(name) is not None:
+                pool = [n for n, (_, lib) in d.metrics.items() if lib == library]
+                problems.append(error(f"library {library} has no metric '{name}'", span,
+                                      did_you_mean(name, pool) or f"its metrics: {', '.join(sorted(pool))}",
+                                      "unknown-name"))
+                continue
+            if name in missing:
+                needs = ", ".join(sorted(missing[name]))
+                problems.append(error(f"{library}'s '{name}' cannot be imported: it needs {needs}", span,
+                                      "declare the source (and the metrics) it reads, or import less", "library"))
+                continue
+            keep.add(name)
+            stack.extend(ref for ref in _references(d.metrics[name][0]) if ref in library_metrics)
+        for name in [n for n, (_, lib) in d.metrics.items() if lib == library and n not in keep]:
+            missing.setdefault(name, set())
+    for name in missing:
+        d.metrics.pop(name, None)
+        d.spans.pop(name, None)
+        d.origins.pop(name, None)
 
 
 # --------------------------------------------------------------------------- resolve
@@ -415,6 +492,8 @@ def _graph(metrics: dict[str, Metric], decl: _Declarations, problems: list[Diagn
             graph.add_edge(metric.name, child, kind="formula")
             links.append(Link(metric.name, child, "formula", metric.span))
     for st in decl.links:
+        if id(st) in decl.library_links and not all(n in metrics for n in (st.parent, *st.children)):
+            continue  # a library's link between metrics this tree did not import
         spans = st.name_spans or (None,) * (len(st.children) + 1)
         if st.parent not in metrics:
             problem = ("is a param, not a metric" if st.parent in decl.params else None)
@@ -615,8 +694,10 @@ def compile_module(module: s.Module, registry: Registry | None = None, file: str
     """Run every pass over a parsed module; raise `CompileError` listing every error found."""
     registry = registry or default_registry()
     problems: list[Diagnostic] = []
-    items = _gather(module, registry, problems)
+    selections: dict = {}
+    items = _gather(module, registry, problems, selections)
     decl = _declare(items, problems)
+    _prune_libraries(decl, selections, problems)
     resolver = _Resolver(decl, registry, problems)
     metrics = {name: resolver.metric(st, library) for name, (st, library) in decl.metrics.items()}
     graph, links = _graph(metrics, decl, problems)

@@ -193,6 +193,8 @@ class Explanation:
         residual: change − the sum of the leaves' contributions (float rounding only).
         by: the dimensions drilled into.
         notes: anything the reader should know (a dimension a source lacks, non-additive metrics…).
+        method: how the root's change was split among its drivers.
+        segments: the root's own slices (its change by segment; mix / rate for a ratio).
     """
 
     tree: str
@@ -210,6 +212,7 @@ class Explanation:
     by: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     method: str = "additive"
+    segments: tuple[Segment, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (nulls as ``None``, never NaN)."""
@@ -217,6 +220,7 @@ class Explanation:
                 "baseline": self.baseline.to_dict(), "current": self.current.to_dict(), "change": self.change,
                 "relative_change": self.relative_change, "method": self.method,
                 "drivers": [d.to_dict() for d in self.drivers],
+                "segments": [x.to_dict() for x in self.segments],
                 "root_causes": [r.to_dict() for r in self.root_causes], "residual": self.residual,
                 "by": list(self.by), "notes": list(self.notes), "summary": self.summary()}
 
@@ -433,15 +437,18 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
 
     notes: list[str] = []
     root_causes: list[RootCause] = []
+    root_segments: tuple[Segment, ...] = ()
     if by:
         drill = _drill(tree, data, builder, by, spans, grain, values_of_params, registry, notes)
         drivers = tuple(_attach_segments(d, drill) for d in drivers)
+        if metric in drill:
+            root_segments = drill[metric].segments
         root_causes = sorted((rc for found in drill.values() for rc in found.causes),
                              key=lambda rc: -abs(rc.contribution))[:top]
     m = tree.metrics[metric]
     return Explanation(tree.name, metric, m.title, m.unit, m.direction, PeriodValue(b_label, root_b),
                        PeriodValue(c_label, root_c), change, change / abs(root_b) if root_b else None,
-                       tuple(drivers), tuple(root_causes), residual, tuple(by), tuple(notes), method)
+                       tuple(drivers), tuple(root_causes), residual, tuple(by), tuple(notes), method, root_segments)
 
 
 def _recompute(metric: Metric, world: _World) -> pa.Array:
@@ -460,6 +467,7 @@ class _Builder:
     root_change: float
     leaf_contributions: dict[str, float] = attrs.field(factory=dict)
     base_contributions: dict[str, float] = attrs.field(factory=dict)
+    derived_contributions: dict[str, float] = attrs.field(factory=dict)
 
     def pair(self, name: str) -> tuple[float | None, float | None]:
         b, c = self.world.values[name].to_pylist()
@@ -475,6 +483,7 @@ class _Builder:
         drivers: list[Driver] = []
         method = "leaf"
         if metric.kind == "derived":
+            self.derived_contributions[name] = self.derived_contributions.get(name, 0.0) + contribution
             inverse_shift = {v: k for k, v in self.world.shifts.items()}
             inverse_call = set(self.world.calls.values())
 
@@ -568,6 +577,20 @@ class _Drill:
     causes: tuple[RootCause, ...]
 
 
+def _ratio_parts(metric: Metric, tree: Tree, registry: Registry) -> tuple[str, str] | None:
+    """``(numerator, denominator)`` when a metric is ``a / b`` of two additive base metrics of one source."""
+    f = metric.formula
+    if not (metric.kind == "derived" and isinstance(f, s.Binary) and f.op == "/" and isinstance(f.left, s.Name)
+            and isinstance(f.right, s.Name)):
+        return None
+    a, b = tree.metrics.get(f.left.name), tree.metrics.get(f.right.name)
+    if a is None or b is None or a.kind != "base" or b.kind != "base" or a.source != b.source:
+        return None
+    if not (_is_additive(a, registry) and _is_additive(b, registry)):
+        return None
+    return a.name, b.name
+
+
 def _drill(tree: Tree, data, builder: _Builder, by: list[str], spans, grain: str, params, registry,
            notes: list[str]) -> dict[str, _Drill]:
     from .localising import localise
@@ -575,12 +598,17 @@ def _drill(tree: Tree, data, builder: _Builder, by: list[str], spans, grain: str
     total = abs(builder.root_change) or 1.0
     weighty = [name for name, contribution in builder.base_contributions.items()
                if abs(contribution) >= WEIGHT_SHARE * total]
+    ratios = {name: parts for name, contribution in builder.derived_contributions.items()
+              if abs(contribution) >= WEIGHT_SHARE * total
+              and (parts := _ratio_parts(tree.metrics[name], tree, registry))}
+    needed = list(dict.fromkeys([*weighty, *(p for parts in ratios.values() for p in parts)]))
     by_source: dict[str, list[str]] = {}
-    for name in weighty:
+    for name in needed:
         by_source.setdefault(tree.metrics[name].source, []).append(name)
     lo = min(a for a, _ in spans)
     hi = max(b for _, b in spans)
     found: dict[str, _Drill] = {}
+    leaves_of: dict[str, tuple[pa.Table, list[str]]] = {}
     for source_name, names in by_source.items():
         source = tree.sources[source_name]
         dims = [d for d in by if d in source.dimensions]
@@ -592,28 +620,72 @@ def _drill(tree: Tree, data, builder: _Builder, by: list[str], spans, grain: str
             continue
         sliced = evaluate(tree, data, grain=grain, by=dims, metrics=names, params=params,
                           start=periods.label(lo, grain), end=periods.label(hi, grain), registry=registry)
-        table = sliced.table
         for name in names:
-            leaves = _leaf_table(table, dims, name, spans, grain)
-            contribution = builder.base_contributions[name]
-            metric = tree.metrics[name]
-            additive = _is_additive(metric, registry)
-            if not additive:
-                notes.append(f"{name} is not additive across segments ({metric.formula.to_source()}): its segments "
-                             "are shown without a share of the change")
-            b_total = pc.sum(leaves.column("baseline")).as_py() or 0.0
-            c_total = pc.sum(leaves.column("current")).as_py() or 0.0
-            delta = c_total - b_total
-            scale = contribution / delta if additive and delta else None
-            segments = _segments(leaves, dims, scale)
-            causes = []
-            if additive and delta:
-                for element in localise(leaves, dims):
-                    causes.append(RootCause(name, element.where, scale * element.change,
-                                            builder.share(scale * element.change), element.baseline,
-                                            element.current, element.change))
-            found[name] = _Drill(tuple(segments), tuple(causes))
+            leaves_of[name] = (_leaf_table(sliced.table, dims, name, spans, grain), dims)
+    for name in weighty:
+        if name not in leaves_of:
+            continue
+        leaves, dims = leaves_of[name]
+        metric = tree.metrics[name]
+        additive = _is_additive(metric, registry)
+        if not additive:
+            notes.append(f"{name} = {metric.formula.to_source()} does not add up across segments: its segments are "
+                         "shown with their own values, without a share of the change")
+        delta = _total(leaves, "current") - _total(leaves, "baseline")
+        scale = builder.base_contributions[name] / delta if additive and delta else None
+        causes = []
+        if scale is not None:
+            for element in localise(leaves, dims):
+                part = scale * element.change
+                causes.append(RootCause(name, element.where, part, builder.share(part), element.baseline,
+                                        element.current, element.change))
+        found[name] = _Drill(tuple(_segments(leaves, dims)), tuple(causes))
+    for name, (numerator, denominator) in ratios.items():
+        if numerator in leaves_of and denominator in leaves_of:
+            found[name] = _Drill(tuple(_mix_rate(leaves_of[numerator], leaves_of[denominator][0])), ())
     return found
+
+
+def _total(leaves: pa.Table, column: str) -> float:
+    return pc.sum(leaves.column(column)).as_py() or 0.0
+
+
+def _mix_rate(numerator: tuple[pa.Table, list[str]], denominator: pa.Table, per_dimension: int = 3) -> list[Segment]:
+    """Per slice of each dimension, a ratio's change split into mix and rate, exactly.
+
+    ``R = Σ wₛ rₛ`` with weights ``wₛ = Dₛ / D`` and slice ratios ``rₛ = Nₛ / Dₛ``; then
+    ``ΔR = Σ (Δwₛ · r̄ₛ + w̄ₛ · Δrₛ)`` with midpoint means ``r̄``, ``w̄`` — the mix effect and the rate
+    effect, the interaction split half and half. A slice absent in one state has weight 0 there, and its
+    ratio is taken from the other state, so the identity still holds.
+    """
+    leaves, dims = numerator
+    out = []
+    for dim in dims:
+        n = leaves.group_by([dim]).aggregate([("baseline", "sum"), ("current", "sum")])
+        d = denominator.group_by([dim]).aggregate([("baseline", "sum"), ("current", "sum")])
+        d = d.rename_columns([dim, "d0", "d1"])
+        joined = n.join(d, dim, join_type="full outer").to_pylist()
+        d0 = sum(r["d0"] or 0.0 for r in joined)
+        d1 = sum(r["d1"] or 0.0 for r in joined)
+        if not d0 or not d1:
+            continue
+        segments = []
+        for row in joined:
+            n0, n1 = row["baseline_sum"] or 0.0, row["current_sum"] or 0.0
+            s0, s1 = row["d0"] or 0.0, row["d1"] or 0.0
+            r0 = n0 / s0 if s0 else None
+            r1 = n1 / s1 if s1 else None
+            r0, r1 = (r0 if r0 is not None else r1), (r1 if r1 is not None else r0)
+            if r0 is None:
+                continue
+            w0, w1 = s0 / d0, s1 / d1
+            mix = (w1 - w0) * (r0 + r1) / 2
+            rate = (w0 + w1) / 2 * (r1 - r0)
+            segments.append(Segment({dim: row[dim]}, r0 if s0 else None, r1 if s1 else None,
+                                    (r1 - r0) if s0 and s1 else None, mix + rate, mix=mix, rate=rate))
+        segments.sort(key=lambda seg: -abs(seg.contribution))
+        out.extend(segments[:per_dimension])
+    return out
 
 
 def _is_additive(metric: Metric, registry: Registry) -> bool:
@@ -639,8 +711,8 @@ def _leaf_table(table: pa.Table, dims: list[str], name: str, spans, grain: str) 
         [(d, "ascending") for d in dims])
 
 
-def _segments(leaves: pa.Table, dims: list[str], scale: float | None, per_dimension: int = 3) -> list[Segment]:
-    """The top slices of each single dimension by |change|."""
+def _segments(leaves: pa.Table, dims: list[str], per_dimension: int = 3) -> list[Segment]:
+    """The top slices of each single dimension by |change| (contribution: the change, in the metric's units)."""
     out = []
     for dim in dims:
         grouped = leaves.group_by([dim]).aggregate([("baseline", "sum"), ("current", "sum")])
@@ -649,8 +721,7 @@ def _segments(leaves: pa.Table, dims: list[str], scale: float | None, per_dimens
         for i in order.to_pylist()[:per_dimension]:
             delta = change[i].as_py()
             out.append(Segment({dim: grouped.column(dim)[i].as_py()}, grouped.column("baseline_sum")[i].as_py(),
-                               grouped.column("current_sum")[i].as_py(), delta,
-                               scale * delta if scale is not None else None))
+                               grouped.column("current_sum")[i].as_py(), delta, delta))
     return out
 
 
@@ -659,9 +730,11 @@ def _attach_segments(driver: Driver, drill: dict[str, _Drill]) -> Driver:
     found = drill.get(driver.metric)
     if found is None or driver.kind != "formula":
         return attrs.evolve(driver, drivers=children)
-    scale = (driver.contribution / driver.change) if driver.change else None
-    segments = tuple(attrs.evolve(seg, contribution=seg.change * scale if scale is not None and seg.change is not None
-                                  else None) for seg in found.segments)
+    # Segment effects are in the driver's own units; this occurrence's scale turns them into root units.
+    scale = (driver.contribution / driver.change) if driver.change and driver.contribution is not None else None
+    segments = tuple(attrs.evolve(seg, contribution=seg.contribution * scale
+                                  if scale is not None and seg.contribution is not None else None)
+                     for seg in found.segments)
     return attrs.evolve(driver, drivers=children, segments=segments)
 
 

@@ -48,7 +48,7 @@ def as_computed(result: Values | Computed) -> Computed:
 
 # --------------------------------------------------------------------------- aggregates
 
-How = Literal["sum", "count", "count_all", "min", "max", "mean", "count_distinct", "any", "all"]
+How = Literal["sum", "count", "count_all", "min", "max", "mean", "count_distinct", "any", "all", "custom"]
 
 
 @attrs.frozen
@@ -57,13 +57,19 @@ class Partial:
 
     Attributes:
         values: the row-level input (``None`` with ``how="count_all"``: count rows).
-        how: the grouped reduction.
+        how: the grouped reduction; ``"custom"`` hands the rows to ``reduce``.
         empty: the value for a (period, slice) with no rows: 0 for sums and counts, null otherwise.
+        reduce: for ``how="custom"``: ``reduce(rows, keys) -> table``. ``rows`` has the group key columns
+            ``keys`` (``__period`` first, then the slice dimensions), ``__value`` (``values``) and ``__time``,
+            holding only the rows the metric's filter keeps; it returns one row per group it has a value for,
+            with the ``keys`` columns and ``__value``. Groups may include periods with no rows of their own
+            (customers who churned in a period where the slice had no orders).
     """
 
     values: Values | None
     how: How
     empty: Any = None
+    reduce: Callable[[Any, list[str]], Any] | None = None
 
 
 @attrs.frozen
@@ -76,6 +82,8 @@ class AggregateContext:
         period: the period index of every row (int32; consecutive periods differ by 1).
         entity: the source's entity column, if it declares one.
         mask: true on the rows the metric's ``where`` keeps (``None``: all rows).
+        grain: the time grain of the evaluation (``month`` …).
+        time: the source's time column.
     """
 
     source: str
@@ -83,6 +91,8 @@ class AggregateContext:
     period: Values
     entity: Values | None = None
     mask: Values | None = None
+    grain: str = "month"
+    time: Values | None = None
 
 
 @attrs.frozen

@@ -182,8 +182,11 @@ class _Build(Transformer):
     def grain_stmt(self, meta, c):
         return s.GrainStmt(str(c[0]), span=_span(self.source, c[0]))
 
+    def library(self, meta, c):
+        return str(c[0]), tuple(str(t) for t in c[1:] if t is not None)
+
     def import_stmt(self, meta, c):
-        return s.ImportStmt(tuple(str(t) for t in c), span=self._sp(meta))
+        return s.ImportStmt(tuple(name for name, _ in c), tuple(names for _, names in c), span=self._sp(meta))
 
     def include_stmt(self, meta, c):
         return s.IncludeStmt(_unquote(c[0]), span=self._sp(meta))

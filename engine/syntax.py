@@ -211,7 +211,10 @@ class GrainStmt(Statement):
 
 @attrs.frozen
 class ImportStmt(Statement):
+    """``import crm`` (every metric whose sources the tree declares) or ``import crm (ltv, aov)`` (those only)."""
+
     libraries: tuple[str, ...]
+    only: tuple[tuple[str, ...], ...] = ()
 
 
 @attrs.frozen
