@@ -19,7 +19,7 @@ from .functions import Registry
 
 ENTRY_POINT_GROUP = "metrictree"
 DISABLE_AUTOLOAD = "METRICTREE_DISABLE_PLUGIN_AUTOLOAD"
-BUILTIN_PLUGINS = ("metrictree.plugins.core",)
+BUILTIN_PLUGINS = ("metrictree.plugins.core", "metrictree.plugins.crm")
 
 _manager: pluggy.PluginManager | None = None
 _registry: tuple[tuple[int, ...], Registry] | None = None

@@ -1,0 +1,253 @@
+"""The ``metrictree`` command line: ``check``, ``eval`` and ``graph``.
+
+The CLI only wires the stages together (load → evaluate → render); formatting lives
+in `metrictree.rendering`. Exit codes:
+
+- 0 — done (warnings do not fail ``check``);
+- 1 — a user mistake in a tree file, the data or an argument the engine checks
+  (any `MetrictreeError`): its diagnostics go to stderr, never a traceback;
+- 2 — the command line itself is wrong (unknown option, ``--data`` without ``=`` …).
+
+Colour is used only when the stream is a terminal; piped output is plain text.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import click
+from rich.console import Console
+
+from . import __version__, rendering
+from .compiling import check as check_tree, load
+from .errors import Diagnostic, MetrictreeError, UsageError, did_you_mean, error
+from .evaluating import Evaluation
+from .model import GRAINS, Tree
+
+FORMATS = ("table", "json", "csv")
+GRAPH_FORMATS = ("mermaid", "dot")
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _is_terminal(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _console(stream: IO[str]) -> Console:
+    """A rich console on ``stream``: coloured on a terminal, plain (whatever FORCE_COLOR says) when piped."""
+    return Console(file=stream, force_terminal=_is_terminal(stream), highlight=False, emoji=False, markup=False,
+                   soft_wrap=False)
+
+
+def _print_diagnostics(diagnostics: Iterable[Diagnostic], *, spaced: bool) -> None:
+    """Diagnostics on stderr, each as `Diagnostic.render()` (styled on a terminal)."""
+    diagnostics = list(diagnostics)
+    if not diagnostics:
+        return
+    stream = sys.stderr
+    if _is_terminal(stream):
+        console = _console(stream)
+        for i, d in enumerate(diagnostics):
+            if i and not spaced:
+                console.print()
+            console.print(rendering.styled_diagnostic(d), soft_wrap=True)
+            if spaced:
+                console.print()
+        return
+    text = "\n\n".join(d.render() for d in diagnostics)
+    click.echo(text + ("\n" if spaced else ""), err=True)
+
+
+def _note(text: str) -> None:
+    if _is_terminal(sys.stderr):
+        _console(sys.stderr).print(f"note: {text}", style="dim", soft_wrap=True)
+    else:
+        click.echo(f"note: {text}", err=True)
+
+
+def _write(output: str | None, payload: str | bytes) -> None:
+    """Text or bytes to ``output`` (a file) or to stdout."""
+    data = payload.encode("utf-8") if isinstance(payload, str) else payload
+    if output is None:
+        stream = click.get_binary_stream("stdout")
+        stream.write(data)
+        stream.flush()
+        return
+    try:
+        Path(output).write_bytes(data)
+    except OSError as exc:
+        raise click.FileError(output, hint=exc.strerror or str(exc)) from None
+
+
+# --------------------------------------------------------------------------- the group
+
+
+class _Commands(click.Group):
+    """Turns every `MetrictreeError` a command raises into its diagnostics on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MetrictreeError as exc:
+            _print_diagnostics(exc.diagnostics, spaced=False)
+            ctx.exit(1)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="metrictree", message="%(prog)s %(version)s")
+def main() -> None:
+    """metrictree: metric trees as files, evaluated over Arrow data.
+
+    \b
+    Try it on the bundled tree and sample data:
+      metrictree check trees/crm_ltv.tree
+      metrictree eval trees/crm_ltv.tree --sample --by region
+      metrictree graph trees/crm_ltv.tree > ltv.mmd
+    """
+
+
+# --------------------------------------------------------------------------- check
+
+
+@main.command(short_help="Validate tree files.")
+@click.argument("trees", metavar="TREE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def check(trees: Sequence[str]) -> None:
+    """Validate tree files: print every error and warning, then one summary line per file.
+
+    Exits with 1 if any file has an error; warnings alone do not fail.
+    """
+    failed = False
+    for path in trees:
+        diagnostics = check_tree(path)
+        _print_diagnostics(diagnostics, spaced=True)
+        failed = failed or any(d.severity == "error" for d in diagnostics)
+        click.echo(rendering.check_summary(path, diagnostics))
+    if failed:
+        click.get_current_context().exit(1)
+
+
+# --------------------------------------------------------------------------- eval
+
+
+def _assignments(what: str) -> Any:
+    """A click callback reading repeated ``NAME=VALUE`` options into a dict (later ones win)."""
+
+    def parse(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for value in values:
+            name, sep, rest = value.partition("=")
+            if not sep or not name.strip() or not rest.strip():
+                raise click.BadParameter(f"expected {what}, got {value!r}", ctx, param)
+            out[name.strip()] = rest.strip()
+        return out
+
+    return parse
+
+
+def _names(values: Sequence[str]) -> list[str] | None:
+    """``--by a,b --by c`` → ``["a", "b", "c"]``; ``None`` when the option was not given."""
+    if not values:
+        return None
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def _bind_data(tree: Tree, given: dict[str, str], sample: bool) -> dict[str, Any]:
+    for name in given:
+        if name not in tree.sources:
+            raise UsageError(error(f"--data {name}=…: the tree has no source '{name}'",
+                                   hint=did_you_mean(name, tree.sources)
+                                   or f"its sources: {', '.join(tree.sources) or 'none'}", code="unknown-source"))
+    if not given and not sample and tree.sources:
+        sources = ", ".join(tree.sources)
+        example = " ".join(f"--data {name}=PATH" for name in tree.sources)
+        raise UsageError(error("no data given", hint=f"pass each source the tree reads ({sources}) as {example}, "
+                                                     "or add --sample to use the bundled sample data",
+                               code="no-data"))
+    data: dict[str, Any] = {}
+    if sample:
+        from .sample import sample_data
+
+        data.update(sample_data())
+    data.update(given)
+    return data
+
+
+@main.command("eval", short_help="Evaluate a tree over data.")
+@click.argument("tree_path", metavar="TREE", type=click.Path(dir_okay=False))
+@click.option("--data", "data", multiple=True, metavar="SOURCE=PATH", callback=_assignments("SOURCE=PATH"),
+              help="Bind a source to a Parquet, CSV or Arrow file or folder. Repeat for each source.")
+@click.option("--sample", is_flag=True, help="Use the bundled sample shop data (--data entries override it).")
+@click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`).")
+@click.option("--by", "by", multiple=True, metavar="DIM[,DIM...]", help="Slice the result by dimensions.")
+@click.option("--metrics", "metrics", multiple=True, metavar="NAME[,NAME...]",
+              help="Only these metrics (default: every metric that has values).")
+@click.option("--from", "start", metavar="PERIOD", help="First period, e.g. 2026-01, 2026-Q1, 2026-W05, 2026.")
+@click.option("--to", "end", metavar="PERIOD", help="Last period (inclusive).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", callback=_assignments("NAME=VALUE"),
+              help="Override a param of the tree, e.g. --param gross_margin=65%.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="A table for people; JSON or CSV with one row per period × slice.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+def eval_(tree_path: str, data: dict[str, str], sample: bool, grain: str | None, by: Sequence[str],
+          metrics: Sequence[str], start: str | None, end: str | None, params: dict[str, str], fmt: str,
+          output: str | None) -> None:
+    """Evaluate a tree over data and print the metrics per period (and slice).
+
+    \b
+    metrictree eval trees/crm_ltv.tree --sample --by region --from 2026-07
+    metrictree eval shop.tree --data orders=orders.parquet --format csv -o out.csv
+
+    Null values are explained in notes on stderr (in the JSON under "nulls").
+    """
+    tree = load(tree_path)
+    evaluation = tree.evaluation(_bind_data(tree, data, sample), grain=grain, by=_names(by) or (), start=start,
+                                 end=end, metrics=_names(metrics), params=params)
+    if fmt == "json":
+        _write(output, rendering.evaluation_json(evaluation, tree) + "\n")
+        return
+    if fmt == "csv":
+        _write(output, rendering.evaluation_csv(evaluation.table))
+    else:
+        _print_tables(evaluation, tree, output)
+    for reason in evaluation.nulls:
+        _note(str(reason))
+
+
+def _print_tables(evaluation: Evaluation, tree: Tree, output: str | None) -> None:
+    if output is None:
+        console = _console(sys.stdout)
+        console.print(rendering.spaced(rendering.table_view(evaluation, tree, width=console.width)))
+        return
+    width = Console().width
+    _write(output, rendering.to_text(rendering.table_view(evaluation, tree, width=width), width=width))
+
+
+# --------------------------------------------------------------------------- graph
+
+
+@main.command(short_help="Draw a tree as Mermaid or Graphviz DOT.")
+@click.argument("tree_path", metavar="TREE", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(GRAPH_FORMATS), default="mermaid", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+def graph(tree_path: str, fmt: str, output: str | None) -> None:
+    """Draw the tree: a node per metric, an arrow from each metric to its drivers.
+
+    Formula inputs are solid arrows, influence links (<~) dashed.
+
+    \b
+    metrictree graph trees/crm_ltv.tree > ltv.mmd
+    metrictree graph trees/crm_ltv.tree --format dot | dot -Tsvg > ltv.svg
+    """
+    tree = load(tree_path)
+    _write(output, rendering.mermaid(tree) if fmt == "mermaid" else rendering.dot(tree))
+
+
+__all__ = ["main"]

@@ -1,0 +1,407 @@
+"""Renderers: results and trees turned into something a person or a program reads.
+
+Every function here is pure: it takes an `Evaluation` (the Arrow result and the
+reasons for its nulls), a `Tree` or a `Diagnostic`, and returns text, bytes or a
+rich renderable. None of them prints; the CLI decides where output goes and whether
+it may be coloured.
+
+- `table_view` — an evaluation as rich tables for a terminal;
+- `evaluation_json`, `evaluation_csv` — an evaluation for programs;
+- `mermaid`, `dot` — a tree as a graph;
+- `styled_diagnostic`, `check_summary` — what ``metrictree check`` says.
+
+Numbers are formatted cell by cell in Python: that only ever touches the result
+table (periods × slices, small by construction), never the raw data.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from collections.abc import Sequence
+
+import attrs
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .errors import Diagnostic
+from .evaluating import Evaluation
+from .model import Metric, Tree
+
+NULL = "—"
+PERCENT = "%"
+
+# --------------------------------------------------------------------------- numbers
+
+
+def format_value(value: int | float | None, unit: str | None = None, spec: str | None = None,
+                 decimals: int | None = None) -> str:
+    """One number as shown in a table.
+
+    Thousands separators; decimals by magnitude (``36,712,345`` · ``123.4`` · ``1.96`` ·
+    ``0.0123``) unless ``decimals`` is given; a ``%`` unit means the value is a fraction
+    shown as a percentage (``0.253`` → ``25.3%``); null is ``—``. ``spec``, a metric's
+    ``format`` metadata, wins when it is a valid Python format spec (``",.2f"``, ``".1%"``).
+
+    >>> format_value(36712345.2), format_value(1.956), format_value(0.2534, "%"), format_value(None)
+    ('36,712,345', '1.96', '25.3%', '—')
+    """
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return NULL
+    if spec:
+        try:
+            return format(value, spec)
+        except (ValueError, TypeError):
+            pass  # not a Python format spec: fall back to the defaults
+    if unit == PERCENT:
+        value = value * 100
+        places = decimals if decimals is not None else _decimals(abs(value), percent=True)
+        return f"{value:,.{places}f}%"
+    if isinstance(value, int) and decimals is None:
+        return f"{value:,}"
+    places = decimals if decimals is not None else _decimals(abs(value))
+    return f"{value:,.{places}f}"
+
+
+def _decimals(size: float, percent: bool = False) -> int:
+    """Decimals that show ``size`` readably: none for thousands, about three significant digits below."""
+    if size == 0 or not math.isfinite(size) or size >= 1000:
+        return 0
+    if percent:
+        return 1 if size >= 0.1 else min(12, 1 - math.floor(math.log10(size)))
+    if size >= 100:
+        return 1
+    if size >= 1:
+        return 2
+    return min(12, 2 - math.floor(math.log10(size)))
+
+
+def _format_column(column: pa.ChunkedArray, metric: Metric | None) -> list[str]:
+    """A column's values with one number of decimals for all, from its largest value, so they line up."""
+    unit = metric.unit if metric else None
+    spec = metric.format if metric else None
+    decimals = None
+    if not pa.types.is_integer(column.type) or unit == PERCENT:
+        finite = pc.filter(column, pc.is_finite(column)) if pa.types.is_floating(column.type) else column
+        largest = pc.max(pc.abs(finite)).as_py() if len(finite) else None
+        if largest is not None:
+            decimals = _decimals(float(largest) * (100 if unit == PERCENT else 1), percent=unit == PERCENT)
+    return [format_value(v, unit, spec, decimals) for v in column.to_pylist()]
+
+
+# --------------------------------------------------------------------------- tables
+
+
+@attrs.frozen
+class _Column:
+    header: str
+    cells: list[str]
+    numeric: bool = True
+    style: str | None = None
+    min_width: int = 0
+
+    @property
+    def width(self) -> int:
+        return max([self.min_width] + [cell_len(line) for line in self.header.split("\n")]
+                   + [cell_len(c) for c in self.cells])
+
+
+def table_view(evaluation: Evaluation, tree: Tree, width: int = 100) -> list[RenderableType]:
+    """An evaluation as one or more rich tables that fit ``width`` terminal columns.
+
+    Layout, chosen for reading rather than for machines:
+
+    - without ``by``, metrics are rows and periods are columns. A tree has many metrics
+      (17 in ``crm_ltv``) and a time series is read left to right, so one metric's trend
+      stays on one line; with metrics as columns the table would be far too wide, and
+      letting rich squeeze it would wrap every number.
+    - with ``by``, each row is a period × slice and each metric a column, so slices of
+      one period sit together and can be compared down a column.
+
+    Either way, when the value columns do not fit ``width``, they are folded into
+    several tables, each repeating the row labels, rather than wrapped or cut.
+    ``--format csv`` and ``json`` stay one row per period × slice.
+    """
+    table = evaluation.table
+    by = list(evaluation.by)
+    metrics = [c for c in table.column_names if c != "period" and c not in by]
+    cells = {m: _format_column(table.column(m), tree.metrics.get(m)) for m in metrics}
+    periods = [str(p) for p in table.column("period").to_pylist()]
+    title = f"{tree.title} ({tree.name})" if tree.title else tree.name
+    title += f" · by {evaluation.grain}" + (f" and {', '.join(by)}" if by else "")
+    if table.num_rows == 0:
+        return [Text(f"{title}: no rows", style="bold")]
+    if not by:
+        keys = [_Column("metric", metrics, numeric=False, style="bold"),
+                _Column("unit", [_unit(tree.metrics.get(m)) for m in metrics], numeric=False, style="dim")]
+        values = [_Column(period, [cells[m][i] for m in metrics]) for i, period in enumerate(periods)]
+        # One width for every period, so the folded tables line up under each other.
+        common = max(c.width for c in values)
+        values = [attrs.evolve(c, min_width=common) for c in values]
+    else:
+        keys = [_Column("period", periods, numeric=False, style="bold")]
+        for dim in by:
+            keys.append(_Column(dim, [NULL if v is None else str(v) for v in table.column(dim).to_pylist()],
+                                numeric=False))
+        values = []
+        for m in metrics:
+            unit = _unit(tree.metrics.get(m))
+            header = m if unit in ("", PERCENT) else f"{m}\n{unit}"
+            values.append(_Column(header, cells[m]))
+    blocks = _fold(keys, values, width)
+    out: list[RenderableType] = []
+    for i, block in enumerate(blocks):
+        out.append(_rich_table(keys + block, title if i == 0 else None))
+    return out
+
+
+def _unit(metric: Metric | None) -> str:
+    return (metric.unit or "") if metric else ""
+
+
+def _table_width(columns: Sequence[_Column]) -> int:
+    # box.SIMPLE_HEAD without outer edges: one space of padding each side, one divider between.
+    return sum(c.width + 2 for c in columns) + max(0, len(columns) - 1)
+
+
+def _fold(keys: list[_Column], values: list[_Column], width: int) -> list[list[_Column]]:
+    """Split the value columns into consecutive blocks so that keys + block fits ``width``."""
+    blocks: list[list[_Column]] = []
+    current: list[_Column] = []
+    for column in values:
+        if current and _table_width(keys + current + [column]) > width:
+            blocks.append(current)
+            current = []
+        current.append(column)
+    if current or not blocks:
+        blocks.append(current)
+    return blocks
+
+
+def _rich_table(columns: Sequence[_Column], title: str | None) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, title=title, title_justify="left",
+                  title_style="bold", header_style="bold")
+    for column in columns:
+        table.add_column(column.header, justify="right" if column.numeric else "left", no_wrap=True,
+                         style=column.style, min_width=column.min_width or None)
+    for row in zip(*(c.cells for c in columns), strict=True):
+        table.add_row(*(Text(cell, style="dim") if cell == NULL else cell for cell in row))
+    return table
+
+
+def to_text(renderables: RenderableType | Sequence[RenderableType], width: int = 100) -> str:
+    """Renderables as plain text (no colour), ``width`` columns wide; blank lines between several."""
+    if not isinstance(renderables, Sequence) or isinstance(renderables, str):
+        renderables = [renderables]
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, force_terminal=False, color_system=None, highlight=False,
+                      emoji=False, markup=False)
+    console.print(Group(*_spaced(renderables)))
+    return buffer.getvalue()
+
+
+def _spaced(renderables: Sequence[RenderableType]) -> list[RenderableType]:
+    out: list[RenderableType] = []
+    for i, r in enumerate(renderables):
+        if i:
+            out.append(Text(""))
+        out.append(r)
+    return out
+
+
+def spaced(renderables: Sequence[RenderableType]) -> Group:
+    """Several renderables as one, with a blank line between them (how tables are printed)."""
+    return Group(*_spaced(renderables))
+
+
+# --------------------------------------------------------------------------- for programs
+
+
+def _finite(table: pa.Table) -> pa.Table:
+    """NaN and ±inf as null (the engine never returns them; this keeps JSON valid if one ever slips through)."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_floating(field.type):
+            column = table.column(i)
+            bad = pc.or_(pc.is_nan(column), pc.is_inf(column))
+            table = table.set_column(i, field, pc.if_else(bad, pa.scalar(None, field.type), column))
+    return table
+
+
+def evaluation_json(evaluation: Evaluation, tree: Tree) -> str:
+    """The evaluation as a JSON document: one object per period × slice; nulls are JSON null.
+
+    ``{"tree", "grain", "by", "columns", "rows": [{column: value}], "nulls": [{metric, reason, rows, first, at}]}``
+    """
+    table = _finite(evaluation.table)
+    document = {
+        "tree": tree.name,
+        "grain": evaluation.grain,
+        "by": list(evaluation.by),
+        "columns": table.column_names,
+        "rows": table.to_pylist(),
+        "nulls": [reason.to_dict() for reason in evaluation.nulls],
+    }
+    return json.dumps(document, ensure_ascii=False, indent=2, allow_nan=False)
+
+
+def evaluation_csv(table: pa.Table) -> bytes:
+    """The result table as CSV (UTF-8, a header line, nulls as empty fields)."""
+    sink = io.BytesIO()
+    pacsv.write_csv(_finite(table.replace_schema_metadata(None)), sink)
+    return sink.getvalue()
+
+
+# --------------------------------------------------------------------------- graphs
+
+_LEGEND = (
+    "Arrows point from a metric to what drives it (parent -> child).",
+    "Solid arrow: the child is an input of the parent's formula.",
+    "Dashed arrow: the child influences the parent (declared with `parent <~ child`); no formula.",
+)
+
+
+def _node_lines(metric: Metric) -> list[str]:
+    unit = f" [{metric.unit}]" if metric.unit else ""
+    lines = [metric.label, f"{metric.name}{unit}"] if metric.label else [f"{metric.name}{unit}"]
+    if metric.kind == "base" and metric.source:
+        lines.append(f"from {metric.source}")
+    if metric.kind == "group":
+        lines.append("group")
+    return lines
+
+
+def _edges(tree: Tree) -> list[tuple[str, str, str]]:
+    seen: set[tuple[str, str]] = set()
+    edges = []
+    for link in tree.links:
+        if (link.parent, link.child) not in seen:
+            seen.add((link.parent, link.child))
+            edges.append((link.parent, link.child, link.kind))
+    for parent, child, kind in tree.graph.edges(data="kind"):
+        if (parent, child) not in seen:
+            seen.add((parent, child))
+            edges.append((parent, child, kind))
+    return edges
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+_MERMAID_RESERVED = {"end", "graph", "flowchart", "subgraph", "style", "classdef", "class", "click", "linkstyle",
+                     "direction", "default", "call", "href", "callback"}
+_MERMAID_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_MERMAID_ESCAPES = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "#amp;", "`": "#96;"}
+
+
+def _mermaid_text(text: str) -> str:
+    return "".join(_MERMAID_ESCAPES.get(ch, ch) for ch in _one_line(text))
+
+
+def _mermaid_ids(tree: Tree) -> dict[str, str]:
+    ids: dict[str, str] = {}
+    for i, name in enumerate(tree.metrics):
+        safe = _MERMAID_ID.fullmatch(name) and name.lower() not in _MERMAID_RESERVED \
+            and not name.lower().startswith("end")
+        ids[name] = name if safe else f"m{i}"
+    return ids
+
+
+def mermaid(tree: Tree) -> str:
+    """The tree as a Mermaid flowchart (paste into Markdown on GitHub, GitLab, Notion …).
+
+    Derived metrics are rectangles, base metrics cylinders (they read a source),
+    group metrics hexagons; formula edges ``-->``, influence edges ``-.->``.
+    """
+    ids = _mermaid_ids(tree)
+    # Comments go after the diagram type: some Mermaid versions fail on a comment before it.
+    lines = ["flowchart TD", f"%% {_one_line(tree.name)}" + (f": {_one_line(tree.title)}" if tree.title else "")]
+    lines += [f"%% {line}" for line in _LEGEND]
+    lines += ["%% Shapes: rectangle = derived metric, cylinder = base metric (an aggregate over a source), "
+              "hexagon = group (no formula)."]
+    shapes = {"derived": ('["', '"]'), "base": ('[("', '")]'), "group": ('{{"', '"}}')}
+    for name, metric in tree.metrics.items():
+        open_, close = shapes[metric.kind]
+        label = "<br/>".join(_mermaid_text(line) for line in _node_lines(metric))
+        lines.append(f"    {ids[name]}{open_}{label}{close}")
+    for parent, child, kind in _edges(tree):
+        arrow = "-.->" if kind == "influence" else "-->"
+        lines.append(f"    {ids[parent]} {arrow} {ids[child]}")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_string(text: str) -> str:
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def dot(tree: Tree) -> str:
+    """The tree as a Graphviz DOT digraph (``metrictree graph t.tree --format dot | dot -Tsvg``).
+
+    Derived metrics are rounded boxes, base metrics cylinders, group metrics hexagons;
+    influence edges are dashed.
+    """
+    title = f", label={_dot_string(_one_line(tree.title))}, labelloc=t" if tree.title else ""
+    lines = [f"// {_one_line(tree.name)}" + (f": {_one_line(tree.title)}" if tree.title else "")]
+    lines += [f"// {line}" for line in _LEGEND]
+    lines += ["// Shapes: rounded box = derived metric, cylinder = base metric (an aggregate over a source), "
+              "hexagon = group (no formula).",
+              f"digraph {_dot_string(tree.name)} {{",
+              f'    graph [rankdir=TB, fontname="Helvetica"{title}];',
+              '    node [shape=box, style=rounded, fontname="Helvetica"];']
+    shapes = {"derived": "", "base": "shape=cylinder, style=solid, ",
+              "group": "shape=hexagon, style=dashed, "}
+    for name, metric in tree.metrics.items():
+        label = "\n".join(_one_line(line) for line in _node_lines(metric))
+        lines.append(f"    {_dot_string(name)} [{shapes[metric.kind]}label={_dot_string(label)}];")
+    for parent, child, kind in _edges(tree):
+        style = " [style=dashed]" if kind == "influence" else ""
+        lines.append(f"    {_dot_string(parent)} -> {_dot_string(child)}{style};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+
+def styled_diagnostic(diagnostic: Diagnostic) -> Text:
+    """`Diagnostic.render()` with colour: the severity, the caret and ``hint:`` stand out."""
+    plain = diagnostic.render()
+    text = Text(plain)
+    head = f"{diagnostic.span}: " if diagnostic.span else ""
+    colour = "red" if diagnostic.severity == "error" else "yellow"
+    first_end = plain.find("\n") if "\n" in plain else len(plain)
+    text.stylize("bold", 0, first_end)
+    text.stylize(f"bold {colour}", len(head), len(head) + len(diagnostic.severity) + 1)
+    for match in re.finditer(r"(?m)^ +\| [ \t]*(\^+)$", plain):
+        text.stylize(f"bold {colour}", match.start(1), match.end(1))
+    for match in re.finditer(r"(?m)^ *\d+ \| ", plain):
+        text.stylize("dim", match.start(), match.end())
+    for match in re.finditer(r"(?m)^hint:", plain):
+        text.stylize("bold cyan", match.start(), match.end())
+    return text
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def check_summary(path: str, diagnostics: Sequence[Diagnostic]) -> str:
+    """``trees/x.tree: ok`` · ``…: ok, 2 warnings`` · ``…: 3 errors, 1 warning``."""
+    errors = sum(d.severity == "error" for d in diagnostics)
+    warnings = sum(d.severity == "warning" for d in diagnostics)
+    parts = [_count(errors, "error")] if errors else ["ok"]
+    if warnings:
+        parts.append(_count(warnings, "warning"))
+    return f"{path}: {', '.join(parts)}"
+
+
+__all__ = ["check_summary", "dot", "evaluation_csv", "evaluation_json", "format_value", "mermaid", "spaced",
+           "styled_diagnostic", "table_view", "to_text"]

@@ -1,0 +1,301 @@
+"""CRM: customer states over time, survey scores, and the ``crm`` metric library.
+
+Customer-state functions read a source's entity (``entity customer_id``) and time;
+each counts customers per period and slice, after the metric's ``where`` filter:
+
+=========================================  ==================================================================
+``active_customers(orders, window=0)``     customers with activity in the period; with ``window=90``, a
+                                           customer counts as active for 90 days after each activity
+``new_customers(orders)``                  customers whose first activity ever falls in the period
+``returning_customers(orders)``            active customers who were active before the period
+``churned_customers(orders)``              active in the previous period, not in this one
+``retained_customers(orders)``             active in the previous period and in this one
+``reactivated_customers(orders, after=2)`` back in the period after at least ``after`` periods without activity
+``repeat_customers(orders, min_purchases=2, over="period")``
+                                           active customers with ≥ ``min_purchases`` rows in the period
+                                           (``over="ever"``: up to the end of the period)
+``customer_lifetime(orders)``              mean number of periods since each active customer's first activity,
+                                           counting the first period as 1
+=========================================  ==================================================================
+
+States are taken within each slice: with ``by=["channel"]`` a customer who bought on
+the app last month and only on the web this month has churned from the app slice.
+Survey functions: ``nps(score)`` = % promoters (9–10) − % detractors (0–6) on a 0–10
+scale, in points (−100 … 100); ``csat(score, positive_from=4)`` = the share of answers
+at or above ``positive_from``.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from metrictree import periods
+from metrictree.functions import Aggregate, AggregateContext, Computed, Library, Partial
+from metrictree.hookspecs import hookimpl
+
+PERIOD, VALUE, TIME = "__period", "__value", "__time"
+_NULL_KEY = "\x00null"
+
+
+# --------------------------------------------------------------------------- presence tables
+
+
+def _normalised(rows: pa.Table, keys: list[str]) -> pa.Table:
+    """Plain string keys with nulls replaced, so that joins match null slices too."""
+    columns = {}
+    for name in rows.column_names:
+        column = rows.column(name)
+        if pa.types.is_dictionary(column.type):
+            column = pc.cast(column, column.type.value_type)
+        if name in keys and name != PERIOD and (pa.types.is_string(column.type) or pa.types.is_large_string(
+                column.type)):
+            column = pc.fill_null(column, _NULL_KEY)
+        columns[name] = column
+    return pa.table(columns)
+
+
+def _restored(table: pa.Table, keys: list[str]) -> pa.Table:
+    for name in keys:
+        if name != PERIOD and pa.types.is_string(table.schema.field(name).type):
+            column = table.column(name)
+            table = table.set_column(table.schema.get_field_index(name), name,
+                                     pc.if_else(pc.equal(column, _NULL_KEY), pa.scalar(None, pa.string()), column))
+    return table
+
+
+def _present(rows: pa.Table, keys: list[str]) -> pa.Table:
+    """One row per (keys, customer) with activity, and its number of rows."""
+    return rows.group_by([*keys, VALUE]).aggregate([([], "count_all")]).select([*keys, VALUE, "count_all"])
+
+
+def _count(table: pa.Table, keys: list[str]) -> pa.Table:
+    counted = table.group_by(keys).aggregate([([], "count_all")])
+    return counted.rename_columns([c if c != "count_all" else VALUE for c in counted.column_names])
+
+
+def _first_periods(rows: pa.Table) -> pa.Table:
+    first = rows.group_by([VALUE]).aggregate([(PERIOD, "min")])
+    return first.rename_columns([VALUE if c == VALUE else "__first" for c in first.column_names])
+
+
+def _lag(values) -> pa.Array:
+    """Each value's predecessor in the array (null for the first)."""
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    return pa.concat_arrays([pa.nulls(1, values.type), values.slice(0, max(len(values) - 1, 0))])[: len(values)]
+
+
+def _shifted(table: pa.Table, by: int) -> pa.Table:
+    index = table.schema.get_field_index(PERIOD)
+    return table.set_column(index, PERIOD, pc.add(table.column(PERIOD), pa.scalar(by, table.schema.field(
+        PERIOD).type)))
+
+
+def _counting(reduce):
+    """Wrap a reduce over normalised rows, restoring null slices in its output."""
+    def wrapped(rows: pa.Table, keys: list[str]) -> pa.Table:
+        result = reduce(_normalised(rows, keys), keys)
+        return _restored(result, keys)
+    wrapped.__doc__ = reduce.__doc__
+    return wrapped
+
+
+# --------------------------------------------------------------------------- customer states
+
+
+@_counting
+def _churned(rows, keys):
+    present = _present(rows, keys).select([*keys, VALUE])
+    lost = _shifted(present, 1).join(present, [*keys, VALUE], join_type="left anti")
+    return _count(lost, keys)
+
+
+@_counting
+def _retained(rows, keys):
+    present = _present(rows, keys).select([*keys, VALUE])
+    kept = _shifted(present, 1).join(present, [*keys, VALUE], join_type="left semi")
+    return _count(kept, keys)
+
+
+@_counting
+def _new(rows, keys):
+    present = _present(rows, keys).join(_first_periods(rows), VALUE)
+    return _count(present.filter(pc.equal(present.column(PERIOD), present.column("__first"))), keys)
+
+
+@_counting
+def _returning(rows, keys):
+    present = _present(rows, keys).join(_first_periods(rows), VALUE)
+    return _count(present.filter(pc.greater(present.column(PERIOD), present.column("__first"))), keys)
+
+
+def _reactivated(after: int):
+    @_counting
+    def reduce(rows, keys):
+        """Customers back after at least ``after`` periods without activity (in any slice)."""
+        overall = rows.group_by([VALUE, PERIOD]).aggregate([]).sort_by([(VALUE, "ascending"), (PERIOD, "ascending")])
+        entity, period = overall.column(VALUE), pc.cast(overall.column(PERIOD), pa.int64())
+        same = pc.fill_null(pc.equal(entity, _lag(entity)), False)
+        gap = pc.subtract(pc.subtract(period, _lag(period)), 1)
+        back = pc.and_(same, pc.fill_null(pc.greater_equal(gap, after), False))
+        flagged = overall.filter(back).select([VALUE, PERIOD])
+        present = _present(rows, keys).join(flagged, [VALUE, PERIOD], join_type="left semi")
+        return _count(present, keys)
+    return reduce
+
+
+def _active(window_days: int, grain: str):
+    @_counting
+    def reduce(rows, keys):
+        """Customers active in the period, or within ``window_days`` after an activity."""
+        if window_days <= 0:
+            return _count(_present(rows, keys).select([*keys, VALUE]), keys)
+        times = rows.column(TIME)
+        if not pa.types.is_timestamp(times.type):
+            times = pc.cast(pc.cast(times, pa.date32()), pa.timestamp("s"))
+        until = pc.add(times, pa.scalar(window_days * 86_400 - 1, pa.duration("s")).cast(pa.duration(
+            times.type.unit)))
+        last = pc.cast(periods.index(until, grain), rows.schema.field(PERIOD).type)
+        spans = pa.table({**{k: rows.column(k) for k in keys}, VALUE: rows.column(VALUE), "__last": last})
+        spans = spans.group_by([*keys, VALUE, "__last"]).aggregate([])
+        reach = pc.max(pc.subtract(spans.column("__last"), spans.column(PERIOD))).as_py() or 0
+        pieces = []
+        for step in range(reach + 1):
+            covered = spans.filter(pc.less_equal(pc.add(spans.column(PERIOD), step), spans.column("__last")))
+            pieces.append(_shifted(covered.select([*keys, VALUE]), step))
+        return _count(pa.concat_tables(pieces).group_by([*keys, VALUE]).aggregate([]), keys)
+    return reduce
+
+
+def _repeat(min_purchases: int, over: str):
+    @_counting
+    def reduce(rows, keys):
+        """Active customers with at least ``min_purchases`` rows in the period (or up to its end)."""
+        present = _present(rows, keys)
+        if over == "period":
+            return _count(present.filter(pc.greater_equal(present.column("count_all"), min_purchases)), keys)
+        per_period = rows.group_by([VALUE, PERIOD]).aggregate([([], "count_all")]).sort_by(
+            [(VALUE, "ascending"), (PERIOD, "ascending")])
+        running = pc.cumulative_sum(per_period.column("count_all"))
+        entity = per_period.column(VALUE)
+        starts = pc.fill_null(pc.not_equal(entity, _lag(entity)), True)
+        # Running total within each customer: subtract the total reached before the customer's first row.
+        offset = pc.if_else(starts, pc.subtract(running, per_period.column("count_all")), pa.scalar(None, pa.int64()))
+        offset = pc.fill_null_forward(offset)
+        ever = pc.subtract(running, offset)
+        qualified = per_period.filter(pc.greater_equal(ever, min_purchases)).select([VALUE, PERIOD])
+        return _count(present.join(qualified, [VALUE, PERIOD], join_type="left semi"), keys)
+    return reduce
+
+
+@_counting
+def _lifetime(rows, keys):
+    """Mean periods since first activity (first period = 1) over the period's active customers."""
+    present = _present(rows, keys).join(_first_periods(rows), VALUE)
+    age = pc.add(pc.subtract(pc.cast(present.column(PERIOD), pa.int64()), pc.cast(present.column("__first"),
+                                                                                      pa.int64())), 1)
+    aged = present.select(keys).append_column("__age", pc.cast(age, pa.float64()))
+    mean = aged.group_by(keys).aggregate([("__age", "mean")])
+    return mean.rename_columns([c if c != "__age_mean" else VALUE for c in mean.column_names])
+
+
+def _state(name: str, doc: str, reduce_for, empty=0, keywords=None, check_kw=None):
+    keywords = keywords or {}
+
+    def plan(ctx: AggregateContext, source, **options):
+        values = {**keywords, **options}
+        if check_kw is not None:
+            check_kw(values)
+        return [Partial(ctx.entity, "custom", empty, reduce=reduce_for(ctx, values))]
+
+    return Aggregate(name, plan, entity=True, lookback=True, keywords=keywords, doc=doc,
+                     check=lambda *types: None if types == (None,) else
+                     f"{name}() takes the source itself, e.g. {name}(orders)")
+
+
+def _whole(name: str, minimum: int):
+    def check(values: dict) -> None:
+        for key in ("window", "after", "min_purchases"):
+            if key in values:
+                v = values[key]
+                if not isinstance(v, int | float) or isinstance(v, bool) or v != int(v) or v < minimum:
+                    raise ValueError(f"{key} must be a whole number ≥ {minimum}, got {v!r}")
+        if values.get("over", "period") not in ("period", "ever"):
+            raise ValueError(f"over must be \"period\" or \"ever\", got {values['over']!r}")
+    return check
+
+
+STATES = (
+    _state("active_customers", "Customers active in the period (window=N days keeps them active N days).",
+           lambda ctx, kw: _active(int(kw["window"]), ctx.grain), keywords={"window": 0},
+           check_kw=_whole("active_customers", 0)),
+    _state("new_customers", "Customers whose first activity falls in the period.", lambda ctx, kw: _new),
+    _state("returning_customers", "Active customers who were active before.", lambda ctx, kw: _returning),
+    _state("churned_customers", "Active in the previous period, not in this one.", lambda ctx, kw: _churned),
+    _state("retained_customers", "Active in the previous period and in this one.", lambda ctx, kw: _retained),
+    _state("reactivated_customers", "Back after at least `after` periods without activity.",
+           lambda ctx, kw: _reactivated(int(kw["after"])), keywords={"after": 2},
+           check_kw=_whole("reactivated_customers", 1)),
+    _state("repeat_customers", "Active customers with at least `min_purchases` purchases (over period or ever).",
+           lambda ctx, kw: _repeat(int(kw["min_purchases"]), kw["over"]),
+           keywords={"min_purchases": 2, "over": "period"}, check_kw=_whole("repeat_customers", 1)),
+    _state("customer_lifetime", "Mean periods since first activity of the period's active customers.",
+           lambda ctx, kw: _lifetime, empty=None),
+)
+
+
+# --------------------------------------------------------------------------- surveys
+
+
+def _numeric(name):
+    def check(*types):
+        t = types[0]
+        if t is None or not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)):
+            return f"{name}() needs a numeric score column, but the column holds {t}"
+        return None
+    return check
+
+
+def _plan_nps(ctx, score):
+    return [Partial(pc.greater_equal(score, 9), "sum", 0), Partial(pc.less_equal(score, 6), "sum", 0),
+            Partial(score, "count", 0)]
+
+
+def _finish_nps(promoters, detractors, answers):
+    none = pc.equal(answers, 0)
+    n = pc.if_else(none, pa.scalar(None, pa.float64()), pc.cast(answers, pa.float64()))
+    score = pc.multiply(pc.divide(pc.subtract(pc.cast(promoters, pa.float64()), pc.cast(detractors, pa.float64())),
+                                  n), 100.0)
+    return Computed(score, ((none, "no survey answers"),))
+
+
+def _plan_csat(ctx, score, positive_from=4):
+    return [Partial(pc.greater_equal(score, positive_from), "sum", 0), Partial(score, "count", 0)]
+
+
+def _finish_csat(positive, answers):
+    none = pc.equal(answers, 0)
+    n = pc.if_else(none, pa.scalar(None, pa.float64()), pc.cast(answers, pa.float64()))
+    return Computed(pc.divide(pc.cast(positive, pa.float64()), n), ((none, "no survey answers"),))
+
+
+SURVEYS = (
+    Aggregate("nps", _plan_nps, _finish_nps, check=_numeric("nps"),
+              doc="Net promoter score: % promoters (9–10) − % detractors (0–6), in points."),
+    Aggregate("csat", _plan_csat, _finish_csat, keywords={"positive_from": 4}, check=_numeric("csat"),
+              doc="Share of answers at or above positive_from (default 4 on a 1–5 scale)."),
+)
+
+
+@hookimpl
+def metrictree_functions(register):
+    for function in STATES + SURVEYS:
+        register(function)
+
+
+@hookimpl
+def metrictree_libraries(register):
+    text = files("metrictree.plugins").joinpath("libraries", "crm.tree").read_text("utf-8")
+    register(Library("crm", text, "CRM: LTV, AOV, frequency, retention, churn, ARPU, NPS, CSAT"))
