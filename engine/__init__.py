@@ -10,6 +10,7 @@ The public API is what this module exports; everything else may change.
 from __future__ import annotations
 
 from .compiling import check, load, loads
+from .evaluating import Evaluation, NullReason, null_reasons
 from .errors import (
     CompileError,
     DataError,
@@ -30,5 +31,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Aggregate", "AggregateContext", "Alert", "CompileError", "Computed", "DataError", "Diagnostic", "Library",
     "Link", "Metric", "MetrictreeError", "Param", "Partial", "PluginError", "Scalar", "Source", "Span", "Target",
-    "Tree", "TreeSyntaxError", "UsageError", "check", "hookimpl", "load", "loads", "parse",
+    "Evaluation", "NullReason", "Tree", "TreeSyntaxError", "UsageError", "check", "hookimpl", "load", "loads",
+    "null_reasons", "parse",
 ]

@@ -37,6 +37,12 @@ def load(path: str | os.PathLike, registry: Registry | None = None) -> Tree:
         text = path.read_text("utf-8")
     except FileNotFoundError:
         raise CompileError(error(f"no tree file at {path}", hint="check the path", code="no-file")) from None
+    except IsADirectoryError:
+        raise CompileError(error(f"{path} is a folder, not a tree file", hint="name a .tree file",
+                                 code="no-file")) from None
+    except OSError as exc:
+        raise CompileError(error(f"cannot read {path}: {exc.strerror}", hint="check the file's permissions",
+                                 code="no-file")) from None
     except UnicodeDecodeError as exc:
         raise CompileError(error(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})",
                                  hint="save the tree file as UTF-8", code="encoding")) from None
@@ -65,6 +71,7 @@ def check(path: str | os.PathLike, registry: Registry | None = None) -> list[Dia
 class _Item:
     statement: s.Statement
     library: str | None = None
+    included: bool = False
 
 
 def _gather(module: s.Module, registry: Registry, problems: list[Diagnostic],
@@ -75,7 +82,7 @@ def _gather(module: s.Module, registry: Registry, problems: list[Diagnostic],
     seen_files: set[str] = set()
     seen_libraries: set[str] = set()
 
-    def visit(mod: s.Module, library: str | None, chain: tuple[str, ...]) -> None:
+    def visit(mod: s.Module, library: str | None, chain: tuple[str, ...], included: bool = False) -> None:
         for statement in mod.statements:
             if isinstance(statement, s.IncludeStmt):
                 include(statement, mod, library, chain)
@@ -87,7 +94,7 @@ def _gather(module: s.Module, registry: Registry, problems: list[Diagnostic],
                         selections[name] = (tuple(dict.fromkeys(before + names)), statement.span)
                     import_library(name, statement.span)
             else:
-                items.append(_Item(statement, library))
+                items.append(_Item(statement, library, included))
 
     def include(statement: s.IncludeStmt, mod: s.Module, library: str | None, chain: tuple[str, ...]) -> None:
         base = Path(mod.source.name).parent if mod.source and not mod.source.name.startswith("<") else Path.cwd()
@@ -106,7 +113,7 @@ def _gather(module: s.Module, registry: Registry, problems: list[Diagnostic],
             problems.append(error(f"cannot include '{statement.path}': no file at {path}", statement.span,
                                   "include paths are relative to the file that includes them", "include"))
             return
-        visit(parse(text, str(path)), library, (*chain, str(path)))
+        visit(parse(text, str(path)), library, (*chain, str(path)), included=True)
 
     def import_library(name: str, span: Span | None) -> None:
         if name in seen_libraries:
@@ -149,6 +156,13 @@ def _meta(entries: Iterable[s.MetaEntry], allowed: set[str], what: str, problems
             continue
         if entry.key == "controllable":
             value = _BOOLEAN_WORDS[value]
+        if entry.key == "format":
+            try:
+                format(1234.5678, value)
+            except (ValueError, TypeError):
+                problems.append(error(f"'{value}' is not a number format", entry.span,
+                                      'use a Python format spec, e.g. ",.0f" (1,235) or ".1%" (12.3%)', "metadata"))
+                continue
         if entry.key in values:
             problems.append(error(f"'{entry.key}' is given twice", entry.span, "keep one", "metadata"))
         values[entry.key] = value
@@ -202,10 +216,16 @@ def _declare(items: list[_Item], problems: list[Diagnostic]) -> _Declarations:
         st = item.statement
         match st:
             case s.TreeHeader():
-                if item.library is None and d.header is None:
+                if item.library is None and not item.included:
+                    if d.header is not None:
+                        problems.append(error("a second 'tree' header", st.span,
+                                              f"the tree is already named at {d.header.span}; keep one", "duplicate"))
                     d.header = st
             case s.GrainStmt():
-                if item.library is None:
+                if item.library is None and not item.included:
+                    if d.grain_span is not None:
+                        problems.append(error("a second 'grain' statement", st.span,
+                                              f"the grain is already set at {d.grain_span}; keep one", "duplicate"))
                     if st.grain not in GRAINS:
                         problems.append(error(f"unknown grain '{st.grain}'", st.span,
                                               did_you_mean(st.grain, GRAINS) or f"use one of: {', '.join(GRAINS)}",
@@ -319,7 +339,10 @@ class _Resolver:
             return False
         if node.name not in self.registry.scalars:
             return True
-        # min/max exist as both: an aggregate when it reads a source.
+        # min/max exist as both: the aggregate takes one argument that reads a source; the scalar takes several.
+        fn = self.registry.aggregates[node.name]
+        if fn.max_args is not None and len(node.args) > fn.max_args:
+            return False
         return any(isinstance(n, s.Column) or (isinstance(n, s.Name) and n.name in self.decl.sources)
                    for a in node.args for n in s.walk(a))
 
@@ -403,10 +426,13 @@ class _Resolver:
                                            "filters and aggregations read source columns (orders.status) "
                                            "and params only", "mixed-metric"))
                 return
-            columns = [f"{src}.{node.name}" for src in self.decl.sources]
-            self.unknown(node.name, node.span, "name", self.decl.params,
-                         hint=f"columns are written with their source: {' or '.join(columns[:3])}"
-                         if columns else None)
+            owners = list(sources) or list(self.decl.sources)
+            columns = [f"{src}.{node.name}" for src in owners]
+            guess = did_you_mean(node.name, self.names())
+            self.problems.append(error(
+                f"unknown name '{node.name}'", node.span,
+                guess or (f"columns are written with their source: {' or '.join(columns[:3])}" if columns else None),
+                "unknown-name"))
         elif isinstance(node, s.Shift):
             self.problems.append(error(f"a time shift cannot be used in the {role} of '{metric}'", node.span,
                                        "shift metrics in formulas over metrics", "shift"))
@@ -415,8 +441,16 @@ class _Resolver:
                 self.problems.append(error(f"aggregations cannot be nested: {node.name}() inside the {role} "
                                            f"of '{metric}'", node.span, "aggregate row-level values only",
                                            "nested-aggregate"))
+            elif getattr(self.registry.scalars.get(node.name), "window", False):
+                self.problems.append(error(f"{node.name}() compares periods, so it works on metrics, not on the "
+                                           f"rows inside the {role} of '{metric}'", node.span,
+                                           f"apply it to the metric: {node.name}(my_metric)", "window-in-rows"))
             else:
                 self.check_call(node, aggregate=False)
+        elif isinstance(node, s.Binary) and node.op in ("==", "!=") and any(
+                isinstance(side, s.Literal) and side.value is None for side in (node.left, node.right)):
+            self.problems.append(error(f"'{node.to_source()}' is never true: nothing equals null", node.span,
+                                       "test for missing values with 'is null' or 'is not null'", "null-compare"))
 
     # -- derived metrics: formulas over metrics
     def derived(self, st: s.MetricDef) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]]:
@@ -511,7 +545,7 @@ def _graph(metrics: dict[str, Metric], decl: _Declarations, problems: list[Diagn
             elif graph.has_edge(st.parent, child):
                 kind = graph.edges[st.parent, child]["kind"]
                 problems.append(warning(
-                    f"'{child}' is already a {kind} child of '{st.parent}'", span,
+                    f"'{child}' is already {'an' if kind == 'influence' else 'a'} {kind} child of '{st.parent}'", span,
                     "remove the redundant influence link" if kind == "formula" else "remove the repeated link",
                     "redundant-link"))
             else:
@@ -650,6 +684,21 @@ def _rule_metrics(condition: s.Expr, metrics: dict[str, Metric], decl: _Declarat
     return tuple(used)
 
 
+def _is_condition(expr: s.Expr) -> bool:
+    return (isinstance(expr, s.Binary) and expr.op in (*s.COMPARISONS, "and", "or")
+            or isinstance(expr, s.Unary) and expr.op == "not" or isinstance(expr, s.InList | s.IsNull))
+
+
+def _check_period(text: str, span: Span | None, problems: list[Diagnostic]) -> None:
+    from . import periods
+    from .errors import UsageError
+
+    try:
+        periods.date_range(text)
+    except UsageError as exc:
+        problems.append(error(exc.diagnostics[0].message, span, exc.diagnostics[0].hint, "period"))
+
+
 def _targets(decl: _Declarations, metrics: dict[str, Metric], dims: set[str], resolver: _Resolver) -> list[Target]:
     targets = []
     for st in decl.targets:
@@ -662,6 +711,14 @@ def _targets(decl: _Declarations, metrics: dict[str, Metric], dims: set[str], re
         if cond.left.name not in metrics:
             resolver.unknown(cond.left.name, cond.left.span, "metric", metrics)
             continue
+        if metrics[cond.left.name].kind == "group":
+            resolver.problems.append(error(f"'{cond.left.name}' is a grouping node with no values: it cannot have "
+                                           "a target", cond.left.span, "put the target on one of its drivers",
+                                           "group-rule"))
+            continue
+        for text in (st.deadline, st.start, *(p for p, _ in st.checkpoints)):
+            if text is not None:
+                _check_period(text, st.span, resolver.problems)
         _dimension_check(st.where, dims, "a target", resolver.problems)
         meta = _meta(st.meta, {"label", "description"}, "a target", resolver.problems)
         if st.every is not None and st.every not in GRAINS:
@@ -677,6 +734,14 @@ def _alerts(decl: _Declarations, metrics: dict[str, Metric], dims: set[str], res
     alerts = []
     for st in decl.alerts:
         used = _rule_metrics(st.condition, metrics, decl, "an alert", resolver)
+        if not _is_condition(st.condition):
+            resolver.problems.append(error(f"'{st.condition.to_source()}' is not a condition", st.condition.span,
+                                           "compare a metric with a value, e.g. alert churn_rate > 5%", "alert"))
+        for name in used:
+            if metrics[name].kind == "group":
+                resolver.problems.append(error(f"'{name}' is a grouping node with no values: an alert cannot "
+                                               "watch it", st.condition.span, "watch one of its drivers",
+                                               "group-rule"))
         if not used:
             resolver.problems.append(error("an alert must read at least one metric", st.condition.span,
                                            "e.g. alert churn_rate > 5%", "alert"))

@@ -117,7 +117,9 @@ class MetrictreeError(Exception):
         return tuple(d for d in self.diagnostics if d.severity == "error")
 
     def render(self) -> str:
-        return "\n\n".join(d.render() for d in self.diagnostics)
+        """The errors as printed (warnings too when there is no error); `diagnostics` keeps them all."""
+        shown = self.errors or self.diagnostics
+        return "\n\n".join(d.render() for d in shown)
 
 
 class TreeSyntaxError(MetrictreeError):

@@ -208,11 +208,18 @@ class _Build(Transformer):
         fields: dict = {"time": None, "entity": None, "dimensions": ()}
         spans = []
         entries = []
+        seen: set[str] = set()
         for entry in c[1:]:
             if isinstance(entry, s.MetaEntry):
                 entries.append(entry)
                 continue
             key, value = entry
+            if key in seen:
+                first = value[0] if isinstance(value, list) else value
+                raise TreeSyntaxError(error(f"source '{c[0]}' gives '{key}' twice", _span(self.source, first),
+                                            f"keep one '{key}' line" + (" and list every dimension on it"
+                                                                       if key == "dimensions" else ""), "syntax"))
+            seen.add(key)
             if key == "dimensions":
                 fields[key] = tuple(str(v) for v in value)
                 spans.extend((str(v), _span(self.source, v)) for v in value)
