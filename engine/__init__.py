@@ -21,7 +21,7 @@ from .errors import (
     TreeSyntaxError,
     UsageError,
 )
-from .functions import Aggregate, AggregateContext, Computed, Library, Partial, Scalar
+from .functions import Aggregate, AggregateContext, Computed, Library, Partial, Scalar, TreeFile
 from .hookspecs import hookimpl
 from .model import Alert, Link, Metric, Param, Source, Target, Tree
 from .parsing import parse
@@ -31,6 +31,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Aggregate", "AggregateContext", "Alert", "CompileError", "Computed", "DataError", "Diagnostic", "Library",
     "Link", "Metric", "MetrictreeError", "Param", "Partial", "PluginError", "Scalar", "Source", "Span", "Target",
-    "Evaluation", "NullReason", "Tree", "TreeSyntaxError", "UsageError", "check", "hookimpl", "load", "loads",
+    "Evaluation", "NullReason", "Tree", "TreeFile", "TreeSyntaxError", "UsageError", "check", "hookimpl", "load", "loads",
     "null_reasons", "parse",
 ]

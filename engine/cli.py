@@ -1,4 +1,4 @@
-"""The ``metrictree`` command line: ``check``, ``eval`` and ``graph``.
+"""The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``graph`` and ``plugins``.
 
 The CLI only wires the stages together (load → evaluate → render); formatting lives
 in `metrictree.rendering`. Exit codes:
@@ -13,6 +13,7 @@ Colour is used only when the stream is a terminal; piped output is plain text.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -22,13 +23,25 @@ import click
 from rich.console import Console
 
 from . import __version__, rendering
-from .compiling import check as check_tree, load
+from .compiling import check as check_tree, load as load_file
 from .errors import Diagnostic, MetrictreeError, UsageError, did_you_mean, error
 from .evaluating import Evaluation
 from .model import GRAINS, Tree
 
 FORMATS = ("table", "json", "csv")
 GRAPH_FORMATS = ("mermaid", "dot")
+EXPLAIN_FORMATS = ("text", "json", "markdown")
+
+
+def load(tree_path: str) -> Tree:
+    """A tree file, or a tree a plugin ships, by name (``metrictree eval crm_ltv --sample``)."""
+    from .pluginmanager import registry
+
+    if not Path(tree_path).exists():
+        bundled = registry().trees.get(tree_path) or registry().trees.get(Path(tree_path).stem)
+        if bundled is not None and not Path(tree_path).parent.name:
+            return load_file(str(bundled.path))
+    return load_file(tree_path)
 
 
 # --------------------------------------------------------------------------- output
@@ -126,7 +139,7 @@ def check(trees: Sequence[str]) -> None:
     """
     failed = False
     for path in trees:
-        diagnostics = check_tree(path)
+        diagnostics = check_tree(_bundled_path(path))
         _print_diagnostics(diagnostics, spaced=True)
         failed = failed or any(d.severity == "error" for d in diagnostics)
         click.echo(rendering.check_summary(path, diagnostics))
@@ -135,6 +148,14 @@ def check(trees: Sequence[str]) -> None:
 
 
 # --------------------------------------------------------------------------- eval
+
+
+def _bundled_path(tree_path: str) -> str:
+    from .pluginmanager import registry
+
+    if not Path(tree_path).exists() and tree_path in registry().trees:
+        return str(registry().trees[tree_path].path)
+    return tree_path
 
 
 def _assignments(what: str) -> Any:
@@ -248,6 +269,79 @@ def graph(tree_path: str, fmt: str, output: str | None) -> None:
     """
     tree = load(tree_path)
     _write(output, rendering.mermaid(tree) if fmt == "mermaid" else rendering.dot(tree))
+
+
+# --------------------------------------------------------------------------- explain
+
+
+@main.command(short_help="Explain why a metric moved between two periods.")
+@click.argument("tree_path", metavar="TREE", type=click.Path(dir_okay=False))
+@click.option("--metric", "metric", metavar="NAME", help="The metric to explain (default: the tree's top metric).")
+@click.option("--baseline", metavar="PERIOD", help="The period to compare with (default: the one before --current);"
+                                                  " a range START..END compares with its mean.")
+@click.option("--current", metavar="PERIOD", help="The period to explain (default: the last period with data).")
+@click.option("--by", "by", multiple=True, metavar="DIM[,DIM...]",
+              help="Dimensions to look for root causes in (default: every dimension of the tree).")
+@click.option("--data", "data", multiple=True, metavar="SOURCE=PATH", callback=_assignments("SOURCE=PATH"),
+              help="Bind a source to a Parquet, CSV or Arrow file or folder. Repeat for each source.")
+@click.option("--sample", is_flag=True, help="Use the bundled sample shop data (--data entries override it).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", callback=_assignments("NAME=VALUE"),
+              help="Override a param of the tree.")
+@click.option("--format", "fmt", type=click.Choice(EXPLAIN_FORMATS), default="text", show_default=True)
+@click.option("--depth", type=click.IntRange(min=1), help="Show this many levels of drivers.")
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
+              help="How many root causes (and segments per driver) to show.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+def explain(tree_path: str, metric: str | None, baseline: str | None, current: str | None, by: Sequence[str],
+            data: dict[str, str], sample: bool, params: dict[str, str], fmt: str, depth: int | None, top: int,
+            output: str | None) -> None:
+    """Why did a metric move? Exact contributions down the formulas, then the segments behind them.
+
+    \b
+    metrictree explain trees/crm_ltv.tree --sample
+    metrictree explain crm_ltv --sample --metric aov --baseline 2026-09 --current 2026-10 --by region,channel
+    metrictree explain shop.tree --data orders=orders.parquet --format json
+    """
+    tree = load(tree_path)
+    name = metric or _top_metric(tree)
+    dims = _names(by)
+    explanation = tree.explain(_bind_data(tree, data, sample), name, baseline, current,
+                               by=list(tree.dimensions) if dims is None else dims, params=params, top=top)
+    if fmt == "json":
+        _write(output, json.dumps(explanation.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n")
+    elif fmt == "markdown":
+        _write(output, explanation.to_markdown())
+    elif output is None:
+        _console(sys.stdout).print(rendering.explanation_view(explanation, depth, top))
+    else:
+        _write(output, rendering.to_text(rendering.explanation_view(explanation, depth, top), width=100))
+
+
+def _top_metric(tree: Tree) -> str:
+    roots = [m for m in tree.roots() if tree.metrics[m].kind != "group"]
+    strategic = [m for m in roots if tree.metrics[m].level == "strategic"]
+    choice = (strategic or roots)
+    if len(choice) != 1:
+        raise UsageError(error("which metric should be explained?",
+                               hint=f"pass --metric NAME; top metrics: {', '.join(choice) or 'none'}",
+                               code="metric"))
+    return choice[0]
+
+
+# --------------------------------------------------------------------------- plugins
+
+
+@main.command(short_help="List the plugins loaded and what each adds.")
+def plugins() -> None:
+    """List the plugins loaded, where each comes from, and the functions, libraries and trees it adds."""
+    from . import pluginmanager
+
+    registry = pluginmanager.registry()
+    console = _console(sys.stdout)
+    order = {name: i for i, name in enumerate(pluginmanager.BUILTIN_PLUGINS)}
+    for name, plugin in sorted(pluginmanager.plugins(), key=lambda p: (order.get(p[0], len(order)), p[0])):
+        console.print(rendering.plugin_view(name, pluginmanager.distribution_of(plugin),
+                                            registry.contributions(name), registry))
 
 
 __all__ = ["main"]

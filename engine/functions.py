@@ -196,6 +196,21 @@ class Library:
     doc: str = ""
 
 
+@attrs.frozen
+class TreeFile:
+    """A ready-made tree a plugin ships, runnable by name.
+
+    Attributes:
+        name: the name people type (``crm_ltv``).
+        path: where the ``.tree`` file is.
+        doc: one line for ``metrictree plugins``.
+    """
+
+    name: str
+    path: Any
+    doc: str = ""
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -210,19 +225,22 @@ class Registry:
     aggregates: dict[str, Aggregate] = attrs.field(factory=dict)
     scalars: dict[str, Scalar] = attrs.field(factory=dict)
     libraries: dict[str, Library] = attrs.field(factory=dict)
+    trees: dict[str, TreeFile] = attrs.field(factory=dict)
     owners: dict[tuple[str, str], str] = attrs.field(factory=dict)
 
-    def add(self, item: Function | Library, plugin: str) -> None:
+    def add(self, item: Function | Library | TreeFile, plugin: str) -> None:
         if isinstance(item, Aggregate):
             table, kind = self.aggregates, "aggregate function"
         elif isinstance(item, Scalar):
             table, kind = self.scalars, "function"
         elif isinstance(item, Library):
             table, kind = self.libraries, "library"
+        elif isinstance(item, TreeFile):
+            table, kind = self.trees, "tree"
         else:
             raise PluginError(error(
-                f"plugin '{plugin}' registered {item!r}, which is not an Aggregate, Scalar or Library",
-                hint="register metrictree.functions.Aggregate, Scalar or Library objects", code="plugin"))
+                f"plugin '{plugin}' registered {item!r}, which is not an Aggregate, Scalar, Library or TreeFile",
+                hint="register metrictree.functions.Aggregate, Scalar, Library or TreeFile objects", code="plugin"))
         if item.name in table:
             first = self.owners[(kind, item.name)]
             raise PluginError(error(
@@ -231,6 +249,15 @@ class Registry:
         table[item.name] = item
         self.owners[(kind, item.name)] = plugin
 
-    def owner(self, item: Function | Library) -> str:
-        kind = {"aggregate": "aggregate function", "scalar": "function"}.get(getattr(item, "kind", ""), "library")
+    def owner(self, item: Function | Library | TreeFile) -> str:
+        kind = "tree" if isinstance(item, TreeFile) else {"aggregate": "aggregate function", "scalar": "function"}.get(
+            getattr(item, "kind", ""), "library")
         return self.owners[(kind, item.name)]
+
+    def contributions(self, plugin: str) -> dict[str, list[str]]:
+        """What one plugin adds, by kind: ``{"aggregate function": [...], "function": [...], ...}``."""
+        found: dict[str, list[str]] = {}
+        for (kind, name), owner in self.owners.items():
+            if owner == plugin:
+                found.setdefault(kind, []).append(name)
+        return found

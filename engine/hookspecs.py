@@ -36,3 +36,12 @@ def metrictree_libraries(register: Callable[..., None]) -> None:
     Call ``register(metrictree.functions.Library(name, text, doc))``; ``text`` is
     tree-language source (sources, params, metrics) merged into the importing tree.
     """
+
+
+@hookspec
+def metrictree_trees(register: Callable[..., None]) -> None:
+    """Add ready-made tree files (templates) people can run by name: ``metrictree eval crm_ltv --sample``.
+
+    Call ``register(metrictree.functions.TreeFile(name, path, doc))`` with the path of a ``.tree`` file
+    shipped in the plugin's package (e.g. from ``importlib.resources.files``).
+    """

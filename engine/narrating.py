@@ -9,22 +9,24 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def number(value: float | None, unit: str | None = None, signed: bool = False) -> str:
-    """A number for people: thousands separators, few decimals, the unit (``%`` values are fractions)."""
+    """A number for people, with its unit: ``2,629 RUB``, ``25.4%``, signed ``−102 RUB`` (``%`` values are
+    fractions)."""
+    from .rendering import NULL, format_value
+
     if value is None:
-        return "—"
-    if unit == "%":
-        text = f"{value * 100:+.1f} %" if signed else f"{value * 100:.1f} %"
-        return text.replace("-", "−")
-    magnitude = abs(value)
-    digits = 0 if magnitude >= 100 else 1 if magnitude >= 10 else 2 if magnitude >= 1 else 3
-    text = f"{value:+,.{digits}f}" if signed else f"{value:,.{digits}f}"
-    text = text.replace("-", "−")
-    return f"{text} {unit}" if unit else text
+        return NULL
+    text = format_value(abs(value) if signed else value, unit)
+    if signed:
+        text = ("+" if value > 0 else "−" if value < 0 else "±") + text
+    elif text.startswith("-"):
+        text = "−" + text[1:]
+    return f"{text} {unit}" if unit and unit != "%" else text
 
 
 def change_in_points(driver_change: float | None, unit: str | None) -> str:
+    """A change: in percentage points for a ``%`` metric (``+1.2 pp``), else signed in its unit."""
     if unit == "%" and driver_change is not None:
-        return f"{driver_change * 100:+.1f} pp".replace("-", "−")
+        return number(driver_change * 100, None, signed=True) + " pp"
     return number(driver_change, unit, signed=True)
 
 

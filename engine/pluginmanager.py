@@ -110,6 +110,7 @@ def registry() -> Registry:
         built = Registry()
         _collect(built, "metrictree_functions")
         _collect(built, "metrictree_libraries")
+        _collect(built, "metrictree_trees")
         _registry = (key, built)
     return _registry[1]
 

@@ -405,3 +405,123 @@ def check_summary(path: str, diagnostics: Sequence[Diagnostic]) -> str:
 
 __all__ = ["check_summary", "dot", "evaluation_csv", "evaluation_json", "format_value", "mermaid", "spaced",
            "styled_diagnostic", "table_view", "to_text"]
+
+
+# --------------------------------------------------------------------------- explanations
+
+
+def _bar(share: float | None, width: int = 12) -> str:
+    """A bar for a share of the root's change: ``████▌`` (eighths of a cell)."""
+    if share is None:
+        return ""
+    eighths = round(min(abs(share), 1.0) * width * 8)
+    return "█" * (eighths // 8) + ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")[eighths % 8]
+
+
+def _tone(change: float | None, direction: str | None) -> str:
+    """Green when a change goes the metric's good way, red when it goes the bad way."""
+    if not change or direction not in ("up", "down"):
+        return ""
+    good = change > 0 if direction == "up" else change < 0
+    return "green" if good else "red"
+
+
+def explanation_view(explanation, depth: int | None = None, top: int = 5) -> Group:
+    """An `Explanation` for a terminal: the sentences, the driver tree with bars, the root causes.
+
+    Each driver shows baseline → current, its change, its contribution to the root's change (in the
+    root's units) with a bar, and its share. Influence children are dimmed and labelled: they are
+    not part of the sum. ``depth`` limits the levels shown; ``top`` the segments and root causes.
+    """
+    from rich.tree import Tree as RichTree
+
+    from .narrating import change_in_points, number, where_text
+
+    e = explanation
+    title = Text(f"{e.label} ({e.metric}) · {e.baseline.period} → {e.current.period}", style="bold")
+    story = Text("\n".join(e.summary()))
+    root = RichTree(Text.assemble((f"{e.label}  ", "bold"), f"{number(e.baseline.value, e.unit)} → "
+                                  f"{number(e.current.value, e.unit)}  ",
+                                  (change_in_points(e.change, e.unit), _tone(e.change, e.direction)),
+                                  (f"   [{e.method}]", "dim")))
+
+    def segment_line(seg) -> Text:
+        part = f"{number(seg.contribution, e.unit, signed=True)}" if seg.contribution is not None else ""
+        mix = (f"  (mix {number(seg.mix, None, signed=True)}, rate {number(seg.rate, None, signed=True)})"
+               if seg.mix is not None else "")
+        return Text(f"{where_text(seg.where)}: {number(seg.baseline)} → {number(seg.current)}  {part}{mix}",
+                    style="dim")
+
+    def add(node, driver, level: int) -> None:
+        if driver.kind == "influence":
+            assoc = driver.association
+            facts = ""
+            if assoc is not None and assoc.elasticity is not None:
+                facts = f"  elasticity {assoc.elasticity:+.2f} over {assoc.periods} periods"
+            elif assoc is not None:
+                facts = f"  (too little history: {assoc.periods} periods)"
+            label = Text.assemble((f"{driver.label}", "dim italic"), ("  influence, not in the sum  ", "dim"),
+                                  (f"{number(driver.baseline, driver.unit)} → {number(driver.current, driver.unit)}"
+                                   if driver.baseline is not None else "", "dim"), (facts, "dim"))
+        else:
+            share = f"{driver.share * 100:5.0f}%" if driver.share is not None else ""
+            label = Text.assemble(
+                (f"{driver.label}", "bold" if level == 1 else ""), "  ",
+                f"{number(driver.baseline, driver.unit)} → {number(driver.current, driver.unit)}  ",
+                (change_in_points(driver.change, driver.unit), _tone(driver.change, driver.direction)), "   ",
+                (f"{number(driver.contribution, e.unit, signed=True)} ", "bold"),
+                (_bar(driver.share), "red" if (driver.contribution or 0) * (e.change or 0) > 0 and
+                 _tone(e.change, e.direction) == "red" else "cyan"), f" {share}",
+                (f"  [{driver.method}]" if driver.drivers else "", "dim"))
+        branch = node.add(label)
+        for seg in driver.segments[:top]:
+            branch.add(segment_line(seg))
+        if depth is None or level < depth:
+            for child in driver.drivers:
+                add(branch, child, level + 1)
+
+    for seg in e.segments[:top]:
+        root.add(segment_line(seg))
+    for driver in e.drivers:
+        add(root, driver, 1)
+    parts: list[RenderableType] = [title, story, Text(""), root]
+    if e.root_causes:
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, title="Root causes", title_justify="left",
+                      title_style="bold", header_style="bold")
+        for header, justify in (("#", "right"), ("metric", "left"), ("segment", "left"), ("baseline", "right"),
+                                ("current", "right"), ("contribution", "right"), ("share", "right")):
+            table.add_column(header, justify=justify, no_wrap=header != "segment")
+        for i, cause in enumerate(e.root_causes[:top], 1):
+            share = f"{cause.share * 100:.0f}%" if cause.share is not None else NULL
+            table.add_row(str(i), cause.metric, where_text(cause.where), number(cause.baseline),
+                          number(cause.current), number(cause.contribution, e.unit, signed=True), share)
+        parts += [Text(""), table]
+    for note in e.notes:
+        parts.append(Text(f"note: {note}", style="dim"))
+    parts.append(Text(f"Formula contributions add up to the change (residual {e.residual:.1e}).", style="dim"))
+    return Group(*parts)
+
+
+# --------------------------------------------------------------------------- plugins
+
+
+def plugin_view(name: str, origin: str, contributions: dict[str, list[str]], registry) -> Group:
+    """One plugin: where it comes from, and each function, library and tree it adds with its one-line doc."""
+    lines: list[RenderableType] = [Text.assemble((name, "bold"), (f"  ({origin})", "dim"))]
+    tables = {"aggregate function": registry.aggregates, "function": registry.scalars,
+              "library": registry.libraries, "tree": registry.trees}
+    for kind in ("aggregate function", "function", "library", "tree"):
+        names = contributions.get(kind, [])
+        if not names:
+            continue
+        table = Table(box=None, show_header=False, padding=(0, 2), pad_edge=False)
+        table.add_column(no_wrap=True)
+        table.add_column(style="dim")
+        for item in sorted(names):
+            table.add_row(f"  {item}" + ("()" if "function" in kind else ""), tables[kind][item].doc)
+        heading = {"aggregate function": "aggregations", "function": "functions", "library": "libraries",
+                   "tree": "trees"}[kind]
+        lines += [Text(f"  {heading}:", style="italic"), table]
+    if len(lines) == 1:
+        lines.append(Text("  (adds nothing)", style="dim"))
+    return Group(*lines, Text(""))

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from metrictree import periods
-from metrictree.functions import Aggregate, AggregateContext, Computed, Library, Partial
+from metrictree.functions import Aggregate, AggregateContext, Computed, Library, Partial, TreeFile
 from metrictree.hookspecs import hookimpl
 
 PERIOD, VALUE, TIME = "__period", "__value", "__time"
@@ -299,3 +299,9 @@ def metrictree_functions(register):
 def metrictree_libraries(register):
     text = files("metrictree.plugins").joinpath("libraries", "crm.tree").read_text("utf-8")
     register(Library("crm", text, "CRM: LTV, AOV, frequency, retention, churn, ARPU, NPS, CSAT"))
+
+
+@hookimpl
+def metrictree_trees(register):
+    register(TreeFile("crm_ltv", files("metrictree.trees").joinpath("crm_ltv.tree"),
+                      "Why did LTV move? AOV × frequency × lifetime, churn and engagement."))

@@ -183,3 +183,45 @@ def test_every_hook_has_a_test():
     for hook in pluginmanager.hook_names():
         assert f"def {hook}(" in source, f"hook {hook} has no test"
     assert set(pluginmanager.hook_names()) == {n for n in dir(hookspecs) if n.startswith("metrictree_")}
+
+
+def test_plugin_trees_are_runnable_by_name(plugin, tmp_path):
+    path = tmp_path / "mini.tree"
+    path.write_text("source orders { time day }\nmetric revenue = sum(orders.amount)\n", "utf-8")
+
+    class Trees:
+        @metrictree.hookimpl
+        def metrictree_trees(self, register):
+            register(metrictree.TreeFile("mini", path, doc="a tiny tree"))
+
+    plugin(Trees(), "tree-plugin")
+    registry = pluginmanager.registry()
+    assert registry.trees["mini"].path == path
+    assert registry.contributions("tree-plugin") == {"tree": ["mini"]}
+    from click.testing import CliRunner
+
+    from metrictree.cli import main
+
+    data = tmp_path / "orders.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(DATA["orders"], data)
+    result = CliRunner().invoke(main, ["eval", "mini", "--data", f"orders={data}", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == ['"period","revenue"', '"2026-01",200', '"2026-02",300']
+
+
+def test_plugins_command_lists_origins_and_contributions(plugin):
+    from click.testing import CliRunner
+
+    from metrictree.cli import main
+
+    plugin(Doubling(), "doubling")
+    result = CliRunner().invoke(main, ["plugins"])
+    assert result.exit_code == 0
+    text = result.output
+    assert "metrictree.plugins.core  (built-in)" in text
+    assert "metrictree.plugins.crm  (built-in)" in text
+    assert "doubling  (registered at run time)" in text
+    assert "twice()" in text and "count_over()" in text
+    assert "crm_ltv" in text and "churned_customers()" in text
