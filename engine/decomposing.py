@@ -131,7 +131,17 @@ class Decomposer:
         total = change if contribution is None else contribution
         out: dict = {}
         method = self._distribute(node, b, c, total, out)
-        return Split(out, method)
+        # Inputs that did not move (or sit under a part that did not) still appear, with 0.
+        ordered = {}
+        stack = [node]
+        while stack:
+            child = stack.pop()
+            ref = self.leaf(child)
+            if ref is not None:
+                ordered[ref] = out.get(ref, 0.0)
+            else:
+                stack.extend(reversed(child.children()))
+        return Split(ordered, method)
 
     def _distribute(self, node: s.Expr, b: float | None, c: float | None, amount: float | None, out: dict) -> str:
         ref = self.leaf(node)
