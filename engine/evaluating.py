@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from . import aggregating, periods, reading
 from . import syntax as s
-from .errors import Span, UsageError, did_you_mean, error
+from .errors import DataError, Span, UsageError, did_you_mean, error
 from .formulas import Scope, as_array, evaluate as evaluate_expr
 from .functions import Registry, as_computed
 from .model import Metric, Tree
@@ -148,7 +148,7 @@ def _slice_keys(table: pa.Table, dims: Sequence[str]) -> pa.Array:
 
 
 def _grid(aggregates: list[aggregating.SourceAggregate], by: list[str], first: int | None,
-          last: int | None) -> Grid:
+          last: int | None, grain: str) -> Grid:
     split = [a for a in aggregates if len(a.dimensions) == len(by)]
     if by:
         tables = [a.table.select(by).cast(pa.schema([(d, pa.string()) for d in by])) for a in split]
@@ -159,9 +159,26 @@ def _grid(aggregates: list[aggregating.SourceAggregate], by: list[str], first: i
         slices = slices.sort_by([(d, "ascending") for d in by])
     else:
         slices = pa.table({"__one": [0]}).drop(["__one"])  # one slice: the whole data
-    lows = [pc.min(a.table.column(aggregating.PERIOD)).as_py() for a in aggregates if a.table.num_rows]
-    highs = [pc.max(a.table.column(aggregating.PERIOD)).as_py() for a in aggregates if a.table.num_rows]
-    first = first if first is not None else min(lows)
+    lows, highs = [], []
+    for a in aggregates:
+        low = pc.min(a.table.column(aggregating.PERIOD)).as_py()
+        if low is None:  # rows without a time fall in no period: here, all of them
+            raise DataError(error(f"the time column '{a.source.time}' of source '{a.source.name}' is null in "
+                                  "every row", a.source.span, "fill in the time column of the data", "no-time"))
+        lows.append(low)
+        highs.append(pc.max(a.table.column(aggregating.PERIOD)).as_py())
+    if not lows and (first is None or last is None):
+        raise UsageError(error("the metrics asked for read no data, so they have no periods of their own",
+                               hint="give both --from and --to (start= and end=), or ask for a metric that "
+                                    "reads a source", code="no-periods"))
+    if lows and first is not None and first > max(highs):
+        # Only reachable when shifts read the rows before `first` (else reading finds no rows).
+        ends, starts = periods.label(max(highs), grain), periods.label(first, grain)
+        raise DataError(error(f"the data ends in {ends}, before {starts}: no rows from then on",
+                              aggregates[0].source.span, "check the data passed and the --from period", "empty"))
+    # Rows before `first` are only read when shifts look back; the grid still starts at `first`
+    # when the data starts later, so the output covers the range asked for either way.
+    first = min(lows + [first]) if first is not None else min(lows)
     last = last if last is not None else max(highs)
     return Grid(first, max(0, last - first + 1), slices, _slice_keys(slices, by))
 
@@ -259,6 +276,9 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
              params: Mapping[str, Any] | None = None, registry: Registry | None = None) -> Evaluation:
     """Evaluate ``metrics`` (default: all) of ``tree`` over ``data`` at ``grain``, sliced ``by`` dimensions."""
     registry = registry or default_registry()
+    if not isinstance(data, Mapping):
+        raise UsageError(error(f"data must map source names to tables, got a {type(data).__name__}",
+                               hint=f"e.g. data={{'{next(iter(tree.sources), 'orders')}': table}}", code="no-data"))
     grain = periods.check_grain(grain or tree.grain)
     by = _normalise_by(tree, by)
     selected = _selected(tree, metrics)
@@ -284,7 +304,15 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
         table = reading.read(source, data, needs, [d for d in by if d in source.dimensions], since, until)
         aggregates.append(aggregating.aggregate(tree, source, table, base, grain, by, values, registry))
 
-    grid = _grid(aggregates, by, first if since is not None or first is None else None, last)
+    if by and aggregates and not any(len(a.dimensions) == len(by) for a in aggregates):
+        # No source can be split: the result would have no slices at all, hence no rows.
+        names = ", ".join(f"'{a.source.name}'" for a in aggregates)
+        raise UsageError(error(
+            f"cannot split by {', '.join(by)}: no source the metrics read ({names}) has "
+            f"{'that dimension' if len(by) == 1 else 'all of these dimensions'}",
+            aggregates[0].source.span, "drop it from --by, or ask for metrics of a source that declares it",
+            "unknown-dimension"))
+    grid = _grid(aggregates, by, first, last, grain)
     columns: dict[str, pa.Array] = {}
     notes: list[tuple[str, pa.Array, str]] = []
     for agg in aggregates:
@@ -324,9 +352,13 @@ def _finish_base(metric: Metric, plans, laid: dict[str, pa.Array], grid: Grid, p
 
     scope = Scope(name=lambda node: pa.scalar(float(params[node.name])), scalars=registry.scalars,
                   length=grid.size, call=lambda node: finished.get(id(node)), frame=grid)
-    values = evaluate_expr(metric.formula, scope)
+    values = as_array(evaluate_expr(metric.formula, scope), grid.size)
     notes.extend((metric.name, mask, reason) for mask, reason in scope.notes)
-    return _clean(as_array(values, grid.size))
+    if not _is_numeric(values.type):
+        # e.g. a plugin aggregate that returns dates or text: result columns hold numbers only.
+        raise DataError(error(f"'{metric.name}' gives {values.type} values, not numbers", metric.span,
+                              "a metric must be a number: aggregate a numeric column", "type"))
+    return _clean(metric, values, notes)
 
 
 def _derived(tree: Tree, metric: Metric, columns: dict[str, pa.Array], grid: Grid, params: Mapping[str, float],
@@ -344,8 +376,7 @@ def _derived(tree: Tree, metric: Metric, columns: dict[str, pa.Array], grid: Gri
 
     scope = Scope(name=name, shift=shift, scalars=registry.scalars, length=grid.size, frame=grid)
     values = as_array(evaluate_expr(metric.formula, scope), grid.size)
-    if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
-            or pa.types.is_decimal(values.type) or pa.types.is_boolean(values.type) or pa.types.is_null(values.type)):
+    if not _is_numeric(values.type):
         raise UsageError(error(f"'{metric.name}' gives {values.type} values, not numbers", metric.span,
                                "a metric's formula must give a number", "type"))
     own = [mask for mask, _ in scope.notes]
@@ -354,20 +385,34 @@ def _derived(tree: Tree, metric: Metric, columns: dict[str, pa.Array], grid: Gri
     for mask in own:
         nulls = pc.and_(nulls, pc.invert(pc.fill_null(mask, False)))
     if pc.any(nulls).as_py():
-        causes = []
-        for name in metric.inputs:
-            hit = pc.and_(nulls, pc.is_null(columns[name]))
-            if pc.any(hit).as_py():
-                reason = next((r for m, mask, r in notes
-                               if m == name and pc.any(pc.and_(hit, pc.fill_null(mask, False))).as_py()), None)
-                causes.append(f"{name} is null" + (f" ({reason})" if reason else ""))
-        if causes:
-            notes.append((metric.name, nulls, "; ".join(causes)))
-    return _clean(values)
+        # Each input blamed only for the rows where it is null; a shifted input (m[-1]) is looked at
+        # in its own earlier period, not in this one.
+        current = dict.fromkeys(n.name for n in s.walk(metric.formula) if isinstance(n, s.Name) and n.name in columns)
+        looks = [(name, 0) for name in current] + [(name, offset) for name, offset in metric.shifts]
+        for name, offset in looks:
+            at = (lambda v: v) if offset == 0 else (lambda v, k=offset: grid.shift(v, k))
+            hit = pc.and_(nulls, pc.is_null(at(columns[name])))
+            if not pc.any(hit).as_py():
+                continue
+            shown = name if offset == 0 else f"{name}[{offset}]"
+            unexplained = hit
+            for m, mask, reason in [n for n in notes if n[0] == name]:
+                because = pc.and_(hit, pc.fill_null(at(mask), False))
+                if pc.any(because).as_py():
+                    notes.append((metric.name, because, f"{shown} is null ({reason})"))
+                    unexplained = pc.and_(unexplained, pc.invert(because))
+            if pc.any(unexplained).as_py():
+                notes.append((metric.name, unexplained, f"{shown} is null"))
+    return _clean(metric, values, notes)
 
 
-def _clean(values: pa.Array) -> pa.Array:
-    """Metric columns are int64 or float64; NaN and ±inf never leave the engine."""
+def _is_numeric(t: pa.DataType) -> bool:
+    return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) or pa.types.is_boolean(t)
+            or pa.types.is_null(t))
+
+
+def _clean(metric: Metric, values: pa.Array, notes: list) -> pa.Array:
+    """Metric columns are int64 or float64; NaN and ±inf never leave the engine, and say why they went."""
     t = values.type
     if pa.types.is_boolean(t):
         return pc.cast(values, pa.int64())
@@ -377,6 +422,8 @@ def _clean(values: pa.Array) -> pa.Array:
         return pc.cast(values, pa.float64())
     values = pc.cast(values, pa.float64())
     bad = pc.or_(pc.is_nan(values), pc.is_inf(values))
+    if pc.any(bad).as_py():
+        notes.append((metric.name, bad, "not a finite number (NaN or infinity in the data, or a float overflow)"))
     return pc.if_else(bad, pa.scalar(None, pa.float64()), values)
 
 
@@ -399,15 +446,19 @@ def _result(tree: Tree, grid: Grid, by: list[str], grain: str, selected: list[st
         out[name] = pc.take(columns[name], take)
     table = pa.table(out)
     reasons = []
-    seen = set()
+    # One entry per metric and cause; the same cause may come from several places (two divisions
+    # by the same metric, two averages), so its rows are the union of their masks.
+    merged: dict[tuple[str, str], pa.Array] = {}
     for metric, mask, reason in notes:
         if metric not in selected:
             continue
         hit = pc.and_(pc.fill_null(pc.take(as_array(mask, grid.size), take), False), pc.is_null(table.column(metric)))
+        key = (metric, reason)
+        merged[key] = pc.or_(merged[key], hit) if key in merged else hit
+    for (metric, reason), hit in merged.items():
         rows = pc.sum(pc.cast(hit, pa.int64())).as_py() or 0
-        if not rows or (metric, reason) in seen:
+        if not rows:
             continue
-        seen.add((metric, reason))
         at = pc.index(hit, True).as_py()
         first_row = {"period": table.column("period")[at].as_py(), **{d: table.column(d)[at].as_py() for d in by}}
         reasons.append(NullReason(metric, reason, rows, first_row, tree.metrics[metric].span))

@@ -152,21 +152,62 @@ def _binary(node: s.Binary, scope: Scope) -> Value:
 
 def _unary(node: s.Unary, scope: Scope) -> Value:
     value = evaluate(node.operand, scope)
+    if pa.types.is_null(value.type):
+        return value
     if node.op == "not":
+        if not pa.types.is_boolean(value.type):
+            raise DataError(error(f"'{node.operand.to_source()}' is not a condition", node.operand.span,
+                                  "'not' negates a comparison, e.g. not orders.status == \"paid\"", "type"))
         return pc.invert(value)
+    if pa.types.is_boolean(value.type) or pa.types.is_unsigned_integer(value.type):
+        value = pc.cast(value, pa.int64())
+    if not _is_number(value):
+        raise DataError(error(f"'{node.operand.to_source()}' is {value.type}, not a number, in {node.to_source()}",
+                              node.operand.span, "a minus sign needs a number; check the column's type in the data",
+                              "type"))
     return pc.negate(value)
+
+
+def _kind(t: pa.DataType) -> str | None:
+    """What a value is to a person: text, number, true/false, time (``None`` for a bare null)."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_null(t):
+        return None
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "text"
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "number"
+    if pa.types.is_boolean(t):
+        return "true/false"
+    if pa.types.is_temporal(t):
+        return "time"
+    return str(t)
 
 
 def _in_list(node: s.InList, scope: Scope) -> Value:
     value = evaluate(node.operand, scope)
     items = [evaluate(i, scope) for i in node.items]
+    value_type = value.type.value_type if pa.types.is_dictionary(value.type) else value.type
+    kind = _kind(value_type)
+    # Like `==`, `in` does not compare text with numbers (a silent cast would match nothing, or the
+    # wrong rows); text items may name dates, as in `orders.day in ["2026-10-05"]`.
+    wrong = {_kind(i.type) for i in items} - {None, kind} - ({"text"} if kind == "time" else set())
+    if kind is not None and wrong:
+        raise DataError(error(f"cannot look for {' or '.join(sorted(wrong))} values in {kind} values "
+                              f"({value.type}) in {node.to_source()}", node.span,
+                              "list values of the column's kind, e.g. text in double quotes", "type"))
     options = pa.array([i.as_py() for i in items])
+    if kind == "number" and pa.types.is_floating(options.type) and not pa.types.is_floating(value_type):
+        value, value_type = pc.cast(value, pa.float64()), pa.float64()  # orders.qty in [1, 2.5]
     try:
-        found = pc.is_in(value, value_set=options.cast(value.type.value_type if pa.types.is_dictionary(value.type)
-                                                       else value.type) if len(options) else options)
+        options = options.cast(value_type) if len(options) else pa.array([], value_type)
+        found = pc.is_in(value, value_set=options)
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
         raise DataError(error(f"cannot look for {options.type} values in {value.type} in {node.to_source()}",
                               node.span, "list values of the column's kind", "type")) from None
+    # A null is neither in nor out of the list, as with `==` and `!=`: the row is not kept either way.
+    found = pc.if_else(pc.is_null(value), pa.scalar(None, pa.bool_()), found)
     return pc.invert(found) if node.negated else found
 
 

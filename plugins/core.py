@@ -34,16 +34,6 @@ def _needs_numbers(name: str):
     return check
 
 
-def _needs_ordered(name: str):
-    def check(*types: pa.DataType) -> str | None:
-        for t in types:
-            if t is not None and not (_is_number(t) or pa.types.is_temporal(t) or pa.types.is_string(t)
-                                      or pa.types.is_large_string(t) or pa.types.is_dictionary(t)):
-                return f"{name}() needs numbers, dates or text, but the column holds {t}"
-        return None
-    return check
-
-
 def _null_where(values, mask):
     """``values`` with nulls where ``mask`` is true (mask nulls count as false)."""
     return pc.if_else(pc.fill_null(mask, False), pa.scalar(None, values.type), values)
@@ -94,8 +84,9 @@ AGGREGATES = (
               doc="count(source) counts rows; count(source.column) counts non-null values."),
     Aggregate("count_distinct", _plan_count_distinct, doc="Number of distinct non-null values."),
     Aggregate("avg", _plan_avg, _finish_avg, check=_needs_numbers("avg"), doc="Mean of a column."),
-    Aggregate("min", _plan_extreme("min"), _finish_extreme, check=_needs_ordered("min"), doc="Smallest value."),
-    Aggregate("max", _plan_extreme("max"), _finish_extreme, check=_needs_ordered("max"), doc="Largest value."),
+    # Numbers only: a metric's values are numbers, so the smallest date or text could not be shown.
+    Aggregate("min", _plan_extreme("min"), _finish_extreme, check=_needs_numbers("min"), doc="Smallest value."),
+    Aggregate("max", _plan_extreme("max"), _finish_extreme, check=_needs_numbers("max"), doc="Largest value."),
 )
 
 # --------------------------------------------------------------------------- scalars
@@ -118,13 +109,13 @@ def _sqrt(x):
 def _exp(x):
     values = pc.exp(_float(x))
     big = pc.is_inf(values)
-    return Computed(_null_where(values, big), ((big, "exp() overflows a float"),))
+    return Computed(_null_where(values, big), ((big, "the result overflows a float"),))
 
 
 def _power(x, y):
     values = pc.power(_float(x), _float(y))
     bad = pc.or_(pc.is_nan(values), pc.is_inf(values))
-    return Computed(_null_where(values, bad), ((bad, "power() is undefined here (e.g. a negative base with a "
+    return Computed(_null_where(values, bad), ((bad, "undefined here (e.g. a negative base with a "
                                                       "fractional exponent, or 0 to a negative power)"),))
 
 
@@ -134,6 +125,8 @@ def _round(x, digits=0):
 
 def _digits(value) -> int:
     raw = value.as_py() if isinstance(value, pa.Scalar) else value
+    if not isinstance(raw, int | float) or isinstance(raw, bool) or raw != int(raw):
+        raise ValueError(f"round() needs a whole number of digits, got {raw!r}")
     return int(raw)
 
 
@@ -159,16 +152,28 @@ def _greatest(*xs):
     return pc.max_element_wise(*xs, skip_nulls=False)
 
 
+def _earlier(frame: Frame, m, k: int):
+    """The value ``k`` periods earlier in the same slice, and why it is missing where it is."""
+    before = frame.shift(m, -k)
+    # Shifting a column with no nulls finds the rows whose earlier period is outside the data.
+    outside = pc.is_null(frame.shift(pa.repeat(pa.scalar(True), len(m)), -k))
+    notes = ((outside, f"{k} period(s) earlier is before the first period of the data"),
+             (pc.and_(pc.is_null(before), pc.invert(outside)), f"the value {k} period(s) earlier is null"))
+    return before, notes
+
+
 def _change(frame: Frame, m, periods=1):
     k = _int_arg(periods, "periods", "change")
-    before = frame.shift(m, -k)
+    before, notes = _earlier(frame, m, k)
     zero = pc.equal(before, 0)
     ratio = pc.divide(_float(m), _null_where(_float(before), zero))
-    return Computed(pc.subtract(ratio, 1.0), ((zero, f"change(): the value {k} period(s) earlier is 0"),))
+    return Computed(pc.subtract(ratio, 1.0), ((zero, f"the value {k} period(s) earlier is 0"), *notes))
 
 
 def _delta(frame: Frame, m, periods=1):
-    return pc.subtract(m, frame.shift(m, -_int_arg(periods, "periods", "delta")))
+    k = _int_arg(periods, "periods", "delta")
+    before, notes = _earlier(frame, m, k)
+    return Computed(pc.subtract(m, before), notes)
 
 
 def _rolling_sum(frame: Frame, m, n):
@@ -178,8 +183,13 @@ def _rolling_sum(frame: Frame, m, n):
     # The first k-1 periods of a slice have no full window: null, not a partial sum.
     complete = pc.is_valid(frame.shift(total, -(k - 1))) if k > 1 else pc.is_valid(total)
     windowed = pc.subtract(total, pc.fill_null(before, 0))
-    return Computed(_null_where(windowed, pc.invert(complete)),
-                    ((pc.invert(complete), f"fewer than {k} periods of data before this one"),))
+    # cumulative_sum counts nulls as 0: a window holding a null is unknown, not a smaller sum.
+    missing = frame.cumulative_sum(pc.cast(pc.is_null(m), pa.int64()))
+    holes = pc.greater(pc.subtract(missing, pc.fill_null(frame.shift(missing, -k), 0)), 0)
+    holes = pc.and_(holes, complete)
+    return Computed(_null_where(windowed, pc.or_(pc.invert(complete), holes)),
+                    ((pc.invert(complete), f"the {k}-period window starts before the first period of the data"),
+                     (holes, f"a value in the {k}-period window is null")))
 
 
 def _rolling_avg(frame: Frame, m, n):
@@ -189,7 +199,8 @@ def _rolling_avg(frame: Frame, m, n):
 
 
 def _cumulative_sum(frame: Frame, m):
-    return frame.cumulative_sum(m)
+    # Where m itself is undefined so is its running total (later totals skip it, as SQL's SUM does).
+    return _null_where(frame.cumulative_sum(m), pc.is_null(m))
 
 
 SCALARS = (
