@@ -272,48 +272,56 @@ def _references(st: s.MetricDef) -> set[str]:
 
 
 def _prune_libraries(d: _Declarations, selections: dict, problems: list[Diagnostic]) -> None:
-    """Keep the library metrics a tree can compute: every source and name they read exists.
+    """Keep the library metrics a tree asked for and can compute.
 
-    ``import crm`` keeps every crm metric whose sources the tree declares; ``import crm (ltv)`` keeps
-    ``ltv`` and what it needs, and says why when it cannot.
+    ``import crm`` asks for every crm metric; ``import crm (ltv)`` for ``ltv`` only. What the
+    asked-for metrics read is kept too, from whichever library defines it. Then a kept metric
+    whose sources or names the tree lacks is dropped (silently when the whole library was
+    imported; with an error saying what is missing when it was named).
     """
-    library_metrics = {name for name, (_, lib) in d.metrics.items() if lib is not None}
-    known = set(d.sources) | set(d.params) | set(d.metrics)
+    owner = {name: lib for name, (_, lib) in d.metrics.items() if lib is not None}
+    wanted: list[str] = []
+    for name, library in owner.items():
+        if library not in selections:
+            wanted.append(name)
+    for library, (names, span) in selections.items():
+        pool = [n for n, lib in owner.items() if lib == library]
+        for name in names:
+            if owner.get(name) == library:
+                wanted.append(name)
+            elif name not in d.metrics or d.origins.get(name) is not None:
+                problems.append(error(f"library {library} has no metric '{name}'", span,
+                                      did_you_mean(name, pool) or f"its metrics: {', '.join(sorted(pool))}",
+                                      "unknown-name"))
+    keep: set[str] = set()
+    stack = list(wanted)
+    while stack:
+        name = stack.pop()
+        if name in keep:
+            continue
+        keep.add(name)
+        stack.extend(ref for ref in _references(d.metrics[name][0]) if ref in owner)
+    known = set(d.sources) | set(d.params) | {n for n in d.metrics if n not in owner or n in keep}
     missing: dict[str, set[str]] = {}
     changed = True
     while changed:
         changed = False
-        for name in sorted(library_metrics - set(missing)):
+        for name in sorted(keep - set(missing)):
             absent = {ref for ref in _references(d.metrics[name][0]) if ref not in known or ref in missing}
             if absent:
                 missing[name] = absent
                 changed = True
     for library, (names, span) in selections.items():
-        keep: set[str] = set()
-        stack = list(names)
-        while stack:
-            name = stack.pop()
-            if name in keep:
-                continue
-            if name not in d.metrics or d.metrics[name][1] != library and d.origins.get(name) is not None:
-                pool = [n for n, (_, lib) in d.metrics.items() if lib == library]
-                problems.append(error(f"library {library} has no metric '{name}'", span,
-                                      did_you_mean(name, pool) or f"its metrics: {', '.join(sorted(pool))}",
-                                      "unknown-name"))
-                continue
-            if name in missing:
+        for name in names:
+            if owner.get(name) == library and name in missing:
                 needs = ", ".join(sorted(missing[name]))
                 problems.append(error(f"{library}'s '{name}' cannot be imported: it needs {needs}", span,
                                       "declare the source (and the metrics) it reads, or import less", "library"))
-                continue
-            keep.add(name)
-            stack.extend(ref for ref in _references(d.metrics[name][0]) if ref in library_metrics)
-        for name in [n for n, (_, lib) in d.metrics.items() if lib == library and n not in keep]:
-            missing.setdefault(name, set())
-    for name in missing:
-        d.metrics.pop(name, None)
-        d.spans.pop(name, None)
-        d.origins.pop(name, None)
+    for name in owner:
+        if name not in keep or name in missing:
+            d.metrics.pop(name, None)
+            d.spans.pop(name, None)
+            d.origins.pop(name, None)
 
 
 # --------------------------------------------------------------------------- resolve

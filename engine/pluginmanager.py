@@ -19,7 +19,8 @@ from .functions import Registry
 
 ENTRY_POINT_GROUP = "metrictree"
 DISABLE_AUTOLOAD = "METRICTREE_DISABLE_PLUGIN_AUTOLOAD"
-BUILTIN_PLUGINS = ("metrictree.plugins.core", "metrictree.plugins.crm")
+BUILTIN_PLUGINS = ("metrictree.plugins.core", "metrictree.plugins.crm", "metrictree.plugins.ecommerce",
+                   "metrictree.plugins.saas", "metrictree.plugins.email")
 
 _manager: pluggy.PluginManager | None = None
 _registry: tuple[tuple[int, ...], Registry] | None = None

@@ -1,8 +1,9 @@
 """Bundled sample data for metrictree: a small online shop with a planted story.
 
-Call :func:`sample_data` to get four Arrow tables::
+Call :func:`sample_data` to get six Arrow tables::
 
-    {"orders": ..., "emails": ..., "surveys": ..., "spend": ...}
+    {"orders": ..., "emails": ..., "surveys": ..., "spend": ...,
+     "traffic": ..., "subscriptions": ...}
 
 The data is synthetic, generated from fixed seeds with the standard library's
 :mod:`random` (no numpy, no wall clock), so every call on every machine and
@@ -32,8 +33,30 @@ cost of goods is about 60 % of the amount.  About 90 % of orders are paid,
 Alongside the orders there are weekly email campaigns ("weekly_digest" on
 Tuesdays, "promo" on Thursdays) and a monthly "reactivation" mailing (first
 Wednesday), each sent to every segment x region with aggregated counts; a few
-hundred NPS and CSAT survey answers a month from customers who ordered; and
-marketing / sales spend per month and channel.
+hundred NPS and CSAT survey answers a month from customers who ordered;
+marketing / sales spend per month and channel; daily site and app traffic
+(sessions and leads) per channel and region; and the monthly rows of the
+shop's paid membership.
+
+Traffic (``traffic``)
+---------------------
+One row per day, channel and region: ``sessions`` and ``leads`` (sign-ups
+that have not bought yet).  Sessions follow the orders the shop would have
+had without the planted story, at a steady conversion of about 2.6 % (web),
+3.8 % (app) and 3.1 % (marketplace) of sessions into paid orders; about 1 %
+of sessions leave a lead, and about one lead in ten becomes a new customer.
+
+The membership (``subscriptions``)
+----------------------------------
+Customers can subscribe to a paid delivery membership, on plan "basic"
+(299 RUB a month), "plus" (599) or "premium" (1,490).  One row per member
+and month while they pay (``account_id`` is the customer's id, with the
+customer's region and segment, ``mrr`` the plan's monthly price).  About
+450 customers are members in the first month; others join over the year
+(vip and new customers more readily), some upgrade to the next plan, and
+members cancel at a segment-dependent rate (new 6 %, regular 3.5 %,
+vip 2 % a month), so the membership grows to about 800 members and MRR
+from about 300,000 to 580,000 RUB.
 
 Until 2026-09 everything is steady: mild seasonality (a November-December
 holiday bump, a soft January and summer) and noise, nothing else.  September
@@ -51,6 +74,12 @@ The planted story (2026-10, the last month)
    conversions follow).
 3. **NPS of segment "regular" drops.**  Their October NPS answers have many
    more detractors.
+
+Both later tables show cause 2 too: traffic follows the orders the shop
+would have had, so the conversion of sessions into paid orders falls from
+about 3.0 % to 2.5 % in 2026-10 (regular customers visit but do not buy),
+and regular members cancel their membership at three times the usual rate
+in 2026-10, so MRR stops growing.
 
 ``metrictree explain`` on the sample trees should find exactly these causes.
 """
@@ -77,7 +106,9 @@ __all__ = [
     "SPEND_SCHEMA",
     "START",
     "STORY_MONTH",
+    "SUBSCRIPTIONS_SCHEMA",
     "SURVEYS_SCHEMA",
+    "TRAFFIC_SCHEMA",
     "generate_sample_data",
     "sample_data",
 ]
@@ -139,6 +170,7 @@ _HOUR_WEIGHTS = (1, 1, 0.5, 0.3, 0.3, 0.5, 1, 2, 3, 4, 5, 5, 6, 6, 5, 5, 5, 6, 7
 STORY_NORTH_APP_AMOUNT_FACTOR = 0.65  # AOV in North x app -35 %
 STORY_REGULAR_ORDER_FACTOR = 0.60  # regular's probability of ordering -40 %
 STORY_REGULAR_OPEN_FACTOR = 0.14 / 0.25  # regular's open rate 25 % -> 14 %
+STORY_REGULAR_CANCEL_FACTOR = 3.0  # regular members cancel 3x as often
 
 # --- emails -----------------------------------------------------------------
 
@@ -171,6 +203,24 @@ _SPEND_BASE = {
     ("marketplace", "sales"): 600_000.0,
 }
 _MARKETING_SEASON = (1.25, 1.30, 0.90, 0.95, 1.0, 1.0, 1.0, 0.95, 0.95, 1.0, 1.0, 1.0)
+
+# --- traffic ----------------------------------------------------------------------
+
+# Share of sessions that end in a paid order, per channel.
+_SESSION_CONVERSION = {"web": 0.026, "app": 0.038, "marketplace": 0.031}
+# Relative traffic per weekday, Monday first (weekends are busier).
+_WEEKDAY_TRAFFIC = (0.95, 0.95, 0.95, 0.97, 1.0, 1.08, 1.10)
+_LEAD_RATE = 0.010  # share of sessions that leave a lead
+
+# --- the membership -----------------------------------------------------------------
+
+PLANS = ("basic", "plus", "premium")
+PLAN_PRICE = {"basic": 299.0, "plus": 599.0, "premium": 1490.0}
+_PLAN_WEIGHTS = {"new": (0.60, 0.30, 0.10), "regular": (0.50, 0.35, 0.15), "vip": (0.20, 0.40, 0.40)}
+_P_MEMBER_AT_START = {"new": 0.0, "regular": 0.12, "vip": 0.30}
+_P_JOIN = {"new": 0.03, "regular": 0.015, "vip": 0.03}  # a month, for customers who are not members
+_P_CANCEL = {"new": 0.06, "regular": 0.035, "vip": 0.02}  # a month, for members
+_P_UPGRADE = 0.02  # a month, to the next plan
 
 # --- schemas ----------------------------------------------------------------------
 
@@ -217,6 +267,25 @@ SPEND_SCHEMA = pa.schema(
         ("channel", pa.string()),
         ("kind", pa.string()),
         ("amount", pa.float64()),
+    ]
+)
+TRAFFIC_SCHEMA = pa.schema(
+    [
+        ("date", pa.date32()),
+        ("channel", pa.string()),
+        ("region", pa.string()),
+        ("sessions", pa.int64()),
+        ("leads", pa.int64()),
+    ]
+)
+SUBSCRIPTIONS_SCHEMA = pa.schema(
+    [
+        ("month", pa.date32()),
+        ("account_id", pa.string()),
+        ("plan", pa.string()),
+        ("mrr", pa.float64()),
+        ("region", pa.string()),
+        ("segment", pa.string()),
     ]
 )
 
@@ -515,6 +584,83 @@ def _spend(rng: random.Random) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=SPEND_SCHEMA)
 
 
+def _traffic(rng: random.Random, order_rows: list[tuple]) -> pa.Table:
+    """Daily sessions and leads per channel and region.
+
+    Sessions follow the paid orders each month, channel and region would have
+    had without the planted story (regular customers' October orders count
+    ``1 / STORY_REGULAR_ORDER_FACTOR`` times), divided by the channel's
+    conversion: the traffic holds up in 2026-10 while the orders fall.
+    """
+    expected: dict[tuple[int, str, str], float] = {}
+    restore = 1.0 / STORY_REGULAR_ORDER_FACTOR
+    for row in order_rows:
+        if row[5] != "paid":
+            continue
+        customer = row[3]
+        key = (row[2], row[4], customer.region)
+        weight = restore if row[2] == _STORY_INDEX and customer.segment == "regular" else 1.0
+        expected[key] = expected.get(key, 0.0) + weight
+    cols: dict[str, list] = {name: [] for name in TRAFFIC_SCHEMA.names}
+    for mi, (year, month) in enumerate(MONTHS):
+        dim = _days_in(year, month)
+        days = [dt.date(year, month, d) for d in range(1, dim + 1)]
+        weights = [_WEEKDAY_TRAFFIC[day.weekday()] for day in days]
+        total_weight = sum(weights)
+        for day, weight in zip(days, weights, strict=True):
+            for channel in CHANNELS:
+                for region in REGIONS:
+                    orders = expected.get((mi, channel, region), 0.0)
+                    mean = orders / _SESSION_CONVERSION[channel] * weight / total_weight
+                    sessions = max(int(round(mean * rng.normalvariate(1.0, 0.05))), 0)
+                    leads = _binomial(rng, sessions, _LEAD_RATE * rng.normalvariate(1.0, 0.05))
+                    cols["date"].append(day)
+                    cols["channel"].append(channel)
+                    cols["region"].append(region)
+                    cols["sessions"].append(sessions)
+                    cols["leads"].append(leads)
+    return pa.Table.from_pydict(cols, schema=TRAFFIC_SCHEMA)
+
+
+def _subscriptions(rng: random.Random, customers: list[_Customer]) -> pa.Table:
+    """One row per member and month of the paid membership, sorted by month and account."""
+    pick_plan = {seg: _Choice(PLANS, _PLAN_WEIGHTS[seg]) for seg in SEGMENTS}
+    months = [(mi, dt.date(year, month, 1), dt.date(year, month, _days_in(year, month)))
+              for mi, (year, month) in enumerate(MONTHS)]
+    rows = []
+    for c in customers:
+        seg = c.segment
+        plan = pick_plan[seg](rng) if rng.random() < _P_MEMBER_AT_START[seg] else None
+        for mi, first, last in months:
+            if c.signup > last:
+                continue
+            if plan is None:
+                if rng.random() < _P_JOIN[seg]:
+                    plan = pick_plan[seg](rng)
+            elif mi > 0:
+                p_cancel = _P_CANCEL[seg]
+                if mi == _STORY_INDEX and seg == "regular":
+                    p_cancel *= STORY_REGULAR_CANCEL_FACTOR
+                if rng.random() < p_cancel:
+                    plan = None
+                elif plan != PLANS[-1] and rng.random() < _P_UPGRADE:
+                    plan = PLANS[PLANS.index(plan) + 1]
+            if plan is not None:
+                rows.append((first, c.customer_id, plan, c.region, seg))
+    rows.sort(key=operator.itemgetter(0, 1))
+    return pa.Table.from_pydict(
+        {
+            "month": [r[0] for r in rows],
+            "account_id": [r[1] for r in rows],
+            "plan": [r[2] for r in rows],
+            "mrr": [PLAN_PRICE[r[2]] for r in rows],
+            "region": [r[3] for r in rows],
+            "segment": [r[4] for r in rows],
+        },
+        schema=SUBSCRIPTIONS_SCHEMA,
+    )
+
+
 def generate_sample_data(seed: int = SEED) -> dict[str, pa.Table]:
     """Generate the sample tables from scratch (uncached; see :func:`sample_data`).
 
@@ -529,6 +675,8 @@ def generate_sample_data(seed: int = SEED) -> dict[str, pa.Table]:
         "emails": _emails(random.Random(seed * 10 + 3), customers),
         "surveys": _surveys(random.Random(seed * 10 + 4), order_rows),
         "spend": _spend(random.Random(seed * 10 + 5)),
+        "traffic": _traffic(random.Random(seed * 10 + 6), order_rows),
+        "subscriptions": _subscriptions(random.Random(seed * 10 + 7), customers),
     }
 
 
@@ -538,7 +686,7 @@ def _cached() -> dict[str, pa.Table]:
 
 
 def sample_data() -> dict[str, pa.Table]:
-    """The bundled sample data: {"orders": ..., "emails": ..., "surveys": ..., "spend": ...}
+    """The bundled sample data: {"orders", "emails", "surveys", "spend", "traffic", "subscriptions"} tables.
 
     Generated once per process and cached: every call returns the same
     ``pyarrow.Table`` objects (in a fresh dict, so callers may not disturb

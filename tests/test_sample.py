@@ -97,7 +97,7 @@ def _distinct(column: pa.ChunkedArray) -> set:
 
 def test_sample_data_is_cached_and_complete():
     first, second = sample_data(), sample_data()
-    assert list(first) == ["orders", "emails", "surveys", "spend"]
+    assert list(first) == ["orders", "emails", "surveys", "spend", "traffic", "subscriptions"]
     for name in first:
         assert isinstance(first[name], pa.Table)
         assert first[name] is second[name]
@@ -173,6 +173,25 @@ def test_schemas(data):
             ("amount", pa.float64()),
         ]
     )
+    assert data["traffic"].schema == pa.schema(
+        [
+            ("date", pa.date32()),
+            ("channel", pa.string()),
+            ("region", pa.string()),
+            ("sessions", pa.int64()),
+            ("leads", pa.int64()),
+        ]
+    )
+    assert data["subscriptions"].schema == pa.schema(
+        [
+            ("month", pa.date32()),
+            ("account_id", pa.string()),
+            ("plan", pa.string()),
+            ("mrr", pa.float64()),
+            ("region", pa.string()),
+            ("segment", pa.string()),
+        ]
+    )
     for table in data.values():
         assert table.num_rows > 0
         for column in table.columns:
@@ -199,6 +218,8 @@ def test_row_counts(data):
         assert 200 <= in_month.num_rows <= 1_000, month
         assert _distinct(in_month["survey"]) == {"nps", "csat"}
     assert data["spend"].num_rows == 12 * 3 * 2
+    assert data["traffic"].num_rows == 365 * 3 * 4  # one row per day, channel and region
+    assert 6_000 <= data["subscriptions"].num_rows <= 10_000
 
 
 def test_date_ranges(data):
@@ -216,6 +237,9 @@ def test_date_ranges(data):
     assert sorted(_distinct(spend["month"])) == [
         dt.date(int(m[:4]), int(m[5:]), 1) for m in MONTHS
     ]
+    assert sorted(_distinct(data["subscriptions"]["month"])) == sorted(_distinct(spend["month"]))
+    days = sorted(_distinct(data["traffic"]["date"]))
+    assert days[0] == dt.date(2025, 11, 1) and days[-1] == dt.date(2026, 10, 31) and len(days) == 365
 
 
 # --- invariants ----------------------------------------------------------------
@@ -301,6 +325,57 @@ def test_spend_invariants(data):
     assert keys.num_rows == spend.num_rows
 
 
+def test_traffic_invariants(data):
+    traffic = data["traffic"]
+    assert _distinct(traffic["channel"]) == CHANNELS
+    assert _distinct(traffic["region"]) == REGIONS
+    keys = traffic.group_by(["date", "channel", "region"]).aggregate([])
+    assert keys.num_rows == traffic.num_rows
+    sessions, leads = traffic["sessions"], traffic["leads"]
+    assert pc.all(pc.greater(sessions, 0)).as_py()
+    assert pc.all(pc.greater_equal(leads, 0)).as_py()
+    assert pc.all(pc.less_equal(leads, sessions)).as_py()
+    assert 0.008 <= pc.sum(leads).as_py() / pc.sum(sessions).as_py() <= 0.012
+
+
+def test_subscriptions_invariants(data):
+    subs = data["subscriptions"]
+    assert _distinct(subs["plan"]) == set(sample_module.PLANS)
+    assert _distinct(subs["region"]) == REGIONS
+    assert _distinct(subs["segment"]) == SEGMENTS
+    assert subs.group_by(["month", "account_id"]).aggregate([]).num_rows == subs.num_rows
+    for plan, price in sample_module.PLAN_PRICE.items():
+        assert _distinct(_where(subs, plan=plan)["mrr"]) == {price}
+    assert pc.all(pc.match_substring_regex(subs["account_id"], r"^C\d{5}$")).as_py()
+    # accounts are the shop's customers, with their region and segment
+    members = subs.group_by(["account_id", "region", "segment"]).aggregate([])
+    assert members.num_rows == len(pc.unique(subs["account_id"]))
+    known = data["orders"].group_by(["customer_id", "region", "segment"]).aggregate([])
+    known = known.rename_columns(["account_id", "region", "segment"])
+    by_id = members.join(known.select(["account_id"]), keys="account_id", join_type="inner")
+    assert by_id.num_rows > 0.9 * members.num_rows
+    assert members.join(known, keys=["account_id", "region", "segment"], join_type="inner").num_rows == by_id.num_rows
+    per_month = subs.group_by("month").aggregate([([], "count_all"), ("mrr", "sum")]).sort_by("month")
+    counts = per_month["count_all"].to_pylist()
+    assert 350 <= counts[0] <= 500 and 700 <= counts[-1] <= 1_000
+
+
+def _members(subs: pa.Table, month: int, year: int = 2026, segment: str | None = None) -> set:
+    rows = subs.filter(pc.equal(subs["month"], pa.scalar(dt.date(year, month, 1))))
+    if segment is not None:
+        rows = _where(rows, segment=segment)
+    return _distinct(rows["account_id"])
+
+
+def _conversion(data, month: str, channel: str | None = None) -> float:
+    traffic = data["traffic"]
+    paid = _paid(data, month)
+    visits = traffic.filter(pc.equal(_month(traffic["date"]), month))
+    if channel is not None:
+        paid, visits = _where(paid, channel=channel), _where(visits, channel=channel)
+    return paid.num_rows / pc.sum(visits["sessions"]).as_py()
+
+
 # --- the planted story (2026-10) ----------------------------------------------------
 
 
@@ -373,3 +448,27 @@ def test_months_before_the_story_are_steady(story):
         a_regular = _where(a, segment="regular").num_rows
         assert abs(_rel(b_regular, a_regular)) < 0.10
         assert abs(_rel(_open_rate(data, before, "regular"), _open_rate(data, after, "regular"))) < 0.10
+
+
+def test_story_conversion_falls_while_traffic_holds(story):
+    data = {**story, "traffic": sample_data()["traffic"]}
+    for channel, expected in (("web", 0.026), ("app", 0.038), ("marketplace", 0.031)):
+        for month in ("2026-07", "2026-08", "2026-09"):
+            assert abs(_conversion(data, month, channel) - expected) < 0.004, (channel, month)
+    assert _conversion(data, "2026-10") < 0.88 * _conversion(data, "2026-09")
+    traffic = data["traffic"]
+    sessions = {m: pc.sum(traffic.filter(pc.equal(_month(traffic["date"]), m))["sessions"]).as_py()
+                for m in ("2026-09", "2026-10")}
+    assert sessions["2026-10"] > 0.97 * sessions["2026-09"]
+
+
+def test_story_regular_members_cancel_more(data):
+    subs = data["subscriptions"]
+
+    def churn(month: int, segment: str) -> float:
+        before = _members(subs, month - 1, segment=segment)
+        return len(before - _members(subs, month, segment=segment)) / len(before)
+
+    usual = max(churn(m, "regular") for m in range(2, 10))
+    assert churn(10, "regular") > usual + 0.02
+    assert churn(10, "vip") < 0.05
