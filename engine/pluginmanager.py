@@ -35,15 +35,33 @@ def plugin_manager() -> pluggy.PluginManager:
         for name in BUILTIN_PLUGINS:
             pm.register(importlib.import_module(name), name=name)
         if os.environ.get(DISABLE_AUTOLOAD, "").strip().lower() not in ("1", "true", "yes"):
-            try:
-                pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-            except Exception as exc:  # a broken third-party package must not look like our bug
-                raise PluginError(error(
-                    f"a plugin from the entry-point group '{ENTRY_POINT_GROUP}' failed to load: {exc}",
-                    hint=f"fix or uninstall that package, or set {DISABLE_AUTOLOAD}=1", code="plugin")) from exc
+            _load_entry_points(pm)
         _check_pending(pm)
         _manager = pm
     return _manager
+
+
+_distributions: dict[str, str] = {}
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Third-party plugins, each named by its entry point; a broken one is named with its distribution."""
+    import importlib.metadata
+
+    for dist in importlib.metadata.distributions():
+        for point in dist.entry_points:
+            if point.group != ENTRY_POINT_GROUP or pm.get_plugin(point.name) is not None:
+                continue
+            origin = f"{dist.metadata['name']} {dist.version}"
+            try:
+                plugin = point.load()
+            except Exception as exc:  # a broken third-party package must not look like our bug
+                raise PluginError(error(
+                    f"plugin '{point.name}' from {origin} failed to load: {type(exc).__name__}: {exc}",
+                    hint=f"fix or uninstall {dist.metadata['name']}, or set {DISABLE_AUTOLOAD}=1",
+                    code="plugin")) from exc
+            pm.register(plugin, name=point.name)
+            _distributions[point.name] = origin
 
 
 def _check_pending(pm: pluggy.PluginManager) -> None:
@@ -77,10 +95,7 @@ def distribution_of(plugin: Any) -> str:
     name = pm.get_name(plugin)
     if name in BUILTIN_PLUGINS:
         return "built-in"
-    for loaded, dist in pm.list_plugin_distinfo():
-        if loaded is plugin:
-            return f"{dist.project_name} {dist.version}"
-    return "registered at run time"
+    return _distributions.get(name, "registered at run time")
 
 
 def _collect(registry: Registry, hook_name: str) -> None:

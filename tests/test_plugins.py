@@ -225,3 +225,18 @@ def test_plugins_command_lists_origins_and_contributions(plugin):
     assert "doubling  (registered at run time)" in text
     assert "twice()" in text and "count_over()" in text
     assert "crm_ltv" in text and "churned_customers()" in text
+
+
+def test_a_plugin_that_fails_to_import_is_named_with_its_distribution(tmp_path, monkeypatch):
+    _fake_distribution(tmp_path, "raise ImportError('needs a missing library')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv(pluginmanager.DISABLE_AUTOLOAD, raising=False)
+    pluginmanager.reset()
+    try:
+        with pytest.raises(PluginError) as caught:
+            pluginmanager.registry()
+        assert caught.value.diagnostics[0].message == (
+            "plugin 'fake' from fakeplug 1.2 failed to load: ImportError: needs a missing library")
+        assert "METRICTREE_DISABLE_PLUGIN_AUTOLOAD=1" in caught.value.diagnostics[0].hint
+    finally:
+        pluginmanager.reset()
