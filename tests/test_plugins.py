@@ -144,12 +144,12 @@ def test_libraries_are_imported_into_trees(plugin):
     assert tree.evaluate(DATA, metrics=["top"]).column("top").to_pylist() == [200.0, 600.0]
 
 
-def _fake_distribution(root, module_body):
-    (root / "fakeplug_mod.py").write_text(module_body, "utf-8")
+def _fake_distribution(root, module_body, module="fakeplug_mod"):
+    (root / f"{module}.py").write_text(module_body, "utf-8")
     info = root / "fakeplug-1.2.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeplug\nVersion: 1.2\n", "utf-8")
-    (info / "entry_points.txt").write_text("[metrictree]\nfake = fakeplug_mod\n", "utf-8")
+    (info / "entry_points.txt").write_text(f"[metrictree]\nfake = {module}\n", "utf-8")
 
 
 def test_entry_point_plugins_load_unless_disabled(tmp_path, monkeypatch):
@@ -228,7 +228,7 @@ def test_plugins_command_lists_origins_and_contributions(plugin):
 
 
 def test_a_plugin_that_fails_to_import_is_named_with_its_distribution(tmp_path, monkeypatch):
-    _fake_distribution(tmp_path, "raise ImportError('needs a missing library')\n")
+    _fake_distribution(tmp_path, "raise ImportError('needs a missing library')\n", module="brokenplug_mod")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv(pluginmanager.DISABLE_AUTOLOAD, raising=False)
     pluginmanager.reset()
