@@ -1,0 +1,462 @@
+"""Root-cause localisation: which combinations of dimension values explain a change of an additive metric.
+
+`localise` takes one row per *leaf* segment (every combination of the dimensions that has data) with the
+metric's value in a baseline and a current period, and names a few *elements* — ``region = North``,
+``region = North & channel = app`` — that together explain the change. It is the segment drill-down of
+``metrictree explain``.
+
+The algorithm
+-------------
+Every leaf gets a *deviation score* ``d = 2 (current - baseline) / (|baseline| + |current|)``: a relative
+change bounded to [-2, 2] that stays finite for new (baseline 0) and vanished (current 0) segments and keeps
+its meaning for negative values. Most leaves only move by noise around a general trend: the trend is the
+median deviation, and the noise a robust standard deviation (1.4826 × the median absolute departure) whose
+variance may shrink with the leaf's size, as ``size ** power`` with the power between -1 (counts: Poisson)
+and 0 (amounts with a steady coefficient of variation), fitted to the leaves that are not outliers (Taylor's
+power law; Harvey's regression of log squared departures on log size, through medians of size bins). An
+element's deviation is the size-weighted mean of its leaves' deviations, ``D = 2 (C - B) / Σ(|b| + |c|)``.
+
+The search goes layer by layer, from elements that fix one dimension to elements that fix all of them
+(RiskLoc, Squeeze): the first layer that holds an acceptable element gives the coarsest explanation, which
+is preferred (its children would explain the same leaves with more elements). An element is acceptable
+when it passes three tests, each a plain statistical or majority rule rather than a tuned constant:
+
+* **significant**: its departure from the trend exceeds what noise gives an element of its size, at 5 %
+  for the whole search (Bonferroni over the layers and over each layer's elements). Being a weighted mean,
+  its noise is ``sqrt(Σ s² σ²) / Σ s`` (with equal leaf noise, the leaves' noise over the square root of
+  their effective number, Kish), so a broad shift of many noisy leaves counts as much as one big jump; on a
+  single leaf the test is a Bonferroni outlier test;
+* **supported** (share ``S`` > 1/2): most of its leaves (weighted, see below) sit nearer the element's
+  deviation than the trend, so the shift is broad rather than carried by a few leaves (the data-driven
+  cut-off between normal and anomalous leaves is the midpoint, as a two-cluster split would place it);
+* **ripple-consistent** (``K`` > 1/2): the *ripple effect* of Squeeze — the leaves of a root cause change in
+  about the same proportion — measured as ``K = 1 - Σ w |d - D| / Σ w |d - trend|``, the share of the
+  leaves' departures from the trend that the element's one common change accounts for. A parent that merely
+  contains a root cause fails it: its normal leaves sit far from its diluted change.
+
+One half is the majority: an element is called a cause when more of it behaves like one than not. Leaves
+weigh ``w = size / (size + median size)`` with ``size = |baseline| + |current|``: a leaf of typical size
+counts one half, big leaves up to one, tiny leaves (whose relative changes are ruled by rounding and counting
+noise) next to nothing; the weight saturates, so a few huge leaves cannot outvote many normal ones.
+
+Acceptable elements of the layer are taken by decreasing size of change; their leaves are removed (RiskLoc)
+and the search starts again from the first layer, until nothing acceptable is left or `max_elements` are
+found. Elements are never nested: a later element that contains or lies inside an earlier one is skipped.
+Last, as Squeeze prefers succinct answers, an element goes when it no longer passes the tests on its
+leaves outside the other elements (a coarse element found early can owe its shift to a leaf or two of a
+finer root cause found later, when most of its leaves are zero).
+
+Everything is vectorised with ``pyarrow.compute``: one ``group_by`` per cuboid (combination of dimensions)
+and pass, and a join for the few significant elements; Python only loops over cuboids and elements.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from itertools import combinations
+from statistics import NormalDist
+
+import attrs
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import UsageError, did_you_mean, error
+
+__all__ = ["Element", "localise"]
+
+# Significance level of the element test, for each layer as a whole (Bonferroni): the conventional 5 %.
+ALPHA = 0.05
+# 1 / Φ⁻¹(3/4): turns a median absolute deviation into a standard deviation for Gaussian noise.
+MAD_TO_SIGMA = 1.4826
+# A relative change below this is floating-point rounding, not a change: the noise floor when more than
+# half the leaves did not move at all (their median absolute deviation is then 0).
+SIGMA_FLOOR = 1e-9
+# At most this many rounds of fitting the noise model without its outliers (it settles in two or three).
+FIT_ROUNDS = 5
+# An element is a cause when the majority of it (weighted leaves, leaves' departures) behaves like one.
+MAJORITY = 0.5
+
+
+@attrs.frozen
+class Element:
+    """One combination of dimension values that explains part of a change.
+
+    Attributes:
+        where: the dimension values that define it (``{"region": "North", "channel": "app"}``); values are
+            strings, a null dimension value is ``None``.
+        baseline: the metric summed over the element's leaves in the baseline period.
+        current: the same in the current period.
+        change: ``current - baseline``.
+        share: ``change`` divided by the change of the whole metric (over all leaves); it can exceed 1 or be
+            negative when other segments moved the other way, and it is 0 when the whole did not change.
+        leaves: how many leaf segments the element holds.
+        score: confidence in (1/4, 1], ``S × K``: the element's supported share times its ripple consistency
+            (see the module's docstring); both exceed 1/2 for every element returned.
+    """
+
+    where: dict[str, str | None]
+    baseline: float
+    current: float
+    change: float
+    share: float
+    leaves: int
+    score: float
+
+
+@attrs.frozen
+class _Noise:
+    """How much leaves move without a cause.
+
+    Attributes:
+        trend: the general trend, the median deviation of the leaves.
+        sigma: the noise (robust standard deviation) of the deviation of a leaf of typical size.
+        typical: the median size ``|baseline| + |current|`` of the leaves that have data.
+        power: how the noise's variance scales with size: ``σ(size)² = sigma² (size / typical) ** power``.
+    """
+
+    trend: float
+    sigma: float
+    typical: float
+    power: float
+
+
+@attrs.frozen
+class _Candidate:
+    """An acceptable element: its dimensions (indices into `dims`) and their codes, and how it was judged."""
+
+    cuboid: tuple[int, ...]
+    codes: tuple[int, ...]
+    change: float
+    score: float
+    bound: float
+
+
+def localise(leaves: pa.Table, dims: Sequence[str], baseline: str = "baseline", current: str = "current",
+             max_elements: int = 5) -> list[Element]:
+    """Name the few elements (combinations of dimension values) that explain a change of an additive metric.
+
+    Args:
+        leaves: one row per leaf segment: the columns `dims` and the metric's value in both periods.
+        dims: the dimensions to search, at least one; values of any type, compared as strings, null being
+            a value of its own.
+        baseline, current: the names of the two value columns (a null value counts as 0).
+        max_elements: at most this many elements are returned.
+
+    Returns:
+        The elements, largest change first; never an element together with its parent or child; empty when
+        nothing stands out from the noise (including when everything moved by the same proportion).
+
+    Raises:
+        UsageError: a named column is missing or not numeric, `dims` is empty or `max_elements` negative.
+    """
+    dims = _check(leaves, dims, baseline, current, max_elements)
+    if leaves.num_rows == 0 or max_elements == 0:
+        return []
+    work, values = _prepare(leaves, dims, baseline, current)
+    noise = _noise(work)
+    if noise is None:
+        return []
+    work = _describe(work, noise)
+
+    chosen: list[_Candidate] = []
+    remaining = work
+    while len(chosen) < max_elements and remaining.num_rows:
+        picked = _next_layer(remaining, len(dims), noise, chosen, max_elements - len(chosen))
+        if not picked:
+            break
+        chosen.extend(picked)
+        for cand in picked:
+            remaining = remaining.filter(pc.invert(_mask(remaining, cand)))
+
+    chosen = _succinct(work, chosen, noise)
+    total = _sum(work["c"]) - _sum(work["b"])
+    elements = [_element(work, cand, dims, values, total) for cand in chosen]
+    return sorted(elements, key=lambda e: -abs(e.change))
+
+
+# --------------------------------------------------------------------------- input
+
+
+def _check(leaves: pa.Table, dims: Sequence[str], baseline: str, current: str, max_elements: int) -> list[str]:
+    if isinstance(dims, str):
+        dims = [dims]
+    dims = list(dict.fromkeys(dims))
+    if not dims:
+        raise UsageError(error("no dimensions to localise the change in",
+                               hint="pass at least one dimension column, e.g. dims=['region']"))
+    for name in [*dims, baseline, current]:
+        if name not in leaves.column_names:
+            raise UsageError(error(f"the leaf table has no column '{name}'",
+                                   hint=did_you_mean(name, leaves.column_names)
+                                   or f"its columns: {', '.join(leaves.column_names)}", code="unknown-column"))
+    for name in (baseline, current):
+        kind = leaves.schema.field(name).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+                or pa.types.is_null(kind)):
+            raise UsageError(error(f"the value column '{name}' is {kind}, not a number",
+                                   hint="localise compares numbers: pass the metric's values per leaf"))
+    if max_elements < 0:
+        raise UsageError(error(f"max_elements is {max_elements}", hint="ask for 0 or more elements"))
+    return dims
+
+
+def _numbers(column: pa.ChunkedArray) -> pa.Array:
+    values = pc.fill_null(pc.cast(column, pa.float64()).combine_chunks(), 0.0)
+    # A missing or non-finite value carries no information about the change: it counts as 0.
+    return pc.if_else(pc.is_finite(values), values, 0.0)
+
+
+def _prepare(leaves: pa.Table, dims: list[str], baseline: str, current: str) -> tuple[pa.Table, list[list]]:
+    """The working table: integer codes ``k0 …`` per dimension (null is a code of its own) and the values."""
+    columns: dict[str, pa.Array] = {}
+    values: list[list] = []
+    for i, dim in enumerate(dims):
+        column = leaves[dim].combine_chunks()
+        if not pa.types.is_string(column.type):
+            column = pc.cast(column, pa.string())
+        encoded = pc.dictionary_encode(column)
+        names = encoded.dictionary.to_pylist()
+        columns[f"k{i}"] = pc.fill_null(pc.cast(encoded.indices, pa.int32()), len(names))
+        values.append([*names, None])
+    columns["b"] = _numbers(leaves[baseline])
+    columns["c"] = _numbers(leaves[current])
+    return pa.table(columns), values
+
+
+# --------------------------------------------------------------------------- leaves
+
+
+def _deviation(b, c, size) -> pa.Array:
+    """``2 (c - b) / size``, and 0 where the size is 0 (nothing in either period: no change)."""
+    informative = pc.greater(size, 0.0)
+    return pc.if_else(informative, pc.divide(pc.multiply(pc.subtract(c, b), 2.0), _positive(size)), 0.0)
+
+
+def _positive(values) -> pa.Array:
+    """The values with every non-positive one replaced by 1, to divide by safely."""
+    return pc.if_else(pc.greater(values, 0.0), values, 1.0)
+
+
+def _noise(work: pa.Table) -> _Noise | None:
+    """The trend and the noise model of the leaves' deviations.
+
+    The noise of a relative change depends on the size of what changed: for counts (Poisson) its variance
+    falls as 1 / size, for amounts with a steady coefficient of variation it does not depend on size; in
+    between (Taylor's power law with exponent 1..2) it falls as size ** power with -1 <= power <= 0. The
+    power comes from the regression of log squared departures on log size (Harvey's multiplicative
+    heteroscedasticity), clamped to that range; the scale is then a robust standard deviation (1.4826 × the
+    median absolute departure) of the departures brought to the typical size.
+
+    Returns ``None`` when no leaf has data in either period.
+    """
+    b, c = work["b"], work["c"]
+    size = pc.add(pc.abs(b), pc.abs(c))
+    informative = pc.greater(size, 0.0)
+    deviation = pc.filter(_deviation(b, c, size), informative)
+    if len(deviation) == 0:
+        return None  # every value is 0 in both periods: nothing changed
+    size = pc.filter(size, informative)
+    trend = pc.quantile(deviation, 0.5)[0].as_py()
+    typical = pc.quantile(size, 0.5)[0].as_py()
+    departure = pc.abs(pc.subtract(deviation, trend))
+    log_size = pc.ln(pc.divide(size, typical))
+    n = len(deviation)
+    bound = NormalDist().inv_cdf(1.0 - ALPHA / (2.0 * n))
+    # Fit the power, set aside the leaves that are outliers under the fit (a Bonferroni bound over the
+    # leaves), fit again on the rest, until that set stops changing: root causes must not shape the noise
+    # model. The cap only bounds the work; the set settles in two or three rounds.
+    normal = pc.greater_equal(departure, 0.0)
+    for _ in range(FIT_ROUNDS):
+        power = _power(pc.filter(log_size, normal), pc.filter(departure, normal))
+        scaled = pc.divide(departure, pc.exp(pc.multiply(log_size, power / 2.0)))
+        clipped = MAD_TO_SIGMA * pc.quantile(pc.filter(scaled, normal), 0.5)[0].as_py()
+        inside = pc.less_equal(scaled, bound * clipped)
+        if pc.all(pc.equal(inside, normal)).as_py():
+            break
+        normal = inside
+    # The scale itself comes from all the leaves: the median absolute departure already ignores a minority of
+    # root-cause leaves, while a scale taken after clipping would come out too small on a handful of leaves.
+    # n / (n - 0.8) is Croux & Rousseeuw's small-sample correction of the MAD (it fades out as n grows).
+    sigma = MAD_TO_SIGMA * pc.quantile(scaled, 0.5)[0].as_py() * n / (n - 0.8)
+    return _Noise(trend=trend, sigma=max(sigma, SIGMA_FLOOR), typical=typical, power=power)
+
+
+def _power(log_size: pa.Array, departure: pa.Array) -> float:
+    """The slope of log squared departure on log size, in [-1, 0]; 0 when it cannot be told.
+
+    Root causes put big departures among the normal ones, so the slope is fitted, robustly, through the
+    medians of equal-count bins of leaves sorted by size: √n bins of √n leaves (the square-root rule). A bin's
+    median departure ignores its anomalous leaves while they are fewer than half of it.
+    """
+    n = len(log_size)
+    bins = math.isqrt(n)
+    if bins < 3:
+        return 0.0
+    rank = pc.subtract(pc.rank(log_size, sort_keys="ascending", tiebreaker="first"), 1)
+    binned = pa.table({"bin": pc.divide(pc.multiply(pc.cast(rank, pa.int64()), bins), n),
+                       "x": log_size, "r": departure})
+    medians = binned.group_by("bin", use_threads=False).aggregate([("x", "mean"), ("r", "approximate_median")])
+    usable = medians.filter(pc.greater(medians["r_approximate_median"], 0.0))
+    if usable.num_rows < 3:
+        return 0.0
+    x = usable["x_mean"]
+    y = pc.multiply(pc.ln(usable["r_approximate_median"]), 2.0)
+    dx = pc.subtract(x, pc.mean(x).as_py())
+    spread = _sum(pc.multiply(dx, dx))
+    if not spread > 0:
+        return 0.0
+    slope = _sum(pc.multiply(dx, pc.subtract(y, pc.mean(y).as_py()))) / spread
+    return min(0.0, max(-1.0, slope)) if math.isfinite(slope) else 0.0
+
+
+def _describe(work: pa.Table, noise: _Noise) -> pa.Table:
+    """Add each leaf's size ``s``, deviation ``d``, weight ``w``, ``wx = w |d - trend|`` and ``v``, the variance
+    of ``s × d`` under noise alone."""
+    size = pc.add(pc.abs(work["b"]), pc.abs(work["c"]))
+    deviation = _deviation(work["b"], work["c"], size)
+    weight = pc.divide(size, pc.add(size, noise.typical))
+    relative = pc.divide(size, noise.typical)
+    variance = pc.multiply(pc.multiply(size, size),
+                           pc.multiply(noise.sigma ** 2, pc.power(_positive(relative), noise.power)))
+    return (work.append_column("s", size)
+            .append_column("v", pc.if_else(pc.greater(size, 0.0), variance, 0.0))
+            .append_column("d", deviation)
+            .append_column("w", weight)
+            .append_column("wx", pc.multiply(weight, pc.abs(pc.subtract(deviation, noise.trend)))))
+
+
+# --------------------------------------------------------------------------- search
+
+
+def _next_layer(remaining: pa.Table, n_dims: int, noise: _Noise, chosen: list[_Candidate],
+                room: int) -> list[_Candidate]:
+    """The acceptable elements of the first layer that has any, largest change first, none overlapping."""
+    for layer in range(1, n_dims + 1):
+        summaries = [(cuboid, _summarise(remaining, cuboid)) for cuboid in combinations(range(n_dims), layer)]
+        # Bonferroni over the layers and over each layer's elements that hold data: on pure noise, no element
+        # of the whole search passes, but with probability ALPHA.
+        tested = sum(pc.sum(pc.greater(groups["s_sum"], 0.0)).as_py() or 0 for _, groups in summaries)
+        bound = NormalDist().inv_cdf(1.0 - ALPHA / (2.0 * n_dims * max(tested, 1)))
+        found = []
+        for cuboid, groups in summaries:
+            found.extend(c for c in _candidates(remaining, cuboid, groups, noise, bound)
+                         if not any(_nested(c, o) for o in chosen))
+        if not found:
+            continue
+        found.sort(key=lambda c: -abs(c.change))
+        picked: list[_Candidate] = []
+        for cand in found:
+            # Two elements of one layer may share leaves; the second waits for the next pass, which judges
+            # it without the leaves the first one explains.
+            if len(picked) < room and not any(_may_overlap(cand, p) for p in picked):
+                picked.append(cand)
+        return picked
+    return []
+
+
+def _summarise(remaining: pa.Table, cuboid: tuple[int, ...]) -> pa.Table:
+    keys = [f"k{i}" for i in cuboid]
+    return remaining.group_by(keys, use_threads=False).aggregate(
+        [("b", "sum"), ("c", "sum"), ("s", "sum"), ("v", "sum"), ("w", "sum")])
+
+
+def _candidates(remaining: pa.Table, cuboid: tuple[int, ...], groups: pa.Table, noise: _Noise,
+                bound: float) -> list[_Candidate]:
+    """The acceptable elements of one cuboid (see the module's docstring for the three tests)."""
+    keys = [f"k{i}" for i in cuboid]
+    size = groups["s_sum"]
+    # The element's deviation is the size-weighted mean of its leaves' deviations, 2 (C - B) / Σ(|b| + |c|):
+    # for non-negative values the deviation of the element's sums; with mixed signs it stays a relative
+    # change of the leaves' own magnitude instead of exploding where the sums cancel.
+    deviation = _deviation(groups["b_sum"], groups["c_sum"], size)
+    departure = pc.subtract(deviation, noise.trend)
+    # Being that weighted mean, its noise is sqrt(Σ s² σ²) / Σ s: with equal leaf noise, the leaves' noise
+    # over the square root of their effective number (Kish).
+    spread = pc.divide(pc.sqrt(groups["v_sum"]), _positive(size))
+    significant = pc.and_(pc.greater(size, 0.0), pc.greater(pc.abs(departure), pc.multiply(spread, bound)))
+    if not pc.any(significant).as_py():
+        return []
+    groups = groups.append_column("D", deviation).append_column("X", departure).filter(significant)
+
+    # Support and ripple: which leaves sit nearer the element's deviation than the trend; how far the
+    # leaves sit from the element's deviation against how far they sit from the trend.
+    joined = remaining.select([*keys, "d", "w", "wx"]).join(groups.select([*keys, "D", "X"]), keys=keys,
+                                                           join_type="inner", use_threads=False)
+    d, weight, x = joined["d"], joined["w"], joined["X"]
+    toward = pc.multiply(pc.subtract(d, noise.trend), pc.sign(x))
+    near = pc.greater(toward, pc.divide(pc.abs(x), 2.0))
+    joined = (joined.append_column("ws", pc.if_else(near, weight, 0.0))
+              .append_column("wr", pc.multiply(weight, pc.abs(pc.subtract(d, joined["D"])))))
+    judged = joined.group_by(keys, use_threads=False).aggregate([("ws", "sum"), ("wr", "sum"), ("wx", "sum")])
+    groups = groups.join(judged, keys=keys, join_type="inner", use_threads=False)
+    support = pc.divide(groups["ws_sum"], _positive(groups["w_sum"]))
+    consistency = pc.subtract(1.0, pc.divide(groups["wr_sum"], _positive(groups["wx_sum"])))
+    accept = pc.and_(pc.greater(support, MAJORITY), pc.greater(consistency, MAJORITY))
+    groups = groups.append_column("S", support).append_column("K", consistency).filter(accept)
+
+    rows = groups.select([*keys, "b_sum", "c_sum", "S", "K"]).to_pylist()
+    return [_Candidate(cuboid=cuboid, codes=tuple(row[k] for k in keys), change=row["c_sum"] - row["b_sum"],
+                       score=row["S"] * row["K"], bound=bound) for row in rows]
+
+
+def _pairs(cand: _Candidate) -> dict[int, int]:
+    return dict(zip(cand.cuboid, cand.codes))
+
+
+def _nested(one: _Candidate, other: _Candidate) -> bool:
+    a, b = _pairs(one).items(), _pairs(other).items()
+    return a <= b or b <= a
+
+
+def _may_overlap(one: _Candidate, other: _Candidate) -> bool:
+    a, b = _pairs(one), _pairs(other)
+    return all(a[k] == b[k] for k in a.keys() & b.keys())
+
+
+def _mask(table: pa.Table, cand: _Candidate) -> pa.Array:
+    mask = None
+    for dim, code in zip(cand.cuboid, cand.codes):
+        match = pc.equal(table[f"k{dim}"], code)
+        mask = match if mask is None else pc.and_(mask, match)
+    return mask
+
+
+def _succinct(work: pa.Table, chosen: list[_Candidate], noise: _Noise) -> list[_Candidate]:
+    """Drop the elements that the others make redundant, smallest change first.
+
+    An element stays when, on its leaves outside the other elements, it still passes the tests it passed
+    when it was found. A coarse element found early can owe its shift to a leaf or two of a finer root cause
+    found later (typically where most of its leaves are zero); without those leaves it is noise.
+    """
+    if len(chosen) < 2:
+        return chosen
+    masks = [_mask(work, cand) for cand in chosen]
+    kept = list(range(len(chosen)))
+    for i in sorted(kept, key=lambda i: abs(chosen[i].change)):
+        alone = masks[i]
+        for j in kept:
+            if j != i:
+                alone = pc.and_(alone, pc.invert(masks[j]))
+        rest = work.filter(alone)
+        cand = chosen[i]
+        if not _candidates(rest, cand.cuboid, _summarise(rest, cand.cuboid), noise, cand.bound):
+            kept.remove(i)
+    return [chosen[i] for i in kept]
+
+
+def _sum(values) -> float:
+    return pc.sum(values).as_py() or 0.0
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _element(work: pa.Table, cand: _Candidate, dims: list[str], values: list[list], total: float) -> Element:
+    inside = work.filter(_mask(work, cand))
+    baseline, current = _sum(inside["b"]), _sum(inside["c"])
+    change = current - baseline
+    share = change / total if total != 0 and math.isfinite(change / total) else 0.0
+    where = {dims[i]: values[i][code] for i, code in sorted(zip(cand.cuboid, cand.codes))}
+    return Element(where=where, baseline=baseline, current=current, change=change, share=share,
+                   leaves=inside.num_rows, score=cand.score)

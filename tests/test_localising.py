@@ -1,0 +1,320 @@
+"""Tests for root-cause localisation (metrictree.localising): planted causes in synthetic leaf tables."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from metrictree import UsageError
+from metrictree.localising import Element, localise
+
+REGIONS = ["North", "South", "Center", "East", "West", "Coast"]
+CHANNELS = ["web", "app", "marketplace", "phone"]
+SEGMENTS = ["new", "regular", "vip"]
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def leaf_table(dims: dict[str, list], effects=(), noise: float = 0.02, seed: int = 1, sizes=None) -> pa.Table:
+    """Every combination of `dims`, baseline lognormal, current = baseline × (1 + noise) × the planted effects.
+
+    `effects` are ``(where, change)`` pairs; ``change`` maps a leaf's baseline to its current value before
+    noise (e.g. ``lambda b: 0.6 * b``). `sizes` can override the baseline of a leaf.
+    """
+    rng = random.Random(seed)
+    names = list(dims)
+    rows = {name: [] for name in names} | {"baseline": [], "current": []}
+    for combo in itertools.product(*dims.values()):
+        leaf = dict(zip(names, combo))
+        base = sizes(leaf, rng) if sizes else rng.lognormvariate(6.0, 1.0)
+        value = base
+        for where, change in effects:
+            if all(leaf[k] == v for k, v in where.items()):
+                value = change(value)
+        for name in names:
+            rows[name].append(leaf[name])
+        rows["baseline"].append(base)
+        rows["current"].append(value * (1.0 + rng.gauss(0.0, noise)))
+    return pa.table(rows)
+
+
+def found(elements: list[Element]) -> list[dict]:
+    return [e.where for e in elements]
+
+
+def assert_well_formed(elements: list[Element], table: pa.Table, dims, max_elements: int = 5) -> None:
+    """The invariants every answer keeps: no nesting, finite numbers, sums that match the leaves."""
+    assert len(elements) <= max_elements
+    for one, other in itertools.combinations(elements, 2):
+        a, b = one.where.items(), other.where.items()
+        assert not (a <= b or b <= a), f"{one.where} and {other.where} are nested"
+    for e in elements:
+        assert set(e.where) <= set(dims) and e.where
+        for value in (e.baseline, e.current, e.change, e.share, e.score):
+            assert math.isfinite(value)
+        assert 0.25 < e.score <= 1.0
+        assert e.change == pytest.approx(e.current - e.baseline)
+        mask = None
+        for dim, value in e.where.items():
+            match = pc.is_null(table[dim]) if value is None else pc.equal(pc.cast(table[dim], pa.string()), value)
+            mask = match if mask is None else pc.and_(mask, match)
+        inside = table.filter(mask)
+        assert e.leaves == inside.num_rows
+        assert e.baseline == pytest.approx(pc.sum(pc.fill_null(inside["baseline"], 0)).as_py() or 0.0)
+        assert e.current == pytest.approx(pc.sum(pc.fill_null(inside["current"], 0)).as_py() or 0.0)
+    changes = [abs(e.change) for e in elements]
+    assert changes == sorted(changes, reverse=True)
+
+
+# --- planted causes --------------------------------------------------------------
+
+
+def test_single_dimension_cause():
+    dims = {"region": REGIONS, "channel": CHANNELS, "segment": SEGMENTS}
+    table = leaf_table(dims, [({"region": "East"}, lambda b: 0.7 * b)])
+    elements = localise(table, list(dims))
+    assert found(elements) == [{"region": "East"}]
+    east = elements[0]
+    assert east.leaves == 12
+    assert east.change < 0 and east.share == pytest.approx(east.change / (
+        pc.sum(table["current"]).as_py() - pc.sum(table["baseline"]).as_py()))
+    assert_well_formed(elements, table, list(dims))
+
+
+def test_two_dimension_cause_among_noise():
+    dims = {"a": [f"a{i}" for i in range(6)], "b": [f"b{i}" for i in range(8)], "c": [f"c{i}" for i in range(5)]}
+    table = leaf_table(dims, [({"a": "a2", "b": "b5"}, lambda b: 0.5 * b)], noise=0.03, seed=7)
+    elements = localise(table, list(dims))
+    assert found(elements) == [{"a": "a2", "b": "b5"}]
+    assert elements[0].leaves == 5
+    assert_well_formed(elements, table, list(dims))
+
+
+def test_two_separate_causes_in_opposite_directions():
+    dims = {"a": [f"a{i}" for i in range(6)], "b": [f"b{i}" for i in range(8)], "c": [f"c{i}" for i in range(5)]}
+    effects = [({"a": "a1"}, lambda b: 0.4 * b), ({"b": "b3", "c": "c2"}, lambda b: 2.5 * b)]
+    table = leaf_table(dims, effects, seed=3)
+    elements = localise(table, list(dims))
+    assert sorted(map(str, found(elements))) == sorted(map(str, [{"a": "a1"}, {"b": "b3", "c": "c2"}]))
+    by_where = {str(e.where): e for e in elements}
+    assert by_where[str({"a": "a1"})].change < 0 < by_where[str({"b": "b3", "c": "c2"})].change
+    assert_well_formed(elements, table, list(dims))
+
+
+def test_new_segment_with_zero_baseline():
+    dims = {"region": REGIONS, "channel": [*CHANNELS, "tiktok"]}
+
+    def sizes(leaf, rng):
+        return 0.0 if leaf["channel"] == "tiktok" else rng.lognormvariate(6.0, 1.0)
+
+    table = leaf_table(dims, [({"channel": "tiktok"}, lambda b: 0.0)], sizes=sizes)
+    # The new channel sells from nothing: baseline 0, current positive in every region.
+    current = pc.if_else(pc.equal(table["channel"], "tiktok"), 150.0, table["current"])
+    table = table.set_column(table.schema.get_field_index("current"), "current", current)
+    elements = localise(table, list(dims))
+    assert found(elements) == [{"channel": "tiktok"}]
+    assert elements[0].baseline == 0 and elements[0].current == pytest.approx(900.0)
+    assert_well_formed(elements, table, list(dims))
+
+
+def test_vanished_leaves_and_baseline_zero_leaves_elsewhere():
+    dims = {"a": ["x", "y", "z", "w"], "b": ["1", "2", "3", "4", "5"]}
+
+    def sizes(leaf, rng):
+        return 0.0 if leaf["b"] == "5" else rng.lognormvariate(4.0, 0.5)  # some leaves have no data at all
+
+    table = leaf_table(dims, [({"a": "y"}, lambda b: 0.0)], sizes=sizes)
+    elements = localise(table, list(dims))
+    assert found(elements) == [{"a": "y"}]
+    assert elements[0].current == 0
+    assert_well_formed(elements, table, list(dims))
+
+
+def test_negative_values():
+    # Profit per leaf: some leaves lose money. In region East every leaf falls by half its size.
+    dims = {"region": REGIONS, "channel": CHANNELS, "segment": SEGMENTS}
+
+    def sizes(leaf, rng):
+        return rng.choice([-1.0, 1.0, 1.0]) * rng.lognormvariate(6.0, 0.8)
+
+    table = leaf_table(dims, [({"region": "East"}, lambda b: b - 0.5 * abs(b))], sizes=sizes, seed=11)
+    assert pc.min(table["baseline"]).as_py() < 0
+    elements = localise(table, list(dims))
+    assert found(elements) == [{"region": "East"}]
+    assert elements[0].change < 0
+    assert_well_formed(elements, table, list(dims))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_noise_only_gives_nothing(seed):
+    dims = {"a": [f"a{i}" for i in range(6)], "b": [f"b{i}" for i in range(8)], "c": [f"c{i}" for i in range(5)]}
+    table = leaf_table(dims, noise=0.05, seed=seed)
+    assert localise(table, list(dims)) == []
+
+
+def test_uniform_change_is_not_a_cause():
+    # Everything fell by 20 %: no segment stands out, so there is nothing to name below the total.
+    dims = {"region": REGIONS, "channel": CHANNELS}
+    table = leaf_table(dims, [({}, lambda b: 0.8 * b)])
+    assert localise(table, list(dims)) == []
+
+
+def test_cause_stands_out_from_a_general_trend():
+    dims = {"region": REGIONS, "channel": CHANNELS, "segment": SEGMENTS}
+    effects = [({}, lambda b: 0.9 * b), ({"channel": "app", "segment": "vip"}, lambda b: 0.45 * b)]
+    table = leaf_table(dims, effects, seed=5)
+    assert found(localise(table, list(dims))) == [{"channel": "app", "segment": "vip"}]
+
+
+def test_never_parent_and_child():
+    # A whole region dropped and, inside it, one channel dropped further: one answer, not both.
+    dims = {"region": REGIONS, "channel": CHANNELS, "segment": SEGMENTS}
+    effects = [({"region": "North"}, lambda b: 0.5 * b), ({"region": "North", "channel": "app"}, lambda b: 0.5 * b)]
+    table = leaf_table(dims, effects, seed=2)
+    elements = localise(table, list(dims))
+    assert elements
+    assert_well_formed(elements, table, list(dims))
+
+
+def test_max_elements_keeps_the_largest():
+    dims = {"a": [f"a{i}" for i in range(6)], "b": [f"b{i}" for i in range(8)]}
+    effects = [({"a": "a1"}, lambda b: 0.2 * b), ({"a": "a3"}, lambda b: 0.7 * b), ({"b": "b6"}, lambda b: 0.5 * b)]
+    table = leaf_table(dims, effects, seed=4)
+    everything = localise(table, list(dims))
+    assert len(everything) == 3
+    two = localise(table, list(dims), max_elements=2)
+    assert len(two) == 2
+    assert localise(table, list(dims), max_elements=0) == []
+
+
+# --- shapes of input ---------------------------------------------------------------
+
+
+def test_one_dimension():
+    table = leaf_table({"region": REGIONS}, [({"region": "South"}, lambda b: 1.6 * b)], noise=0.01)
+    elements = localise(table, ["region"])
+    assert found(elements) == [{"region": "South"}]
+    assert elements[0].leaves == 1 and elements[0].score == pytest.approx(1.0)
+
+
+def test_nulls_in_dimension_values_are_a_value_of_their_own():
+    dims = {"region": REGIONS, "channel": [*CHANNELS, None]}
+    table = leaf_table(dims, [({"channel": None}, lambda b: 0.3 * b)])
+    elements = localise(table, list(dims))
+    assert found(elements) == [{"channel": None}]
+    assert elements[0].leaves == len(REGIONS)
+    assert_well_formed(elements, table, list(dims))
+
+
+def test_non_string_dimensions_and_null_values():
+    table = pa.table({
+        "store": pa.array([1, 2, 3, 4, 5, 6, 7, 8] * 2, pa.int64()),
+        "week": pa.array([1] * 8 + [2] * 8, pa.int32()),
+        "baseline": pa.array([100.0, 120, 90, 110, 105, 95, 100, None] * 2),
+        "current": pa.array([101.0, 119, 91, 30, 104, 96, 99, 1] + [99.0, 121, 89, 28, 106, 94, 101, 2]),
+    })
+    elements = localise(table, ["store", "week"])
+    # Store 8 had no baseline (null counts as 0): a new segment, smaller than store 4's drop.
+    assert found(elements) == [{"store": "4"}, {"store": "8"}]
+    assert elements[1].baseline == 0 and elements[1].current == 3
+    assert_well_formed(elements, table, ["store", "week"])
+
+
+def test_region_by_channel_of_the_sample_shop():
+    """The bundled sample data: revenue in North × app falls ~35 % in 2026-10 (and regular customers buy less
+    everywhere, which moves every region × channel a little)."""
+    from metrictree.sample import sample_data
+
+    orders = sample_data()["orders"]
+    orders = orders.filter(pc.equal(orders["status"], "paid"))
+    month = pc.strftime(orders["order_date"], format="%Y-%m")
+    orders = orders.append_column("month", month).filter(pc.is_in(month, pa.array(["2026-09", "2026-10"])))
+    sums = orders.group_by(["region", "channel", "month"]).aggregate([("amount", "sum")])
+    base = sums.filter(pc.equal(sums["month"], "2026-09")).rename_columns(["region", "channel", "m", "baseline"])
+    now = sums.filter(pc.equal(sums["month"], "2026-10")).rename_columns(["region", "channel", "m", "current"])
+    table = base.drop_columns(["m"]).join(now.drop_columns(["m"]), ["region", "channel"])
+    assert table.num_rows == 12
+    elements = localise(table, ["region", "channel"])
+    assert found(elements) == [{"region": "North", "channel": "app"}]
+
+
+def test_handful_of_leaves_with_one_drop():
+    table = pa.table({
+        "region": ["North", "North", "South", "South", "East", "East"],
+        "channel": ["web", "app"] * 3,
+        "baseline": [100.0, 80, 120, 60, 90, 70],
+        "current": [102.0, 52, 118, 61, 91, 69],
+    })
+    assert found(localise(table, ["region", "channel"])) == [{"region": "North", "channel": "app"}]
+
+
+def test_degenerate_inputs():
+    empty = pa.table({"a": pa.array([], pa.string()), "baseline": pa.array([], pa.float64()),
+                      "current": pa.array([], pa.float64())})
+    assert localise(empty, ["a"]) == []
+    zeros = pa.table({"a": ["x", "y"], "baseline": [0.0, 0.0], "current": [0.0, 0.0]})
+    assert localise(zeros, ["a"]) == []
+    one = pa.table({"a": ["x"], "baseline": [10.0], "current": [3.0]})
+    assert localise(one, ["a"]) == []  # a single leaf is the whole: nothing to localise
+    same = pa.table({"a": ["x", "y", "z"], "baseline": [1.0, 2.0, 3.0], "current": [1.0, 2.0, 3.0]})
+    assert localise(same, ["a"]) == []
+
+
+def test_missing_and_non_finite_values_count_as_zero():
+    names = ["p", "q", "r", "s", "t", "u", "v", "w"]
+    table = pa.table({"a": names,
+                      "baseline": pa.array([10, 10, 10, 10, 10, 10, 10, None], pa.decimal128(5, 1)),
+                      "current": [10.0, 10.1, 9.9, 3.0, 10.0, 9.95, float("inf"), float("nan")]})
+    zeros = pa.table({"a": names, "baseline": [10.0] * 7 + [0.0],
+                      "current": [10.0, 10.1, 9.9, 3.0, 10.0, 9.95, 0.0, 0.0]})
+    elements = localise(table, ["a"])
+    assert elements == localise(zeros, ["a"])
+    assert sorted(map(str, found(elements))) == sorted(map(str, [{"a": "s"}, {"a": "v"}]))
+
+
+def test_mistakes_are_usage_errors():
+    table = pa.table({"region": ["a", "b"], "baseline": [1.0, 2.0], "current": [1.0, 2.0], "note": ["x", "y"]})
+    with pytest.raises(UsageError, match="no column 'regoin'") as info:
+        localise(table, ["regoin"])
+    assert "did you mean 'region'" in info.value.render()
+    with pytest.raises(UsageError, match="'note' is string, not a number"):
+        localise(table, ["region"], current="note")
+    with pytest.raises(UsageError, match="no dimensions"):
+        localise(table, [])
+    with pytest.raises(UsageError, match="max_elements"):
+        localise(table, ["region"], max_elements=-1)
+
+
+# --- properties ----------------------------------------------------------------------
+
+values = st.one_of(st.just(0.0), st.integers(-50, 1000).map(float), st.floats(-1e6, 1e6, allow_nan=False))
+
+
+@st.composite
+def leaf_tables(draw):
+    n_dims = draw(st.integers(1, 3))
+    dims = [f"d{i}" for i in range(n_dims)]
+    cardinalities = [draw(st.integers(1, 4)) for _ in dims]
+    combos = list(itertools.product(*[[*(f"v{j}" for j in range(k - 1)), None] for k in cardinalities]))
+    chosen = draw(st.lists(st.sampled_from(combos), min_size=1, max_size=len(combos), unique=True))
+    n = len(chosen)
+    columns = {dim: [combo[i] for combo in chosen] for i, dim in enumerate(dims)}
+    columns["baseline"] = draw(st.lists(values, min_size=n, max_size=n))
+    columns["current"] = draw(st.lists(values, min_size=n, max_size=n))
+    return pa.table(columns), dims
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(leaf_tables(), st.integers(1, 5))
+def test_answers_are_non_nested_and_finite(case, max_elements):
+    table, dims = case
+    elements = localise(table, dims, max_elements=max_elements)
+    assert_well_formed(elements, table, dims, max_elements)
