@@ -45,7 +45,8 @@ import pyarrow.parquet as pq
 import metrictree
 from metrictree.localising import localise
 
-DATA = Path("/work/shared/benchmarks/rca-b0")
+# The benchmark data sits in shared/ beside the repository (../shared/benchmarks/rca-b0).
+DATA = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "rca-b0"
 DIMS = ("a", "b", "c", "d")
 TREE = """\
 grain day

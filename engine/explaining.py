@@ -439,7 +439,7 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     root_causes: list[RootCause] = []
     root_segments: tuple[Segment, ...] = ()
     if by:
-        drill = _drill(tree, data, builder, by, spans, grain, values_of_params, registry, notes)
+        drill = _drill(tree, data, builder, by, spans, grain, values_of_params, registry, notes, top)
         drivers = tuple(_attach_segments(d, drill) for d in drivers)
         if metric in drill:
             root_segments = drill[metric].segments
@@ -592,7 +592,7 @@ def _ratio_parts(metric: Metric, tree: Tree, registry: Registry) -> tuple[str, s
 
 
 def _drill(tree: Tree, data, builder: _Builder, by: list[str], spans, grain: str, params, registry,
-           notes: list[str]) -> dict[str, _Drill]:
+           notes: list[str], top: int) -> dict[str, _Drill]:
     from .localising import localise
 
     total = abs(builder.root_change) or 1.0
@@ -635,7 +635,7 @@ def _drill(tree: Tree, data, builder: _Builder, by: list[str], spans, grain: str
         scale = builder.base_contributions[name] / delta if additive and delta else None
         causes = []
         if scale is not None:
-            for element in localise(leaves, dims):
+            for element in localise(leaves, dims, max_elements=top):
                 part = scale * element.change
                 causes.append(RootCause(name, element.where, part, builder.share(part), element.baseline,
                                         element.current, element.change))
@@ -695,7 +695,10 @@ def _is_additive(metric: Metric, registry: Registry) -> bool:
 
 
 def _leaf_table(table: pa.Table, dims: list[str], name: str, spans, grain: str) -> pa.Table:
-    period_index = pa.array([periods.parse(p, grain) for p in table.column("period").to_pylist()], pa.int64())
+    labels = table.column("period")
+    distinct = pc.unique(labels)
+    index_of = pa.array([periods.parse(p, grain) for p in distinct.to_pylist()], pa.int64())
+    period_index = pc.take(index_of, pc.index_in(labels, value_set=distinct))
     parts = []
     for lo, hi in spans:
         inside = pc.and_(pc.greater_equal(period_index, lo), pc.less_equal(period_index, hi))
