@@ -306,7 +306,7 @@ def explain(tree_path: str, metric: str | None, baseline: str | None, current: s
     name = metric or _top_metric(tree)
     dims = _names(by)
     explanation = tree.explain(_bind_data(tree, data, sample), name, baseline, current,
-                               by=list(tree.dimensions) if dims is None else dims, params=params, top=top)
+                               by=dims, params=params, top=top)
     if fmt == "json":
         _write(output, json.dumps(explanation.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n")
     elif fmt == "markdown":

@@ -367,7 +367,7 @@ def _state_values(table: pa.Table, names: list[str], spans: list[tuple[int, int]
 
 
 def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | None = None,
-            current: str | None = None, by: Sequence[str] | str = (), grain: str | None = None,
+            current: str | None = None, by: Sequence[str] | str | None = None, grain: str | None = None,
             params: Mapping[str, Any] | None = None, top: int = 5, registry: Registry | None = None) -> Explanation:
     """Explain the change of ``metric`` between two periods; see the module docstring."""
     registry = registry or default_registry()
@@ -379,9 +379,17 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
         raise UsageError(error(f"'{metric}' is a grouping node with no formula: it has no value to explain",
                                hint="explain one of its drivers: " + ", ".join(tree.drivers(metric)),
                                code="group-metric"))
+    every_dimension = by is None
+    if by is None:
+        by = list(tree.dimensions)
     if isinstance(by, str):
         by = [b.strip() for b in by.split(",") if b.strip()]
     by = list(dict.fromkeys(by))
+    for dim in by:
+        if dim not in tree.dimensions:
+            raise UsageError(error(f"unknown dimension '{dim}'", hint=did_you_mean(dim, tree.dimensions) or
+                                   f"the tree's dimensions: {', '.join(tree.dimensions) or 'none'}",
+                                   code="unknown-dimension"))
     values_of_params = resolve_params(tree, params)
 
     # Everything below the root, formula and influence, and what their formulas need.
@@ -439,7 +447,8 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     root_causes: list[RootCause] = []
     root_segments: tuple[Segment, ...] = ()
     if by:
-        drill = _drill(tree, data, builder, by, spans, grain, values_of_params, registry, notes, top)
+        drill = _drill(tree, data, builder, by, spans, grain, values_of_params, registry, notes, top,
+                       every_dimension)
         drivers = tuple(_attach_segments(d, drill) for d in drivers)
         if metric in drill:
             root_segments = drill[metric].segments
@@ -592,7 +601,7 @@ def _ratio_parts(metric: Metric, tree: Tree, registry: Registry) -> tuple[str, s
 
 
 def _drill(tree: Tree, data, builder: _Builder, by: list[str], spans, grain: str, params, registry,
-           notes: list[str], top: int) -> dict[str, _Drill]:
+           notes: list[str], top: int, every_dimension: bool) -> dict[str, _Drill]:
     from .localising import localise
 
     total = abs(builder.root_change) or 1.0
@@ -613,7 +622,7 @@ def _drill(tree: Tree, data, builder: _Builder, by: list[str], spans, grain: str
         source = tree.sources[source_name]
         dims = [d for d in by if d in source.dimensions]
         missing = [d for d in by if d not in source.dimensions]
-        if missing:
+        if missing and not every_dimension:
             notes.append(f"source '{source_name}' has no dimension {', '.join(missing)}: "
                          f"{', '.join(names)} drilled by {', '.join(dims) or 'nothing'}")
         if not dims:
@@ -639,7 +648,7 @@ def _drill(tree: Tree, data, builder: _Builder, by: list[str], spans, grain: str
                 part = scale * element.change
                 causes.append(RootCause(name, element.where, part, builder.share(part), element.baseline,
                                         element.current, element.change))
-        found[name] = _Drill(tuple(_segments(leaves, dims)), tuple(causes))
+        found[name] = _Drill(tuple(_segments(leaves, dims, additive)), tuple(causes))
     for name, (numerator, denominator) in ratios.items():
         if numerator in leaves_of and denominator in leaves_of:
             found[name] = _Drill(tuple(_mix_rate(leaves_of[numerator], leaves_of[denominator][0])), ())
@@ -714,8 +723,9 @@ def _leaf_table(table: pa.Table, dims: list[str], name: str, spans, grain: str) 
         [(d, "ascending") for d in dims])
 
 
-def _segments(leaves: pa.Table, dims: list[str], per_dimension: int = 3) -> list[Segment]:
-    """The top slices of each single dimension by |change| (contribution: the change, in the metric's units)."""
+def _segments(leaves: pa.Table, dims: list[str], additive: bool, per_dimension: int = 3) -> list[Segment]:
+    """The top slices of each single dimension by |change|; for an additive metric their contribution is
+    the change, in the metric's units (scaled to the root's later)."""
     out = []
     for dim in dims:
         grouped = leaves.group_by([dim]).aggregate([("baseline", "sum"), ("current", "sum")])
@@ -724,7 +734,7 @@ def _segments(leaves: pa.Table, dims: list[str], per_dimension: int = 3) -> list
         for i in order.to_pylist()[:per_dimension]:
             delta = change[i].as_py()
             out.append(Segment({dim: grouped.column(dim)[i].as_py()}, grouped.column("baseline_sum")[i].as_py(),
-                               grouped.column("current_sum")[i].as_py(), delta, delta))
+                               grouped.column("current_sum")[i].as_py(), delta, delta if additive else None))
     return out
 
 

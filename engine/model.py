@@ -257,13 +257,14 @@ class Tree:
         return evaluate(self, data, grain=grain, by=by, start=start, end=end, metrics=metrics, params=params)
 
     def explain(self, data: Mapping[str, Any], metric: str, baseline: str | None = None, current: str | None = None,
-                by: Sequence[str] | str = (), grain: str | None = None, params: Mapping[str, float] | None = None,
-                top: int = 5) -> Explanation:
+                by: Sequence[str] | str | None = None, grain: str | None = None,
+                params: Mapping[str, float] | None = None, top: int = 5) -> Explanation:
         """Why ``metric`` moved from ``baseline`` to ``current``; see `metrictree.explaining.explain`.
 
         Periods are labels at the tree's grain (``2026-10``) or ranges (``2026-06..2026-09``, compared as
         the mean per period); ``current`` defaults to the last period with data and ``baseline`` to the
-        period(s) just before it.
+        period(s) just before it. ``by`` lists the dimensions to look for root causes in (default: every
+        dimension of each source; ``[]`` for none).
         """
         from .explaining import explain
 
