@@ -36,7 +36,7 @@ from . import syntax as s
 from .decomposing import Decomposer
 from .errors import DataError, UsageError, did_you_mean, error
 from .evaluating import Evaluation, evaluate, resolve_params
-from .formulas import Scope
+from .states import States, history, prepare, states
 from .functions import Registry
 from .model import Metric, Tree
 from .pluginmanager import registry as default_registry
@@ -290,82 +290,6 @@ def _describe(span: tuple[int, int], grain: str) -> str:
 # --------------------------------------------------------------------------- explain
 
 
-@attrs.define
-class _World:
-    """The two states (row 0 baseline, row 1 current) every formula is recomputed in."""
-
-    values: dict[str, pa.Array]
-    shifts: dict[tuple[str, int], str]
-    calls: dict[int, str]
-    hidden: dict[str, Metric]
-    params: dict[str, float]
-    registry: Registry
-
-    def scope(self, extra: dict[str, pa.Array], length: int) -> Scope:
-        def name(node: s.Name):
-            if node.name in extra:
-                return extra[node.name]
-            if node.name in self.values:
-                return self.values[node.name]
-            return pa.scalar(float(self.params[node.name]))
-
-        def shift(node: s.Shift):
-            return self.values[self.shifts[(node.name, node.offset)]]
-
-        def call(node: s.Call):
-            hidden = self.calls.get(id(node))
-            return self.values[hidden] if hidden else None
-
-        return Scope(name=name, shift=shift, call=call, scalars=self.registry.scalars, length=length)
-
-
-def _hidden_metrics(tree: Tree, names: list[str], registry: Registry) -> tuple[dict[str, Metric], dict, dict]:
-    """Time shifts and window calls become hidden metrics, evaluated on the full history like any other."""
-    hidden: dict[str, Metric] = {}
-    shifts: dict[tuple[str, int], str] = {}
-    calls: dict[int, str] = {}
-    for name in names:
-        metric = tree.metrics[name]
-        if metric.kind != "derived":
-            continue
-        for node in s.walk(metric.formula):
-            if isinstance(node, s.Shift) and (node.name, node.offset) not in shifts:
-                key = f"__shift{len(shifts)}"
-                shifts[(node.name, node.offset)] = key
-                hidden[key] = Metric(key, "derived", node, inputs=(node.name,), shifts=((node.name, node.offset),))
-            elif isinstance(node, s.Call) and getattr(registry.scalars.get(node.name), "window", False):
-                key = f"__window{len(calls)}"
-                calls[id(node)] = key
-                refs = tuple(dict.fromkeys(n.name for n in s.walk(node) if isinstance(n, s.Name | s.Shift)
-                                           and n.name in tree.metrics))
-                hidden[key] = Metric(key, "derived", node, inputs=refs)
-    return hidden, shifts, calls
-
-
-def _augmented(tree: Tree, hidden: dict[str, Metric]) -> Tree:
-    if not hidden:
-        return tree
-    graph = tree.graph.copy()
-    for metric in hidden.values():
-        graph.add_node(metric.name, metric=metric)
-        for child in metric.inputs:
-            graph.add_edge(metric.name, child, kind="formula")
-    return attrs.evolve(tree, metrics={**tree.metrics, **hidden}, graph=graph)
-
-
-def _state_values(table: pa.Table, names: list[str], spans: list[tuple[int, int]], first: int) -> dict[str, pa.Array]:
-    """Each column's value in each state: the period's value, or the mean over a range of periods."""
-    out = {}
-    for name in names:
-        column = table.column(name).to_pylist()
-        pair = []
-        for lo, hi in spans:
-            window = [column[i - first] for i in range(lo, hi + 1) if 0 <= i - first < len(column)]
-            pair.append(None if not window or any(v is None for v in window) else sum(window) / len(window))
-        out[name] = pa.array(pair, pa.float64())
-    return out
-
-
 def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | None = None,
             current: str | None = None, by: Sequence[str] | str | None = None, grain: str | None = None,
             params: Mapping[str, Any] | None = None, top: int = 5, registry: Registry | None = None) -> Explanation:
@@ -393,17 +317,13 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     values_of_params = resolve_params(tree, params)
 
     # Everything below the root, formula and influence, and what their formulas need.
-    reachable = [metric, *nx.descendants(tree.graph, metric)]
-    wanted = [n for n in tree.requirements(reachable) if tree.metrics[n].kind != "group"]
-    hidden, shifts, calls = _hidden_metrics(tree, wanted, registry)
-    augmented = _augmented(tree, hidden)
+    prepared = prepare(tree, [metric, *nx.descendants(tree.graph, metric)], registry)
 
     current_span = _span(current, grain) if current else None
     baseline_span = _span(baseline, grain) if baseline else None
     end = max(x[1] for x in (current_span, baseline_span) if x) if (current_span or baseline_span) else None
-    history = evaluate(augmented, data, grain=grain, metrics=wanted + list(hidden), params=values_of_params,
-                       end=periods.label(end, grain) if end is not None else None, registry=registry)
-    table = history.table
+    observed_history = history(prepared, data, grain, values_of_params, end, registry)
+    table = observed_history.table
     if table.num_rows == 0:
         raise DataError(error("there is no data to explain", hint="check the data and the periods", code="empty"))
     labels = table.column("period").to_pylist()
@@ -420,24 +340,19 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
                                   hint=f"the data covers {labels[0]} to {labels[-1]}", code="period"))
 
     spans = [baseline_span, current_span]
-    leaves = [n for n in wanted + list(hidden) if augmented.metrics[n].kind == "base" or n in hidden]
-    world = _World(_state_values(table, leaves, spans, first), shifts, calls, hidden, values_of_params, registry)
-    for name in wanted:
-        m = tree.metrics[name]
-        if m.kind == "derived":
-            result = _recompute(m, world)
-            world.values[name] = result
+    world = states(prepared, table, spans, first, values_of_params, registry)
 
     root_b, root_c = (world.values[metric].to_pylist())
     b_label, c_label = _describe(baseline_span, grain), _describe(current_span, grain)
     for label_, value in ((b_label, root_b), (c_label, root_c)):
         if value is None:
-            why = next((n.reason for n in history.nulls if n.metric == metric and n.first.get("period") == label_),
-                       None) or next((n.reason for n in history.nulls if n.metric == metric), "it is undefined")
+            why = next((n.reason for n in observed_history.nulls
+                        if n.metric == metric and n.first.get("period") == label_), None) or next(
+                (n.reason for n in observed_history.nulls if n.metric == metric), "it is undefined")
             raise DataError(error(f"{metric} has no value in {label_}: {why}", tree.metrics[metric].span,
                                   "compare periods where it is defined", "null-root"))
     change = root_c - root_b
-    builder = _Builder(tree, world, history, registry, change)
+    builder = _Builder(tree, world, observed_history, registry, change)
     drivers, method = builder.children(metric, change, set())
     residual = change - sum(d.contribution or 0.0 for d in drivers if d.kind != "influence")
     leaf_total = sum(contrib for contrib in builder.leaf_contributions.values())
@@ -460,17 +375,10 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
                        tuple(drivers), tuple(root_causes), residual, tuple(by), tuple(notes), method, root_segments)
 
 
-def _recompute(metric: Metric, world: _World) -> pa.Array:
-    from .formulas import as_array, evaluate as evaluate_expr
-
-    scope = world.scope({}, 2)
-    return pc.cast(as_array(evaluate_expr(metric.formula, scope), 2), pa.float64())
-
-
 @attrs.define
 class _Builder:
     tree: Tree
-    world: _World
+    world: States
     history: Evaluation
     registry: Registry
     root_change: float
@@ -493,16 +401,16 @@ class _Builder:
         method = "leaf"
         if metric.kind == "derived":
             self.derived_contributions[name] = self.derived_contributions.get(name, 0.0) + contribution
-            inverse_shift = {v: k for k, v in self.world.shifts.items()}
-            inverse_call = set(self.world.calls.values())
+            inverse_shift = {v: k for k, v in self.world.prepared.shifts.items()}
+            inverse_call = set(self.world.prepared.calls.values())
 
             def leaf(node: s.Expr):
                 if isinstance(node, s.Name) and node.name in self.tree.metrics:
                     return node.name
                 if isinstance(node, s.Shift):
-                    return self.world.shifts[(node.name, node.offset)]
-                if isinstance(node, s.Call) and id(node) in self.world.calls:
-                    return self.world.calls[id(node)]
+                    return self.world.prepared.shifts[(node.name, node.offset)]
+                if isinstance(node, s.Call) and id(node) in self.world.prepared.calls:
+                    return self.world.prepared.calls[id(node)]
                 return None
 
             decomposer = Decomposer(self.world.scope, leaf)
@@ -513,7 +421,7 @@ class _Builder:
                     source, offset = inverse_shift[ref]
                     drivers.append(self.leaf_driver(ref, f"{source}[{offset}]", part, "shift"))
                 elif ref in inverse_call:
-                    drivers.append(self.leaf_driver(ref, self.world.hidden[ref].formula.to_source(), part, "shift"))
+                    drivers.append(self.leaf_driver(ref, self.world.prepared.hidden[ref].formula.to_source(), part, "shift"))
                 else:
                     drivers.append(self.driver(ref, part, path | {name}))
         elif metric.kind == "base":
