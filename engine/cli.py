@@ -1,4 +1,4 @@
-"""The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``graph`` and ``plugins``.
+"""The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``whatif``, ``status``, ``graph``, ``plugins``.
 
 The CLI only wires the stages together (load → evaluate → render); formatting lives
 in `metrictree.rendering`. Exit codes:
@@ -326,6 +326,55 @@ def _top_metric(tree: Tree) -> str:
                                hint=f"pass --metric NAME; top metrics: {', '.join(choice) or 'none'}",
                                code="metric"))
     return choice[0]
+
+
+# --------------------------------------------------------------------------- what-if
+
+
+@main.command(short_help="What if some metrics changed? Follow the change up the formulas.")
+@click.argument("tree_path", metavar="TREE", type=click.Path(dir_okay=False))
+@click.option("--set", "changes", multiple=True, metavar="METRIC=CHANGE", callback=_assignments("METRIC=CHANGE"),
+              help="A change: +10% / -5% (relative), +2pp (percentage points), +150 (added), 2600 or 30% "
+                   "(the new value). Repeat for several.")
+@click.option("--period", metavar="PERIOD", help="The period to change (default: the last with data).")
+@click.option("--sensitivity", "sensitive", metavar="METRIC",
+              help="Instead: rank the drivers of METRIC by the effect of moving each by 1 %.")
+@click.option("--data", "data", multiple=True, metavar="SOURCE=PATH", callback=_assignments("SOURCE=PATH"),
+              help="Bind a source to a Parquet, CSV or Arrow file or folder. Repeat for each source.")
+@click.option("--sample", is_flag=True, help="Use the bundled sample shop data (--data entries override it).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", callback=_assignments("NAME=VALUE"),
+              help="Override a param of the tree.")
+@click.option("--format", "fmt", type=click.Choice(EXPLAIN_FORMATS), default="text", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+def whatif(tree_path: str, changes: dict[str, str], period: str | None, sensitive: str | None,
+           data: dict[str, str], sample: bool, params: dict[str, str], fmt: str, output: str | None) -> None:
+    """Set some metrics in one period and recompute everything above them, exactly.
+
+    \b
+    metrictree whatif trees/crm_ltv.tree --sample --set open_rate=+10% --set aov=2600
+    metrictree whatif trees/crm_ltv.tree --sample --sensitivity ltv
+
+    Influence links (<~) are not followed: they have no formula.
+    """
+    tree = load(tree_path)
+    bound = _bind_data(tree, data, sample)
+    if sensitive:
+        table = tree.sensitivity(bound, sensitive, period, params=params)
+        if fmt == "json":
+            _write(output, json.dumps(table.to_pylist(), ensure_ascii=False, indent=2, allow_nan=False) + "\n")
+        else:
+            view = rendering.sensitivity_view(table, tree, sensitive, markdown=fmt == "markdown")
+            _write(output, view) if isinstance(view, str) else _console(sys.stdout).print(view)
+        return
+    if not changes:
+        raise click.UsageError("give at least one --set METRIC=CHANGE, or --sensitivity METRIC")
+    scenario = tree.simulate(bound, changes, period, params=params)
+    if fmt == "json":
+        _write(output, json.dumps(scenario.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n")
+    elif fmt == "markdown" or output is not None:
+        _write(output, scenario.to_markdown())
+    else:
+        _console(sys.stdout).print(rendering.scenario_view(scenario))
 
 
 # --------------------------------------------------------------------------- plugins

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .evaluating import Evaluation
     from .explaining import Explanation
+    from .simulating import Scenario
 
 GRAINS = ("day", "week", "month", "quarter", "year")
 LEVELS = ("strategic", "operational", "technical")
@@ -269,6 +270,21 @@ class Tree:
         from .explaining import explain
 
         return explain(self, data, metric, baseline, current, by, grain=grain, params=params, top=top)
+
+    def simulate(self, data: Mapping[str, Any], changes: Mapping[str, Any], period: str | None = None,
+                 params: Mapping[str, float] | None = None) -> Scenario:
+        """What if: set ``changes`` (``{"open_rate": "+10%", "aov": 2600}``) in ``period`` and recompute every
+        formula above them; see `metrictree.simulating.simulate`."""
+        from .simulating import simulate
+
+        return simulate(self, data, changes, period, params)
+
+    def sensitivity(self, data: Mapping[str, Any], metric: str, period: str | None = None,
+                    params: Mapping[str, float] | None = None) -> pa.Table:
+        """Which driver, moved by 1 % on its own, moves ``metric`` most: a ranked Arrow table of elasticities."""
+        from .simulating import sensitivity
+
+        return sensitivity(self, data, metric, period, params=params)
 
 
 def _depth(graph: nx.DiGraph, node: str, memo: dict[str, int]) -> int:

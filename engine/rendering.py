@@ -525,3 +525,57 @@ def plugin_view(name: str, origin: str, contributions: dict[str, list[str]], reg
     if len(lines) == 1:
         lines.append(Text("  (adds nothing)", style="dim"))
     return Group(*lines, Text(""))
+
+
+# --------------------------------------------------------------------------- what-if
+
+
+def scenario_view(scenario) -> Group:
+    """A `Scenario` for a terminal: every metric reached, before → after, and the targets."""
+    from .narrating import change_in_points, number
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold",
+                  title=f"What if {', '.join(f'{c.metric} {c.text}' for c in scenario.changes)} "
+                        f"({scenario.period})", title_justify="left", title_style="bold")
+    for header, justify in (("metric", "left"), ("before", "right"), ("after", "right"), ("change", "right"),
+                            ("", "right"), ("", "left")):
+        table.add_column(header, justify=justify, no_wrap=True)
+    for e in scenario.effects:
+        rel = f"{e.relative * 100:+.1f}%" if e.relative is not None else ""
+        table.add_row(e.label, number(e.before, e.unit), number(e.after, e.unit), change_in_points(e.change, e.unit),
+                      rel, Text("set" if e.changed else "", style="dim"))
+    parts: list[RenderableType] = [table]
+    for t in scenario.targets:
+        after = "no data" if t.met_after is None else "met" if t.met_after else "not met"
+        before = "no data" if t.met_before is None else "met" if t.met_before else "not met"
+        parts.append(Text(f"target {t.condition} by {t.deadline}: {before} → {after}",
+                          style="green" if t.met_after else "red" if t.met_after is False else "yellow"))
+    parts += [Text(note, style="dim") for note in scenario.notes]
+    return Group(*parts)
+
+
+def sensitivity_view(table: pa.Table, tree: Tree, metric: str, markdown: bool = False) -> RenderableType | str:
+    """The ranked drivers of a metric: the effect on it of moving each by 1 %."""
+    from .narrating import number
+
+    unit = tree.metrics[metric].unit
+    rows = table.to_pylist()
+    if markdown:
+        lines = [f"# What moves {metric} most? (each driver +1 %)", "", "| driver | value | effect | elasticity |",
+                 "|---|---:|---:|---:|"]
+        for r in rows:
+            u = tree.metrics[r["driver"]].unit if r["driver"] in tree.metrics else None
+            el = f"{r['elasticity']:+.2f}" if r["elasticity"] is not None else NULL
+            lines.append(f"| {r['label']} | {number(r['value'], u)} | {number(r['effect'], unit, signed=True)} | "
+                         f"{el} |")
+        return "\n".join(lines) + "\n"
+    out = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", title_justify="left",
+                title=f"What moves {tree.metrics[metric].title} most? Each driver +1 %", title_style="bold")
+    for header, justify in (("driver", "left"), ("value", "right"), ("effect", "right"), ("elasticity", "right")):
+        out.add_column(header, justify=justify, no_wrap=True)
+    for r in rows:
+        u = tree.metrics[r["driver"]].unit if r["driver"] in tree.metrics else None
+        el = f"{r['elasticity']:+.2f}" if r["elasticity"] is not None else NULL
+        out.add_row(r["label"] + (" (param)" if r["kind"] == "param" else ""), number(r["value"], u),
+                    number(r["effect"], unit, signed=True), el)
+    return out
