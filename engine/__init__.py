@@ -25,6 +25,7 @@ from .functions import Aggregate, AggregateContext, Computed, Library, Partial, 
 from .hookspecs import hookimpl
 from .model import Alert, Link, Metric, Param, Source, Target, Tree
 from .parsing import parse
+from .rules import AlertStatus, Checkpoint, MetricValue, Status, TargetStatus
 
 __version__ = "0.1.0"
 
@@ -32,5 +33,5 @@ __all__ = [
     "Aggregate", "AggregateContext", "Alert", "CompileError", "Computed", "DataError", "Diagnostic", "Library",
     "Link", "Metric", "MetrictreeError", "Param", "Partial", "PluginError", "Scalar", "Source", "Span", "Target",
     "Evaluation", "NullReason", "Tree", "TreeFile", "TreeSyntaxError", "UsageError", "check", "hookimpl", "load", "loads",
-    "null_reasons", "parse",
+    "null_reasons", "parse", "AlertStatus", "Checkpoint", "MetricValue", "Status", "TargetStatus",
 ]

@@ -377,6 +377,51 @@ def whatif(tree_path: str, changes: dict[str, str], period: str | None, sensitiv
         _console(sys.stdout).print(rendering.scenario_view(scenario))
 
 
+# --------------------------------------------------------------------------- status
+
+
+EXIT_ALERT = 3
+
+
+@main.command(short_help="Targets against their plan, and the alerts that fire.")
+@click.argument("tree_path", metavar="TREE", type=click.Path(dir_okay=False))
+@click.option("--data", "data", multiple=True, metavar="SOURCE=PATH", callback=_assignments("SOURCE=PATH"),
+              help="Bind a source to a Parquet, CSV or Arrow file or folder. Repeat for each source.")
+@click.option("--sample", is_flag=True, help="Use the bundled sample shop data (--data entries override it).")
+@click.option("--at", "at", metavar="PERIOD", help="The period to report on (default: the last period with data).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", callback=_assignments("NAME=VALUE"),
+              help="Override a param of the tree, e.g. --param gross_margin=65%.")
+@click.option("--format", "fmt", type=click.Choice(EXPLAIN_FORMATS), default="text", show_default=True)
+@click.option("--fail-on-alert", is_flag=True,
+              help=f"Exit with {EXIT_ALERT} when any alert fires (for scheduled jobs and CI).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, params: dict[str, str], fmt: str,
+           fail_on_alert: bool, output: str | None) -> None:
+    """Where each target stands (start, goal, gap, plan, state) and which alerts fire.
+
+    \b
+    metrictree status trees/crm_ltv.tree --sample
+    metrictree status shop.tree --data orders=orders.parquet --at 2026-09 --format json
+    metrictree status shop.tree --data orders=orders.parquet --fail-on-alert   # in a scheduled job
+
+    \b
+    Exit codes: 0 done; 1 a mistake in the tree, the data or an argument;
+    3 with --fail-on-alert, when at least one alert fires (the status is printed first).
+    """
+    tree = load(tree_path)
+    found = tree.status(_bind_data(tree, data, sample), at=at, params=params)
+    if fmt == "json":
+        _write(output, json.dumps(found.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n")
+    elif fmt == "markdown":
+        _write(output, found.to_markdown())
+    elif output is None:
+        _console(sys.stdout).print(rendering.status_view(found))
+    else:
+        _write(output, rendering.to_text(rendering.status_view(found), width=100))
+    if fail_on_alert and found.fired:
+        click.get_current_context().exit(EXIT_ALERT)
+
+
 # --------------------------------------------------------------------------- plugins
 
 

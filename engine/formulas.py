@@ -266,3 +266,54 @@ def as_array(value: Value, length: int) -> Values:
 
 
 __all__ = ["Computed", "Scope", "as_array", "evaluate"]
+
+
+# --------------------------------------------------------------------------- slices as Arrow filters
+
+_FILTER_OPS = {"==": pc.equal, "!=": pc.not_equal, "<": pc.less, "<=": pc.less_equal, ">": pc.greater,
+               ">=": pc.greater_equal, "and": pc.and_kleene, "or": pc.or_kleene, "+": pc.add, "-": pc.subtract,
+               "*": pc.multiply, "/": pc.divide}
+
+
+def as_arrow_filter(expr: s.Expr) -> pc.Expression:
+    """A slice over dimensions (``segment == "new" and region in ["North"]``) as an Arrow filter expression.
+
+    Names are columns (``pc.field``); the result filters a table or dataset the way ``where`` filters rows:
+    a row is kept only where the condition is true, so a null dimension matches neither ``in`` nor
+    ``not in``. Used by targets and alerts with a ``where`` slice.
+
+    >>> str(as_arrow_filter(s.Binary("==", s.Name("segment"), s.Literal("new"))))
+    '(segment == "new")'
+    """
+    from .errors import UsageError
+
+    def build(node: s.Expr) -> pc.Expression:
+        if isinstance(node, s.Name):
+            return pc.field(node.name)
+        if isinstance(node, s.Literal):
+            return pc.scalar(node.value)
+        if isinstance(node, s.Binary):
+            return _FILTER_OPS[node.op](build(node.left), build(node.right))
+        if isinstance(node, s.Unary):
+            operand = build(node.operand)
+            return pc.invert(operand) if node.op == "not" else pc.negate(operand) if node.op == "-" else operand
+        if isinstance(node, s.IsNull):
+            operand = build(node.operand)
+            return pc.is_valid(operand) if node.negated else pc.is_null(operand)
+        if isinstance(node, s.InList):
+            values = [i.value if isinstance(i, s.Literal) else None for i in node.items]
+            if any(not isinstance(i, s.Literal) for i in node.items):
+                raise UsageError(error(f"the list in {node.to_source()} may only hold values", node.span,
+                                       'e.g. region in ["North", "East"]', "slice"))
+            try:
+                options = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                raise UsageError(error(f"the list in {node.to_source()} mixes text and numbers", node.span,
+                                       "list values of one kind", "slice")) from None
+            operand = build(node.operand)
+            found = pc.is_in(operand, value_set=options)
+            return pc.and_kleene(pc.invert(found), pc.is_valid(operand)) if node.negated else found
+        raise UsageError(error(f"a slice can only compare dimensions with values, not {node.to_source()}",
+                               node.span, 'e.g. where segment == "new"', "slice"))
+
+    return build(expr)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .evaluating import Evaluation
     from .explaining import Explanation
+    from .rules import Status
     from .simulating import Scenario
 
 GRAINS = ("day", "week", "month", "quarter", "year")
@@ -270,6 +271,15 @@ class Tree:
         from .explaining import explain
 
         return explain(self, data, metric, baseline, current, by, grain=grain, params=params, top=top)
+
+    def status(self, data: Mapping[str, Any], at: str | None = None,
+               params: Mapping[str, float] | None = None) -> Status:
+        """Every target (start, goal, gap, plan, state) and alert (fired or not) at period ``at``; see
+        `metrictree.rules.status`. ``at`` defaults to the last period with data.
+        """
+        from .rules import status
+
+        return status(self, data, at=at, params=params)
 
     def simulate(self, data: Mapping[str, Any], changes: Mapping[str, Any], period: str | None = None,
                  params: Mapping[str, float] | None = None) -> Scenario:

@@ -579,3 +579,126 @@ def sensitivity_view(table: pa.Table, tree: Tree, metric: str, markdown: bool = 
         out.add_row(r["label"] + (" (param)" if r["kind"] == "param" else ""), number(r["value"], u),
                     number(r["effect"], unit, signed=True), el)
     return out
+
+
+# --------------------------------------------------------------------------- status (targets and alerts)
+
+STATE_STYLES = {"met": "green", "on track": "green", "met at deadline": "green", "off track": "red", "missed": "red",
+                "no data": "yellow", "not started": "cyan", "fired": "red", "not fired": "green"}
+SEVERITY_STYLES = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def progress_bar(share: float | None, width: int = 10) -> str:
+    """The share of a target's way done as a bar, clamped to 0…100 %: ``██████▌░░░`` (eighths of a cell).
+
+    >>> progress_bar(0.5), progress_bar(-1.0), progress_bar(None)
+    ('█████░░░░░', '░░░░░░░░░░', '')
+    """
+    if share is None:
+        return ""
+    eighths = round(min(max(share, 0.0), 1.0) * width * 8)
+    full, part = divmod(eighths, 8)
+    bar = "█" * full + ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")[part]
+    return bar + "░" * (width - len(bar))
+
+
+def _share_text(share: float | None) -> str:
+    """A share as a whole percentage with a real minus sign: ``−200%``."""
+    return NULL if share is None else f"{share * 100:.0f}%".replace("-", "−")
+
+
+def _short(t, value: float | None) -> str:
+    """A target's value for a narrow column: millions as ``2.76M RUB`` unless the metric has a ``format``."""
+    if value is None or t.format or t.unit == PERCENT or abs(value) < 1e6:
+        return t.show(value)
+    from .rules import value_text
+
+    scaled, suffix = (value / 1e9, "B") if abs(value) >= 1e9 else (value / 1e6, "M")
+    return value_text(scaled, None, ",.2f") + suffix + (f" {t.unit}" if t.unit else "")
+
+
+def _target_details(t, at: str | None) -> list[Text]:
+    """The lines under the targets table: a target's reason, notes and nearest checkpoints."""
+    lines = [Text(f"  {t.title}: {line}", style="yellow" if t.state == "no data" else "dim")
+             for line in ([t.reason] if t.reason else []) + list(t.notes)]
+    if t.checkpoints:
+        # The two latest checkpoints and the two next ones: what a weekly look at a KPI needs.
+        past = [c for c in t.checkpoints if at is not None and c.grain_period <= at]
+        shown = past[-2:] + list(t.checkpoints[len(past):len(past) + 2])
+        line = Text(f"  {t.title} · checkpoints: " + ("… " if len(past) > 2 else ""), style="dim")
+        for i, c in enumerate(shown):
+            if i:
+                line.append(" · ", style="dim")
+            line.append(f"{c.period} {t.show(c.planned)}", style="dim")
+            line.append(" ✓" if c.reached else " ✗" if c.reached is False else "",
+                        style="green" if c.reached else "red")
+        if len(past) + 2 < len(t.checkpoints):
+            line.append(" …", style="dim")
+        lines.append(line)
+    return lines
+
+
+def status_view(status) -> Group:
+    """A `Status` for a terminal: the targets by level (now → goal, deadline, progress bar, plan, state,
+    pace needed), each target's checkpoints and reasons, then the alerts that fired."""
+    from .rules import pace_text
+
+    title = status.title or status.tree
+    head = Text.assemble((f"{title}", "bold"), (f" ({status.tree})" if status.title else "", "dim"),
+                         f" · status at {status.at or NULL}", (f" · grain {status.grain}", "dim"))
+    parts: list[RenderableType] = [head]
+    if status.params:
+        parts.append(Text("params: " + ", ".join(f"{k} = {v:g}" for k, v in status.params.items()), style="dim"))
+    if not status.targets and not status.alerts:
+        parts += [Text(""), Text("The tree has no targets or alerts.", style="dim")]
+    if status.targets:
+        from .rules import SYMBOLS
+
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
+        for header, justify in (("target", "left"), ("now", "right"), ("plan now", "right"), ("done", "left"),
+                                ("state, pace", "left")):
+            # Only the bar never wraps: long numbers (millions of RUB) wrap at their spaces on a narrow terminal.
+            table.add_column(header, justify=justify, no_wrap=header == "done")
+        details: list[RenderableType] = []
+        for number_of_level, (level, targets) in enumerate(status.by_level()):
+            if number_of_level:
+                table.add_section()
+            table.add_row(Text((level or "other").capitalize(), style="bold"))
+            for t in targets:
+                style = STATE_STYLES.get(t.state, "")
+                name = Text(t.label or t.metric_label)
+                if t.where:
+                    name.append(f" [{t.where}]", style="dim")
+                name.append(f"\n{SYMBOLS[t.op]} {t.show(t.goal)} by {t.deadline_period}", style="dim")
+                done = Text(progress_bar(t.progress, 6), style=style)
+                done.append(f" {_share_text(t.progress):>5}")
+                state = Text(t.state, style=style)
+                if t.required_pace is not None:
+                    state.append(f"\n{pace_text(t, status.grain)}", style="dim")
+                table.add_row(name, _short(t, t.current), _short(t, t.planned), done, state)
+                details += _target_details(t, status.at)
+        parts += [Text(""), table, *details]
+    if status.alerts:
+        fired = [a for a in status.alerts if a.fired]
+        parts += [Text(""), Text(f"Alerts · {len(fired)} of {len(status.alerts)} fired", style="bold")]
+        if fired:
+            table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
+            for header, justify in (("severity", "left"), ("alert", "left"), ("value", "right"), ("slice", "left")):
+                table.add_column(header, justify=justify, no_wrap=header != "alert", ratio=1 if header == "alert" else None)
+            order = ("critical", "warning", "info")
+            for a in sorted(fired, key=lambda a: order.index(a.severity) if a.severity in order else len(order)):
+                alert = Text(a.message or a.condition)
+                if a.message:
+                    alert.append(f"\n{a.condition}", style="dim")
+                table.add_row(Text(a.severity, style=SEVERITY_STYLES.get(a.severity, "")), alert,
+                              a.value_text, a.where or "all")
+            parts.append(table)
+        for a in status.alerts:
+            if a.state == "no data":
+                where = f" [{a.where}]" if a.where else ""
+                parts.append(Text(f"  no data: {a.condition}{where}: {a.reason}", style="yellow"))
+        quiet = [a for a in status.alerts if a.state == "not fired"]
+        if quiet:
+            parts.append(Text("  not fired: " + ", ".join(a.condition + (f" [{a.where}]" if a.where else "")
+                                                          for a in quiet), style="dim"))
+    return Group(*parts)
