@@ -6,7 +6,8 @@ in `metrictree.rendering`. Exit codes:
 - 0 — done (warnings do not fail ``check``);
 - 1 — a user mistake in a tree file, the data or an argument the engine checks
   (any `MetrictreeError`): its diagnostics go to stderr, never a traceback;
-- 2 — the command line itself is wrong (unknown option, ``--data`` without ``=`` …).
+- 2 — the command line itself is wrong (unknown option, ``--data`` without ``=`` …);
+- 3 — ``status --fail-on-alert``: an alert fired.
 
 Colour is used only when the stream is a terminal; piped output is plain text.
 """

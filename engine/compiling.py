@@ -707,6 +707,27 @@ def _check_period(text: str, span: Span | None, problems: list[Diagnostic]) -> N
         problems.append(error(exc.diagnostics[0].message, span, exc.diagnostics[0].hint, "period"))
 
 
+def _check_target_periods(st: s.TargetStmt, problems: list[Diagnostic]) -> None:
+    """The start before the deadline, and the checkpoints between them."""
+    from . import periods
+    from .errors import UsageError
+
+    try:
+        first, deadline = periods.date_range(st.deadline)
+        start = periods.date_range(st.start)[0] if st.start else None
+        if start is not None and start > deadline:
+            problems.append(error(f"the target starts ({st.start}) after its deadline ({st.deadline})", st.span,
+                                  "swap them, or move the deadline later", "target"))
+        for period, _ in st.checkpoints:
+            day = periods.date_range(period)[1]
+            if day > deadline or (start is not None and day <= start):
+                problems.append(error(f"checkpoint {period} is outside the target's span "
+                                      f"({st.start or 'start'} … {st.deadline})", st.span,
+                                      "put checkpoints after the start and no later than the deadline", "target"))
+    except UsageError:
+        pass  # invalid periods are reported by _check_period
+
+
 def _targets(decl: _Declarations, metrics: dict[str, Metric], dims: set[str], resolver: _Resolver) -> list[Target]:
     targets = []
     for st in decl.targets:
@@ -733,8 +754,10 @@ def _targets(decl: _Declarations, metrics: dict[str, Metric], dims: set[str], re
             resolver.problems.append(error(f"unknown checkpoint cadence '{st.every}'", st.span,
                                            did_you_mean(st.every, GRAINS) or f"use one of: {', '.join(GRAINS)}",
                                            "grain"))
+        _check_target_periods(st, resolver.problems)
         targets.append(Target(cond.left.name, cond.op, float(cond.right.value), st.deadline, st.start, st.every,
-                              st.checkpoints, st.where, cond, meta.get("label"), span=st.span))
+                              st.checkpoints, st.where, cond, meta.get("label"), span=st.span,
+                              description=meta.get("description")))
     return targets
 
 
@@ -756,7 +779,7 @@ def _alerts(decl: _Declarations, metrics: dict[str, Metric], dims: set[str], res
         _dimension_check(st.where, dims, "an alert", resolver.problems)
         meta = _meta(st.meta, {"severity", "message", "label", "description"}, "an alert", resolver.problems)
         alerts.append(Alert(st.condition, used, st.where, meta.get("severity", "warning"), meta.get("message"),
-                            span=st.span))
+                            span=st.span, label=meta.get("label"), description=meta.get("description")))
     return alerts
 
 

@@ -160,6 +160,7 @@ class Target:
     condition: Expr | None = attrs.field(default=None, eq=False, repr=False)
     label: str | None = None
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
+    description: str | None = None
 
 
 @attrs.frozen
@@ -180,6 +181,8 @@ class Alert:
     severity: str = "warning"
     message: str | None = None
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
+    label: str | None = None
+    description: str | None = None
 
 
 @attrs.frozen

@@ -248,10 +248,9 @@ def _effect(tree: Tree, world: States, name: str, changed: bool) -> Effect:
 
 
 def _holds(value: float | None, op: str, target: float) -> bool | None:
-    if value is None:
-        return None
-    return {">=": value >= target, ">": value > target, "<=": value <= target, "<": value < target,
-            "==": abs(value - target) <= 1e-12 * max(1.0, abs(target)), "!=": value != target}[op]
+    from .rules import holds
+
+    return None if value is None else holds(value, op, target)
 
 
 def sensitivity(tree: Tree, data: Mapping[str, Any], metric: str, period: str | None = None, step: float = 0.01,
