@@ -1,15 +1,39 @@
-"""Base metrics: aggregate the raw rows of one source per (period, slice), in one grouped pass.
+"""Base metrics: aggregate the raw rows of one source per (period, slice).
 
 Every base metric of a source is planned into `Partial` columns (sums, counts,
-distinct counts …); identical partials are shared between metrics; then one
-``group_by`` over (period, dimensions) computes them all. The result is small: one
-row per period and slice that has data. `evaluating` lays it on the full grid of
-periods × slices and *finishes* each aggregate there.
+distinct counts …); identical partials are shared between metrics. The result is
+small: one row per period and slice that has data. `evaluating` lays it on the full
+grid of periods × slices and *finishes* each aggregate there.
+
+How the partials are computed matters on big sources (bench/README.md has the
+figures); the plan works the same for every plugin's partials:
+
+* The period and the ``by`` dimensions of a row become one integer *group key*
+  (dictionary codes and period offsets multiplied out), so every grouping below hashes
+  one small integer column instead of several string ones.
+* Filters are not applied by copying columns. The ``where`` masks join the key of one
+  grouped pass over all rows; a filtered partial then combines the sub-groups its mask
+  keeps (sum of sums, minimum of minima …) on that small result.
+* Distinct counts dominate the cost. All the distinct counts of one column share one
+  grouping of the rows any of their filters keep by (group key, value) — with a flag per
+  filter, when there are several — and each is then a count per group key. That grouping
+  runs over ranges of group keys holding about 256k rows each, several at once on several
+  cores, so that its hash tables stay small: faster, and far lighter on memory than one
+  grouping of every row. When the rows come in time order, a range reads only the batches
+  that hold its keys.
+* Periods are looked up per calendar day, and periods and keys are computed batch by
+  batch, so that their temporaries are small and the allocator reuses them.
+* A ``where`` over one dictionary-encoded column (how `reading` reads the filter
+  columns of a Parquet file) is evaluated on the dictionary's few values, then spread
+  to the rows by their codes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import attrs
 import pyarrow as pa
@@ -24,6 +48,22 @@ from .model import Metric, Source, Tree
 from .reading import Need
 
 PERIOD = "__period"
+_KEY = "__key"
+
+# How the results of one partial over sub-groups combine into the result over their union.
+_COMBINE = {"sum": "sum", "count": "sum", "count_all": "sum", "min": "min", "max": "max", "any": "any",
+            "all": "all"}
+# What a reduction gives a group none of whose rows its filter keeps (as the grouped kernels
+# give an all-null group): 0 for sums and counts, null for the others.
+_ZERO_IF_NO_ROWS = {"sum", "count", "count_all", "count_distinct"}
+# Row-level expressions that work value by value, so they may run on a dictionary's values.
+_ELEMENTWISE = (s.Literal, s.Name, s.Column, s.Unary, s.Binary, s.InList, s.IsNull)
+# Distinct counts group about this many rows at a time (small hash tables are fast), in at most this many parts;
+# four times as many when the rows come in no order of key, so that each part must scan most of them.
+_ROWS_PER_PART = 1 << 18
+_MAX_PARTS = 64
+# Calendar lookups are built for at most this many days (2,700 years); beyond, periods.index runs per row.
+_MAX_CALENDAR_DAYS = 1 << 20
 
 
 @attrs.frozen
@@ -70,16 +110,23 @@ def _reads_source(call: s.Call) -> bool:
 
 
 def needs(tree: Tree, metrics: list[Metric], registry: Registry, by: list[str]) -> list[Need]:
-    """The columns of one source its base metrics read, each with the tree line that needs it."""
+    """The columns of one source its base metrics read, each with the tree line that needs it.
+
+    Columns only ``where`` filters read are marked ``dictionary``: they are compared with a
+    few values (``status == "paid"``), so reading them dictionary-encoded is cheaper.
+    """
     source = tree.sources[metrics[0].source]
     found: list[Need] = [Need(source.time, source.span, "its time column")]
     for dim in by:
         if dim in source.dimensions:
             found.append(Need(dim, source.span, f"the dimension '{dim}'"))
+    aggregated = {n.column for m in metrics for n in s.walk(m.formula) if isinstance(n, s.Column)}
     for metric in metrics:
-        nodes = list(s.walk(metric.formula)) + (list(s.walk(metric.where)) if metric.where else [])
-        found.extend(Need(n.column, n.span, f"read by metric '{metric.name}'") for n in nodes
+        found.extend(Need(n.column, n.span, f"read by metric '{metric.name}'") for n in s.walk(metric.formula)
                      if isinstance(n, s.Column))
+        if metric.where is not None:
+            found.extend(Need(n.column, n.span, f"read by metric '{metric.name}'", n.column not in aggregated)
+                         for n in s.walk(metric.where) if isinstance(n, s.Column))
         if any(registry.aggregates[c.name].entity for c in aggregate_calls(metric, registry)):
             if source.entity is None:
                 raise DataError(error(
@@ -89,15 +136,24 @@ def needs(tree: Tree, metrics: list[Metric], registry: Registry, by: list[str]) 
     return found
 
 
+@attrs.frozen(eq=False)
+class _Spec:
+    """One partial column to compute: ``how`` over ``values`` (``None``: the rows) where mask ``mask`` holds."""
+
+    column: str
+    how: str
+    values: Any
+    mask: str  # a key of the masks; "" for every row
+
+
 def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric], grain: str, by: list[str],
               params: Mapping[str, float], registry: Registry) -> SourceAggregate:
-    period = periods.index(table.column(source.time), grain)
+    period = period_index(table.column(source.time), grain)
     dims = tuple(d for d in by if d in source.dimensions)
     columns: dict[str, pa.ChunkedArray] = {}
-    masks: dict[str, pa.ChunkedArray | None] = {}
-    partials: dict[tuple, str] = {}
-    arrays: dict[str, object] = {}
-    aggregations: list[tuple] = []
+    masks: dict[str, pa.ChunkedArray] = {}
+    specs: dict[tuple, _Spec] = {}
+    held: list[object] = []  # every planned values array stays alive, so no two share an id()
     plans: dict[str, tuple[CallPlan, ...]] = {}
 
     def column(node: s.Column):
@@ -115,36 +171,21 @@ def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric]
             return None, ""
         key = metric.where.to_source()
         if key not in masks:
-            scope = Scope(name=name, column=column, scalars=registry.scalars, length=table.num_rows)
-            value = evaluate(metric.where, scope)
-            if not pa.types.is_boolean(value.type):
-                raise DataError(error(f"the filter of '{metric.name}' is not a condition", metric.where.span,
-                                      'compare a column with a value, e.g. orders.status == "paid"', "type"))
+            value = _row_condition(metric, column, name, registry, table.num_rows)
             masks[key] = pc.fill_null(as_array(value, table.num_rows), False)
         return masks[key], key
 
-    def add_partial(partial: Partial, mask, mask_key: str) -> str:
+    def add_partial(partial: Partial, mask_key: str) -> str:
         values, how = partial.values, partial.how
-        if mask is not None and values is None:
-            values, how, identity = mask, "sum", ("mask", mask_key)
-        elif values is None:
-            identity = ("rows",)
+        if values is None or how == "count_all":
+            identity, how, values = ("rows",), "count_all", None
         else:
-            identity = (id(values), mask_key)
-        key = (*identity, how)
-        if key not in partials:
-            col = f"__p{len(partials)}"
-            partials[key] = col
-            if values is not None:
-                if mask is not None and identity[0] != "mask":
-                    values = pc.if_else(mask, as_array(values, table.num_rows), pa.scalar(None, values.type))
-                if pa.types.is_boolean(values.type) and how == "sum":
-                    values = pc.cast(values, pa.int64())
-                arrays[col] = as_array(values, table.num_rows)
-                aggregations.append((col, how, _options(how)))
-            else:
-                aggregations.append(([], "count_all"))
-        return partials[key]
+            held.append(values)
+            identity = ("values", id(values))
+        key = (*identity, mask_key, how)
+        if key not in specs:
+            specs[key] = _Spec(f"__p{len(specs)}", how, values, mask_key)
+        return specs[key].column
 
     for metric in metrics:
         mask, mask_key = mask_of(metric)
@@ -166,22 +207,398 @@ def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric]
             except (ValueError, TypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise DataError(error(f"{call.name}() cannot aggregate here: {exc}", call.span, fn.doc or None,
                                       "function")) from None
-            cols = tuple(add_partial(p, mask, mask_key) for p in planned)
+            if any(p.values is ROWS for p in planned):
+                raise DataError(error(f"{call.name}() cannot aggregate the source '{source.name}' itself",
+                                      call.span, f"pass one of its columns, like {call.name}({source.name}.<column>); "
+                                                 f"count({source.name}) counts its rows", "function"))
+            cols = tuple(add_partial(p, mask_key) for p in planned)
             call_plans.append(CallPlan(call, fn, cols, tuple(p.empty for p in planned)))
         plans[metric.name] = tuple(call_plans)
 
-    keys = {PERIOD: period, **{d: table.column(d) for d in dims}}
-    grouped_input = pa.table({**keys, **arrays})
-    grouped = grouped_input.group_by(list(keys), use_threads=True).aggregate(aggregations)
-    # Arrow names outputs `<column>_<how>`; rename them back to the partial names.
-    renamed = {}
-    for spec in aggregations:
-        col, how = (spec[0], spec[1])
-        out = f"{col}_{how}" if col else "count_all"
-        target = col or next(c for k, c in partials.items() if k[0] == "rows")
-        renamed[out] = target
-    grouped = grouped.rename_columns([renamed.get(c, c) for c in grouped.column_names])
+    keys = GroupKeys.encode(period, {d: table.column(d) for d in dims})
+    grouped = compute_partials(keys, list(specs.values()), masks, table.num_rows)
     return SourceAggregate(source, grouped, plans, dims)
+
+
+def _row_condition(metric: Metric, column: Callable, name: Callable, registry: Registry, rows: int):
+    """A metric's ``where`` over the rows; over a dictionary's values when it reads one dictionary column."""
+    nodes = list(s.walk(metric.where))
+    read = [n for n in nodes if isinstance(n, s.Column)]
+    if read and len({n.column for n in read}) == 1 and all(isinstance(n, _ELEMENTWISE) for n in nodes):
+        values = column(read[0])
+        if pa.types.is_dictionary(values.type):
+            return _on_dictionary(metric, values, name, registry)
+    scope = Scope(name=name, column=column, scalars=registry.scalars, length=rows)
+    return _checked_condition(metric, evaluate(metric.where, scope))
+
+
+def _on_dictionary(metric: Metric, values: pa.ChunkedArray, name: Callable, registry: Registry) -> pa.ChunkedArray:
+    pieces, done = [], None
+    for chunk in values.chunks:
+        if done is None or not chunk.dictionary.equals(done[0]):
+            # One more entry, null, stands for the rows whose value is null.
+            domain = pa.concat_arrays([chunk.dictionary, pa.nulls(1, chunk.dictionary.type)])
+            scope = Scope(name=name, column=lambda node, d=domain: d, scalars=registry.scalars, length=len(domain))
+            done = (chunk.dictionary, as_array(_checked_condition(metric, evaluate(metric.where, scope)),
+                                               len(domain)))
+        pieces.append(pc.take(done[1], pc.fill_null(chunk.indices, len(chunk.dictionary))))
+    return pa.chunked_array(pieces, pa.bool_())
+
+
+def _checked_condition(metric: Metric, value):
+    if not pa.types.is_boolean(value.type):
+        raise DataError(error(f"the filter of '{metric.name}' is not a condition", metric.where.span,
+                              'compare a column with a value, e.g. orders.status == "paid"', "type"))
+    return value
+
+
+def period_index(times: pa.ChunkedArray | pa.Array, grain: str) -> pa.ChunkedArray | pa.Array:
+    """`periods.index`, computed once per calendar day of the data and spread to the rows by their day.
+
+    Chunk by chunk, so that the day numbers are small temporaries the allocator reuses.
+    """
+    t = times.type
+    if not (pa.types.is_date(t) or (pa.types.is_timestamp(t) and t.tz is None)):
+        return periods.index(times, grain)
+    low, high = (_day_number(v) for v in pc.min_max(times).values())
+    if low is None or high - min(low, 0) >= _MAX_CALENDAR_DAYS:
+        return periods.index(times, grain)
+    start = min(low, 0)  # from 1970-01-01 if the data starts later, so the days index the calendar as they are
+    calendar = periods.index(pc.cast(pa.array(range(start, high + 1), pa.int32()), pa.date32()), grain)
+
+    def spread(chunk: pa.Array) -> pa.Array:
+        days = pc.cast(pc.cast(chunk, pa.date32()), pa.int32())  # the second cast is free: same layout
+        return pc.take(calendar, days if start == 0 else pc.subtract(days, start))
+
+    if isinstance(times, pa.Array):
+        return spread(times)
+    return pa.chunked_array([spread(c) for c in times.chunks], calendar.type)
+
+
+def _day_number(value: pa.Scalar) -> int | None:
+    """Days since 1970-01-01 of a date or timestamp (the calendar day it falls on)."""
+    return value.cast(pa.date32()).cast(pa.int32()).as_py() if value.is_valid else None
+
+
+# --------------------------------------------------------------------------- group keys
+
+
+@attrs.frozen
+class _Component:
+    """One part of the group key: the value of each of its ``size`` codes (the last code is null)."""
+
+    name: str
+    values: pa.Array
+    size: int
+
+
+@attrs.frozen
+class GroupKeys:
+    """The period and dimensions of every row folded into one integer, and the way back.
+
+    ``codes`` has the narrowest integer type that holds every combination (int8 for a year
+    of months by two small dimensions). When the combinations of many large dimensions
+    would overflow even int64, the codes seen so far are renumbered densely (``stages``)
+    before the next dimension is multiplied in.
+    """
+
+    codes: pa.ChunkedArray
+    components: tuple[_Component, ...]
+    stages: tuple[pa.Array | None, ...]
+
+    @classmethod
+    def encode(cls, period: pa.ChunkedArray | pa.Array, dims: Mapping[str, pa.ChunkedArray]) -> GroupKeys:
+        encoded = {name: _dictionary(_chunked(values)) for name, values in dims.items()}
+        low, high = (v.as_py() for v in pc.min_max(period).values())
+        periods_seen = [] if low is None else list(range(low, high + 1))
+        parts = [_Component(PERIOD, pa.array([*periods_seen, None], period.type), len(periods_seen) + 1)]
+        for name, values in encoded.items():
+            dictionary = values.chunks[0].dictionary if values.num_chunks else pa.array([], values.type.value_type)
+            parts.append(_Component(name, pa.concat_arrays([dictionary, pa.nulls(1, dictionary.type)]),
+                                    len(dictionary) + 1))
+        total = functools.reduce(lambda a, b: a * b, (p.size for p in parts), 1)
+        dtype = next((t for t in (pa.int8(), pa.int16(), pa.int32()) if total <= 2 ** (t.bit_width - 1)),
+                     pa.int64())
+
+        period = _chunked(period)
+        if total <= 2**62:
+            # Batch by batch (the columns' chunks aligned), so the arithmetic's temporaries stay small.
+            aligned = pa.table({PERIOD: period, **encoded}).to_batches()
+            codes = pa.chunked_array([_combined_codes(batch, parts, low, dtype) for batch in aligned], dtype)
+            return cls(codes, tuple(parts), (None,) * len(parts))
+        # Too many combinations for int64: multiply in one dimension at a time, renumbering the
+        # codes seen so far densely whenever the next product would overflow.
+        codes = period if low is None else pc.subtract(period, pa.scalar(low, period.type))
+        codes = _fill(pc.cast(codes, dtype), parts[0].size - 1)
+        size, stages = parts[0].size, [None]
+        for part, values in zip(parts[1:], encoded.values(), strict=True):
+            stage = None
+            if size * part.size > 2**62:
+                renumbered = _unified(pc.dictionary_encode(codes))
+                stage = renumbered.chunks[0].dictionary if renumbered.num_chunks else pa.array([], dtype)
+                codes, size = _indices(renumbered, dtype), len(stage)
+            own = _fill(_indices(values, dtype), part.size - 1)
+            codes = pc.add(pc.multiply(codes, pa.scalar(part.size, dtype)), own)
+            size *= part.size
+            stages.append(stage)
+        return cls(codes, tuple(parts), tuple(stages))
+
+    def decode(self, codes: pa.Array) -> dict[str, pa.Array]:
+        """The period and dimension values of some codes (of `codes`' type), by column name."""
+        codes = pc.cast(codes, pa.int64())
+        out = {}
+        for part, stage in zip(reversed(self.components), reversed(self.stages), strict=True):
+            if part is self.components[0]:
+                own = codes
+            else:
+                own = pc.subtract(codes, pc.multiply(pc.divide(codes, part.size), part.size))
+                codes = pc.divide(codes, part.size)
+                if stage is not None:
+                    codes = pc.take(stage, codes)
+            out[part.name] = pc.take(part.values, own)
+        return {part.name: out[part.name] for part in self.components}
+
+
+def _combined_codes(batch: pa.RecordBatch, parts: list[_Component], low: int | None, dtype) -> pa.Array:
+    """The group key of every row of one batch (period, then the dictionary-encoded dimensions)."""
+    period = batch.column(0)
+    codes = period if low is None else pc.subtract(period, pa.scalar(low, period.type))
+    codes = _fill(pc.cast(codes, dtype), parts[0].size - 1)
+    for i, part in enumerate(parts[1:], start=1):
+        own = _fill(pc.cast(batch.column(i).indices, dtype), part.size - 1)
+        codes = pc.add(pc.multiply(codes, pa.scalar(part.size, dtype)), own)
+    return codes
+
+
+def _chunked(values) -> pa.ChunkedArray:
+    return values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
+
+
+def _fill(codes: pa.ChunkedArray, null_code: int) -> pa.ChunkedArray:
+    return pc.fill_null(codes, pa.scalar(null_code, codes.type)) if codes.null_count else codes
+
+
+def _unified(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pa.table({"v": values}).unify_dictionaries().column("v")
+
+
+def _indices(encoded: pa.ChunkedArray, dtype: pa.DataType) -> pa.ChunkedArray:
+    return pc.cast(pa.chunked_array([c.indices for c in encoded.chunks], encoded.type.index_type), dtype)
+
+
+def _dictionary(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``values`` dictionary-encoded, with one dictionary for all chunks holding each value once, no nulls."""
+    if pa.types.is_null(values.type):  # a column of nulls only: an empty dictionary, every row in the null slot
+        values = pc.cast(values, pa.string())
+    encoded = _unified(values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values))
+    if encoded.num_chunks and pa.types.is_dictionary(values.type):
+        dictionary = encoded.chunks[0].dictionary
+        if dictionary.null_count or len(pc.unique(dictionary)) != len(dictionary):
+            # A hand-built dictionary may hold nulls or repeat a value: one code per value is needed.
+            return _dictionary(pc.cast(values, encoded.type.value_type))
+    return encoded
+
+
+# --------------------------------------------------------------------------- computing the partials
+
+
+def compute_partials(keys: GroupKeys, specs: list[_Spec], masks: Mapping[str, pa.ChunkedArray],
+                     rows: int) -> pa.Table:
+    """One row per group key present in the data: ``__period``, the dimensions, then each spec's column."""
+    combinable = [sp for sp in specs if sp.how in _COMBINE or (sp.how == "mean" and _is_plain_number(sp.values))]
+    distinct = [sp for sp in specs if sp.how == "count_distinct"]
+    direct = [sp for sp in specs if sp not in combinable and sp not in distinct]
+    mask_columns = {m: f"__m{i}" for i, m in enumerate(dict.fromkeys(sp.mask for sp in combinable + distinct
+                                                                      if sp.mask))}
+
+    first, wanted, steps = _first_grouping(keys.codes, combinable, masks, mask_columns, rows)
+    present = _array(pc.unique(first.column(_KEY)) if mask_columns else first.column(_KEY))
+    results = _combined(first, present, combinable, mask_columns, wanted, steps)
+    for sp, (k, v) in _distinct_counts(keys.codes, distinct, masks, rows, first, mask_columns).items():
+        results[sp.column] = _align(present, k, v, 0)
+    if direct:
+        k, values = _masked_grouping(keys.codes, direct, masks, rows)
+        for sp in direct:
+            results[sp.column] = _align(present, k, values[sp.column], 0 if sp.how in _ZERO_IF_NO_ROWS else None)
+    return pa.table({**keys.decode(present), **{sp.column: results[sp.column] for sp in specs}})
+
+
+def _is_plain_number(values) -> bool:
+    return values is not None and (pa.types.is_integer(values.type) or pa.types.is_floating(values.type))
+
+
+def _first_grouping(codes: pa.ChunkedArray, specs: list[_Spec], masks, mask_columns: dict[str, str], rows: int):
+    """One pass over the rows, grouped by (key, every mask): the reductions of ``specs``, and a row count.
+
+    Returns the grouped table, each spec's reductions' columns in it, and ``(input, how) -> column``.
+    """
+    inputs = {_KEY: codes, **{name: masks[m] for m, name in mask_columns.items()}}
+    value_columns: dict[tuple[int, bool], str] = {}
+    steps: dict[tuple[str, str], str] = {("", "count_all"): "count_all"}
+
+    def step(sp: _Spec, how: str) -> str:
+        if sp.values is None:
+            return "count_all"
+        summed = how == "sum" and pa.types.is_boolean(sp.values.type)  # true values are summed as 1
+        if (id(sp.values), summed) not in value_columns:
+            values = as_array(sp.values, rows)
+            value_columns[(id(sp.values), summed)] = name = f"__v{len(value_columns)}"
+            inputs[name] = pc.cast(values, pa.int64()) if summed else values
+        col = value_columns[(id(sp.values), summed)]
+        return steps.setdefault((col, how), f"{col}_{how}")
+
+    wanted = {sp.column: [step(sp, "sum"), step(sp, "count")] if sp.how == "mean" else [step(sp, sp.how)]
+              for sp in specs}
+    aggregations = [([], "count_all") if col == "" else (col, how, _options(how)) for col, how in steps]
+    first = pa.table(inputs).group_by([_KEY, *mask_columns.values()], use_threads=False).aggregate(aggregations)
+    return first, wanted, steps
+
+
+def _combined(first: pa.Table, present: pa.Array, specs: list[_Spec], mask_columns: dict[str, str],
+              wanted: dict[str, list[str]], steps: dict) -> dict[str, pa.Array]:
+    """Each spec's column: its reductions over the sub-groups of `_first_grouping` its mask keeps, combined."""
+    if not mask_columns:
+        return {sp.column: _finish(sp, [first.column(c) for c in wanted[sp.column]]) for sp in specs}
+    how = {out: _COMBINE[h] for (_, h), out in steps.items()}
+    results = {}
+    for mask in dict.fromkeys(sp.mask for sp in specs):
+        part = first if not mask else first.filter(first.column(mask_columns[mask]))
+        outputs = list(dict.fromkeys(c for sp in specs if sp.mask == mask for c in wanted[sp.column]))
+        second = part.group_by([_KEY], use_threads=False).aggregate(
+            [(out, how[out], _options(how[out])) for out in outputs])
+        for sp in specs:
+            if sp.mask == mask:
+                combined = [second.column(f"{out}_{how[out]}") for out in wanted[sp.column]]
+                fill = 0 if sp.how in _ZERO_IF_NO_ROWS else None
+                results[sp.column] = _align(present, second.column(_KEY), _finish(sp, combined), fill)
+    return results
+
+
+def _finish(sp: _Spec, columns: list) -> pa.Array:
+    """A spec's column from its reductions (a mean from its sum and count)."""
+    if sp.how != "mean":
+        return _array(columns[0])
+    total, count = columns
+    return _array(pc.divide(pc.cast(total, pa.float64()), pc.if_else(pc.equal(count, 0), pa.scalar(None, pa.int64()),
+                                                                   count)))
+
+
+def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: int, first: pa.Table,
+                     mask_columns: dict[str, str]) -> dict[_Spec, tuple[pa.Array, pa.Array]]:
+    """Per spec: (keys, counts). All the specs over one column share its grouping by (key, value).
+
+    The rows are split into ranges of keys holding about `_ROWS_PER_PART` rows each (four times
+    as many when most batches hold most keys), grouped one range at a time, a few at once on
+    several cores: the same pairs, in small hash tables.
+    """
+    out = {}
+    by_values: dict[int, list[_Spec]] = {}
+    for sp in specs:
+        by_values.setdefault(id(sp.values), []).append(sp)
+    for group in by_values.values():
+        values = as_array(group[0].values, rows)
+        mask_keys = list(dict.fromkeys(sp.mask for sp in group))
+        keep = pc.is_valid(values)
+        if "" not in mask_keys:
+            keep = pc.and_(keep, functools.reduce(pc.or_, [masks[m] for m in mask_keys]))
+        flags = {m: f"__f{i}" for i, m in enumerate(mask_keys) if m and len(mask_keys) > 1}
+        rows_table = pa.table({_KEY: codes, "__x": values, "__keep": keep, **{f: masks[m] for m, f in flags.items()}})
+        batches = rows_table.to_batches()
+        # The keys each batch holds: a range of keys only looks at the batches that may hold it,
+        # few of them when the rows come in time order.
+        spans = [tuple(v.as_py() for v in pc.min_max(b.column(0)).values()) for b in batches]
+
+        def count(bounds: tuple[int, int] | None, batches=batches, spans=spans, mask_keys=mask_keys, flags=flags):
+            if bounds is None:
+                candidates = pa.Table.from_batches(batches, rows_table.schema)
+                part = candidates.filter(candidates.column("__keep"))
+            else:
+                low, high = bounds
+                candidates = pa.Table.from_batches(_batches_holding(batches, spans, low, high), rows_table.schema)
+                part = candidates.filter(pc.and_(candidates.column("__keep"),
+                                                 _between(candidates.column(_KEY), low, high)))
+            if not flags:
+                counted = part.group_by([_KEY], use_threads=False).aggregate(
+                    [("__x", "count_distinct", pc.CountOptions(mode="only_valid"))])
+                return {mask_keys[0]: (counted.column(_KEY), counted.column("__x_count_distinct"))}
+            pairs = part.group_by([_KEY, "__x"], use_threads=False).aggregate([(f, "any") for f in flags.values()])
+            found = {}
+            for mask in mask_keys:
+                chosen = pairs if not mask else pairs.filter(pairs.column(f"{flags[mask]}_any"))
+                counted = chosen.group_by([_KEY], use_threads=False).aggregate([([], "count_all")])
+                found[mask] = (counted.column(_KEY), counted.column("count_all"))
+            return found
+
+        kept_by = [mask_columns[m] for m in mask_keys if m] if "" not in mask_keys else []
+        ranges = _key_ranges(first, kept_by, _ROWS_PER_PART)
+        if sum(len(_batches_holding(batches, spans, *r)) for r in ranges) > 4 * len(batches):
+            ranges = _key_ranges(first, kept_by, 4 * _ROWS_PER_PART)
+        if not ranges:
+            parts = [count(None)]
+        else:
+            with ThreadPoolExecutor(max_workers=min(len(ranges), pa.cpu_count())) as pool:
+                parts = list(pool.map(count, ranges))
+        for sp in group:
+            out[sp] = tuple(pa.concat_arrays([_array(p[sp.mask][i]) for p in parts]) for i in (0, 1))
+    return out
+
+
+def _key_ranges(first: pa.Table, mask_columns: list[str], rows_per_part: int) -> list[tuple[int, int]]:
+    """Ranges ``low … high`` (both in) of keys that split the rows some masks keep (all rows: none) evenly.
+
+    Empty when the rows are few enough to group in one part.
+    """
+    kept = first if not mask_columns else first.filter(functools.reduce(pc.or_, [first.column(c)
+                                                                                 for c in mask_columns]))
+    per_key = kept.group_by([_KEY], use_threads=False).aggregate([("count_all", "sum")]).sort_by(_KEY)
+    counts = per_key.column("count_all_sum")
+    total = pc.sum(counts).as_py() or 0
+    parts = min(_MAX_PARTS, per_key.num_rows, -(-total // rows_per_part))
+    if parts <= 1:
+        return []
+    before = pc.subtract(pc.cumulative_sum(counts.combine_chunks()), counts.combine_chunks())
+    bucket = pc.divide(pc.multiply(before, parts), total)
+    spans = pa.table({"k": per_key.column(_KEY), "b": bucket}).group_by(["b"], use_threads=False).aggregate(
+        [("k", "min"), ("k", "max")]).sort_by("k_min")
+    return list(zip(spans.column("k_min").to_pylist(), spans.column("k_max").to_pylist(), strict=True))
+
+
+def _batches_holding(batches: list[pa.RecordBatch], spans: list[tuple], low: int, high: int) -> list:
+    """The batches whose keys (``spans``: each batch's smallest and largest) may fall in ``low … high``."""
+    return [b for b, (first, last) in zip(batches, spans, strict=True)
+            if first is not None and first <= high and last >= low]
+
+
+def _between(codes: pa.ChunkedArray, low: int, high: int) -> pa.ChunkedArray:
+    low, high = pa.scalar(low, codes.type), pa.scalar(high, codes.type)
+    return pc.and_(pc.greater_equal(codes, low), pc.less_equal(codes, high))
+
+
+def _masked_grouping(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: int) -> tuple[pa.Array, dict]:
+    """Partials that do not combine over sub-groups: their values, nulled outside their filter, grouped by key."""
+    inputs, aggregations = {_KEY: codes}, []
+    for i, sp in enumerate(specs):
+        values = as_array(sp.values, rows)
+        if sp.mask:
+            values = pc.if_else(masks[sp.mask], values, pa.scalar(None, values.type))
+        if pa.types.is_boolean(values.type) and sp.how == "sum":
+            values = pc.cast(values, pa.int64())
+        inputs[f"__d{i}"] = values
+        aggregations.append((f"__d{i}", sp.how, _options(sp.how)))
+    grouped = pa.table(inputs).group_by([_KEY], use_threads=False).aggregate(aggregations)
+    return grouped.column(_KEY), {sp.column: grouped.column(f"__d{i}_{sp.how}") for i, sp in enumerate(specs)}
+
+
+def _align(present: pa.Array, keys, values, fill) -> pa.Array:
+    """``values`` (one per key of ``keys``) in the order of ``present``; ``fill`` for the keys missing."""
+    aligned = _array(pc.take(_array(values), pc.index_in(present, value_set=_array(keys))))
+    if fill is None or pa.types.is_null(aligned.type):
+        return aligned
+    return pc.fill_null(aligned, pa.scalar(fill, aligned.type))
+
+
+def _array(values) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def _options(how: str):

@@ -3,9 +3,11 @@
 Accepted for each source: a ``pyarrow.Table`` or ``RecordBatch``, a
 ``pyarrow.dataset.Dataset``, a path to a Parquet, CSV or Arrow IPC file or to a
 (partitioned) folder of them, or any object with ``__arrow_c_stream__`` (polars,
-pandas, DuckDB relations). Only the columns the tree needs are read, string
-dimensions are read dictionary-encoded, and files are filtered on the time column so
-Parquet row groups outside the range are skipped.
+pandas, DuckDB relations). Only the columns the tree needs are read; string
+dimensions, and the text columns only ``where`` filters compare, are read
+dictionary-encoded (one dictionary per column, whatever the row groups brought); and
+files are filtered on the time column so Parquet row groups outside the range are
+skipped.
 
 Every mismatch between tree and data is a `DataError` naming the source, the column
 and the tree line that needs it.
@@ -32,11 +34,20 @@ _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv
 
 @attrs.frozen
 class Need:
-    """A column the tree needs from a source, and the first place in the tree that needs it."""
+    """A column the tree needs from a source, and the first place in the tree that needs it.
+
+    Attributes:
+        column: the column's name.
+        span: where the tree needs it.
+        why: what needs it, in words ("read by metric 'revenue'").
+        dictionary: whether to read it dictionary-encoded when the format can (Parquet): for
+            text with few distinct values that is only compared, like a ``where`` filter's column.
+    """
 
     column: str
     span: Span | None
     why: str
+    dictionary: bool = False
 
 
 def _format_of(path: Path) -> str:
@@ -108,7 +119,8 @@ def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions:
             f"no data for source '{source.name}'", source.span,
             f"pass it with --data {source.name}=PATH (or data={{'{source.name}': table}}); data given for: {given}"
             + (f"; {did_you_mean(source.name, data)}" if did_you_mean(source.name, data) else ""), "no-data"))
-    arrow = _as_arrow(data[source.name], source, dimensions)
+    dictionary_columns = list(dict.fromkeys([*dimensions, *(n.column for n in needs if n.dictionary)]))
+    arrow = _as_arrow(data[source.name], source, dictionary_columns)
     schema = arrow.schema
     names = set(schema.names)
     for need in needs:
@@ -142,6 +154,8 @@ def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions:
         table = arrow.select(columns)
         if condition is not None:
             table = table.filter(condition)
+    # Each Parquet row group brings its own dictionary; grouping needs one per column.
+    table = table.unify_dictionaries()
     if table.num_rows == 0:
         window = ""
         if since or until:
