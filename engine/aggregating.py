@@ -85,12 +85,16 @@ class SourceAggregate:
         table: ``__period``, the ``by`` dimensions, one column per distinct partial; one row per group.
         calls: for each base metric, the plans of its aggregate calls, in formula order.
         dimensions: the ``by`` dimensions the source has (all of them, or it is not split at all).
+        extra: the results of custom partials, each a table of ``__period``, the dimensions and its
+            column; their groups need not be the groups of ``table`` (customers churn in a period
+            where their slice has no rows).
     """
 
     source: Source
     table: pa.Table
     calls: Mapping[str, tuple[CallPlan, ...]]
     dimensions: tuple[str, ...]
+    extra: tuple[pa.Table, ...] = ()
 
 
 def aggregate_calls(metric: Metric, registry: Registry) -> list[s.Call]:
@@ -154,6 +158,7 @@ def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric]
     masks: dict[str, pa.ChunkedArray] = {}
     specs: dict[tuple, _Spec] = {}
     held: list[object] = []  # every planned values array stays alive, so no two share an id()
+    custom: list[pa.Table] = []
     plans: dict[str, tuple[CallPlan, ...]] = {}
 
     def column(node: s.Column):
@@ -174,6 +179,23 @@ def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric]
             value = _row_condition(metric, column, name, registry, table.num_rows)
             masks[key] = pc.fill_null(as_array(value, table.num_rows), False)
         return masks[key], key
+
+    def add_custom(partial: Partial, mask, call: s.Call) -> str:
+        """A custom partial: its ``reduce`` gets the kept rows with their group keys and returns one value a group."""
+        column = f"__pc{len(custom)}"
+        keys = [PERIOD, *dims]
+        rows = pa.table({PERIOD: period, **{d: table.column(d) for d in dims},
+                         "__value": as_array(partial.values, table.num_rows), "__time": table.column(source.time)})
+        if mask is not None:
+            rows = rows.filter(mask)
+        try:
+            result = partial.reduce(rows, keys)
+            result = result.select([*keys, "__value"]).rename_columns([*keys, column])
+        except (ValueError, TypeError, KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise DataError(error(f"{call.name}() failed on source '{source.name}': {exc}", call.span,
+                                  "this is a problem in the plugin that provides the function", "function")) from None
+        custom.append(result)
+        return column
 
     def add_partial(partial: Partial, mask_key: str) -> str:
         values, how = partial.values, partial.how
@@ -201,7 +223,8 @@ def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric]
                     raise DataError(error(f"{problem} (in source '{source.name}')", call.span,
                                           "check the column's type in the data, or cast it when exporting", "type"))
             ctx = AggregateContext(source.name, table.num_rows, period,
-                                   table.column(source.entity) if fn.entity else None, mask)
+                                   table.column(source.entity) if fn.entity else None, mask, grain,
+                                   table.column(source.time))
             try:
                 planned = fn.plan(ctx, *args, **kwargs)
             except (ValueError, TypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -211,13 +234,14 @@ def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric]
                 raise DataError(error(f"{call.name}() cannot aggregate the source '{source.name}' itself",
                                       call.span, f"pass one of its columns, like {call.name}({source.name}.<column>); "
                                                  f"count({source.name}) counts its rows", "function"))
-            cols = tuple(add_partial(p, mask_key) for p in planned)
+            cols = tuple(add_custom(p, mask, call) if p.how == "custom" else add_partial(p, mask_key)
+                         for p in planned)
             call_plans.append(CallPlan(call, fn, cols, tuple(p.empty for p in planned)))
         plans[metric.name] = tuple(call_plans)
 
     keys = GroupKeys.encode(period, {d: table.column(d) for d in dims})
     grouped = compute_partials(keys, list(specs.values()), masks, table.num_rows)
-    return SourceAggregate(source, grouped, plans, dims)
+    return SourceAggregate(source, grouped, plans, dims, tuple(custom))
 
 
 def _row_condition(metric: Metric, column: Callable, name: Callable, registry: Registry, rows: int):

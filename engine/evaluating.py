@@ -187,7 +187,14 @@ def _lay_out(grid: Grid, agg: aggregating.SourceAggregate, by: list[str]) -> tup
     """Each partial column of a source on the grid (empty groups filled); False if the source cannot be split."""
     if len(agg.dimensions) != len(by):
         return {}, False
-    table = agg.table
+    columns: dict[str, pa.Array] = {}
+    for table in (agg.table, *agg.extra):
+        columns.update(_lay_table(grid, table, by))
+    return columns, True
+
+
+def _lay_table(grid: Grid, table: pa.Table, by: list[str]) -> dict[str, pa.Array]:
+    """The ``__p…`` columns of one table of groups, on the grid (null where the table has no group)."""
     slice_id = pc.index_in(_slice_keys(table, by), value_set=grid.keys)
     offset = pc.subtract(table.column(aggregating.PERIOD), grid.first)
     row = pc.add(pc.multiply(pc.cast(slice_id, pa.int64()), grid.periods), pc.cast(offset, pa.int64()))
@@ -200,7 +207,7 @@ def _lay_out(grid: Grid, agg: aggregating.SourceAggregate, by: list[str]) -> tup
         if name.startswith("__p"):
             values = pc.take(pc.take(table.column(name), kept), lookup)
             columns[name] = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    return columns, True
+    return columns
 
 
 # --------------------------------------------------------------------------- evaluate

@@ -75,14 +75,18 @@ def _check_pending(pm: pluggy.PluginManager) -> None:
 
 def register(plugin: Any, name: str | None = None) -> str:
     """Register a plugin object or module at run time (tests, notebooks, embedding tools)."""
+    global _registry
     pm = plugin_manager()
     registered = pm.register(plugin, name=name)
+    _registry = None
     _check_pending(pm)
     return registered
 
 
 def unregister(plugin: Any = None, name: str | None = None) -> None:
+    global _registry
     plugin_manager().unregister(plugin, name=name)
+    _registry = None
 
 
 def plugin_name(plugin: Any) -> str:

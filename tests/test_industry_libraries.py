@@ -27,8 +27,6 @@ LAST_MONTH = "2026-10"
 
 # Entity functions (new_customers, churned_customers) need the planner's custom partials, and
 # closing_sum needs the planner to pass the source's time column to plugins (AggregateContext.time).
-CUSTOM = pytest.mark.xfail(strict=False, reason="custom partials pending")
-CLOSING = pytest.mark.xfail(strict=False, reason="custom partials pending (closing_sum needs AggregateContext.time)")
 
 SOURCES = {
     "orders": "source orders { time day dimensions channel entity customer_id }",
@@ -110,7 +108,6 @@ def test_cac_is_not_controllable_by_crm_and_not_external():
     assert "controllable no" in cac.description and "not `external`" in cac.description
 
 
-@CUSTOM
 def test_cac_with_crm_new_customers():
     # C0..C99 bought in January; in February 100 of them come back and 350 new customers buy.
     t = tree(SOURCES["orders"], SOURCES["traffic"], SOURCES["spend"], "import crm, ecommerce")
@@ -197,7 +194,6 @@ def saas_data() -> dict:
             "spend": pa.concat_tables([spend(1, 0), spend(30_000, 10_000, FEB)])}
 
 
-@CLOSING
 def test_mrr_and_arpa():
     t = tree(*SAAS)
     assert value(t, saas_data(), "mrr", "2026-02") == pytest.approx(105_000)
@@ -206,14 +202,12 @@ def test_mrr_and_arpa():
     assert value(t, saas_data(), "arr", "2026-02") == pytest.approx(1_260_000)
 
 
-@CUSTOM
 def test_subscription_churn():
     t = tree(*SAAS)
     assert value(t, saas_data(), "churned_accounts", "2026-02") == 5
     assert value(t, saas_data(), "account_churn", "2026-02") == pytest.approx(0.05)  # 5 lost / 100 at the start
 
 
-@CUSTOM
 def test_account_ltv_cac_and_payback():
     t = tree(*SAAS)
     data = saas_data()
@@ -267,7 +261,6 @@ def test_closing_sum_rejects_text_and_the_source_itself():
     assert CLOSING_SUM.check(pa.float64()) is None and CLOSING_SUM.check(pa.bool_()) is None
 
 
-@CLOSING
 def test_closing_sum_at_grain_quarter_is_the_last_month():
     t = tree(*SAAS)
     table = t.evaluate(saas_data(), grain="quarter", metrics=["mrr"])
@@ -417,12 +410,10 @@ def test_email_tree_shows_the_regular_open_rate_fall():
     assert abs(rate[("2026-10", "vip")] - rate[("2026-09", "vip")]) < 0.03
 
 
-@CUSTOM
 def test_ecommerce_tree_evaluates_on_the_sample():
     check_last_month("ecommerce_revenue")
 
 
-@CUSTOM
 def test_saas_tree_evaluates_on_the_sample():
     check_last_month("saas_mrr")
 
