@@ -30,8 +30,9 @@ from .evaluating import Evaluation
 from .model import GRAINS, Tree
 
 FORMATS = ("table", "json", "csv")
-GRAPH_FORMATS = ("mermaid", "dot")
+GRAPH_FORMATS = ("mermaid", "dot", "svg", "png")
 EXPLAIN_FORMATS = ("text", "json", "markdown")
+REPORT_FORMATS = (*EXPLAIN_FORMATS, "html")
 
 
 def load(tree_path: str) -> Tree:
@@ -255,20 +256,27 @@ def _print_tables(evaluation: Evaluation, tree: Tree, output: str | None) -> Non
 # --------------------------------------------------------------------------- graph
 
 
-@main.command(short_help="Draw a tree as Mermaid or Graphviz DOT.")
+@main.command(short_help="Draw a tree as Mermaid, Graphviz DOT, SVG or PNG.")
 @click.argument("tree_path", metavar="TREE", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(GRAPH_FORMATS), default="mermaid", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def graph(tree_path: str, fmt: str, output: str | None) -> None:
     """Draw the tree: a node per metric, an arrow from each metric to its drivers.
 
-    Formula inputs are solid arrows, influence links (<~) dashed.
+    Formula inputs are solid arrows, influence links (<~) dashed. SVG and PNG are drawn by
+    Graphviz's `dot`, which must be installed (apt-get install graphviz); Mermaid and DOT need nothing.
 
     \b
     metrictree graph trees/crm_ltv.tree > ltv.mmd
     metrictree graph trees/crm_ltv.tree --format dot | dot -Tsvg > ltv.svg
+    metrictree graph trees/crm_ltv.tree --format png -o ltv.png
     """
     tree = load(tree_path)
+    if fmt in ("svg", "png"):
+        from . import reporting
+
+        _write(output, reporting.graphviz(rendering.dot(tree), fmt))
+        return
     _write(output, rendering.mermaid(tree) if fmt == "mermaid" else rendering.dot(tree))
 
 
@@ -288,7 +296,8 @@ def graph(tree_path: str, fmt: str, output: str | None) -> None:
 @click.option("--sample", is_flag=True, help="Use the bundled sample shop data (--data entries override it).")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", callback=_assignments("NAME=VALUE"),
               help="Override a param of the tree.")
-@click.option("--format", "fmt", type=click.Choice(EXPLAIN_FORMATS), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True,
+              help="Text for a terminal; JSON; Markdown; or a self-contained HTML page with a waterfall chart.")
 @click.option("--depth", type=click.IntRange(min=1), help="Show this many levels of drivers.")
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
               help="How many root causes (and segments per driver) to show.")
@@ -312,6 +321,10 @@ def explain(tree_path: str, metric: str | None, baseline: str | None, current: s
         _write(output, json.dumps(explanation.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n")
     elif fmt == "markdown":
         _write(output, explanation.to_markdown())
+    elif fmt == "html":
+        from . import reporting
+
+        _write(output, reporting.explanation_html(explanation))
     elif output is None:
         _console(sys.stdout).print(rendering.explanation_view(explanation, depth, top))
     else:
@@ -319,14 +332,16 @@ def explain(tree_path: str, metric: str | None, baseline: str | None, current: s
 
 
 def _top_metric(tree: Tree) -> str:
+    """The tree's first strategic top metric, or its only top metric."""
     roots = [m for m in tree.roots() if tree.metrics[m].kind != "group"]
     strategic = [m for m in roots if tree.metrics[m].level == "strategic"]
-    choice = (strategic or roots)
-    if len(choice) != 1:
+    if strategic:
+        return strategic[0]
+    if len(roots) != 1:
         raise UsageError(error("which metric should be explained?",
-                               hint=f"pass --metric NAME; top metrics: {', '.join(choice) or 'none'}",
+                               hint=f"pass --metric NAME; top metrics: {', '.join(roots) or 'none'}",
                                code="metric"))
-    return choice[0]
+    return roots[0]
 
 
 # --------------------------------------------------------------------------- what-if
@@ -392,7 +407,8 @@ EXIT_ALERT = 3
 @click.option("--at", "at", metavar="PERIOD", help="The period to report on (default: the last period with data).")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", callback=_assignments("NAME=VALUE"),
               help="Override a param of the tree, e.g. --param gross_margin=65%.")
-@click.option("--format", "fmt", type=click.Choice(EXPLAIN_FORMATS), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True,
+              help="Text for a terminal; JSON; Markdown; or a self-contained HTML page.")
 @click.option("--fail-on-alert", is_flag=True,
               help=f"Exit with {EXIT_ALERT} when any alert fires (for scheduled jobs and CI).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
@@ -415,12 +431,56 @@ def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, p
         _write(output, json.dumps(found.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n")
     elif fmt == "markdown":
         _write(output, found.to_markdown())
+    elif fmt == "html":
+        from . import reporting
+
+        _write(output, reporting.status_html(found))
     elif output is None:
         _console(sys.stdout).print(rendering.status_view(found))
     else:
         _write(output, rendering.to_text(rendering.status_view(found), width=100))
     if fail_on_alert and found.fired:
         click.get_current_context().exit(EXIT_ALERT)
+
+
+# --------------------------------------------------------------------------- report
+
+
+@main.command(short_help="The tree, why a metric moved and the KPIs, as one HTML page.")
+@click.argument("tree_path", metavar="TREE", type=click.Path(dir_okay=False))
+@click.option("--data", "data", multiple=True, metavar="SOURCE=PATH", callback=_assignments("SOURCE=PATH"),
+              help="Bind a source to a Parquet, CSV or Arrow file or folder. Repeat for each source.")
+@click.option("--sample", is_flag=True, help="Use the bundled sample shop data (--data entries override it).")
+@click.option("--metric", "metric", metavar="NAME", help="The metric to explain (default: the tree's top metric).")
+@click.option("--baseline", metavar="PERIOD", help="The period to compare with (default: the one before --current);"
+                                                  " a range START..END compares with its mean.")
+@click.option("--current", metavar="PERIOD", help="The period to explain and report on (default: the last period "
+                                                 "with data).")
+@click.option("--by", "by", multiple=True, metavar="DIM[,DIM...]",
+              help="Dimensions to look for root causes in (default: every dimension of the tree).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", callback=_assignments("NAME=VALUE"),
+              help="Override a param of the tree.")
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
+              help="How many root causes (and segments per driver) to show.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+def report(tree_path: str, data: dict[str, str], sample: bool, metric: str | None, baseline: str | None,
+           current: str | None, by: Sequence[str], params: dict[str, str], top: int, output: str | None) -> None:
+    """Write one self-contained HTML report: why the metric moved (summary, waterfall, root causes), the tree as
+    a graph with each metric's value, change and history (click a metric for its details), and the KPI status.
+
+    The file needs no network to open. The graph is laid out by Graphviz when `dot` is installed, else by a
+    simpler layered layout.
+
+    \b
+    metrictree report trees/crm_ltv.tree --sample -o report.html
+    metrictree report shop.tree --data orders=orders.parquet --baseline 2026-09 --current 2026-10 -o report.html
+    """
+    from . import reporting
+
+    tree = load(tree_path)
+    page = reporting.report(tree, _bind_data(tree, data, sample), metric or _top_metric(tree), baseline, current,
+                            by=_names(by), params=params, top=top)
+    _write(output, page)
 
 
 # --------------------------------------------------------------------------- plugins

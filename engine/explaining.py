@@ -37,7 +37,8 @@ from .decomposing import Decomposer
 from .errors import DataError, UsageError, did_you_mean, error
 from .evaluating import Evaluation, evaluate, resolve_params
 from .states import States, history, prepare, states
-from .functions import Registry
+from . import aggregating
+from .functions import Aggregate, Partial, Registry
 from .model import Metric, Tree
 from .pluginmanager import registry as default_registry
 
@@ -264,6 +265,12 @@ class Explanation:
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
+
+    def _repr_html_(self) -> str:
+        """The summary, the waterfall, the root causes and every driver (`metrictree.reporting`)."""
+        from .reporting import explanation_fragment
+
+        return explanation_fragment(self)
 
 
 # --------------------------------------------------------------------------- periods
@@ -526,6 +533,7 @@ def _drill(tree: Tree, data, builder: _Builder, by: list[str], spans, grain: str
     hi = max(b for _, b in spans)
     found: dict[str, _Drill] = {}
     leaves_of: dict[str, tuple[pa.Table, list[str]]] = {}
+    sliceable, registry, column_of = _fractional(tree, needed, registry)
     for source_name, names in by_source.items():
         source = tree.sources[source_name]
         dims = [d for d in by if d in source.dimensions]
@@ -535,32 +543,75 @@ def _drill(tree: Tree, data, builder: _Builder, by: list[str], spans, grain: str
                          f"{', '.join(names)} drilled by {', '.join(dims) or 'nothing'}")
         if not dims:
             continue
-        sliced = evaluate(tree, data, grain=grain, by=dims, metrics=names, params=params,
-                          start=periods.label(lo, grain), end=periods.label(hi, grain), registry=registry)
+        sliced = evaluate(sliceable, data, grain=grain, by=dims, metrics=[column_of[n] for n in names],
+                          params=params, start=periods.label(lo, grain), end=periods.label(hi, grain),
+                          registry=registry)
         for name in names:
-            leaves_of[name] = (_leaf_table(sliced.table, dims, name, spans, grain), dims)
+            leaves_of[name] = (_leaf_table(sliced.table, dims, column_of[name], spans, grain), dims)
     for name in weighty:
         if name not in leaves_of:
             continue
         leaves, dims = leaves_of[name]
         metric = tree.metrics[name]
-        additive = _is_additive(metric, registry)
-        if not additive:
-            notes.append(f"{name} = {metric.formula.to_source()} does not add up across segments: its segments are "
-                         "shown with their own values, without a share of the change")
+        additive = _is_additive(metric, registry) or column_of[name] != name
+        if column_of[name] != name:
+            notes.append(f"{name} counts distinct values, which do not add up across segments: each is shared "
+                         "equally among the segments it appears in within a period, so the segments add up to "
+                         "the total")
+        elif not additive:
+            notes.append(f"{name} = {metric.formula.to_source()} is computed segment by segment and does not add "
+                         "up across them exactly (a customer in two segments counts in both): its segments' "
+                         "shares of the change are approximate")
         delta = _total(leaves, "current") - _total(leaves, "baseline")
-        scale = builder.base_contributions[name] / delta if additive and delta else None
+        scale = builder.base_contributions[name] / delta if delta else None
         causes = []
         if scale is not None:
             for element in localise(leaves, dims, max_elements=top):
                 part = scale * element.change
                 causes.append(RootCause(name, element.where, part, builder.share(part), element.baseline,
                                         element.current, element.change))
-        found[name] = _Drill(tuple(_segments(leaves, dims, additive)), tuple(causes))
+        found[name] = _Drill(tuple(_segments(leaves, dims)), tuple(causes))
     for name, (numerator, denominator) in ratios.items():
         if numerator in leaves_of and denominator in leaves_of:
             found[name] = _Drill(tuple(_mix_rate(leaves_of[numerator], leaves_of[denominator][0])), ())
     return found
+
+
+def _distinct_share(rows: pa.Table, keys: list[str]) -> pa.Table:
+    """Each distinct value counts 1 per period, shared equally among the slices it appears in."""
+    rows = rows.filter(pc.is_valid(rows.column("__value")))
+    rows = pa.table({name: pc.cast(col, col.type.value_type) if pa.types.is_dictionary(col.type) else col
+                     for name, col in zip(rows.column_names, rows.columns, strict=True)})
+    pairs = rows.group_by([*keys, "__value"]).aggregate([])
+    slices = pairs.group_by([aggregating.PERIOD, "__value"]).aggregate([([], "count_all")])
+    joined = pairs.join(slices, [aggregating.PERIOD, "__value"])
+    weight = pc.divide(1.0, pc.cast(joined.column("count_all"), pa.float64()))
+    shared = joined.select(keys).append_column("__weight", weight).group_by(keys).aggregate([("__weight", "sum")])
+    return shared.select([*keys, "__weight_sum"]).rename_columns([*keys, "__value"])
+
+
+_SHARE = Aggregate("__distinct_share", lambda ctx, values: [Partial(values, "custom", 0.0, reduce=_distinct_share)],
+                   doc="count_distinct shared among the segments a value appears in (explain only)")
+
+
+def _fractional(tree: Tree, names: list[str], registry: Registry) -> tuple[Tree, Registry, dict[str, str]]:
+    """A tree where every distinct count among ``names`` has a twin that adds up across segments."""
+    column_of = {name: name for name in names}
+    twins = {}
+    for name in names:
+        metric = tree.metrics[name]
+        if isinstance(metric.formula, s.Call) and metric.formula.name == "count_distinct":
+            twin = f"__shared_{name}"
+            twins[twin] = attrs.evolve(metric, name=twin, formula=attrs.evolve(metric.formula,
+                                                                                name="__distinct_share"))
+            column_of[name] = twin
+    if not twins:
+        return tree, registry, column_of
+    graph = tree.graph.copy()
+    for twin, metric in twins.items():
+        graph.add_node(twin, metric=metric)
+    shared = attrs.evolve(registry, aggregates={**registry.aggregates, _SHARE.name: _SHARE})
+    return attrs.evolve(tree, metrics={**tree.metrics, **twins}, graph=graph), shared, column_of
 
 
 def _total(leaves: pa.Table, column: str) -> float:
@@ -631,9 +682,9 @@ def _leaf_table(table: pa.Table, dims: list[str], name: str, spans, grain: str) 
         [(d, "ascending") for d in dims])
 
 
-def _segments(leaves: pa.Table, dims: list[str], additive: bool, per_dimension: int = 3) -> list[Segment]:
-    """The top slices of each single dimension by |change|; for an additive metric their contribution is
-    the change, in the metric's units (scaled to the root's later)."""
+def _segments(leaves: pa.Table, dims: list[str], per_dimension: int = 3) -> list[Segment]:
+    """The top slices of each single dimension by |change|; their contribution is the change, in the
+    metric's units (scaled to the root's later)."""
     out = []
     for dim in dims:
         grouped = leaves.group_by([dim]).aggregate([("baseline", "sum"), ("current", "sum")])
@@ -642,7 +693,7 @@ def _segments(leaves: pa.Table, dims: list[str], additive: bool, per_dimension: 
         for i in order.to_pylist()[:per_dimension]:
             delta = change[i].as_py()
             out.append(Segment({dim: grouped.column(dim)[i].as_py()}, grouped.column("baseline_sum")[i].as_py(),
-                               grouped.column("current_sum")[i].as_py(), delta, delta if additive else None))
+                               grouped.column("current_sum")[i].as_py(), delta, delta))
     return out
 
 

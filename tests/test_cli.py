@@ -152,7 +152,7 @@ def test_eval_sample_json(run):
         assert row["revenue"] == pytest.approx(expected[(row["period"],)], rel=1e-12)
     first = document["rows"][0]
     assert first["churn_rate"] is None and first["ltv"] is None  # JSON null, not NaN
-    assert {n["metric"] for n in document["nulls"]} == {"churn_rate", "lifetime", "ltv"}
+    assert {n["metric"] for n in document["nulls"]} == {"churn_rate", "lifetime", "ltv", "reactivation_rate"}
     assert "NaN" not in result.stdout
     assert result.stderr == ""  # the reasons for nulls are in the JSON
 
