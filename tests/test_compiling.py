@@ -240,6 +240,7 @@ def test_bundled_tree_compiles_without_warnings():
     from importlib.resources import files
 
     tree = metrictree.load(str(files("metrictree.trees").joinpath("crm_ltv.tree")))
-    assert tree.roots() == ["ltv"]
+    assert tree.roots() == ["ltv", "cac"]
+    assert tree.metrics["cac"].controllable is False
     assert tree.warnings == ()
     assert tree.graph.edges["churn_rate", "engagement"]["kind"] == "influence"
