@@ -573,8 +573,55 @@ def _drill(tree: Tree, data, builder: _Builder, by: list[str], spans, grain: str
         found[name] = _Drill(tuple(_segments(leaves, dims)), tuple(causes))
     for name, (numerator, denominator) in ratios.items():
         if numerator in leaves_of and denominator in leaves_of:
-            found[name] = _Drill(tuple(_mix_rate(leaves_of[numerator], leaves_of[denominator][0])), ())
+            segments = _mix_rate(leaves_of[numerator], leaves_of[denominator][0])
+            causes = _rate_causes(name, leaves_of[numerator], leaves_of[denominator][0], builder, top)
+            found[name] = _Drill(tuple(segments), tuple(causes))
     return found
+
+
+def _rate_causes(name: str, numerator: tuple[pa.Table, list[str]], denominator: pa.Table, builder: _Builder,
+                 top: int) -> list[RootCause]:
+    """Where a ratio's own value moved (the rate effect), localised over the leaves.
+
+    Each leaf's rate effect is ``w̄ₛ · (rₛ₁ − rₛ₀)`` (see `_mix_rate`); handing the localisation
+    ``w̄ₛ·rₛ₀ → w̄ₛ·rₛ₁`` makes it look for elements whose leaves' ratio moved in one proportion, and
+    an element's rate effect is the sum over its leaves. Its contribution to the root is that sum times
+    the ratio's scale (its contribution / its change).
+    """
+    from .localising import localise
+
+    leaves, dims = numerator
+    contribution = builder.derived_contributions.get(name)
+    n0, n1 = leaves.column("baseline"), leaves.column("current")
+    d0, d1 = denominator.column("baseline"), denominator.column("current")
+    total0, total1 = _total(denominator, "baseline"), _total(denominator, "current")
+    if not total0 or not total1 or contribution is None:
+        return []
+    both = pc.and_(pc.greater(d0, 0), pc.greater(d1, 0))
+    keep = leaves.filter(both)
+    n0, n1, d0, d1 = (pc.filter(c, both) for c in (n0, n1, d0, d1))
+    r0, r1 = pc.divide(n0, d0), pc.divide(n1, d1)
+    weight = pc.divide(pc.add(pc.divide(d0, total0), pc.divide(d1, total1)), 2.0)
+    rated = pa.table({**{d: keep.column(d) for d in dims}, "baseline": pc.multiply(weight, r0),
+                      "current": pc.multiply(weight, r1), "__n0": n0, "__n1": n1, "__d0": d0, "__d1": d1})
+    values = builder.world.pair(name)
+    change = values[1] - values[0] if None not in values else None
+    if not change:
+        return []
+    scale = contribution / change
+    causes = []
+    for element in localise(rated.select([*dims, "baseline", "current"]), dims, max_elements=top):
+        inside = None
+        for dim, value in element.where.items():
+            test = pc.is_null(rated.column(dim)) if value is None else pc.equal(rated.column(dim), value)
+            inside = test if inside is None else pc.and_(inside, test)
+        part = rated.filter(inside)
+        ratio0 = _total(part, "__n0") / _total(part, "__d0") if _total(part, "__d0") else None
+        ratio1 = _total(part, "__n1") / _total(part, "__d1") if _total(part, "__d1") else None
+        effect = scale * element.change
+        causes.append(RootCause(name, element.where, effect, builder.share(effect), ratio0, ratio1,
+                                None if ratio0 is None or ratio1 is None else ratio1 - ratio0))
+    return causes
 
 
 def _distinct_share(rows: pa.Table, keys: list[str]) -> pa.Table:
