@@ -74,6 +74,7 @@ class CallPlan:
     function: Aggregate
     columns: tuple[str, ...]
     empties: tuple[object, ...]
+    undefined: tuple[tuple[str, str], ...] = ()  # (column counting undefined rows, why) per row-level note
 
 
 @attrs.frozen
@@ -236,7 +237,12 @@ def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric]
                                                  f"count({source.name}) counts its rows", "function"))
             cols = tuple(add_custom(p, mask, call) if p.how == "custom" else add_partial(p, mask_key)
                          for p in planned)
-            call_plans.append(CallPlan(call, fn, cols, tuple(p.empty for p in planned)))
+            # Rows whose input is undefined (a division by zero in the row-level expression) must not
+            # vanish from the sum silently: count them per group, so the group's value becomes null.
+            undefined = tuple((add_partial(Partial(pc.fill_null(note_mask, False), "sum", 0), mask_key),
+                               f"{reason} in some rows of {call.to_source()}") for note_mask, reason in scope.notes
+                              if not isinstance(note_mask, pa.Scalar))
+            call_plans.append(CallPlan(call, fn, cols, tuple(p.empty for p in planned), undefined))
         plans[metric.name] = tuple(call_plans)
 
     keys = GroupKeys.encode(period, {d: table.column(d) for d in dims})

@@ -355,7 +355,12 @@ def _finish_base(metric: Metric, plans, laid: dict[str, pa.Array], grid: Grid, p
         else:
             result = as_computed(plan.function.finish(*partials))
         notes.extend((metric.name, mask, reason) for mask, reason in result.notes)
-        finished[id(plan.call)] = result.values
+        values = result.values
+        for col, reason in plan.undefined:
+            bad = pc.greater(pc.fill_null(laid[col], 0), 0)
+            values = pc.if_else(bad, pa.scalar(None, values.type), values)
+            notes.append((metric.name, bad, reason))
+        finished[id(plan.call)] = values
 
     scope = Scope(name=lambda node: pa.scalar(float(params[node.name])), scalars=registry.scalars,
                   length=grid.size, call=lambda node: finished.get(id(node)), frame=grid)

@@ -104,7 +104,14 @@ def _as_arrow(value: Any, source: Source, dictionary_columns: list[str]) -> pa.T
 
 def _time_scalar(day: dt.date, type_: pa.DataType) -> pa.Scalar:
     if pa.types.is_timestamp(type_):
-        return pa.scalar(dt.datetime(day.year, day.month, day.day), type_)
+        # Midnight where the data lives: periods of a time-zone-aware column are local periods.
+        zone = None
+        if type_.tz:
+            from zoneinfo import ZoneInfo
+
+            zone = ZoneInfo(type_.tz) if not type_.tz.startswith(("+", "-")) else dt.datetime.strptime(
+                type_.tz, "%z").tzinfo
+        return pa.scalar(dt.datetime(day.year, day.month, day.day, tzinfo=zone), type_)
     if pa.types.is_date64(type_):
         return pa.scalar(day, pa.date64())
     return pa.scalar(day, pa.date32())

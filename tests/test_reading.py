@@ -284,8 +284,6 @@ def test_data_that_is_not_a_mapping(tree):
 # --------------------------------------------------------------------------- known bugs (reading.py)
 
 
-@pytest.mark.xfail(strict=True, reason="reading.py builds the --from/--to bounds of a time-zone-aware timestamp "
-                                       "column in UTC, while periods are taken in the column's own time zone")
 def test_range_on_a_time_zone_aware_timestamp_column(tree):
     # 2026-01-31 22:00 UTC is 2026-02-01 01:00 in Moscow: a February order there.
     moscow = pa.timestamp("us", tz="Europe/Moscow")
