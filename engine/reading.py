@@ -76,8 +76,19 @@ def _dataset(path: Path, dictionary_columns: list[str]) -> ds.Dataset:
     else:
         file_format = ds.IpcFileFormat()
     try:
-        return ds.dataset(path, format=file_format, partitioning="hive" if path.is_dir() else None)
-    except (pa.ArrowInvalid, OSError) as exc:
+        dataset = ds.dataset(path, format=file_format, partitioning="hive" if path.is_dir() else None)
+        if path.is_dir() and fmt == "csv":
+            # CSV types are inferred file by file (whole numbers in one, decimals in another): read every
+            # file with the widest type any of them needs, not the first file's.
+            schemas = [fragment.physical_schema for fragment in dataset.get_fragments()]
+            if len(schemas) > 1:
+                unified = pa.unify_schemas(schemas, promote_options="permissive")
+                for field in dataset.schema:
+                    if field.name not in unified.names:
+                        unified = unified.append(field)
+                dataset = ds.dataset(path, format=file_format, partitioning="hive", schema=unified)
+        return dataset
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise DataError(error(f"cannot read {path}: {exc}", hint="check that the file is a valid "
                                                                   f"{fmt} file", code="read")) from None
 

@@ -296,8 +296,6 @@ def test_range_on_a_time_zone_aware_timestamp_column(tree):
         "period": ["2026-02"], "revenue": [3.0]}
 
 
-@pytest.mark.xfail(strict=True, reason="reading.py takes a CSV folder's schema from its first file: a column that "
-                                       "is whole numbers there and decimals in another file fails to read")
 def test_csv_folder_whose_files_infer_different_column_types(tree, tmp_path):
     (tmp_path / "region=N").mkdir()
     (tmp_path / "region=S").mkdir()
