@@ -71,12 +71,14 @@ class Evaluation:
         nulls: why values are null, one entry per metric and cause.
         grain: the grain used.
         by: the dimensions the result is sliced by.
+        covered: the first and last periods that have rows in the data read (``None``: no data read).
     """
 
     table: pa.Table
     nulls: tuple[NullReason, ...]
     grain: str
     by: tuple[str, ...]
+    covered: tuple[str, str] | None = None
 
     def to_table(self) -> pa.Table:
         """The table, with the reasons for nulls in its schema metadata (see `null_reasons`)."""
@@ -105,6 +107,7 @@ class Grid:
     periods: int
     slices: pa.Table  # the by-dimension values of each slice, sorted
     keys: pa.Array  # one string key per slice, to find rows of a source's groups
+    covered: tuple[int, int] | None = None  # the first and last periods with rows in the data read
 
     @property
     def size(self) -> int:
@@ -180,7 +183,8 @@ def _grid(aggregates: list[aggregating.SourceAggregate], by: list[str], first: i
     # when the data starts later, so the output covers the range asked for either way.
     first = min(lows + [first]) if first is not None else min(lows)
     last = last if last is not None else max(highs)
-    return Grid(first, max(0, last - first + 1), slices, _slice_keys(slices, by))
+    return Grid(first, max(0, last - first + 1), slices, _slice_keys(slices, by),
+                (min(lows), max(highs)) if lows else None)
 
 
 def _lay_out(grid: Grid, agg: aggregating.SourceAggregate, by: list[str]) -> tuple[dict[str, pa.Array], bool]:
@@ -474,7 +478,8 @@ def _result(tree: Tree, grid: Grid, by: list[str], grain: str, selected: list[st
         at = pc.index(hit, True).as_py()
         first_row = {"period": table.column("period")[at].as_py(), **{d: table.column(d)[at].as_py() for d in by}}
         reasons.append(NullReason(metric, reason, rows, first_row, tree.metrics[metric].span))
-    return Evaluation(table, tuple(reasons), grain, tuple(by))
+    covered = tuple(periods.label(p, grain) for p in grid.covered) if grid.covered else None
+    return Evaluation(table, tuple(reasons), grain, tuple(by), covered)
 
 
 __all__ = ["Evaluation", "Grid", "NullReason", "evaluate", "null_reasons"]

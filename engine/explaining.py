@@ -329,22 +329,26 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     current_span = _span(current, grain) if current else None
     baseline_span = _span(baseline, grain) if baseline else None
     end = max(x[1] for x in (current_span, baseline_span) if x) if (current_span or baseline_span) else None
-    observed_history = history(prepared, data, grain, values_of_params, end, registry)
+    # Influence children are judged over the whole history; without them, the two periods are enough.
+    influenced = any(k == "influence" for _, _, k in tree.graph.edges(prepared.wanted, data="kind"))
+    start = None if influenced or not (current_span and baseline_span) else min(current_span[0], baseline_span[0])
+    observed_history = history(prepared, data, grain, values_of_params, end, registry, start)
     table = observed_history.table
     if table.num_rows == 0:
         raise DataError(error("there is no data to explain", hint="check the data and the periods", code="empty"))
     labels = table.column("period").to_pylist()
     first = periods.parse(labels[0], grain)
-    last = first + len(labels) - 1
+    covered = observed_history.covered or (labels[0], labels[-1])
+    data_first, data_last = (periods.parse(p, grain) for p in covered)
     if current_span is None:
-        current_span = (last, last)
+        current_span = (data_last, data_last)
     if baseline_span is None:
         size = current_span[1] - current_span[0] + 1
         baseline_span = (current_span[0] - size, current_span[0] - 1)
     for name, span_ in (("baseline", baseline_span), ("current", current_span)):
-        if span_[1] < first or span_[0] > last:
+        if span_[1] < data_first or span_[0] > data_last:
             raise DataError(error(f"the {name} period {_describe(span_, grain)} has no data",
-                                  hint=f"the data covers {labels[0]} to {labels[-1]}", code="period"))
+                                  hint=f"the data covers {covered[0]} to {covered[1]}", code="period"))
 
     spans = [baseline_span, current_span]
     world = states(prepared, table, spans, first, values_of_params, registry)

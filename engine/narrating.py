@@ -53,6 +53,15 @@ def sentences(explanation: Explanation) -> list[str]:
     if not e.change:
         return out
     top = _largest(e.drivers)
+    if top is not None and top.contribution and not 0 < top.contribution / e.change <= 1:
+        # Drivers pulling in opposite directions: a share over 100 % reads badly, so say it as it is.
+        others = [d for d in e.drivers if d.kind != "influence" and d is not top and d.contribution]
+        against = max(others, key=lambda d: abs(d.contribution), default=None)
+        line = f"The largest effect is {top.label} ({number(top.contribution, e.unit, signed=True)})"
+        if against is not None and (against.contribution > 0) != (top.contribution > 0):
+            line += f", offset by {against.label} ({number(against.contribution, e.unit, signed=True)})"
+        out.append(line + ".")
+        top = None
     if top is not None and top.contribution:
         share = top.contribution / e.change * 100
         chain = [top]

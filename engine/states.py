@@ -81,9 +81,11 @@ def prepare(tree: Tree, metrics: list[str], registry: Registry) -> Prepared:
 
 
 def history(prepared: Prepared, data, grain: str, params: Mapping[str, float], end: int | None,
-            registry: Registry) -> Evaluation:
-    """Every metric involved (and the hidden ones) per period, unsliced, up to period ``end``."""
+            registry: Registry, start: int | None = None) -> Evaluation:
+    """Every metric involved (and the hidden ones) per period, unsliced, from ``start`` (default: the
+    beginning of the data; time shifts still see earlier periods) up to ``end``."""
     return evaluate(prepared.tree, data, grain=grain, metrics=[*prepared.wanted, *prepared.hidden], params=params,
+                    start=periods.label(start, grain) if start is not None else None,
                     end=periods.label(end, grain) if end is not None else None, registry=registry)
 
 
