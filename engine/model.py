@@ -299,6 +299,20 @@ class Tree:
 
         return sensitivity(self, data, metric, period, params=params)
 
+    # ---- notebooks
+
+    def _repr_html_(self) -> str:
+        """The tree as a graph (`metrictree.reporting.tree_fragment`)."""
+        from .reporting import tree_fragment
+
+        return tree_fragment(self)
+
+    def _repr_markdown_(self) -> str:
+        """The tree's title and its graph as a Mermaid diagram."""
+        from .reporting import tree_markdown
+
+        return tree_markdown(self)
+
 
 def _depth(graph: nx.DiGraph, node: str, memo: dict[str, int]) -> int:
     if node not in memo:

@@ -268,6 +268,12 @@ class Status:
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
 
+    def _repr_html_(self) -> str:
+        """The targets and alerts as HTML tables (`metrictree.reporting.status_fragment`)."""
+        from .reporting import status_fragment
+
+        return status_fragment(self)
+
 
 def value_text(value: float | None, unit: str | None, spec: str | None = None) -> str:
     """A value for people: ``25.4%`` for a ``%`` metric, ``2,629 RUB``; a metric's ``format`` wins.
