@@ -77,7 +77,8 @@ def sentences(explanation: Explanation) -> list[str]:
             line += ": " + ", and ".join(details[-2:] if len(details) > 2 else details)
         out.append(line + ".")
     for cause in e.root_causes[:3]:
-        share = f"{cause.share * 100:.0f} % of the change" if cause.share is not None else "part of the change"
+        share = (f"{cause.share * 100:.0f} % of the change".replace("-", "−") if cause.share is not None
+                 else "part of the change")
         out.append(f"{where_text(cause.where)}: {cause.metric} {number(cause.baseline)} → {number(cause.current)}, "
                    f"{share} ({number(cause.contribution, e.unit, signed=True)}).")
     return out
