@@ -317,18 +317,24 @@ def explain(tree_path: str, metric: str | None, baseline: str | None, current: s
     dims = _names(by)
     explanation = tree.explain(_bind_data(tree, data, sample), name, baseline, current,
                                by=dims, params=params, top=top)
+    _emit(explanation, fmt, output, lambda: rendering.explanation_view(explanation, depth, top),
+          lambda reporting: reporting.explanation_html(explanation))
+
+
+def _emit(result: Any, fmt: str, output: str | None, view, html) -> None:
+    """A result (explanation, status) as JSON, Markdown, HTML or a terminal view, to ``output`` or stdout."""
     if fmt == "json":
-        _write(output, json.dumps(explanation.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n")
+        _write(output, json.dumps(result.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n")
     elif fmt == "markdown":
-        _write(output, explanation.to_markdown())
+        _write(output, result.to_markdown())
     elif fmt == "html":
         from . import reporting
 
-        _write(output, reporting.explanation_html(explanation))
+        _write(output, html(reporting))
     elif output is None:
-        _console(sys.stdout).print(rendering.explanation_view(explanation, depth, top))
+        _console(sys.stdout).print(view())
     else:
-        _write(output, rendering.to_text(rendering.explanation_view(explanation, depth, top), width=100))
+        _write(output, rendering.to_text(view(), width=100))
 
 
 def _top_metric(tree: Tree) -> str:
@@ -427,18 +433,7 @@ def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, p
     """
     tree = load(tree_path)
     found = tree.status(_bind_data(tree, data, sample), at=at, params=params)
-    if fmt == "json":
-        _write(output, json.dumps(found.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n")
-    elif fmt == "markdown":
-        _write(output, found.to_markdown())
-    elif fmt == "html":
-        from . import reporting
-
-        _write(output, reporting.status_html(found))
-    elif output is None:
-        _console(sys.stdout).print(rendering.status_view(found))
-    else:
-        _write(output, rendering.to_text(rendering.status_view(found), width=100))
+    _emit(found, fmt, output, lambda: rendering.status_view(found), lambda reporting: reporting.status_html(found))
     if fail_on_alert and found.fired:
         click.get_current_context().exit(EXIT_ALERT)
 

@@ -217,7 +217,8 @@ def _lay_table(grid: Grid, table: pa.Table, by: list[str]) -> dict[str, pa.Array
 # --------------------------------------------------------------------------- evaluate
 
 
-def _normalise_by(tree: Tree, by: Sequence[str] | str) -> list[str]:
+def normalise_by(tree: Tree, by: Sequence[str] | str) -> list[str]:
+    """``by`` as a list of the tree's dimensions (``"a,b"`` accepted); an unknown one is a `UsageError`."""
     if isinstance(by, str):
         by = [b.strip() for b in by.split(",") if b.strip()]
     by = list(dict.fromkeys(by))
@@ -291,7 +292,7 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
         raise UsageError(error(f"data must map source names to tables, got a {type(data).__name__}",
                                hint=f"e.g. data={{'{next(iter(tree.sources), 'orders')}': table}}", code="no-data"))
     grain = periods.check_grain(grain or tree.grain)
-    by = _normalise_by(tree, by)
+    by = normalise_by(tree, by)
     selected = _selected(tree, metrics)
     values = resolve_params(tree, params)
     order = [n for n in tree.requirements(selected) if tree.metrics[n].kind != "group"]

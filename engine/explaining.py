@@ -35,7 +35,7 @@ from . import periods
 from . import syntax as s
 from .decomposing import Decomposer
 from .errors import DataError, UsageError, did_you_mean, error
-from .evaluating import Evaluation, evaluate, resolve_params
+from .evaluating import Evaluation, evaluate, normalise_by, resolve_params
 from .states import States, history, prepare, states
 from . import aggregating
 from .functions import Aggregate, Partial, Registry
@@ -311,16 +311,7 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
                                hint="explain one of its drivers: " + ", ".join(tree.drivers(metric)),
                                code="group-metric"))
     every_dimension = by is None
-    if by is None:
-        by = list(tree.dimensions)
-    if isinstance(by, str):
-        by = [b.strip() for b in by.split(",") if b.strip()]
-    by = list(dict.fromkeys(by))
-    for dim in by:
-        if dim not in tree.dimensions:
-            raise UsageError(error(f"unknown dimension '{dim}'", hint=did_you_mean(dim, tree.dimensions) or
-                                   f"the tree's dimensions: {', '.join(tree.dimensions) or 'none'}",
-                                   code="unknown-dimension"))
+    by = normalise_by(tree, list(tree.dimensions) if by is None else by)
     values_of_params = resolve_params(tree, params)
 
     # Everything below the root, formula and influence, and what their formulas need.
