@@ -92,7 +92,8 @@ def _write(output: str | None, payload: str | bytes) -> None:
     """Text or bytes to ``output`` (a file) or to stdout."""
     data = payload.encode("utf-8") if isinstance(payload, str) else payload
     if output is None:
-        stream = click.get_binary_stream("stdout")
+        sys.stdout.flush()
+        stream = sys.stdout.buffer
         stream.write(data)
         stream.flush()
         return
