@@ -43,26 +43,39 @@ _NULL_KEY = "\x00null"
 # --------------------------------------------------------------------------- presence tables
 
 
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
 def _normalised(rows: pa.Table, keys: list[str]) -> pa.Table:
-    """Plain string keys with nulls replaced, so that joins match null slices too."""
+    """Plain string keys with nulls replaced, so that joins match null slices too.
+
+    Arrow's joins never match a null key, so a null slice (a string, or any other dimension with
+    nulls, cast to string for the join) gets a stand-in key that `_restored` turns back into null.
+    """
     columns = {}
     for name in rows.column_names:
         column = rows.column(name)
         if pa.types.is_dictionary(column.type):
             column = pc.cast(column, column.type.value_type)
-        if name in keys and name != PERIOD and (pa.types.is_string(column.type) or pa.types.is_large_string(
-                column.type)):
-            column = pc.fill_null(column, _NULL_KEY)
+        if name in keys and name != PERIOD and (_is_text(column.type) or column.null_count):
+            column = pc.fill_null(pc.cast(column, pa.string()), _NULL_KEY)
         columns[name] = column
     return pa.table(columns)
 
 
-def _restored(table: pa.Table, keys: list[str]) -> pa.Table:
+def _restored(table: pa.Table, rows: pa.Table, keys: list[str]) -> pa.Table:
+    """Null slices back to null, and keys back to the type they have in ``rows``."""
     for name in keys:
-        if name != PERIOD and pa.types.is_string(table.schema.field(name).type):
-            column = table.column(name)
-            table = table.set_column(table.schema.get_field_index(name), name,
-                                     pc.if_else(pc.equal(column, _NULL_KEY), pa.scalar(None, pa.string()), column))
+        if name == PERIOD:
+            continue
+        original = rows.schema.field(name).type
+        if pa.types.is_dictionary(original):
+            original = original.value_type
+        column = table.column(name)
+        if pa.types.is_string(column.type):  # `_normalised` made it a string key
+            column = pc.if_else(pc.equal(column, _NULL_KEY), pa.scalar(None, column.type), column)
+            table = table.set_column(table.schema.get_field_index(name), name, pc.cast(column, original))
     return table
 
 
@@ -97,7 +110,7 @@ def _counting(reduce):
     """Wrap a reduce over normalised rows, restoring null slices in its output."""
     def wrapped(rows: pa.Table, keys: list[str]) -> pa.Table:
         result = reduce(_normalised(rows, keys), keys)
-        return _restored(result, keys)
+        return _restored(result, rows, keys)
     wrapped.__doc__ = reduce.__doc__
     return wrapped
 
