@@ -221,15 +221,19 @@ def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric]
             if fn.check is not None:
                 problem = fn.check(*(None if a is ROWS else a.type for a in args))
                 if problem:
+                    column_type = any(a is not ROWS for a in args)
                     raise DataError(error(f"{problem} (in source '{source.name}')", call.span,
-                                          "check the column's type in the data, or cast it when exporting", "type"))
+                                          "check the column's type in the data, or cast it when exporting"
+                                          if column_type and "source itself" not in problem else None, "type"))
             ctx = AggregateContext(source.name, table.num_rows, period,
                                    table.column(source.entity) if fn.entity else None, mask, grain,
                                    table.column(source.time))
             try:
                 planned = fn.plan(ctx, *args, **kwargs)
             except (ValueError, TypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise DataError(error(f"{call.name}() cannot aggregate here: {exc}", call.span, fn.doc or None,
+                options = ", ".join(f"{k}={v!r}" for k, v in fn.keywords.items())
+                raise DataError(error(f"invalid use of {call.name}(): {exc}", call.span,
+                                      f"{fn.doc} Options and defaults: {options}" if options else fn.doc or None,
                                       "function")) from None
             if any(p.values is ROWS for p in planned):
                 raise DataError(error(f"{call.name}() cannot aggregate the source '{source.name}' itself",
