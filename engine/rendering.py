@@ -464,7 +464,7 @@ def explanation_view(explanation, depth: int | None = None, top: int = 5) -> Gro
                                   (f"{number(driver.baseline, driver.unit)} → {number(driver.current, driver.unit)}"
                                    if driver.baseline is not None else "", "dim"), (facts, "dim"))
         else:
-            share = f"{driver.share * 100:5.0f}%" if driver.share is not None else ""
+            share = f"{driver.share * 100:5.0f}%".replace("-", "−") if driver.share is not None else ""
             label = Text.assemble(
                 (f"{driver.label}", "bold" if level == 1 else ""), "  ",
                 f"{number(driver.baseline, driver.unit)} → {number(driver.current, driver.unit)}  ",
