@@ -31,7 +31,9 @@ when it passes three tests, each a plain statistical or majority rule rather tha
   cut-off between normal and anomalous leaves is the midpoint, as a two-cluster split would place it);
 * **ripple-consistent** (``K`` > 1/2): the *ripple effect* of Squeeze — the leaves of a root cause change in
   about the same proportion — measured as ``K = 1 - Σ w |d - D| / Σ w |d - trend|``, the share of the
-  leaves' departures from the trend that the element's one common change accounts for. A parent that merely
+  leaves' departures from the trend that the element's one common change accounts for. The spread that the
+  noise model expects of each leaf around the common change (``√(2/π)`` noise s.d. per leaf) is not held
+  against the element, and departures from the trend count only beyond noise. A parent that merely
   contains a root cause fails it: its normal leaves sit far from its diluted change.
 
 One half is the majority: an element is called a cause when more of it behaves like one than not. Leaves
@@ -113,12 +115,14 @@ class _Noise:
         sigma: the noise (robust standard deviation) of the deviation of a leaf of typical size.
         typical: the median size ``|baseline| + |current|`` of the leaves that have data.
         power: how the noise's variance scales with size: ``σ(size)² = sigma² (size / typical) ** power``.
+        counts: the values are counts (whole numbers, none negative): no leaf's noise is below Poisson's.
     """
 
     trend: float
     sigma: float
     typical: float
     power: float
+    counts: bool = False
 
 
 @attrs.frozen
@@ -266,9 +270,16 @@ def _noise(work: pa.Table) -> _Noise | None:
     # Fit the power, set aside the leaves that are outliers under the fit (a Bonferroni bound over the
     # leaves), fit again on the rest, until that set stops changing: root causes must not shape the noise
     # model. The cap only bounds the work; the set settles in two or three rounds.
+    # Counts (whole numbers, none negative) have a known variance law: a count's sampling variance is at least
+    # its mean (Poisson), so the deviation's variance falls as 1 / size (power -1). On few leaves the fitted
+    # slope says little (a cause whose leaves are the biggest ones fills the top size bins and flattens it),
+    # so for counts the Poisson law is the null hypothesis and the fitted power replaces it only when it
+    # departs from -1 by more than its standard error allows at the ALPHA level (e.g. amounts in whole
+    # currency units, whose noise does not fall with size: thousands of leaves make that plain).
+    counts = _whole(b) and _whole(c)
     normal = pc.greater_equal(departure, 0.0)
     for _ in range(FIT_ROUNDS):
-        power = _power(pc.filter(log_size, normal), pc.filter(departure, normal))
+        power = _power(pc.filter(log_size, normal), pc.filter(departure, normal), counts)
         scaled = pc.divide(departure, pc.exp(pc.multiply(log_size, power / 2.0)))
         clipped = MAD_TO_SIGMA * pc.quantile(pc.filter(scaled, normal), 0.5)[0].as_py()
         inside = pc.less_equal(scaled, bound * clipped)
@@ -279,35 +290,52 @@ def _noise(work: pa.Table) -> _Noise | None:
     # root-cause leaves, while a scale taken after clipping would come out too small on a handful of leaves.
     # n / (n - 0.8) is Croux & Rousseeuw's small-sample correction of the MAD (it fades out as n grows).
     sigma = MAD_TO_SIGMA * pc.quantile(scaled, 0.5)[0].as_py() * n / (n - 0.8)
-    return _Noise(trend=trend, sigma=max(sigma, SIGMA_FLOOR), typical=typical, power=power)
+    return _Noise(trend=trend, sigma=max(sigma, SIGMA_FLOOR), typical=typical, power=power, counts=counts)
 
 
-def _power(log_size: pa.Array, departure: pa.Array) -> float:
+def _whole(values: pa.Array) -> bool:
+    """Whether every value is a whole number and none is negative: counts."""
+    return bool(pc.all(pc.and_(pc.equal(values, pc.floor(values)), pc.greater_equal(values, 0.0))).as_py())
+
+
+def _power(log_size: pa.Array, departure: pa.Array, counts: bool = False) -> float:
     """The slope of log squared departure on log size, in [-1, 0]; 0 when it cannot be told.
+
+    For counts the answer is -1 (Poisson) unless the slope departs from it significantly (two-sided, ALPHA,
+    with the regression's standard error over the bins); when the slope cannot be told it stays -1.
 
     Root causes put big departures among the normal ones, so the slope is fitted, robustly, through the
     medians of equal-count bins of leaves sorted by size: √n bins of √n leaves (the square-root rule). A bin's
     median departure ignores its anomalous leaves while they are fewer than half of it.
     """
+    default = -1.0 if counts else 0.0
     n = len(log_size)
     bins = math.isqrt(n)
     if bins < 3:
-        return 0.0
+        return default
     rank = pc.subtract(pc.rank(log_size, sort_keys="ascending", tiebreaker="first"), 1)
     binned = pa.table({"bin": pc.divide(pc.multiply(pc.cast(rank, pa.int64()), bins), n),
                        "x": log_size, "r": departure})
     medians = binned.group_by("bin", use_threads=False).aggregate([("x", "mean"), ("r", "approximate_median")])
     usable = medians.filter(pc.greater(medians["r_approximate_median"], 0.0))
     if usable.num_rows < 3:
-        return 0.0
+        return default
     x = usable["x_mean"]
     y = pc.multiply(pc.ln(usable["r_approximate_median"]), 2.0)
     dx = pc.subtract(x, pc.mean(x).as_py())
     spread = _sum(pc.multiply(dx, dx))
     if not spread > 0:
-        return 0.0
-    slope = _sum(pc.multiply(dx, pc.subtract(y, pc.mean(y).as_py()))) / spread
-    return min(0.0, max(-1.0, slope)) if math.isfinite(slope) else 0.0
+        return default
+    dy = pc.subtract(y, pc.mean(y).as_py())
+    slope = _sum(pc.multiply(dx, dy)) / spread
+    if not math.isfinite(slope):
+        return default
+    if counts:
+        residual = pc.subtract(dy, pc.multiply(dx, slope))
+        error = math.sqrt(_sum(pc.multiply(residual, residual)) / (usable.num_rows - 2) / spread)
+        if abs(slope - default) <= NormalDist().inv_cdf(1.0 - ALPHA / 2.0) * error:
+            return default
+    return min(0.0, max(-1.0, slope))
 
 
 def _describe(work: pa.Table, noise: _Noise) -> pa.Table:
@@ -381,17 +409,33 @@ def _candidates(remaining: pa.Table, cuboid: tuple[int, ...], groups: pa.Table, 
 
     # Support and ripple: which leaves sit nearer the element's deviation than the trend; how far the
     # leaves sit from the element's deviation against how far they sit from the trend.
-    joined = remaining.select([*keys, "d", "w", "wx"]).join(groups.select([*keys, "D", "X"]), keys=keys,
-                                                           join_type="inner", use_threads=False)
+    joined = remaining.select([*keys, "d", "s", "v", "w", "wx"]).join(
+        groups.select([*keys, "D", "X", "s_sum", "v_sum"]), keys=keys, join_type="inner", use_threads=False)
     d, weight, x = joined["d"], joined["w"], joined["X"]
     toward = pc.multiply(pc.subtract(d, noise.trend), pc.sign(x))
     near = pc.greater(toward, pc.divide(pc.abs(x), 2.0))
+    # Even a true cause leaves its leaves' noise around its common change: the part of Σ w |d - D| that noise
+    # alone gives, Σ w E|d - D| = Σ w √(2/π) sd(d - D), is not held against the ripple effect. With the
+    # weights h = s / Σs of the element's mean, var(d - D) = (1 - 2h) σ² + Σ h² σ² (σ² = v / s² a leaf's
+    # noise, the last term the element's own); a single leaf gives 0. Where noise is small against the
+    # changes (B0's 1 %) this is next to nothing; on noisy counts it keeps a cause from failing for noise.
+    share = pc.divide(joined["s"], _positive(joined["s_sum"]))
+    own = pc.divide(joined["v"], _positive(pc.multiply(joined["s"], joined["s"])))
+    mean = pc.divide(joined["v_sum"], _positive(pc.multiply(joined["s_sum"], joined["s_sum"])))
+    variance = pc.add(pc.multiply(pc.subtract(1.0, pc.multiply(share, 2.0)), own), mean)
+    expected = pc.multiply(math.sqrt(2.0 / math.pi), pc.sqrt(pc.max_element_wise(variance, 0.0)))
     joined = (joined.append_column("ws", pc.if_else(near, weight, 0.0))
-              .append_column("wr", pc.multiply(weight, pc.abs(pc.subtract(d, joined["D"])))))
-    judged = joined.group_by(keys, use_threads=False).aggregate([("ws", "sum"), ("wr", "sum"), ("wx", "sum")])
+              .append_column("wr", pc.multiply(weight, pc.abs(pc.subtract(d, joined["D"]))))
+              .append_column("wn", pc.multiply(weight, expected))
+              .append_column("wm", pc.multiply(weight, pc.multiply(math.sqrt(2.0 / math.pi), pc.sqrt(own)))))
+    judged = joined.group_by(keys, use_threads=False).aggregate(
+        [("ws", "sum"), ("wr", "sum"), ("wn", "sum"), ("wm", "sum"), ("wx", "sum")])
     groups = groups.join(judged, keys=keys, join_type="inner", use_threads=False)
     support = pc.divide(groups["ws_sum"], _positive(groups["w_sum"]))
-    consistency = pc.subtract(1.0, pc.divide(groups["wr_sum"], _positive(groups["wx_sum"])))
+    unexplained = pc.max_element_wise(pc.subtract(groups["wr_sum"], groups["wn_sum"]), 0.0)
+    beyond = pc.subtract(groups["wx_sum"], groups["wm_sum"])
+    consistency = pc.if_else(pc.greater(beyond, 0.0),
+                             pc.subtract(1.0, pc.divide(unexplained, _positive(beyond))), 0.0)
     accept = pc.and_(pc.greater(support, MAJORITY), pc.greater(consistency, MAJORITY))
     groups = groups.append_column("S", support).append_column("K", consistency).filter(accept)
 
