@@ -195,6 +195,13 @@ class Library:
     text: str
     doc: str = ""
 
+    @classmethod
+    def bundled(cls, name: str, doc: str) -> Library:
+        """A library shipped with metrictree, in ``metrictree.plugins/libraries/<name>.tree``."""
+        from importlib.resources import files
+
+        return cls(name, files("metrictree.plugins").joinpath("libraries", f"{name}.tree").read_text("utf-8"), doc)
+
 
 @attrs.frozen
 class TreeFile:
@@ -209,6 +216,13 @@ class TreeFile:
     name: str
     path: Any
     doc: str = ""
+
+    @classmethod
+    def bundled(cls, name: str, doc: str) -> TreeFile:
+        """A tree shipped with metrictree, in ``metrictree.trees/<name>.tree``."""
+        from importlib.resources import files
+
+        return cls(name, files("metrictree.trees").joinpath(f"{name}.tree"), doc)
 
 
 # --------------------------------------------------------------------------- registry

@@ -27,7 +27,6 @@ at or above ``positive_from``.
 
 from __future__ import annotations
 
-from importlib.resources import files
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -310,11 +309,9 @@ def metrictree_functions(register):
 
 @hookimpl
 def metrictree_libraries(register):
-    text = files("metrictree.plugins").joinpath("libraries", "crm.tree").read_text("utf-8")
-    register(Library("crm", text, "CRM: LTV, AOV, frequency, retention, churn, ARPU, NPS, CSAT"))
+    register(Library.bundled("crm", "CRM: LTV, AOV, frequency, retention, churn, ARPU, NPS, CSAT"))
 
 
 @hookimpl
 def metrictree_trees(register):
-    register(TreeFile("crm_ltv", files("metrictree.trees").joinpath("crm_ltv.tree"),
-                      "Why did LTV move? AOV × frequency × lifetime, churn and engagement."))
+    register(TreeFile.bundled("crm_ltv", "Why did LTV move? AOV × frequency × lifetime, churn and engagement."))

@@ -30,7 +30,6 @@ The library needs no functions of its own. The plugin also ships the tree
 
 from __future__ import annotations
 
-from importlib.resources import files
 
 from metrictree.functions import Library, TreeFile
 from metrictree.hookspecs import hookimpl
@@ -38,12 +37,11 @@ from metrictree.hookspecs import hookimpl
 
 @hookimpl
 def metrictree_libraries(register):
-    text = files("metrictree.plugins").joinpath("libraries", "ecommerce.tree").read_text("utf-8")
-    register(Library("ecommerce", text, "E-commerce: sessions, conversion, CAC, CPA, CPL, payback, LTV:CAC, ROMI "
+    register(Library.bundled("ecommerce", "E-commerce: sessions, conversion, CAC, CPA, CPL, payback, LTV:CAC, ROMI "
                                         "(with crm's order metrics)"))
 
 
 @hookimpl
 def metrictree_trees(register):
-    register(TreeFile("ecommerce_revenue", files("metrictree.trees").joinpath("ecommerce_revenue.tree"),
-                      "Where did revenue come from? Sessions × conversion × AOV, CAC, ROMI, LTV:CAC."))
+    register(TreeFile.bundled("ecommerce_revenue",
+                              "Where did revenue come from? Sessions × conversion × AOV, CAC, ROMI, LTV:CAC."))

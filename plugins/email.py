@@ -23,7 +23,6 @@ The library needs no functions of its own. The plugin also ships the tree
 
 from __future__ import annotations
 
-from importlib.resources import files
 
 from metrictree.functions import Library, TreeFile
 from metrictree.hookspecs import hookimpl
@@ -31,11 +30,10 @@ from metrictree.hookspecs import hookimpl
 
 @hookimpl
 def metrictree_libraries(register):
-    text = files("metrictree.plugins").joinpath("libraries", "email.tree").read_text("utf-8")
-    register(Library("email", text, "Email marketing: open rate, CTR, click-to-open, bounce rate, conversion"))
+    register(Library.bundled("email", "Email marketing: open rate, CTR, click-to-open, bounce rate, conversion"))
 
 
 @hookimpl
 def metrictree_trees(register):
-    register(TreeFile("email_engagement", files("metrictree.trees").joinpath("email_engagement.tree"),
-                      "How do mailings turn into actions? Delivery, opens, clicks, conversions."))
+    register(TreeFile.bundled("email_engagement",
+                              "How do mailings turn into actions? Delivery, opens, clicks, conversions."))

@@ -35,7 +35,6 @@ the tree ``saas_mrr`` (``metrictree eval saas_mrr --sample``).
 
 from __future__ import annotations
 
-from importlib.resources import files
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -80,12 +79,11 @@ def metrictree_functions(register):
 
 @hookimpl
 def metrictree_libraries(register):
-    text = files("metrictree.plugins").joinpath("libraries", "saas.tree").read_text("utf-8")
-    register(Library("saas", text, "SaaS: MRR, ARR, ARPU per account, subscription churn, LTV, CAC, payback, "
+    register(Library.bundled("saas", "SaaS: MRR, ARR, ARPU per account, subscription churn, LTV, CAC, payback, "
                                    "LTV:CAC"))
 
 
 @hookimpl
 def metrictree_trees(register):
-    register(TreeFile("saas_mrr", files("metrictree.trees").joinpath("saas_mrr.tree"),
-                      "Why did MRR move? Paying accounts × ARPU, subscription churn, LTV, CAC, LTV:CAC."))
+    register(TreeFile.bundled("saas_mrr",
+                              "Why did MRR move? Paying accounts × ARPU, subscription churn, LTV, CAC, LTV:CAC."))
