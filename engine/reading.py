@@ -93,7 +93,8 @@ def _dataset(path: Path, dictionary_columns: list[str]) -> ds.Dataset:
                                                                   f"{fmt} file", code="read")) from None
 
 
-def _as_arrow(value: Any, source: Source, dictionary_columns: list[str]) -> pa.Table | ds.Dataset:
+def as_arrow(value: Any, source: Source, dictionary_columns: list[str]) -> pa.Table | ds.Dataset:
+    """Anything a source can be bound to, as an Arrow table or dataset (not read yet when a dataset)."""
     if isinstance(value, pa.Table | ds.Dataset):
         return value
     if isinstance(value, pa.RecordBatch):
@@ -138,7 +139,7 @@ def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions:
             f"pass it with --data {source.name}=PATH (or data={{'{source.name}': table}}); data given for: {given}"
             + (f"; {did_you_mean(source.name, data)}" if did_you_mean(source.name, data) else ""), "no-data"))
     dictionary_columns = list(dict.fromkeys([*dimensions, *(n.column for n in needs if n.dictionary)]))
-    arrow = _as_arrow(data[source.name], source, dictionary_columns)
+    arrow = as_arrow(data[source.name], source, dictionary_columns)
     schema = arrow.schema
     names = set(schema.names)
     for need in needs:

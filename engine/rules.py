@@ -486,7 +486,7 @@ def _sliced_data(tree: Tree, data: Mapping[str, Any], rule: Target | Alert, metr
         source = tree.sources[source_name]
         value = data[source_name]
         arrow = value if isinstance(value, pa.Table | ds.Dataset) else \
-            reading._as_arrow(value, source, list(source.dimensions))
+            reading.as_arrow(value, source, list(source.dimensions))
         missing = [d for d in dims if d not in arrow.schema.names]
         if missing:
             raise DataError(error(f"source '{source_name}' has no column '{missing[0]}' (the slice of "
