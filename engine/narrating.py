@@ -53,7 +53,7 @@ def sentences(explanation: Explanation) -> list[str]:
     if not e.change:
         return out
     top = _largest(e.drivers)
-    if top is not None and top.contribution and not 0 < top.contribution / e.change <= 1:
+    if top is not None and top.contribution and not 0 < top.contribution / e.change <= 1 + 1e-9:
         # Drivers pulling in opposite directions: a share over 100 % reads badly, so say it as it is.
         others = [d for d in e.drivers if d.kind != "influence" and d is not top and d.contribution]
         against = max(others, key=lambda d: abs(d.contribution), default=None)
