@@ -176,6 +176,20 @@ def _assignments(what: str) -> Any:
     return parse
 
 
+def _data_options(command):
+    """``--data SOURCE=PATH`` (repeatable) and ``--sample``: what every data command reads."""
+    command = click.option("--sample", is_flag=True,
+                           help="Use the bundled sample shop data (--data entries override it).")(command)
+    return click.option("--data", "data", multiple=True, metavar="SOURCE=PATH", callback=_assignments("SOURCE=PATH"),
+                        help="Bind a source to a Parquet, CSV or Arrow file or folder. "
+                             "Repeat for each source.")(command)
+
+
+_param_option = click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+                             callback=_assignments("NAME=VALUE"),
+                             help="Override a param of the tree, e.g. --param gross_margin=65%.")
+
+
 def _names(values: Sequence[str]) -> list[str] | None:
     """``--by a,b --by c`` → ``["a", "b", "c"]``; ``None`` when the option was not given."""
     if not values:
@@ -206,17 +220,14 @@ def _bind_data(tree: Tree, given: dict[str, str], sample: bool) -> dict[str, Any
 
 @main.command("eval", short_help="Evaluate a tree over data.")
 @click.argument("tree_path", metavar="TREE", type=click.Path(dir_okay=False))
-@click.option("--data", "data", multiple=True, metavar="SOURCE=PATH", callback=_assignments("SOURCE=PATH"),
-              help="Bind a source to a Parquet, CSV or Arrow file or folder. Repeat for each source.")
-@click.option("--sample", is_flag=True, help="Use the bundled sample shop data (--data entries override it).")
+@_data_options
 @click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`).")
 @click.option("--by", "by", multiple=True, metavar="DIM[,DIM...]", help="Slice the result by dimensions.")
 @click.option("--metrics", "metrics", multiple=True, metavar="NAME[,NAME...]",
               help="Only these metrics (default: every metric that has values).")
 @click.option("--from", "start", metavar="PERIOD", help="First period, e.g. 2026-01, 2026-Q1, 2026-W05, 2026.")
 @click.option("--to", "end", metavar="PERIOD", help="Last period (inclusive).")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", callback=_assignments("NAME=VALUE"),
-              help="Override a param of the tree, e.g. --param gross_margin=65%.")
+@_param_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="A table for people; JSON or CSV with one row per period × slice.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
@@ -292,11 +303,8 @@ def graph(tree_path: str, fmt: str, output: str | None) -> None:
 @click.option("--current", metavar="PERIOD", help="The period to explain (default: the last period with data).")
 @click.option("--by", "by", multiple=True, metavar="DIM[,DIM...]",
               help="Dimensions to look for root causes in (default: every dimension of the tree).")
-@click.option("--data", "data", multiple=True, metavar="SOURCE=PATH", callback=_assignments("SOURCE=PATH"),
-              help="Bind a source to a Parquet, CSV or Arrow file or folder. Repeat for each source.")
-@click.option("--sample", is_flag=True, help="Use the bundled sample shop data (--data entries override it).")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", callback=_assignments("NAME=VALUE"),
-              help="Override a param of the tree.")
+@_data_options
+@_param_option
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True,
               help="Text for a terminal; JSON; Markdown; or a self-contained HTML page with a waterfall chart.")
 @click.option("--depth", type=click.IntRange(min=1), help="Show this many levels of drivers.")
@@ -362,11 +370,8 @@ def _top_metric(tree: Tree) -> str:
 @click.option("--period", metavar="PERIOD", help="The period to change (default: the last with data).")
 @click.option("--sensitivity", "sensitive", metavar="METRIC",
               help="Instead: rank the drivers of METRIC by the effect of moving each by 1 %.")
-@click.option("--data", "data", multiple=True, metavar="SOURCE=PATH", callback=_assignments("SOURCE=PATH"),
-              help="Bind a source to a Parquet, CSV or Arrow file or folder. Repeat for each source.")
-@click.option("--sample", is_flag=True, help="Use the bundled sample shop data (--data entries override it).")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", callback=_assignments("NAME=VALUE"),
-              help="Override a param of the tree.")
+@_data_options
+@_param_option
 @click.option("--format", "fmt", type=click.Choice(EXPLAIN_FORMATS), default="text", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def whatif(tree_path: str, changes: dict[str, str], period: str | None, sensitive: str | None,
@@ -408,12 +413,9 @@ EXIT_ALERT = 3
 
 @main.command(short_help="Targets against their plan, and the alerts that fire.")
 @click.argument("tree_path", metavar="TREE", type=click.Path(dir_okay=False))
-@click.option("--data", "data", multiple=True, metavar="SOURCE=PATH", callback=_assignments("SOURCE=PATH"),
-              help="Bind a source to a Parquet, CSV or Arrow file or folder. Repeat for each source.")
-@click.option("--sample", is_flag=True, help="Use the bundled sample shop data (--data entries override it).")
+@_data_options
 @click.option("--at", "at", metavar="PERIOD", help="The period to report on (default: the last period with data).")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", callback=_assignments("NAME=VALUE"),
-              help="Override a param of the tree, e.g. --param gross_margin=65%.")
+@_param_option
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True,
               help="Text for a terminal; JSON; Markdown; or a self-contained HTML page.")
 @click.option("--fail-on-alert", is_flag=True,
@@ -444,9 +446,7 @@ def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, p
 
 @main.command(short_help="The tree, why a metric moved and the KPIs, as one HTML page.")
 @click.argument("tree_path", metavar="TREE", type=click.Path(dir_okay=False))
-@click.option("--data", "data", multiple=True, metavar="SOURCE=PATH", callback=_assignments("SOURCE=PATH"),
-              help="Bind a source to a Parquet, CSV or Arrow file or folder. Repeat for each source.")
-@click.option("--sample", is_flag=True, help="Use the bundled sample shop data (--data entries override it).")
+@_data_options
 @click.option("--metric", "metric", metavar="NAME", help="The metric to explain (default: the tree's top metric).")
 @click.option("--baseline", metavar="PERIOD", help="The period to compare with (default: the one before --current);"
                                                   " a range START..END compares with its mean.")
@@ -454,8 +454,7 @@ def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, p
                                                  "with data).")
 @click.option("--by", "by", multiple=True, metavar="DIM[,DIM...]",
               help="Dimensions to look for root causes in (default: every dimension of the tree).")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", callback=_assignments("NAME=VALUE"),
-              help="Override a param of the tree.")
+@_param_option
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
               help="How many root causes (and segments per driver) to show.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")

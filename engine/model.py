@@ -222,6 +222,17 @@ class Tree:
         edges = self.graph.out_edges(metric, data="kind")
         return [child for _, child, k in edges if kind is None or k == kind]
 
+    def edges(self) -> list[tuple[str, str, EdgeKind]]:
+        """Every ``(parent, child, kind)`` edge once, in declaration order (what the renderers draw)."""
+        seen: set[tuple[str, str]] = set()
+        out = []
+        ordered = [(link.parent, link.child, link.kind) for link in self.links]
+        for parent, child, kind in [*ordered, *self.graph.edges(data="kind")]:
+            if (parent, child) not in seen and parent in self.graph and child in self.graph:
+                seen.add((parent, child))
+                out.append((parent, child, kind))
+        return out
+
     def parents(self, metric: str) -> list[str]:
         return [parent for parent, _ in self.graph.in_edges(metric)]
 

@@ -278,20 +278,6 @@ def _node_lines(metric: Metric) -> list[str]:
     return lines
 
 
-def _edges(tree: Tree) -> list[tuple[str, str, str]]:
-    seen: set[tuple[str, str]] = set()
-    edges = []
-    for link in tree.links:
-        if (link.parent, link.child) not in seen:
-            seen.add((link.parent, link.child))
-            edges.append((link.parent, link.child, link.kind))
-    for parent, child, kind in tree.graph.edges(data="kind"):
-        if (parent, child) not in seen:
-            seen.add((parent, child))
-            edges.append((parent, child, kind))
-    return edges
-
-
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -332,7 +318,7 @@ def mermaid(tree: Tree) -> str:
         open_, close = shapes[metric.kind]
         label = "<br/>".join(_mermaid_text(line) for line in _node_lines(metric))
         lines.append(f"    {ids[name]}{open_}{label}{close}")
-    for parent, child, kind in _edges(tree):
+    for parent, child, kind in tree.edges():
         arrow = "-.->" if kind == "influence" else "-->"
         lines.append(f"    {ids[parent]} {arrow} {ids[child]}")
     return "\n".join(lines) + "\n"
@@ -361,7 +347,7 @@ def dot(tree: Tree) -> str:
     for name, metric in tree.metrics.items():
         label = "\n".join(_one_line(line) for line in _node_lines(metric))
         lines.append(f"    {_dot_string(name)} [{shapes[metric.kind]}label={_dot_string(label)}];")
-    for parent, child, kind in _edges(tree):
+    for parent, child, kind in tree.edges():
         style = " [style=dashed]" if kind == "influence" else ""
         lines.append(f"    {_dot_string(parent)} -> {_dot_string(child)}{style};")
     lines.append("}")

@@ -455,20 +455,6 @@ def graphviz(dot_source: str, fmt: str) -> bytes:
     return done.stdout
 
 
-def _edge_list(tree: Tree) -> list[tuple[str, str, str]]:
-    seen: set[tuple[str, str]] = set()
-    out = []
-    for link in tree.links:
-        if (link.parent, link.child) not in seen and link.parent in tree.graph and link.child in tree.graph:
-            seen.add((link.parent, link.child))
-            out.append((link.parent, link.child, link.kind))
-    for parent, child, kind in tree.graph.edges(data="kind"):
-        if (parent, child) not in seen:
-            seen.add((parent, child))
-            out.append((parent, child, kind))
-    return out
-
-
 def layout(tree: Tree, sizes: Mapping[str, tuple[float, float]], engine: str = "auto") -> Layout:
     """Lay out the tree's graph, top metric at the top: with Graphviz when it is installed (``auto``,
     ``graphviz``), else — or with ``layered`` — with `layered_layout`."""
@@ -499,7 +485,7 @@ def graphviz_layout(tree: Tree, sizes: Mapping[str, tuple[float, float]], binary
     for name in names:
         w, h = sizes[name]
         lines.append(f"{ids[name]} [width={w / 72:.3f}, height={h / 72:.3f}];")
-    edges = _edge_list(tree)
+    edges = tree.edges()
     for parent, child, kind in edges:
         lines.append(f"{ids[parent]} -> {ids[child]}" + (" [style=dashed];" if kind == "influence" else ";"))
     lines.append("}")
@@ -571,7 +557,7 @@ def layered_layout(tree: Tree, sizes: Mapping[str, tuple[float, float]], gap_x: 
             x += nw + gap_x
         top += h + gap_y
     edges = []
-    for parent, child, kind in _edge_list(tree):
+    for parent, child, kind in tree.edges():
         a, b = boxes[parent], boxes[child]
         x1, y1, x2, y2 = a.x, a.y + a.height / 2, b.x, b.y - b.height / 2 - 1
         mid = (y1 + y2) / 2
