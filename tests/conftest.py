@@ -1,4 +1,33 @@
 import os
+from pathlib import Path
+
+import pytest
 
 # Tests see only the built-in plugins, whatever else is installed on the machine.
 os.environ.setdefault("METRICTREE_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
+@pytest.fixture(scope="module")
+def sample_shop():
+    """The bundled sample data, the bundled CRM tree, and its explanation for 2026-09 → 2026-10."""
+    import metrictree
+    from metrictree.sample import sample_data
+
+    data = sample_data()
+    tree = metrictree.load(Path(__file__).resolve().parents[1] / "trees" / "crm_ltv.tree")
+    return data, tree, tree.explain(data, "ltv", "2026-09", "2026-10")
+
+
+@pytest.fixture(scope="module")
+def data(sample_shop):
+    return sample_shop[0]
+
+
+@pytest.fixture(scope="module")
+def tree(sample_shop):
+    return sample_shop[1]
+
+
+@pytest.fixture(scope="module")
+def explanation(sample_shop):
+    return sample_shop[2]

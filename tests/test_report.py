@@ -30,21 +30,6 @@ HAS_DOT = reporting._dot() is not None
 
 
 @pytest.fixture(scope="module")
-def data():
-    return sample_data()
-
-
-@pytest.fixture(scope="module")
-def tree():
-    return metrictree.load("trees/crm_ltv.tree")
-
-
-@pytest.fixture(scope="module")
-def explanation(tree, data):
-    return tree.explain(data, "ltv", "2026-09", "2026-10")
-
-
-@pytest.fixture(scope="module")
 def page(tree, data):
     return reporting.report(tree, data, "ltv", "2026-09", "2026-10")
 

@@ -17,10 +17,8 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-import metrictree
 from metrictree import reporting
 from metrictree.narrating import where_text
-from metrictree.sample import sample_data
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -55,21 +53,6 @@ def browser():
             yield launched
         finally:
             launched.close()
-
-
-@pytest.fixture(scope="module")
-def data():
-    return sample_data()
-
-
-@pytest.fixture(scope="module")
-def tree():
-    return metrictree.load("trees/crm_ltv.tree")
-
-
-@pytest.fixture(scope="module")
-def explanation(tree, data):
-    return tree.explain(data, "ltv", "2026-09", "2026-10")
 
 
 class Page:
