@@ -68,7 +68,7 @@ import pyarrow.compute as pc
 
 from .errors import UsageError, did_you_mean, error
 
-__all__ = ["Element", "localise"]
+__all__ = ["Element", "Localisation", "localise"]
 
 # Significance level of the element test, for each layer as a whole (Bonferroni): the conventional 5 %.
 ALPHA = 0.05
@@ -79,6 +79,9 @@ MAD_TO_SIGMA = 1.4826
 SIGMA_FLOOR = 1e-9
 # At most this many rounds of fitting the noise model without its outliers (it settles in two or three).
 FIT_ROUNDS = 5
+# The search visits at most this many cuboids (combinations of dimensions) per pass: every cuboid of 10
+# dimensions; with more dimensions, the layers of elements that fix fewer of them (see `_layers`).
+MAX_CUBOIDS = 1024
 # An element is a cause when the majority of it (weighted leaves, leaves' departures) behaves like one.
 MAJORITY = 0.5
 
@@ -107,6 +110,42 @@ class Element:
     share: float
     leaves: int
     score: float
+    rate_baseline: float | None = None
+    rate_current: float | None = None
+    rate_effect: float | None = None
+    mix_effect: float | None = None
+
+
+@attrs.frozen
+class Localisation:
+    """The answer of `localise` / `localise_ratio`: the elements, and what to say when there are none.
+
+    It iterates over its elements and has their number as its length, so it reads like the list of
+    elements it holds.
+
+    Attributes:
+        elements: the root-cause elements, largest effect first; never one together with its parent or child.
+        spread: the change is not concentrated: most of it lies outside the elements (all of it when there are
+            none), shared by the segments in the general trend, and beyond what noise gives.
+        reason: a plain-words reason when `elements` is empty (or when the change is spread), e.g. "nothing
+            stands out from the segments' usual variation"; ``None`` otherwise.
+        mix: for ratios, the segments whose weight in the denominator moved the ratio but whose own ratio did
+            not move (a volume shift, not a cause); empty for additive metrics.
+    """
+
+    elements: tuple[Element, ...] = ()
+    spread: bool = False
+    reason: str | None = None
+    mix: tuple[Element, ...] = ()
+
+    def __iter__(self):
+        return iter(self.elements)
+
+    def __len__(self) -> int:
+        return len(self.elements)
+
+    def __getitem__(self, index):
+        return self.elements[index]
 
 
 @attrs.frozen
@@ -140,52 +179,90 @@ class _Candidate:
 
 
 def localise(leaves: pa.Table, dims: Sequence[str], baseline: str = "baseline", current: str = "current",
-             max_elements: int = 5) -> list[Element]:
+             max_elements: int | None = None, *, history: Sequence[pa.Array] | None = None) -> Localisation:
     """Name the few elements (combinations of dimension values) that explain a change of an additive metric.
 
     Args:
         leaves: one row per leaf segment: the columns `dims` and the metric's value in both periods.
         dims: the dimensions to search, at least one; values of any type, compared as strings, null being
-            a value of its own.
+            a value of its own. Any names: the search works on positions, never on its own column names.
         baseline, current: the names of the two value columns (a null value counts as 0).
-        max_elements: at most this many elements are returned.
+        max_elements: an optional cap; by default as many elements as pass the tests (the significance
+            level bounds them, so pure noise gives none).
+        history: optional earlier periods, oldest first, each an array aligned row by row with `leaves`
+            holding the leaf's value in that period (null: no data). Each leaf's own period-to-period
+            variation there, beyond the general movement of all leaves, widens its noise: a small, volatile
+            segment must move more than usual to count.
 
     Returns:
-        The elements, largest change first; never an element together with its parent or child; empty when
-        nothing stands out from the noise (including when everything moved by the same proportion).
+        A `Localisation`: the elements, largest change first, and when there are none a reason; `spread` says
+        that the change is shared by all the segments rather than concentrated.
 
     Raises:
-        UsageError: a named column is missing or not numeric, `dims` is empty or `max_elements` negative.
+        UsageError: a named column is missing or not numeric, `dims` is empty, `max_elements` negative, or a
+            history array does not match the leaves.
     """
     dims = _check(leaves, dims, baseline, current, max_elements)
-    if leaves.num_rows == 0 or max_elements == 0:
-        return []
+    extra = _history(leaves, history)
+    if leaves.num_rows == 0:
+        return Localisation(reason="there are no segments to compare")
+    if max_elements == 0:
+        return Localisation(reason="no elements were asked for (max_elements = 0)")
     work, values = _prepare(leaves, dims, baseline, current)
     noise = _noise(work)
     if noise is None:
-        return []
-    work = _describe(work, noise)
+        return Localisation(reason="nothing changed: every segment is 0 in both periods")
+    work = _describe(work, noise, extra)
+    chosen = _search(work, len(dims), noise, max_elements)
+    total = _sum(work["c"]) - _sum(work["b"])
+    elements = sorted((_element(work, cand, dims, values, total) for cand in chosen), key=lambda e: -abs(e.change))
+    return _conclude(work, chosen, tuple(elements), total, dims)
 
+
+def _search(work: pa.Table, n_dims: int, noise: _Noise, max_elements: int | None) -> list[_Candidate]:
+    """The acceptable elements, pass after pass on the leaves the earlier ones do not explain, made succinct."""
+    limit = max_elements if max_elements is not None else work.num_rows
     chosen: list[_Candidate] = []
     remaining = work
-    while len(chosen) < max_elements and remaining.num_rows:
-        picked = _next_layer(remaining, len(dims), noise, chosen, max_elements - len(chosen))
+    while len(chosen) < limit and remaining.num_rows:
+        picked = _next_layer(remaining, n_dims, noise, chosen, limit - len(chosen))
         if not picked:
             break
         chosen.extend(picked)
         for cand in picked:
             remaining = remaining.filter(pc.invert(_mask(remaining, cand)))
+    return _succinct(work, chosen, noise)
 
-    chosen = _succinct(work, chosen, noise)
-    total = _sum(work["c"]) - _sum(work["b"])
-    elements = [_element(work, cand, dims, values, total) for cand in chosen]
-    return sorted(elements, key=lambda e: -abs(e.change))
+
+def _conclude(work: pa.Table, chosen: list[_Candidate], elements: tuple[Element, ...], total: float,
+              dims: list[str], mix: tuple[Element, ...] = ()) -> Localisation:
+    """The `Localisation`: whether the change outside the elements is spread over all segments, and why."""
+    outside = work
+    for cand in chosen:
+        outside = outside.filter(pc.invert(_mask(outside, cand)))
+    change = _sum(outside["c"]) - _sum(outside["b"])
+    variance = _sum(outside["v"])
+    # The part of the change outside the elements is a general movement when it is beyond what the leaves'
+    # noise adds up to (at ALPHA, two-sided) and is the larger part of the whole change.
+    moved = outside.num_rows > 0 and abs(change) > NormalDist().inv_cdf(1.0 - ALPHA / 2.0) * math.sqrt(variance)
+    spread = bool(moved and abs(change) > MAJORITY * abs(total))
+    where = ", ".join(dims)
+    if elements:
+        reason = (f"most of the change is spread across all segments of {where}; the elements named add to it"
+                  if spread else None)
+    elif spread:
+        reason = f"the change is spread across all segments of {where}: none moved differently from the rest"
+    elif total == 0 and _sum(pc.abs(pc.subtract(work["c"], work["b"]))) == 0:
+        reason = "nothing changed in any segment"
+    else:
+        reason = "nothing stands out from the segments' usual variation"
+    return Localisation(elements=elements, spread=spread, reason=reason, mix=mix)
 
 
 # --------------------------------------------------------------------------- input
 
 
-def _check(leaves: pa.Table, dims: Sequence[str], baseline: str, current: str, max_elements: int) -> list[str]:
+def _check(leaves: pa.Table, dims: Sequence[str], baseline: str, current: str, max_elements: int | None) -> list[str]:
     if isinstance(dims, str):
         dims = [dims]
     dims = list(dict.fromkeys(dims))
@@ -203,7 +280,7 @@ def _check(leaves: pa.Table, dims: Sequence[str], baseline: str, current: str, m
                 or pa.types.is_null(kind)):
             raise UsageError(error(f"the value column '{name}' is {kind}, not a number",
                                    hint="localise compares numbers: pass the metric's values per leaf"))
-    if max_elements < 0:
+    if max_elements is not None and max_elements < 0:
         raise UsageError(error(f"max_elements is {max_elements}", hint="ask for 0 or more elements"))
     return dims
 
@@ -341,15 +418,18 @@ def _power(log_size: pa.Array, departure: pa.Array, counts: bool = False) -> flo
     return min(0.0, max(-1.0, slope))
 
 
-def _describe(work: pa.Table, noise: _Noise) -> pa.Table:
+def _describe(work: pa.Table, noise: _Noise, history: list[pa.Array] | None = None) -> pa.Table:
     """Add each leaf's size ``s``, deviation ``d``, weight ``w``, ``wx = w |d - trend|`` and ``v``, the variance
-    of ``s × d`` under noise alone."""
+    of ``s × d`` under noise alone: the noise model's at the leaf's size, or the leaf's own from its history
+    when that is larger."""
     size = pc.max_element_wise(pc.abs(work["b"]), pc.abs(work["c"]))
     deviation = _deviation(work["b"], work["c"], size)
     weight = pc.divide(size, pc.add(size, noise.typical))
     relative = pc.divide(size, noise.typical)
-    variance = pc.multiply(pc.multiply(size, size),
-                           pc.multiply(noise.sigma ** 2, pc.power(_positive(relative), noise.power)))
+    own = pc.multiply(noise.sigma ** 2, pc.power(_positive(relative), noise.power))
+    if history:
+        own = pc.max_element_wise(own, pc.fill_null(_own_variance(work["b"], history), 0.0))
+    variance = pc.multiply(pc.multiply(size, size), own)
     return (work.append_column("s", size)
             .append_column("v", pc.if_else(pc.greater(size, 0.0), variance, 0.0))
             .append_column("d", deviation)
@@ -357,20 +437,94 @@ def _describe(work: pa.Table, noise: _Noise) -> pa.Table:
             .append_column("wx", pc.multiply(weight, pc.abs(pc.subtract(deviation, noise.trend)))))
 
 
+def _history(leaves: pa.Table, history: Sequence | None) -> list[pa.Array] | None:
+    """The history arrays as float64 (nulls kept), checked against the leaves."""
+    if history is None:
+        return None
+    arrays = []
+    for i, values in enumerate(history):
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        elif not isinstance(values, pa.Array):
+            values = pa.array(values)
+        if len(values) != leaves.num_rows:
+            raise UsageError(error(f"history period {i + 1} has {len(values)} values for {leaves.num_rows} leaves",
+                                   hint="pass one array per earlier period, aligned row by row with the leaves"))
+        kind = values.type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+                or pa.types.is_null(kind)):
+            raise UsageError(error(f"history period {i + 1} is {kind}, not a number",
+                                   hint="pass the leaves' values of each earlier period"))
+        values = pc.cast(values, pa.float64())
+        arrays.append(pc.if_else(pc.is_finite(values), values, pa.scalar(None, pa.float64())))
+    return arrays or None
+
+
+def _own_variance(baseline: pa.Array, history: list[pa.Array]) -> pa.Array:
+    """Each leaf's mean squared departure, over its history's period-to-period steps (the last one into the
+    baseline), of its deviation from that step's general movement (the median deviation of the leaves);
+    null where the leaf has no step with data on both sides. The general movement (a season, a trend of the
+    whole business) is no leaf's own variation."""
+    series = [*history, baseline]
+    total = count = None
+    for before, after in zip(series, series[1:]):
+        valid = pc.and_(pc.is_valid(before), pc.is_valid(after))
+        b, c = pc.fill_null(before, 0.0), pc.fill_null(after, 0.0)
+        size = pc.max_element_wise(pc.abs(b), pc.abs(c))
+        usable = pc.and_(valid, pc.greater(size, 0.0))
+        deviation = _deviation(b, c, size)
+        moved = pc.filter(deviation, usable)
+        general = pc.quantile(moved, 0.5)[0].as_py() if len(moved) else 0.0
+        residual = pc.subtract(deviation, general)
+        square = pc.if_else(usable, pc.multiply(residual, residual), 0.0)
+        ones = pc.if_else(usable, 1.0, 0.0)
+        total = square if total is None else pc.add(total, square)
+        count = ones if count is None else pc.add(count, ones)
+    return pc.if_else(pc.greater(count, 0.0), pc.divide(total, _positive(count)), pa.scalar(None, pa.float64()))
+
+
 # --------------------------------------------------------------------------- search
+
+
+def _layers(n_dims: int) -> int:
+    """How many layers the search visits: all of them, unless that is more than MAX_CUBOIDS cuboids, in which
+    case the layers up to the last one that keeps the count within the budget (at least the first)."""
+    total, layers = 0, 0
+    for layer in range(1, n_dims + 1):
+        total += math.comb(n_dims, layer)
+        if total > MAX_CUBOIDS and layers:
+            break
+        layers = layer
+    return layers
 
 
 def _next_layer(remaining: pa.Table, n_dims: int, noise: _Noise, chosen: list[_Candidate],
                 room: int) -> list[_Candidate]:
-    """The acceptable elements of the first layer that has any, largest change first, none overlapping."""
-    for layer in range(1, n_dims + 1):
-        summaries = [(cuboid, _summarise(remaining, cuboid)) for cuboid in combinations(range(n_dims), layer)]
+    """The acceptable elements of the first layer that has any, largest change first, none overlapping.
+
+    Memory stays bounded: one cuboid is summarised at a time, and only its elements that could pass the
+    significance test are kept (the test's bound only grows as more elements are counted, so an element
+    below the bound reached so far fails the final one too). A cuboid whose elements are single leaves
+    makes every cuboid above it a copy with more dimensions: those are skipped.
+    """
+    layers = _layers(n_dims)
+    identifying: list[set[int]] = []
+    for layer in range(1, layers + 1):
+        kept = []
+        tested = 0
+        for cuboid in combinations(range(n_dims), layer):
+            if any(one <= set(cuboid) for one in identifying):
+                continue
+            groups = _summarise(remaining, cuboid)
+            tested += pc.sum(pc.greater(groups["s_sum"], 0.0)).as_py() or 0
+            if groups.num_rows == remaining.num_rows:
+                identifying.append(set(cuboid))
+            kept.append((cuboid, _significant(groups, noise, _bound(layers, tested))))
         # Bonferroni over the layers and over each layer's elements that hold data: on pure noise, no element
         # of the whole search passes, but with probability ALPHA.
-        tested = sum(pc.sum(pc.greater(groups["s_sum"], 0.0)).as_py() or 0 for _, groups in summaries)
-        bound = NormalDist().inv_cdf(1.0 - ALPHA / (2.0 * n_dims * max(tested, 1)))
+        bound = _bound(layers, tested)
         found = []
-        for cuboid, groups in summaries:
+        for cuboid, groups in kept:
             found.extend(c for c in _candidates(remaining, cuboid, groups, noise, bound)
                          if not any(_nested(c, o) for o in chosen))
         if not found:
@@ -384,6 +538,18 @@ def _next_layer(remaining: pa.Table, n_dims: int, noise: _Noise, chosen: list[_C
                 picked.append(cand)
         return picked
     return []
+
+
+def _bound(layers: int, tested: int) -> float:
+    return NormalDist().inv_cdf(1.0 - ALPHA / (2.0 * layers * max(tested, 1)))
+
+
+def _significant(groups: pa.Table, noise: _Noise, bound: float) -> pa.Table:
+    """The groups whose deviation departs from the trend by more than `bound` times its noise."""
+    size = groups["s_sum"]
+    departure = pc.subtract(_deviation(groups["b_sum"], groups["c_sum"], size), noise.trend)
+    spread = pc.divide(pc.sqrt(groups["v_sum"]), _positive(size))
+    return groups.filter(pc.and_(pc.greater(size, 0.0), pc.greater(pc.abs(departure), pc.multiply(spread, bound))))
 
 
 def _summarise(remaining: pa.Table, cuboid: tuple[int, ...]) -> pa.Table:
