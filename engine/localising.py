@@ -202,21 +202,37 @@ def localise(leaves: pa.Table, dims: Sequence[str], baseline: str = "baseline", 
         UsageError: a named column is missing or not numeric, `dims` is empty, `max_elements` negative, or a
             history array does not match the leaves.
     """
-    dims = _check(leaves, dims, baseline, current, max_elements)
-    extra = _history(leaves, history)
+    dims = _check(leaves, dims, [baseline, current], max_elements)
+    periods = _history(leaves, history)
+    steps = None
+    if periods:
+        series = [*periods, _float(leaves[baseline])]
+        steps = list(zip(series, series[1:]))
+    found = _run(leaves, dims, _numbers(leaves[baseline]), _numbers(leaves[current]), max_elements, steps)
+    if isinstance(found, Localisation):
+        return found
+    work, chosen, values = found
+    total = _sum(work["c"]) - _sum(work["b"])
+    elements = sorted((_element(work, cand, dims, values, total) for cand in chosen), key=lambda e: -abs(e.change))
+    return _conclude(work, chosen, tuple(elements), total, dims)
+
+
+def _run(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array, max_elements: int | None,
+         steps: list[tuple[pa.Array, pa.Array]] | None,
+         floor: pa.Array | None = None) -> Localisation | tuple[pa.Table, list[_Candidate], list[list]]:
+    """The search on the values ``b → c`` of the leaves: (working table, chosen candidates, dimension values),
+    or a `Localisation` saying why there is nothing to search. `steps` are the history's ``(before, after)``
+    pairs, `floor` a known lower bound of each leaf's noise variance of ``c - b`` (e.g. binomial)."""
     if leaves.num_rows == 0:
         return Localisation(reason="there are no segments to compare")
     if max_elements == 0:
         return Localisation(reason="no elements were asked for (max_elements = 0)")
-    work, values = _prepare(leaves, dims, baseline, current)
+    work, values = _prepare(leaves, dims, b, c)
     noise = _noise(work)
     if noise is None:
         return Localisation(reason="nothing changed: every segment is 0 in both periods")
-    work = _describe(work, noise, extra)
-    chosen = _search(work, len(dims), noise, max_elements)
-    total = _sum(work["c"]) - _sum(work["b"])
-    elements = sorted((_element(work, cand, dims, values, total) for cand in chosen), key=lambda e: -abs(e.change))
-    return _conclude(work, chosen, tuple(elements), total, dims)
+    work = _describe(work, noise, steps, floor)
+    return work, _search(work, len(dims), noise, max_elements), values
 
 
 def _search(work: pa.Table, n_dims: int, noise: _Noise, max_elements: int | None) -> list[_Candidate]:
@@ -231,7 +247,7 @@ def _search(work: pa.Table, n_dims: int, noise: _Noise, max_elements: int | None
         chosen.extend(picked)
         for cand in picked:
             remaining = remaining.filter(pc.invert(_mask(remaining, cand)))
-    return _succinct(work, chosen, noise)
+    return _generalise(work, _succinct(work, chosen, noise), noise)
 
 
 def _conclude(work: pa.Table, chosen: list[_Candidate], elements: tuple[Element, ...], total: float,
@@ -262,19 +278,19 @@ def _conclude(work: pa.Table, chosen: list[_Candidate], elements: tuple[Element,
 # --------------------------------------------------------------------------- input
 
 
-def _check(leaves: pa.Table, dims: Sequence[str], baseline: str, current: str, max_elements: int | None) -> list[str]:
+def _check(leaves: pa.Table, dims: Sequence[str], columns: Sequence[str], max_elements: int | None) -> list[str]:
     if isinstance(dims, str):
         dims = [dims]
     dims = list(dict.fromkeys(dims))
     if not dims:
         raise UsageError(error("no dimensions to localise the change in",
                                hint="pass at least one dimension column, e.g. dims=['region']"))
-    for name in [*dims, baseline, current]:
+    for name in [*dims, *columns]:
         if name not in leaves.column_names:
             raise UsageError(error(f"the leaf table has no column '{name}'",
                                    hint=did_you_mean(name, leaves.column_names)
                                    or f"its columns: {', '.join(leaves.column_names)}", code="unknown-column"))
-    for name in (baseline, current):
+    for name in columns:
         kind = leaves.schema.field(name).type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
                 or pa.types.is_null(kind)):
@@ -285,13 +301,20 @@ def _check(leaves: pa.Table, dims: Sequence[str], baseline: str, current: str, m
     return dims
 
 
-def _numbers(column: pa.ChunkedArray) -> pa.Array:
-    values = pc.fill_null(pc.cast(column, pa.float64()).combine_chunks(), 0.0)
+def _numbers(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     # A missing or non-finite value carries no information about the change: it counts as 0.
-    return pc.if_else(pc.is_finite(values), values, 0.0)
+    return pc.fill_null(_float(column), 0.0)
 
 
-def _prepare(leaves: pa.Table, dims: list[str], baseline: str, current: str) -> tuple[pa.Table, list[list]]:
+def _float(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """The values as float64, a non-finite one null."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    values = pc.cast(column, pa.float64())
+    return pc.if_else(pc.is_finite(values), values, pa.scalar(None, pa.float64()))
+
+
+def _prepare(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array) -> tuple[pa.Table, list[list]]:
     """The working table: integer codes ``k0 …`` per dimension (null is a code of its own) and the values."""
     columns: dict[str, pa.Array] = {}
     values: list[list] = []
@@ -303,8 +326,8 @@ def _prepare(leaves: pa.Table, dims: list[str], baseline: str, current: str) -> 
         names = encoded.dictionary.to_pylist()
         columns[f"k{i}"] = pc.fill_null(pc.cast(encoded.indices, pa.int32()), len(names))
         values.append([*names, None])
-    columns["b"] = _numbers(leaves[baseline])
-    columns["c"] = _numbers(leaves[current])
+    columns["b"] = b
+    columns["c"] = c
     return pa.table(columns), values
 
 
@@ -418,18 +441,21 @@ def _power(log_size: pa.Array, departure: pa.Array, counts: bool = False) -> flo
     return min(0.0, max(-1.0, slope))
 
 
-def _describe(work: pa.Table, noise: _Noise, history: list[pa.Array] | None = None) -> pa.Table:
+def _describe(work: pa.Table, noise: _Noise, steps: list[tuple[pa.Array, pa.Array]] | None = None,
+              floor: pa.Array | None = None) -> pa.Table:
     """Add each leaf's size ``s``, deviation ``d``, weight ``w``, ``wx = w |d - trend|`` and ``v``, the variance
-    of ``s × d`` under noise alone: the noise model's at the leaf's size, or the leaf's own from its history
-    when that is larger."""
+    of ``s × d = c - b`` under noise alone: the noise model's at the leaf's size, or the leaf's own from its
+    history, or the `floor` given, whichever is largest."""
     size = pc.max_element_wise(pc.abs(work["b"]), pc.abs(work["c"]))
     deviation = _deviation(work["b"], work["c"], size)
     weight = pc.divide(size, pc.add(size, noise.typical))
     relative = pc.divide(size, noise.typical)
     own = pc.multiply(noise.sigma ** 2, pc.power(_positive(relative), noise.power))
-    if history:
-        own = pc.max_element_wise(own, pc.fill_null(_own_variance(work["b"], history), 0.0))
+    if steps:
+        own = pc.max_element_wise(own, pc.fill_null(_own_variance(steps), 0.0))
     variance = pc.multiply(pc.multiply(size, size), own)
+    if floor is not None:
+        variance = pc.max_element_wise(variance, pc.fill_null(floor, 0.0))
     return (work.append_column("s", size)
             .append_column("v", pc.if_else(pc.greater(size, 0.0), variance, 0.0))
             .append_column("d", deviation)
@@ -455,19 +481,17 @@ def _history(leaves: pa.Table, history: Sequence | None) -> list[pa.Array] | Non
                 or pa.types.is_null(kind)):
             raise UsageError(error(f"history period {i + 1} is {kind}, not a number",
                                    hint="pass the leaves' values of each earlier period"))
-        values = pc.cast(values, pa.float64())
-        arrays.append(pc.if_else(pc.is_finite(values), values, pa.scalar(None, pa.float64())))
+        arrays.append(_float(values))
     return arrays or None
 
 
-def _own_variance(baseline: pa.Array, history: list[pa.Array]) -> pa.Array:
-    """Each leaf's mean squared departure, over its history's period-to-period steps (the last one into the
-    baseline), of its deviation from that step's general movement (the median deviation of the leaves);
-    null where the leaf has no step with data on both sides. The general movement (a season, a trend of the
-    whole business) is no leaf's own variation."""
-    series = [*history, baseline]
+def _own_variance(steps: list[tuple[pa.Array, pa.Array]]) -> pa.Array:
+    """Each leaf's mean squared departure, over its history's period-to-period steps ``(before, after)`` (the
+    last one into the baseline), of its deviation from that step's general movement (the median deviation of
+    the leaves); null where the leaf has no step with data on both sides. The general movement (a season, a
+    trend of the whole business) is no leaf's own variation."""
     total = count = None
-    for before, after in zip(series, series[1:]):
+    for before, after in steps:
         valid = pc.and_(pc.is_valid(before), pc.is_valid(after))
         b, c = pc.fill_null(before, 0.0), pc.fill_null(after, 0.0)
         size = pc.max_element_wise(pc.abs(b), pc.abs(c))
@@ -656,6 +680,57 @@ def _succinct(work: pa.Table, chosen: list[_Candidate], noise: _Noise) -> list[_
         if not _candidates(rest, cand.cuboid, _summarise(rest, cand.cuboid), noise, cand.bound):
             kept.remove(i)
     return [chosen[i] for i in kept]
+
+
+def _generalise(work: pa.Table, chosen: list[_Candidate], noise: _Noise) -> list[_Candidate]:
+    """Name the parent instead of several of its children when the rest of the parent moved the same way.
+
+    A cause rarely moves all of its leaves by one proportion: a failing CDN hurts one device more than
+    another, and the parent can fail the ripple test where its more uniform children pass. When two or more
+    accepted elements are children of one parent along one dimension (``bitrate = 2000 & device = C1``,
+    ``bitrate = 2000 & device = C5``), the parent is the coarsest explanation if the rest of it — its leaves
+    outside those children — departs from the trend in the children's direction beyond noise (one-sided, at
+    ALPHA), or has no data: the children are then its most visible parts, not separate causes. A parent's
+    score is its children's, weighted by their changes.
+    """
+    bound = NormalDist().inv_cdf(1.0 - ALPHA)
+    while True:
+        families: dict[tuple, list[_Candidate]] = {}
+        for cand in chosen:
+            if len(cand.cuboid) < 2:
+                continue
+            for j in range(len(cand.cuboid)):
+                parent = (cand.cuboid[:j] + cand.cuboid[j + 1:], cand.codes[:j] + cand.codes[j + 1:])
+                families.setdefault(parent, []).append(cand)
+        merged = None
+        for (cuboid, codes), children in sorted(families.items(), key=lambda kv: -len(kv[1])):
+            if len(children) < 2:
+                continue
+            changes = [c.change for c in children]
+            if not (all(x > 0 for x in changes) or all(x < 0 for x in changes)):
+                continue
+            parent = _Candidate(cuboid=cuboid, codes=codes, change=0.0, score=0.0, bound=children[0].bound)
+            inside = _mask(work, parent)
+            rest = inside
+            for child in children:
+                rest = pc.and_(rest, pc.invert(_mask(work, child)))
+            part = work.filter(rest)
+            size = _sum(part["s"])
+            if size > 0:
+                departure = (_sum(part["c"]) - _sum(part["b"])) / size - noise.trend
+                spread = math.sqrt(_sum(part["v"])) / size
+                direction = 1.0 if changes[0] > 0 else -1.0
+                if not departure * direction > bound * spread:
+                    continue
+            whole = work.filter(inside)
+            weight = sum(abs(x) for x in changes)
+            score = sum(abs(c.change) * c.score for c in children) / weight
+            merged = (children, attrs.evolve(parent, change=_sum(whole["c"]) - _sum(whole["b"]), score=score))
+            break
+        if merged is None:
+            return chosen
+        children, parent = merged
+        chosen = [c for c in chosen if c not in children and not _nested(c, parent)] + [parent]
 
 
 def _sum(values) -> float:
