@@ -54,10 +54,6 @@ class BearerAuth:
                          [(b"www-authenticate", b'Bearer realm="metrictree"')])
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """Refuses request bodies over ``limit`` bytes (413)."""
 
@@ -72,28 +68,36 @@ class BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             return await self._refuse(scope, send)
         seen = 0
-        started = False
+        started = refused = False
 
         async def counted_receive():
-            nonlocal seen
+            # Past the limit, answer 413 at once and tell the app the client left, so it stops reading.
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    refused = True
+                    if not started:
+                        await self._refuse(scope, send)
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracked_send(message):
             nonlocal started
+            if refused:
+                return  # the 413 has been sent: whatever the app answers now is dropped
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
             await self.app(scope, counted_receive, tracked_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(scope, send)
+        except Exception:
+            if not refused:
+                raise
 
     async def _refuse(self, scope, send) -> None:
         log.warning("refused %s %s from %s: body over %d bytes", scope.get("method"), scope["path"], _client(scope),
