@@ -1,4 +1,5 @@
-"""The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``whatif``, ``status``, ``graph``, ``plugins``.
+"""The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``whatif``, ``status``, ``graph``, ``serve``,
+``plugins``.
 
 The CLI only wires the stages together (load → evaluate → render); formatting lives
 in `metrictree.rendering`. Exit codes:
@@ -490,6 +491,41 @@ def report(tree_path: str, data: dict[str, str], sample: bool, metric: str | Non
     page = reporting.report(tree, _bind_data(tree, data, sample), metric or _top_metric(tree), baseline, current,
                             by=_names(by), params=params, top=top)
     _write(output, page)
+
+
+# --------------------------------------------------------------------------- serve
+
+
+@main.command(short_help="Serve trees to AI assistants (MCP) and programs (JSON HTTP API).")
+@click.argument("config", metavar="CONFIG", type=click.Path(exists=True))
+@click.option("--transport", type=click.Choice(("stdio", "http")), default="stdio", show_default=True,
+              help="stdio: MCP over stdin/stdout, for an assistant that starts the server itself; "
+                   "http: the JSON API under /api/v1 and MCP over streamable HTTP at /mcp.")
+@click.option("--host", metavar="HOST", help="With --transport http: the address to listen on "
+                                             "(default: the config's, else 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), help="With --transport http: the port (default 8765).")
+@click.option("--notify", "notify", metavar="NOTIFY_CONFIG", type=click.Path(dir_okay=False),
+              help="Also check every tree's status on a schedule and send what fires (see status --notify).")
+@click.option("--every", metavar="DURATION", help="How often to check with --notify: 90s, 15m, 1h (default 1h).")
+def serve(config: str, transport: str, host: str | None, port: int | None, notify: str | None,
+          every: str | None) -> None:
+    """Serve the trees a config file names, with their data, until stopped.
+
+    \b
+    metrictree serve metrictree.toml                         # MCP over stdio
+    metrictree serve metrictree.toml --transport http --port 8765
+    METRICTREE_TOKEN=secret metrictree serve metrictree.toml --transport http --host 0.0.0.0
+
+    A changed tree file is loaded on the next request; a change that breaks it keeps the last good
+    version in service, with the error shown. See docs/serve.md.
+    """
+    import logging
+
+    from .serving import serve as run
+    from .serving.config import parse_duration
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(config, transport, host, port, notify, parse_duration(every, "--every") if every else None)
 
 
 # --------------------------------------------------------------------------- plugins
