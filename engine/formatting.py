@@ -11,9 +11,10 @@ formatted tree always means what the original meant.
 The layout, in words:
 
 - one statement per line; blank lines between statements are kept (at most one);
-- a source's ``{ … }`` has one entry per line, indented by 4; any other block goes
-  on one line when it has at most three entries and the whole statement fits in
-  100 columns, otherwise one entry per line too;
+- a ``{ … }`` block goes on one line when it has at most three entries and the
+  whole statement fits in 100 columns, otherwise one entry per line, indented by 4;
+  a source's block goes on one line only with at most two entries, neither a label
+  nor a description;
 - a long list of names (``parent <~ a, b, …``, ``import``) fills each line and
   goes on, indented, on the next;
 - a formula that does not fit puts ``where`` on the next line, then breaks before
@@ -304,8 +305,10 @@ class _Layout:
         return self.block(c[0], [[e] for e in c[1:-1]], c[-1])
 
     def rule_source_def(self, c):
+        entries = c[3:-1]
+        prose = any(isinstance(e, Tree) and e.data in ("meta_label", "meta_description") for e in entries)
         return [*self.tok(c[0]), _SPACE, *self.tok(c[1]), _SPACE,
-                *self.block(c[2], [[e] for e in c[3:-1]], c[-1], expand=True)]
+                *self.block(c[2], [[e] for e in entries], c[-1], expand=prose or len(entries) > 2)]
 
     def rule_checkpoints(self, c):
         items: list[list] = []
