@@ -1,4 +1,5 @@
-"""The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``whatif``, ``status``, ``graph``, ``plugins``.
+"""The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``whatif``, ``status``, ``graph``, ``fmt``,
+``serve``, ``plugins`` …
 
 The CLI only wires the stages together (load → evaluate → render); formatting lives
 in `metrictree.rendering`. Exit codes:
@@ -492,6 +493,114 @@ def report(tree_path: str, data: dict[str, str], sample: bool, metric: str | Non
     page = reporting.report(tree, _bind_data(tree, data, sample), metric or _top_metric(tree), baseline, current,
                             by=_names(by), params=params, top=top)
     _write(output, page)
+
+
+# --------------------------------------------------------------------------- serve
+
+
+@main.command(short_help="Serve trees to AI assistants (MCP) and programs (JSON HTTP API).")
+@click.argument("config", metavar="CONFIG", type=click.Path(exists=True))
+@click.option("--transport", type=click.Choice(("stdio", "http")), default="stdio", show_default=True,
+              help="stdio: MCP over stdin/stdout, for an assistant that starts the server itself; "
+                   "http: the JSON API under /api/v1 and MCP over streamable HTTP at /mcp.")
+@click.option("--host", metavar="HOST", help="With --transport http: the address to listen on "
+                                             "(default: the config's, else 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), help="With --transport http: the port (default 8765).")
+@click.option("--notify", "notify", metavar="NOTIFY_CONFIG", type=click.Path(dir_okay=False),
+              help="Also check every tree's status on a schedule and send what fires (see status --notify).")
+@click.option("--every", metavar="DURATION", help="How often to check with --notify: 90s, 15m, 1h (default 1h).")
+def serve(config: str, transport: str, host: str | None, port: int | None, notify: str | None,
+          every: str | None) -> None:
+    """Serve the trees a config file names, with their data, until stopped.
+
+    \b
+    metrictree serve metrictree.toml                         # MCP over stdio
+    metrictree serve metrictree.toml --transport http --port 8765
+    METRICTREE_TOKEN=secret metrictree serve metrictree.toml --transport http --host 0.0.0.0
+
+    A changed tree file is loaded on the next request; a change that breaks it keeps the last good
+    version in service, with the error shown. See docs/serve.md.
+    """
+    import logging
+
+    from .serving import serve as run
+    from .serving.config import parse_duration
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(config, transport, host, port, notify, parse_duration(every, "--every") if every else None)
+
+
+# --------------------------------------------------------------------------- fmt
+
+
+def _tree_files(paths: Sequence[str]) -> list[Path]:
+    files: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        files.extend(sorted(path.rglob("*.tree")) if path.is_dir() else [path])
+    return files
+
+
+@main.command(short_help="Lay tree files out in the canonical format.")
+@click.argument("paths", metavar="PATH...", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("--check", is_flag=True, help="Change nothing; exit with 1 if any file would be reformatted.")
+@click.option("--diff", is_flag=True, help="Change nothing; print what would change as a unified diff.")
+def fmt(paths: Sequence[str], check: bool, diff: bool) -> None:
+    """Rewrite tree files (and the .tree files in folders) in metrictree's one layout.
+
+    Only whitespace changes, comments are kept, and the formatted file means exactly
+    what the original meant. `-` reads a tree from stdin and writes it to stdout.
+
+    \b
+    metrictree fmt trees/
+    metrictree fmt --check trees/        # in CI: exit 1 if a file is not formatted
+    metrictree fmt --diff shop.tree
+    """
+    import difflib
+
+    from .formatting import format_text
+
+    if list(paths) == ["-"]:
+        _write(None, format_text(sys.stdin.read(), "<stdin>"))
+        return
+    changed = unchanged = 0
+    failed = False
+    for path in _tree_files(paths):
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            _print_diagnostics([error(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}",
+                                      hint="name a UTF-8 .tree file", code="no-file")], spaced=False)
+            failed = True
+            continue
+        try:
+            formatted = format_text(text, str(path))
+        except MetrictreeError as exc:
+            _print_diagnostics(exc.diagnostics, spaced=True)
+            failed = True
+            continue
+        if formatted == text:
+            unchanged += 1
+            continue
+        changed += 1
+        if diff:
+            click.echo("".join(difflib.unified_diff(text.splitlines(True), formatted.splitlines(True),
+                                                    str(path), str(path))), nl=False)
+        if check:
+            click.echo(f"would reformat {path}", err=True)
+        elif not diff:
+            path.write_text(formatted, "utf-8")
+            click.echo(f"reformatted {path}", err=True)
+
+    def files(n: int) -> str:
+        return f"{n} file{'s' if n != 1 else ''}"
+
+    verb = "would be reformatted" if check or diff else "reformatted"
+    summary = [f"{files(changed)} {verb}"] if changed else []
+    summary += [f"{files(unchanged)} left unchanged"] if unchanged else []
+    click.echo(", ".join(summary) or "no tree files", err=True)
+    if failed or (check and changed):
+        click.get_current_context().exit(1)
 
 
 # --------------------------------------------------------------------------- plugins

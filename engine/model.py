@@ -44,6 +44,8 @@ class Source:
         dimensions: columns a result can be sliced by (``by=[...]``).
         entity: the column identifying a customer (or account, user…), for entity functions.
         label, description: for people.
+        time_format: how the time column's text is written (``"%d/%m/%Y %H:%M"``), parsed on read.
+        timezone: the IANA zone (``"Europe/London"``) the times are local to; periods are counted there.
         span: where it was declared.
     """
 
@@ -53,6 +55,8 @@ class Source:
     entity: str | None = None
     label: str | None = None
     description: str | None = None
+    time_format: str | None = None
+    timezone: str | None = None
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
 
 
