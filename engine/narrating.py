@@ -112,6 +112,6 @@ def markdown(explanation: Explanation) -> str:
                          f"{number(cause.current)} | {number(cause.contribution, e.unit, signed=True)} | {share} |")
     if e.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in e.notes]
-    lines += ["", f"Contributions add up to the change exactly (residual {e.residual:.2e}); influence links are "
+    lines += ["", (f"Contributions add up to the change exactly (residual {e.residual:.2e})" if abs(e.residual) <= 1e-9 * max(1.0, abs(e.change)) else f"Contributions leave {number(e.residual, e.unit, signed=True)} of the change unexplained (an input has no value in one of the periods)") + "; influence links are "
                   "shown with their association over the history and are not part of the sum."]
     return "\n".join(lines) + "\n"
