@@ -717,10 +717,10 @@ def _generalise(work: pa.Table, chosen: list[_Candidate], noise: _Noise) -> list
             part = work.filter(rest)
             size = _sum(part["s"])
             if size > 0:
-                departure = (_sum(part["c"]) - _sum(part["b"])) / size - noise.trend
+                deviation = (_sum(part["c"]) - _sum(part["b"])) / size
                 spread = math.sqrt(_sum(part["v"])) / size
                 direction = 1.0 if changes[0] > 0 else -1.0
-                if not departure * direction > bound * spread:
+                if not (deviation - noise.trend) * direction > bound * spread:
                     continue
             whole = work.filter(inside)
             weight = sum(abs(x) for x in changes)
