@@ -24,6 +24,7 @@ import click
 from rich.console import Console
 
 from . import __version__, rendering
+from .escaping import SafeConsole, markdown_text, printable
 from .compiling import check as check_tree, load as load_file
 from .errors import Diagnostic, MetrictreeError, UsageError, did_you_mean, error
 from .evaluating import Evaluation
@@ -35,6 +36,12 @@ EXPLAIN_FORMATS = ("text", "json", "markdown")
 REPORT_FORMATS = (*EXPLAIN_FORMATS, "html")
 
 
+def _include_paths() -> list[str]:
+    """The folders given with ``metrictree --include-path DIR``: includes may read .tree files there too."""
+    ctx = click.get_current_context(silent=True)
+    return list(ctx.find_root().meta.get("metrictree.include_paths", ())) if ctx else []
+
+
 def load(tree_path: str) -> Tree:
     """A tree file, or a tree a plugin ships, by name (``metrictree eval crm_ltv --sample``)."""
     from .pluginmanager import registry
@@ -42,8 +49,8 @@ def load(tree_path: str) -> Tree:
     if not Path(tree_path).exists():
         bundled = registry().trees.get(tree_path) or registry().trees.get(Path(tree_path).stem)
         if bundled is not None and not Path(tree_path).parent.name:
-            return load_file(str(bundled.path))
-    return load_file(tree_path)
+            return load_file(str(bundled.path), include_paths=_include_paths())
+    return load_file(tree_path, include_paths=_include_paths())
 
 
 # --------------------------------------------------------------------------- output
@@ -58,8 +65,8 @@ def _is_terminal(stream: IO[str]) -> bool:
 
 def _console(stream: IO[str]) -> Console:
     """A rich console on ``stream``: coloured on a terminal, plain (whatever FORCE_COLOR says) when piped."""
-    return Console(file=stream, force_terminal=_is_terminal(stream), highlight=False, emoji=False, markup=False,
-                   soft_wrap=False)
+    return SafeConsole(file=stream, force_terminal=_is_terminal(stream), highlight=False, emoji=False, markup=False,
+                       soft_wrap=False)
 
 
 def _print_diagnostics(diagnostics: Iterable[Diagnostic], *, spaced: bool) -> None:
@@ -77,7 +84,7 @@ def _print_diagnostics(diagnostics: Iterable[Diagnostic], *, spaced: bool) -> No
             if spaced:
                 console.print()
         return
-    text = "\n\n".join(d.render() for d in diagnostics)
+    text = printable("\n\n".join(d.render() for d in diagnostics))
     click.echo(text + ("\n" if spaced else ""), err=True)
 
 
@@ -85,11 +92,13 @@ def _note(text: str) -> None:
     if _is_terminal(sys.stderr):
         _console(sys.stderr).print(f"note: {text}", style="dim", soft_wrap=True)
     else:
-        click.echo(f"note: {text}", err=True)
+        click.echo(printable(f"note: {text}"), err=True)
 
 
 def _write(output: str | None, payload: str | bytes) -> None:
-    """Text or bytes to ``output`` (a file) or to stdout."""
+    """Text or bytes to ``output`` (a file) or to stdout (text to a terminal without control characters)."""
+    if isinstance(payload, str) and output is None and _is_terminal(sys.stdout):
+        payload = printable(payload)
     data = payload.encode("utf-8") if isinstance(payload, str) else payload
     if output is None:
         sys.stdout.flush()
@@ -119,7 +128,11 @@ class _Commands(click.Group):
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="metrictree", message="%(prog)s %(version)s")
-def main() -> None:
+@click.option("--include-path", "include_paths", multiple=True, metavar="DIR",
+              type=click.Path(file_okay=False, exists=True),
+              help="A folder `include` may also read .tree files from (besides the tree's own folder). Repeatable.")
+@click.pass_context
+def main(ctx: click.Context, include_paths: Sequence[str]) -> None:
     """metrictree: metric trees as files, evaluated over Arrow data.
 
     \b
@@ -128,6 +141,7 @@ def main() -> None:
       metrictree eval trees/crm_ltv.tree --sample --by region
       metrictree graph trees/crm_ltv.tree > ltv.mmd
     """
+    ctx.meta["metrictree.include_paths"] = tuple(include_paths)
 
 
 # --------------------------------------------------------------------------- check
@@ -142,10 +156,10 @@ def check(trees: Sequence[str]) -> None:
     """
     failed = False
     for path in trees:
-        diagnostics = check_tree(_bundled_path(path))
+        diagnostics = check_tree(_bundled_path(path), include_paths=_include_paths())
         _print_diagnostics(diagnostics, spaced=True)
         failed = failed or any(d.severity == "error" for d in diagnostics)
-        click.echo(rendering.check_summary(path, diagnostics))
+        click.echo(printable(rendering.check_summary(path, diagnostics)))
     if failed:
         click.get_current_context().exit(1)
 
@@ -335,7 +349,7 @@ def _emit(result: Any, fmt: str, output: str | None, view, html) -> None:
     if fmt == "json":
         _write(output, json.dumps(result.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n")
     elif fmt == "markdown":
-        _write(output, result.to_markdown())
+        _write(output, markdown_text(result.to_markdown()))
     elif fmt == "html":
         from . import reporting
 
