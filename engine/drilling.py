@@ -24,7 +24,6 @@ Internal column names start with a control character, so they never clash with a
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -196,20 +195,28 @@ class _Unit:
     exact: bool = True
 
 
-def ratio_parts(metric: Metric, tree: Tree, registry: Registry) -> tuple[str, str] | None:
-    """``(numerator, denominator)`` when a metric is ``a / b`` of two base metrics of one source that add up
-    across segments (sums and counts, or distinct and customer-state counts, which do when each entity falls
-    in one segment: checked on the data by `drill`)."""
+def ratio_parts(metric: Metric, tree: Tree, registry: Registry) -> tuple[tuple[str, int], tuple[str, int]] | None:
+    """``((numerator, offset), (denominator, offset))`` when a metric is ``a / b`` of two base metrics of one
+    source, either possibly time-shifted (``churned / customers[-1]``), that add up across segments: sums and
+    counts, or distinct and customer-state counts, which do when each entity falls in one segment (checked on
+    the data by `drill`)."""
     f = metric.formula
-    if not (metric.kind == "derived" and isinstance(f, s.Binary) and f.op == "/" and isinstance(f.left, s.Name)
-            and isinstance(f.right, s.Name)):
+    if not (metric.kind == "derived" and isinstance(f, s.Binary) and f.op == "/"):
         return None
-    a, b = tree.metrics.get(f.left.name), tree.metrics.get(f.right.name)
-    if a is None or b is None or a.kind != "base" or b.kind != "base" or a.source != b.source:
+    refs = []
+    for side in (f.left, f.right):
+        if isinstance(side, s.Name):
+            refs.append((side.name, 0))
+        elif isinstance(side, s.Shift):
+            refs.append((side.name, side.offset))
+        else:
+            return None
+    parts = [tree.metrics.get(name) for name, _ in refs]
+    if any(m is None or m.kind != "base" for m in parts) or parts[0].source != parts[1].source:
         return None
-    if not all(is_additive(m) or _counts_entities(m, registry) for m in (a, b)):
+    if not all(is_additive(m) or _counts_entities(m, registry) for m in parts):
         return None
-    return a.name, b.name
+    return refs[0], refs[1]
 
 
 def is_additive(metric: Metric) -> bool:
@@ -239,17 +246,18 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
                   and (parts := ratio_parts(tree.metrics[name], tree, registry))}
     # Shown under their driver: every base metric that carries weight anywhere.
     shown = [name for name, c in builder.base_contributions.items() if abs(c) >= WEIGHT_SHARE * total]
-    needed = list(dict.fromkeys([*shown, *(p for parts in candidates.values() for p in parts)]))
+    needed = list(dict.fromkeys([*((name, 0) for name in shown), *(p for parts in candidates.values() for p in parts)]))
 
     baseline_start = spans[0][0]
-    lo = max(first_period, min(baseline_start - HISTORY_PERIODS, min(a for a, _ in spans)))
+    # The data's first period is left out of the history: what looks back (churned customers) has no past there.
+    lo = min(max(first_period + 1, baseline_start - HISTORY_PERIODS), min(a for a, _ in spans))
     hi = max(b for _, b in spans)
     history_periods = [p for p in range(lo, min(a for a, _ in spans)) if not any(a <= p <= b for a, b in spans)]
 
-    by_source: dict[str, list[str]] = {}
-    for name in needed:
-        by_source.setdefault(tree.metrics[name].source, []).append(name)
-    leaves_of: dict[str, tuple[pa.Table, list[str], bool]] = {}
+    by_source: dict[str, list[tuple[str, int]]] = {}
+    for ref in needed:
+        by_source.setdefault(tree.metrics[ref[0]].source, []).append(ref)
+    leaves_of: dict[tuple[str, int], tuple[pa.Table, list[str], bool]] = {}
     partial: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
     for source_name, names in by_source.items():
         source = tree.sources[source_name]
@@ -257,7 +265,7 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
         missing = [d for d in by if d not in source.dimensions]
         if missing and not every_dimension:
             notes.append(f"source '{source_name}' has no dimension {', '.join(missing)}: "
-                         f"{', '.join(names)} drilled by {', '.join(dims) or 'nothing'}")
+                         f"{', '.join(dict.fromkeys(n for n, _ in names))} drilled by {', '.join(dims) or 'nothing'}")
         if not dims:
             continue
         leaves_of.update(_source_leaves(tree, data, builder, names, dims, spans, history_periods, lo, hi, grain,
@@ -286,14 +294,14 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
 
     segments: dict[str, tuple[Segment, ...]] = {}
     for name in shown:
-        if name in leaves_of:
-            leaves, dims, _ = leaves_of[name]
+        if (name, 0) in leaves_of:
+            leaves, dims, _ = leaves_of[name, 0]
             segments[name] = tuple(_segments(leaves, dims))
     units: list[_Unit] = []
     for name in sums:
-        if name not in leaves_of:
+        if (name, 0) not in leaves_of:
             continue
-        leaves, dims, exact = leaves_of[name]
+        leaves, dims, exact = leaves_of[name, 0]
         delta = _sum(leaves, _C) - _sum(leaves, _B)
         if delta:
             metric = tree.metrics[name]
@@ -314,53 +322,63 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
 # --------------------------------------------------------------------------- leaves from the data
 
 
-def _source_leaves(tree, data, builder, names, dims, spans, history_periods, lo, hi, grain, params, registry,
-                   notes, partial) -> dict[str, tuple[pa.Table, list[str], bool]]:
-    """Each metric's leaves by ``dims`` (or by the dimensions where it adds up), and whether they are exact."""
+def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spans, history_periods, lo, hi, grain,
+                   params, registry, notes, partial) -> dict[tuple[str, int], tuple[pa.Table, list[str], bool]]:
+    """Each wanted ``(metric, offset)``'s leaves by ``dims`` (or by the dimensions where it adds up), and whether
+    they are exact; an offset reads the periods that many earlier (``customers[-1]``)."""
+    names = list(dict.fromkeys(name for name, _ in wanted))
     sliceable, shared_registry, twin_of = _fractional(tree, names, registry)
+    start = lo + min(0, *(offset for _, offset in wanted))
 
     def sliced(by_dims: list[str], columns: list[str]) -> pa.Table:
         return evaluate(sliceable, data, grain=grain, by=by_dims, metrics=columns, params=params,
-                        start=periods.label(lo, grain), end=periods.label(hi, grain), registry=shared_registry).table
+                        start=periods.label(start, grain), end=periods.label(hi, grain),
+                        registry=shared_registry).table
 
     table = sliced(dims, [*names, *twin_of.values()])
-    out: dict[str, tuple[pa.Table, list[str], bool]] = {}
+    out: dict[tuple[str, int], tuple[pa.Table, list[str], bool]] = {}
     per_dimension: dict[str, pa.Table] = {}
-    for name in names:
+    counting = [n for n in names if _counts_entities(tree.metrics[n], registry)]
+    for name, offset in wanted:
         metric = tree.metrics[name]
-        leaves = _leaf_table(table, dims, name, spans, history_periods, grain)
+        at = [(a + offset, b + offset) for a, b in spans]
+        before = [p + offset for p in history_periods]
+        leaves = _leaf_table(table, dims, name, at, before, grain)
         if is_additive(metric):
-            out[name] = (leaves, dims, True)
+            out[name, offset] = (leaves, dims, True)
             continue
         if _counts_entities(metric, registry):
-            totals = builder.pair(name)
+            totals = builder.pair(name if not offset else builder.world.prepared.shifts[name, offset])
             if _adds_up(leaves, totals):
-                out[name] = (leaves, dims, True)
+                out[name, offset] = (leaves, dims, True)
                 continue
             exact_dims = []
             for dim in dims:
                 if dim not in per_dimension:
-                    per_dimension[dim] = sliced([dim], [n for n in names if _counts_entities(tree.metrics[n],
-                                                                                              registry)])
-                if _adds_up(_leaf_table(per_dimension[dim], [dim], name, spans, [], grain), totals):
+                    per_dimension[dim] = sliced([dim], counting)
+                if _adds_up(_leaf_table(per_dimension[dim], [dim], name, at, [], grain), totals):
                     exact_dims.append(dim)
             if exact_dims:
                 sub = per_dimension[exact_dims[0]] if len(exact_dims) == 1 else sliced(exact_dims, [name])
-                out[name] = (_leaf_table(sub, exact_dims, name, spans, history_periods, grain), exact_dims, True)
+                out[name, offset] = (_leaf_table(sub, exact_dims, name, at, before, grain), exact_dims, True)
                 if len(exact_dims) < len(dims):
                     others = tuple(d for d in dims if d not in exact_dims)
-                    partial.setdefault((tuple(exact_dims), others), []).append(metric.title)
+                    titles = partial.setdefault((tuple(exact_dims), others), [])
+                    if metric.title not in titles:
+                        titles.append(metric.title)
                 continue
         if name in twin_of:
-            notes.append(f"{metric.title} counts distinct values, which here fall in several segments at once: each "
-                         "is shared equally among the segments it appears in within a period, so the segments "
-                         "add up to the total")
-            out[name] = (_leaf_table(table, dims, twin_of[name], spans, history_periods, grain), dims, False)
+            note = (f"{metric.title} counts distinct values, which here fall in several segments at once: each "
+                    "is shared equally among the segments it appears in within a period, so the segments add up to "
+                    "the total")
+            out[name, offset] = (_leaf_table(table, dims, twin_of[name], at, before, grain), dims, False)
         else:
-            notes.append(f"{metric.title} = {metric.formula.to_source()} is computed segment by segment and does not "
-                         "add up across them exactly (one counted in two segments counts in both): its segments' "
-                         "shares of the change are approximate")
-            out[name] = (leaves, dims, False)
+            note = (f"{metric.title} = {metric.formula.to_source()} is computed segment by segment and does not add "
+                    "up across them exactly (one counted in two segments counts in both): its segments' shares of "
+                    "the change are approximate")
+            out[name, offset] = (leaves, dims, False)
+        if note not in notes:
+            notes.append(note)
     return out
 
 
@@ -550,47 +568,22 @@ class _Found:
     mix: tuple[dict, ...] = ()
 
 
-def _accepts(function, name: str) -> bool:
-    try:
-        return name in inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _localise(unit: _Unit) -> _Found:
-    """The segments that stand out in one unit (`localising.localise` / `localise_ratio`)."""
-    from . import localising
+    """The segments that stand out in one unit (`localising.localise` / `localising_ratio.localise_ratio`),
+    each leaf's own history widening its noise."""
+    from .localising import localise
+    from .localising_ratio import localise_ratio
 
     dims = list(unit.dims)
     leaves = unit.leaves
-    limit = max(1, leaves.num_rows)
-    if unit.ratio and hasattr(localising, "localise_ratio"):
+    if unit.ratio:
         history = [(leaves.column(_h(i, "n")), leaves.column(_h(i, "d"))) for i in range(unit.history)]
-        found = localising.localise_ratio(leaves, dims, numerator=(_NB, _NC), denominator=(_DB, _DC),
-                                          history=history or None)
-    elif unit.ratio:
-        # Without a ratio localiser: each leaf's rate effect w̄ₛ·(rₛ₁ − rₛ₀) as the move w̄ₛ·rₛ₀ → w̄ₛ·rₛ₁,
-        # so that the elements found are those whose leaves' ratio moved in one proportion.
-        n0, n1, d0, d1 = (leaves.column(c) for c in (_NB, _NC, _DB, _DC))
-        both = pc.and_(pc.greater(d0, 0), pc.greater(d1, 0))
-        keep = leaves.filter(both)
-        n0, n1, d0, d1 = (pc.filter(c, both) for c in (n0, n1, d0, d1))
-        total0, total1 = _sum(leaves, _DB), _sum(leaves, _DC)
-        if not total0 or not total1 or keep.num_rows == 0:
-            return _Found((), True, None)
-        weight = pc.divide(pc.add(pc.divide(d0, total0), pc.divide(d1, total1)), 2.0)
-        rated = pa.table({**{d: keep.column(d) for d in dims}, _B: pc.multiply(weight, pc.divide(n0, d0)),
-                          _C: pc.multiply(weight, pc.divide(n1, d1))})
-        found = localising.localise(rated, dims, baseline=_B, current=_C, max_elements=limit)
+        found = localise_ratio(leaves, dims, numerator=(_NB, _NC), denominator=(_DB, _DC), history=history or None)
     else:
-        kwargs: dict[str, Any] = {}
-        if unit.history and _accepts(localising.localise, "history"):
-            kwargs["history"] = [leaves.column(_h(i)) for i in range(unit.history)]
-        found = localising.localise(leaves.select([*dims, _B, _C]), dims, baseline=_B, current=_C,
-                                    max_elements=limit, **kwargs)
-    wheres = tuple(dict(element.where) for element in found)
-    mix = tuple(dict(getattr(m, "where", m)) for m in getattr(found, "mix", ()) or ())
-    return _Found(wheres, bool(getattr(found, "spread", not wheres)), getattr(found, "reason", None), mix)
+        history = [leaves.column(_h(i)) for i in range(unit.history)]
+        found = localise(leaves, dims, baseline=_B, current=_C, history=history or None)
+    return _Found(tuple(dict(e.where) for e in found.elements), found.spread, found.reason,
+                  tuple(dict(m.where) for m in found.mix))
 
 
 # --------------------------------------------------------------------------- one ranked list
@@ -682,14 +675,12 @@ def _reason(units: list[_Unit], found, causes: list[RootCause], root_change: flo
     if not units:
         return (f"no metric carrying at least {WEIGHT_SHARE:.0%} of the {direction} can be split by the "
                 "dimensions asked for")
-    told = next((f.reason for _, f in found if f.reason), None)
-    if told:
-        return told
     dims = list(dict.fromkeys(d for unit in units for d in unit.dims))
     if causes:
         return (f"no segment carries {WEIGHT_SHARE:.0%} of the {direction} on its own: it is spread across "
                 f"{_plural(dims)}")
-    return f"the {direction} is spread across {_plural(dims)}: no segment stands out from its own variation"
+    told = next((f.reason for _, f in found if f.reason), None) or "no segment stands out from its own variation"
+    return f"the {direction} is spread across {_plural(dims)}: {told}"
 
 
 def _plural(dims: Sequence[str]) -> str:
