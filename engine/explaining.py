@@ -207,10 +207,10 @@ class Explanation:
 
         return sentences(self)
 
-    def to_markdown(self) -> str:
+    def to_markdown(self, verbose: bool = False) -> str:
         from .narrating import markdown
 
-        return markdown(self)
+        return markdown(self, verbose)
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
@@ -229,12 +229,12 @@ def _span(text: str, grain: str) -> tuple[int, int]:
     for sep in ("..", ":"):
         if sep in str(text):
             start, end = (part.strip() for part in str(text).split(sep, 1))
-            first, last = periods.parse(start, grain), periods.parse(end, grain, end=True)
+            first, last = periods.parse_at(start, grain), periods.parse_at(end, grain, end=True)
             if first > last:
                 raise UsageError(error(f"the range {text} ends before it starts", hint="write it as START..END",
                                        code="period"))
             return first, last
-    return periods.parse(text, grain), periods.parse(text, grain, end=True)
+    return periods.parse_at(text, grain), periods.parse_at(text, grain, end=True)
 
 
 def _describe(span: tuple[int, int], grain: str) -> str:
@@ -287,8 +287,11 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
         baseline_span = (current_span[0] - size, current_span[0] - 1)
     for name, span_ in (("baseline", baseline_span), ("current", current_span)):
         if span_[1] < data_first or span_[0] > data_last:
+            # Only part of the data was read: say what the whole of it covers.
+            whole = history(prepared, data, grain, values_of_params, None, registry, None).covered or covered
             raise DataError(error(f"the {name} period {_describe(span_, grain)} has no data",
-                                  hint=f"the data covers {covered[0]} to {covered[1]}", code="period"))
+                                  hint=f"the data covers {whole[0]} to {whole[1]} (at grain {grain})",
+                                  code="period"))
 
     spans = [baseline_span, current_span]
     world = states(prepared, table, spans, first, values_of_params, registry)
@@ -377,7 +380,9 @@ class _Builder:
             for ref, part in split.contributions.items():
                 if ref in inverse_shift:
                     source, offset = inverse_shift[ref]
-                    drivers.append(self.leaf_driver(ref, f"{source}[{offset}]", part, "shift"))
+                    drivers.append(self.leaf_driver(ref, f"{source}[{offset}]", part, "shift",
+                                                    _shifted_label(self.tree.metrics[source], offset),
+                                                    self.tree.metrics[source].unit))
                 elif ref in inverse_call:
                     drivers.append(self.leaf_driver(ref, self.world.prepared.hidden[ref].formula.to_source(), part, "shift"))
                 else:
@@ -390,11 +395,12 @@ class _Builder:
                 drivers.append(self.influence(name, child, path | {name}))
         return tuple(drivers), method
 
-    def leaf_driver(self, ref: str, text: str, contribution: float, kind: str) -> Driver:
+    def leaf_driver(self, ref: str, text: str, contribution: float, kind: str, label: str | None = None,
+                    unit: str | None = None) -> Driver:
         b, c = self.pair(ref)
         self.leaf_contributions[text] = self.leaf_contributions.get(text, 0.0) + contribution
-        return Driver(text, text, kind, b, c, None if b is None or c is None else c - b, contribution,
-                      self.share(contribution), "leaf")
+        return Driver(text, label or text, kind, b, c, None if b is None or c is None else c - b, contribution,
+                      self.share(contribution), "leaf", unit=unit)
 
     def driver(self, name: str, contribution: float, path: set[str]) -> Driver:
         metric = self.tree.metrics[name]
@@ -417,6 +423,15 @@ class _Builder:
         return Driver(name, metric.title, "influence", b, c, None if b is None or c is None else c - b, None, None,
                       "influence", children, association=association, unit=metric.unit,
                       direction=metric.direction)
+
+
+def _shifted_label(metric, offset: int) -> str:
+    """``customers[-1]`` for people: "Paying customers, previous period"."""
+    if offset == -1:
+        return f"{metric.title}, previous period"
+    if offset < 0:
+        return f"{metric.title}, {-offset} periods earlier"
+    return f"{metric.title}, {offset} periods later"
 
 
 def _association(table: pa.Table, parent: str, child: str) -> Association:

@@ -1383,19 +1383,20 @@ def tree_markdown(tree: Tree) -> str:
 
 def report(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | None = None,
            current: str | None = None, by: Sequence[str] | str | None = None,
-           params: Mapping[str, Any] | None = None, top: int = 5, engine: str = "auto") -> str:
+           params: Mapping[str, Any] | None = None, top: int | None = None, engine: str = "auto",
+           grain: str | None = None) -> str:
     """Explain ``metric`` between two periods, take the KPI status at the current one and the history up to it,
-    and return the report (`report_html`)."""
-    explanation = tree.explain(data, metric, baseline, current, by=by, params=params, top=top)
+    and return the report (`report_html`); ``grain`` overrides the tree's."""
+    explanation = tree.explain(data, metric, baseline, current, by=by, params=params, top=top, grain=grain)
     last = explanation.current.period.partition("..")[2] or explanation.current.period
     missing = [name for name in tree.sources if name not in data]
     readable = [name for name, m in tree.metrics.items() if m.kind != "group" and not any(
         tree.metrics[r].source in missing for r in tree.requirements([name]) if tree.metrics[r].kind == "base")]
-    history = tree.evaluation(data, params=params, end=last, metrics=readable) if readable else None
+    history = tree.evaluation(data, grain=grain, params=params, end=last, metrics=readable) if readable else None
     status, notes = None, []
     if tree.targets or tree.alerts:
         try:
-            status = tree.status(data, at=last, params=params)
+            status = tree.status(data, at=last, params=params, grain=grain)
         except MetrictreeError as exc:
             if not missing:
                 raise
