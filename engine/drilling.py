@@ -15,9 +15,9 @@ carries. This module takes those that carry weight into the data, by the ``by`` 
 3. **one list**: every segment found in any unit is valued in *every* unit that can see it — the sum
    units' change in the segment times the unit's scale (its contribution to the root per unit of its
    change), the ratio units' rate effect ``w̄ · (r₁ − r₀)`` times theirs — and the parts added up: the net
-   effect of the segment on the root. Entries are ranked by it; one nested in a larger entry goes; those
-   carrying less than `WEIGHT_SHARE` of the root's change are left out. When nothing is left, the reason
-   is said in one sentence.
+   effect of the segment on the root. Entries are ranked by it, and one nested in a larger entry goes. How
+   many there are follows the localisation's significance test, not a fixed number. When there are none,
+   the reason is said in one sentence.
 
 Internal column names start with a control character, so they never clash with a dimension's name.
 """
@@ -651,12 +651,10 @@ def _rank(units: list[_Unit], root_change: float, top: int | None) -> tuple[list
         causes.append(RootCause(lead.metric, where, net, net / root_change if root_change else None, lead.baseline,
                                 lead.current, lead.change, tuple(parts)))
     causes.sort(key=lambda c: -abs(c.contribution))
-    material = abs(root_change) * WEIGHT_SHARE
     kept: list[RootCause] = []
     for cause in causes:
-        if abs(cause.contribution) < material or any(_nested(cause.where, k.where) for k in kept):
-            continue
-        kept.append(cause)
+        if not any(_nested(cause.where, k.where) for k in kept):
+            kept.append(cause)
     if top is not None:
         kept = kept[:top]
     mix = []
@@ -665,20 +663,17 @@ def _rank(units: list[_Unit], root_change: float, top: int | None) -> tuple[list
             mix.extend(seg for where in f.mix if (seg := _mix_part(unit, where)) is not None)
     reason = None
     if not kept:
-        reason = _reason(units, found, causes, root_change)
+        reason = _reason(units, found, root_change)
     return kept, reason, mix
 
 
-def _reason(units: list[_Unit], found, causes: list[RootCause], root_change: float) -> str:
+def _reason(units: list[_Unit], found, root_change: float) -> str:
     """Why no segment is named, in one sentence."""
     direction = "rise" if root_change > 0 else "fall" if root_change < 0 else "change"
     if not units:
         return (f"no metric carrying at least {WEIGHT_SHARE:.0%} of the {direction} can be split by the "
                 "dimensions asked for")
     dims = list(dict.fromkeys(d for unit in units for d in unit.dims))
-    if causes:
-        return (f"no segment carries {WEIGHT_SHARE:.0%} of the {direction} on its own: it is spread across "
-                f"{_plural(dims)}")
     told = next((f.reason for _, f in found if f.reason), None) or "no segment stands out from its own variation"
     return f"the {direction} is spread across {_plural(dims)}: {told}"
 
