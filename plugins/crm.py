@@ -18,6 +18,8 @@ each counts customers per period and slice, after the metric's ``where`` filter:
                                            counting the first period as 1
 =========================================  ==================================================================
 
+Rows whose entity is null (guest checkouts) belong to no customer and are not counted;
+the evaluation says how many there were (``Evaluation.skipped``, a note on the command line).
 States are taken within each slice: with ``by=["channel"]`` a customer who bought on
 the app last month and only on the web this month has churned from the app slice.
 Survey functions: ``nps(score)`` = % promoters (9–10) − % detractors (0–6) on a 0–10
