@@ -43,7 +43,8 @@ from . import periods
 from . import syntax as s
 from .errors import DataError, error
 from .formulas import Scope, as_array, evaluate
-from .functions import ROWS, Aggregate, AggregateContext, Partial, Presence, Registry
+from .functions import ROWS, Aggregate, AggregateContext, Partial, Registry
+from .presence import Presence
 from .model import Metric, Source, Tree
 from .reading import Need
 

@@ -19,14 +19,16 @@ import datetime as dt
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from .errors import DataError, Span, did_you_mean, error
 from .model import Source
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".txt": "csv",
             ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc"}
@@ -65,6 +67,8 @@ def _format_of(path: Path) -> str:
 
 
 def _dataset(path: Path, dictionary_columns: list[str]) -> ds.Dataset:
+    import pyarrow.dataset as ds  # imported when a file is read (it takes a while, and imports pandas)
+
     fmt = _format_of(path)
     if fmt == "parquet":
         file_format = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dictionary_columns))
@@ -95,7 +99,7 @@ def _dataset(path: Path, dictionary_columns: list[str]) -> ds.Dataset:
 
 def as_arrow(value: Any, source: Source, dictionary_columns: list[str]) -> pa.Table | ds.Dataset:
     """Anything a source can be bound to, as an Arrow table or dataset (not read yet when a dataset)."""
-    if isinstance(value, pa.Table | ds.Dataset):
+    if isinstance(value, pa.Table) or _is_dataset(value):
         return value
     if isinstance(value, pa.RecordBatch):
         return pa.Table.from_batches([value])
@@ -112,6 +116,14 @@ def as_arrow(value: Any, source: Source, dictionary_columns: list[str]) -> pa.Ta
     raise DataError(error(f"cannot read the data for source '{source.name}' from a {type(value).__name__}",
                           source.span, "pass a pyarrow Table or Dataset, a file path, or an object with "
                                        "__arrow_c_stream__ (polars, pandas, DuckDB)", "no-data"))
+
+
+def _is_dataset(value: Any) -> bool:
+    """Whether ``value`` is a ``pyarrow.dataset.Dataset`` (only possible once its module is imported)."""
+    import sys
+
+    module = sys.modules.get("pyarrow.dataset")
+    return module is not None and isinstance(value, module.Dataset)
 
 
 def _time_scalar(day: dt.date, type_: pa.DataType) -> pa.Scalar:
@@ -223,13 +235,17 @@ def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions:
         arrow = parse_time(arrow, source)
         time_type = arrow.schema.field(source.time).type
     condition = None
+    if since is not None or until is not None:
+        import pyarrow.compute as pc
+
+        time = pc.field(source.time)
     if since is not None:
-        condition = ds.field(source.time) >= _time_scalar(since, time_type)
+        condition = time >= _time_scalar(since, time_type)
     if until is not None:
-        upper = ds.field(source.time) < _time_scalar(until, time_type)
+        upper = time < _time_scalar(until, time_type)
         condition = upper if condition is None else condition & upper
     columns = list(dict.fromkeys(n.column for n in needs))
-    if isinstance(arrow, ds.Dataset):
+    if _is_dataset(arrow):
         table = _read(arrow, source, columns, condition)
     else:
         table = arrow.select(columns)

@@ -29,13 +29,18 @@ at or above ``positive_from``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from metrictree import periods
-from metrictree.functions import Aggregate, AggregateContext, Computed, Library, Partial, Presence, TreeFile
+from metrictree import lazy
+from metrictree.functions import Aggregate, AggregateContext, Computed, Library, Partial, TreeFile
 from metrictree.hookspecs import hookimpl
+
+# Arrow is imported when a function first runs, not when the plugin is loaded (`metrictree check`).
+pa = lazy.module("pyarrow")
+pc = lazy.module("pyarrow.compute")
+
+if TYPE_CHECKING:
+    from metrictree.presence import Presence
 
 # --------------------------------------------------------------------------- customer states
 #
@@ -150,6 +155,8 @@ def _window_reach(ctx: AggregateContext, values: dict):
     days = int(values["window"])
     if days <= 0:
         return None
+    from metrictree import periods
+
     times = ctx.time
     if not pa.types.is_timestamp(times.type):
         times = pc.cast(pc.cast(times, pa.date32()), pa.timestamp("s"))
