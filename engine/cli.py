@@ -19,7 +19,7 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -28,8 +28,10 @@ from . import __version__, rendering
 from .escaping import SafeConsole, markdown_text, printable
 from .compiling import check as check_tree, load as load_file
 from .errors import Diagnostic, MetrictreeError, UsageError, did_you_mean, error
-from .evaluating import Evaluation
 from .model import GRAINS, Tree
+
+if TYPE_CHECKING:
+    from .evaluating import Evaluation
 
 FORMATS = ("table", "json", "csv")
 GRAPH_FORMATS = ("mermaid", "dot", "svg", "png")
@@ -269,7 +271,7 @@ def eval_(tree_path: str, data: dict[str, str], sample: bool, grain: str | None,
         _write(output, rendering.evaluation_csv(evaluation.table))
     else:
         _print_tables(evaluation, tree, output)
-    for reason in evaluation.nulls:
+    for reason in (*evaluation.nulls, *evaluation.skipped):
         _note(str(reason))
 
 
