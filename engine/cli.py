@@ -552,6 +552,24 @@ def fmt(paths: Sequence[str], check: bool, diff: bool) -> None:
         click.get_current_context().exit(1)
 
 
+# --------------------------------------------------------------------------- lsp
+
+
+@main.command(short_help="Run the language server (for editors), on stdio.")
+def lsp() -> None:
+    """Run the metrictree language server on stdin/stdout, for VS Code, Neovim and other editors:
+    diagnostics as `check` prints them, hover, go to definition, completion and formatting.
+
+    Needs the `lsp` extra: pip install "metrictree[lsp]". See docs/authoring.md.
+    """
+    try:
+        from .languageserver import serve
+    except ImportError as exc:
+        raise UsageError(error(f"the language server needs pygls ({exc.name} is not installed)",
+                               hint='pip install "metrictree[lsp]"', code="missing-extra")) from None
+    serve()
+
+
 # --------------------------------------------------------------------------- plugins
 
 
