@@ -14,7 +14,7 @@ file at once (`CompileError` carries a list of diagnostics). The passes, in orde
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import attrs
@@ -24,6 +24,7 @@ from . import binding
 from . import syntax as s
 from .errors import CompileError, Diagnostic, Span, did_you_mean, error, warning
 from .functions import Aggregate, Registry, Scalar
+from .includes import MAX_INCLUDE_DEPTH, read_tree_file, resolve_include
 from .model import DIRECTIONS, GRAINS, LEVELS, SEVERITIES, Alert, Link, Metric, Param, Source, Target, Tree
 from .parsing import parse
 from .pluginmanager import registry as default_registry
@@ -33,36 +34,30 @@ CURRENCY = "currency"
 _BOOLEAN_WORDS = {"yes": True, "true": True, "no": False, "false": False}
 
 
-def load(path: str | os.PathLike, registry: Registry | None = None) -> Tree:
-    """Read, parse and compile a tree file. Raises `TreeSyntaxError` or `CompileError`."""
+def load(path: str | os.PathLike, registry: Registry | None = None,
+         include_paths: Sequence[str | os.PathLike] = ()) -> Tree:
+    """Read, parse and compile a tree file. Raises `TreeSyntaxError` or `CompileError`.
+
+    ``include`` reaches the tree's folder and the ``include_paths`` only (see `metrictree.includes`).
+    """
     path = Path(path)
-    try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        raise CompileError(error(f"no tree file at {path}", hint="check the path", code="no-file")) from None
-    except IsADirectoryError:
-        raise CompileError(error(f"{path} is a folder, not a tree file", hint="name a .tree file",
-                                 code="no-file")) from None
-    except OSError as exc:
-        raise CompileError(error(f"cannot read {path}: {exc.strerror}", hint="check the file's permissions",
-                                 code="no-file")) from None
-    except UnicodeDecodeError as exc:
-        raise CompileError(error(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})",
-                                 hint="save the tree file as UTF-8", code="encoding")) from None
-    return compile_module(parse(text, str(path)), registry, file=str(path))
+    text = read_tree_file(path)
+    return compile_module(parse(text, str(path)), registry, file=str(path), include_paths=include_paths)
 
 
-def loads(text: str, name: str = "<string>", registry: Registry | None = None) -> Tree:
+def loads(text: str, name: str = "<string>", registry: Registry | None = None,
+          include_paths: Sequence[str | os.PathLike] = ()) -> Tree:
     """Parse and compile tree-file text (``include`` paths are relative to the working directory)."""
-    return compile_module(parse(text, name), registry, file=None)
+    return compile_module(parse(text, name), registry, file=None, include_paths=include_paths)
 
 
-def check(path: str | os.PathLike, registry: Registry | None = None) -> list[Diagnostic]:
+def check(path: str | os.PathLike, registry: Registry | None = None,
+          include_paths: Sequence[str | os.PathLike] = ()) -> list[Diagnostic]:
     """Every problem in a tree file, errors and warnings, without raising for errors."""
     from .errors import MetrictreeError
 
     try:
-        return list(load(path, registry).warnings)
+        return list(load(path, registry, include_paths).warnings)
     except MetrictreeError as exc:
         return list(exc.diagnostics)
 
@@ -87,7 +82,8 @@ class _Imports:
     statement_of: dict[str, s.ImportStmt] = attrs.field(factory=dict)
 
 
-def _gather(module: s.Module, registry: Registry, problems: list[Diagnostic], imports: _Imports) -> list[_Item]:
+def _gather(module: s.Module, registry: Registry, problems: list[Diagnostic], imports: _Imports,
+            folders: Sequence[Path] = ()) -> list[_Item]:
     """Every statement of the file, its includes and its imported libraries (bound to the tree's data)."""
     items: list[_Item] = []
     seen_files: set[str] = set()
@@ -118,8 +114,18 @@ def _gather(module: s.Module, registry: Registry, problems: list[Diagnostic], im
                 items.append(_Item(statement, library, included))
 
     def include(statement: s.IncludeStmt, mod: s.Module, library: str | None, chain: tuple[str, ...]) -> None:
-        base = Path(mod.source.name).parent if mod.source and not mod.source.name.startswith("<") else Path.cwd()
-        path = (base / statement.path).resolve()
+        named = mod.source and not mod.source.name.startswith("<")
+        base = Path(mod.source.name).resolve().parent if named else Path.cwd().resolve()
+        if len(chain) > MAX_INCLUDE_DEPTH:
+            problems.append(error(f"includes nest more than {MAX_INCLUDE_DEPTH} files deep", statement.span,
+                                  "include the shared files from the top tree instead of from each other",
+                                  "include"))
+            return
+        try:
+            path = resolve_include(statement.path, base, folders, statement.span)
+        except CompileError as exc:
+            problems.extend(exc.diagnostics)
+            return
         if str(path) in chain:
             cycle = " → ".join(Path(p).name for p in (*chain[chain.index(str(path)):], str(path)))
             problems.append(error(f"include cycle: {cycle}", statement.span,
@@ -129,10 +135,9 @@ def _gather(module: s.Module, registry: Registry, problems: list[Diagnostic], im
             return
         seen_files.add(str(path))
         try:
-            text = path.read_text("utf-8")
-        except OSError:
-            problems.append(error(f"cannot include '{statement.path}': no file at {path}", statement.span,
-                                  "include paths are relative to the file that includes them", "include"))
+            text = read_tree_file(path, statement.span, "included file")
+        except CompileError as exc:
+            problems.extend(exc.diagnostics)
             return
         visit(parse(text, str(path)), library, (*chain, str(path)), included=True)
 
@@ -155,6 +160,8 @@ def _gather(module: s.Module, registry: Registry, problems: list[Diagnostic], im
         return parse(library.text, f"<library {name}>")
 
     root = str(Path(module.source.name).resolve()) if module.source and not module.source.name.startswith("<") else ""
+    # Includes reach the tree's folder (the working directory for text) and the explicit include paths.
+    folders = [Path(root).parent if root else Path.cwd().resolve(), *folders]
     if root:
         seen_files.add(root)
     visit(module, None, (root,) if root else ())
@@ -891,12 +898,14 @@ def _alerts(decl: _Declarations, metrics: dict[str, Metric], dims: set[str], res
 # --------------------------------------------------------------------------- the pipeline
 
 
-def compile_module(module: s.Module, registry: Registry | None = None, file: str | None = None) -> Tree:
+def compile_module(module: s.Module, registry: Registry | None = None, file: str | None = None,
+                   include_paths: Sequence[str | os.PathLike] = ()) -> Tree:
     """Run every pass over a parsed module; raise `CompileError` listing every error found."""
     registry = registry or default_registry()
     problems: list[Diagnostic] = []
     imports = _Imports()
-    items = _gather(module, registry, problems, imports)
+    folders = [Path(p).expanduser().resolve() for p in include_paths]
+    items = _gather(module, registry, problems, imports, folders)
     decl = _declare(items, problems)
     for statement in imports.bound:
         binding.check_sources(statement, decl.sources, problems)
