@@ -399,3 +399,61 @@ def test_the_libraries_name_no_currency_of_their_own():
         text = registry().libraries[name].text
         assert "RUB" not in text
         assert ("unit currency" in text) == (name != "email")
+
+
+# --------------------------------------------------------------------------- check --data
+
+
+def cli(*args: str):
+    from click.testing import CliRunner
+
+    from metrictree.cli import main
+
+    try:
+        runner = CliRunner(mix_stderr=False)
+    except TypeError:
+        runner = CliRunner()
+    return runner.invoke(main, list(args), catch_exceptions=False)
+
+
+PLAIN = '''
+source orders { time InvoiceDate format "%d/%m/%Y %H:%M" entity CustomerID dimensions Country }
+import crm (aov)
+'''
+
+
+def test_check_with_data_catches_a_library_column_the_data_lacks(tmp_path):
+    # `import crm` without a binding compiles (the columns could be there), but not on this data.
+    path = tmp_path / "retail.tree"
+    path.write_text(PLAIN)
+    assert cli("check", str(path)).exit_code == 0
+    result = cli("check", str(path), "--data", f"orders={DATA / 'retail.csv'}")
+    assert result.exit_code == 1
+    assert "retail.tree: 2 errors" in result.stdout
+    assert "source 'orders' has no column 'amount' (read by metric 'revenue')" in result.stderr
+    assert ("crm reads orders.amount under its own name: bind it to a column of yours in the import, e.g. "
+            "import crm (…) with orders { amount = orders.<column>, … }") in result.stderr
+    assert "no column 'status'" in result.stderr
+
+
+def test_check_with_data_passes_a_bound_tree_and_reads_no_rows(tmp_path):
+    from metrictree.datacheck import check_data
+
+    path = tmp_path / "retail.tree"
+    path.write_text(RETAIL)
+    result = cli("check", str(path), "--data", f"invoices={DATA / 'retail.csv'}")
+    assert result.exit_code == 0, result.stderr
+    # A binding naming a column the file does not have is found from the schema.
+    tree = metrictree.loads(RETAIL.replace("invoices.UnitPrice\n", "invoices.Price\n"), "retail.tree")
+    (problem,) = check_data(tree, {"invoices": DATA / "retail.csv"})
+    assert problem.message == "source 'invoices' has no column 'Price' (read by metric 'revenue')"
+    assert problem.span.file == "retail.tree" and problem.span.line == 14
+    assert problem.hint.startswith("did you mean 'UnitPrice'?")
+
+
+def test_check_with_data_wants_a_format_for_text_times():
+    tree = metrictree.loads(RETAIL.replace(' format "%d/%m/%Y %H:%M" timezone "Europe/London"', ""), "retail.tree")
+    from metrictree.datacheck import check_data
+
+    (problem,) = check_data(tree, {"invoices": DATA / "retail.csv"})
+    assert problem.code == "time-type" and 'format "%d/%m/%Y %H:%M"' in problem.hint
