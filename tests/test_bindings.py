@@ -457,3 +457,35 @@ def test_check_with_data_wants_a_format_for_text_times():
 
     (problem,) = check_data(tree, {"invoices": DATA / "retail.csv"})
     assert problem.code == "time-type" and 'format "%d/%m/%Y %H:%M"' in problem.hint
+
+
+# --------------------------------------------------------------------------- a larger generated log
+
+
+def test_crm_on_a_generated_retail_csv_equals_duckdb(tmp_path):
+    """The lead's invoice-log generator, exported as the UCI file is (UK dates as text), read through a binding."""
+    import pyarrow.compute as pc
+    import pyarrow.csv as csv
+
+    from metrictree.retail import invoice_log
+
+    pytest.importorskip("numpy", reason="the invoice-log generator needs numpy")
+    log = invoice_log(10_000, seed=5)
+    text = log.set_column(log.schema.get_field_index("InvoiceDate"), "InvoiceDate",
+                          pc.strftime(log["InvoiceDate"], "%d/%m/%Y %H:%M"))
+    path = tmp_path / "online_retail.csv"
+    csv.write_csv(text, path)
+    tree = RETAIL.replace('timezone "Europe/London"', 'timezone "UTC"')
+    got = rows(tree, {"invoices": path})
+    want = by_month(f"""
+        SELECT strftime(strptime(InvoiceDate, '%d/%m/%Y %H:%M'), '%Y-%m') AS m,
+               sum(Quantity * UnitPrice) FILTER (WHERE Quantity >= 0),
+               count(DISTINCT InvoiceNo) FILTER (WHERE Quantity > 0),
+               count(DISTINCT CustomerID) FILTER (WHERE Quantity >= 0)
+        FROM read_csv('{path}', types = {{'InvoiceNo': 'VARCHAR', 'InvoiceDate': 'VARCHAR'}}) GROUP BY m""")
+    assert list(got) == sorted(want) and len(got) >= 9
+    for m, (revenue, orders, customers) in want.items():
+        assert got[m]["revenue"] == pytest.approx(revenue)
+        assert got[m]["paid_orders"] == orders
+        assert got[m]["customers"] == customers
+        assert got[m]["aov"] == pytest.approx(revenue / orders)
