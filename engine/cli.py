@@ -1,5 +1,5 @@
-"""The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``whatif``, ``status``, ``graph``, ``serve``,
-``plugins``.
+"""The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``whatif``, ``status``, ``graph``, ``fmt``,
+``serve``, ``plugins`` …
 
 The CLI only wires the stages together (load → evaluate → render); formatting lives
 in `metrictree.rendering`. Exit codes:
@@ -534,6 +534,79 @@ def serve(config: str, transport: str, host: str | None, port: int | None, notif
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run(config, transport, host, port, notify, parse_duration(every, "--every") if every else None)
+
+
+# --------------------------------------------------------------------------- fmt
+
+
+def _tree_files(paths: Sequence[str]) -> list[Path]:
+    files: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        files.extend(sorted(path.rglob("*.tree")) if path.is_dir() else [path])
+    return files
+
+
+@main.command(short_help="Lay tree files out in the canonical format.")
+@click.argument("paths", metavar="PATH...", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("--check", is_flag=True, help="Change nothing; exit with 1 if any file would be reformatted.")
+@click.option("--diff", is_flag=True, help="Change nothing; print what would change as a unified diff.")
+def fmt(paths: Sequence[str], check: bool, diff: bool) -> None:
+    """Rewrite tree files (and the .tree files in folders) in metrictree's one layout.
+
+    Only whitespace changes, comments are kept, and the formatted file means exactly
+    what the original meant. `-` reads a tree from stdin and writes it to stdout.
+
+    \b
+    metrictree fmt trees/
+    metrictree fmt --check trees/        # in CI: exit 1 if a file is not formatted
+    metrictree fmt --diff shop.tree
+    """
+    import difflib
+
+    from .formatting import format_text
+
+    if list(paths) == ["-"]:
+        _write(None, format_text(sys.stdin.read(), "<stdin>"))
+        return
+    changed = unchanged = 0
+    failed = False
+    for path in _tree_files(paths):
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            _print_diagnostics([error(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}",
+                                      hint="name a UTF-8 .tree file", code="no-file")], spaced=False)
+            failed = True
+            continue
+        try:
+            formatted = format_text(text, str(path))
+        except MetrictreeError as exc:
+            _print_diagnostics(exc.diagnostics, spaced=True)
+            failed = True
+            continue
+        if formatted == text:
+            unchanged += 1
+            continue
+        changed += 1
+        if diff:
+            click.echo("".join(difflib.unified_diff(text.splitlines(True), formatted.splitlines(True),
+                                                    str(path), str(path))), nl=False)
+        if check:
+            click.echo(f"would reformat {path}", err=True)
+        elif not diff:
+            path.write_text(formatted, "utf-8")
+            click.echo(f"reformatted {path}", err=True)
+
+    def files(n: int) -> str:
+        return f"{n} file{'s' if n != 1 else ''}"
+
+    verb = "would be reformatted" if check or diff else "reformatted"
+    summary = [f"{files(changed)} {verb}"] if changed else []
+    summary += [f"{files(unchanged)} left unchanged"] if unchanged else []
+    click.echo(", ".join(summary) or "no tree files", err=True)
+    if failed or (check and changed):
+        click.get_current_context().exit(1)
 
 
 # --------------------------------------------------------------------------- plugins
