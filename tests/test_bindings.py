@@ -489,3 +489,29 @@ def test_crm_on_a_generated_retail_csv_equals_duckdb(tmp_path):
         assert got[m]["paid_orders"] == orders
         assert got[m]["customers"] == customers
         assert got[m]["aov"] == pytest.approx(revenue / orders)
+
+
+# --------------------------------------------------------------------------- fmt
+
+
+@pytest.mark.parametrize("text", [RETAIL + WEB_AND_SPEND, CLUB, MAILINGS], ids=["retail", "club", "mailings"])
+def test_bindings_keep_their_meaning_and_layout_through_fmt(text):
+    from metrictree.formatting import format_text
+
+    once = format_text(text)
+    assert format_text(once) == once
+    assert metrictree.loads(once, "t.tree").metrics == metrictree.loads(text, "t.tree").metrics
+
+
+def test_the_canonical_layout_of_bindings():
+    from metrictree.formatting import format_text
+
+    assert format_text(WEB_AND_SPEND).splitlines()[3:9] == [
+        "import ecommerce (conversion_rate, cac, cpa, cpl, lead_conversion, romi) with",
+        "    traffic = web { sessions = web.Visits, leads = web.SignUps },",
+        "    spend = marketing {",
+        '        kind = if(marketing.Channel == "Trade fair", "sales", "marketing")',
+        "        amount = marketing.Cost",
+        "    }",
+    ]
+    assert format_text("import email with emails { sent = emails.n }\n") == "import email with emails { sent = emails.n }\n"
