@@ -133,3 +133,20 @@ def test_a_zone_given_twice_is_a_syntax_error():
     with pytest.raises(TreeSyntaxError) as caught:
         metrictree.parse('source s { time t timezone "UTC" timezone "UTC" }', "t.tree")
     assert caught.value.diagnostics[0].message == "source 's' gives 'timezone' twice"
+
+
+def test_an_impossible_day_is_an_error_not_a_day_of_the_next_month():
+    table = pa.table({"InvoiceDate": ["01/09/2024 10:00", "31/09/2024 10:00"], "Quantity": [1, 2],
+                      "Country": ["UK", "UK"]})
+    with pytest.raises(DataError) as caught:
+        evaluate(UK, {"invoices": table})
+    assert caught.value.diagnostics[0].message == (
+        "the time column 'InvoiceDate' of source 'invoices' has \"31/09/2024 10:00\" in row 2, which is not a real "
+        "date or time (it would be read as 01/10/2024 10:00)")
+
+
+def test_days_and_hours_of_one_digit_and_extra_spaces_are_real_dates():
+    table = pa.table({"InvoiceDate": ["1/9/2024 4:05", "29/02/2024  00:00"], "Quantity": [1, 2],
+                      "Country": ["UK", "UK"]})
+    got = evaluate(UK, {"invoices": table})
+    assert [(r["period"], r["quantity"]) for r in got if r["quantity"]] == [("2024-02", 2), ("2024-09", 1)]
