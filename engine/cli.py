@@ -331,12 +331,15 @@ def graph(tree_path: str, fmt: str, output: str | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True,
               help="Text for a terminal; JSON; Markdown; or a self-contained HTML page with a waterfall chart.")
 @click.option("--depth", type=click.IntRange(min=1), help="Show this many levels of drivers.")
-@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
-              help="How many root causes (and segments per driver) to show.")
+@click.option("--top", type=click.IntRange(min=1),
+              help="At most this many root causes (default: as many as stand out in the data).")
+@click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
+                                                          "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
+@click.option("--verbose", is_flag=True, help="Also show how each split was made (lmdi, shapley …) and the residual.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def explain(tree_path: str, metric: str | None, baseline: str | None, current: str | None, by: Sequence[str],
-            data: dict[str, str], sample: bool, params: dict[str, str], fmt: str, depth: int | None, top: int,
-            output: str | None) -> None:
+            data: dict[str, str], sample: bool, params: dict[str, str], fmt: str, depth: int | None, top: int | None,
+            grain: str | None, verbose: bool, output: str | None) -> None:
     """Why did a metric move? Exact contributions down the formulas, then the segments behind them.
 
     \b
@@ -348,17 +351,17 @@ def explain(tree_path: str, metric: str | None, baseline: str | None, current: s
     name = metric or _top_metric(tree)
     dims = _names(by)
     explanation = tree.explain(_bind_data(tree, data, sample), name, baseline, current,
-                               by=dims, params=params, top=top)
-    _emit(explanation, fmt, output, lambda: rendering.explanation_view(explanation, depth, top),
-          lambda reporting: reporting.explanation_html(explanation))
+                               by=dims, grain=grain, params=params, top=top)
+    _emit(explanation, fmt, output, lambda: rendering.explanation_view(explanation, depth, verbose=verbose),
+          lambda reporting: reporting.explanation_html(explanation), verbose=verbose)
 
 
-def _emit(result: Any, fmt: str, output: str | None, view, html) -> None:
+def _emit(result: Any, fmt: str, output: str | None, view, html, verbose: bool = False) -> None:
     """A result (explanation, status) as JSON, Markdown, HTML or a terminal view, to ``output`` or stdout."""
     if fmt == "json":
         _write(output, json.dumps(result.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n")
     elif fmt == "markdown":
-        _write(output, markdown_text(result.to_markdown()))
+        _write(output, markdown_text(result.to_markdown(verbose) if verbose else result.to_markdown()))
     elif fmt == "html":
         from . import reporting
 
@@ -443,9 +446,11 @@ EXIT_ALERT = 3
               help="Text for a terminal; JSON; Markdown; or a self-contained HTML page.")
 @click.option("--fail-on-alert", is_flag=True,
               help=f"Exit with {EXIT_ALERT} when any alert fires (for scheduled jobs and CI).")
+@click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
+                                                          "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, params: dict[str, str], fmt: str,
-           fail_on_alert: bool, output: str | None) -> None:
+           fail_on_alert: bool, grain: str | None, output: str | None) -> None:
     """Where each target stands (start, goal, gap, plan, state) and which alerts fire.
 
     \b
@@ -458,7 +463,7 @@ def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, p
     3 with --fail-on-alert, when at least one alert fires (the status is printed first).
     """
     tree = load(tree_path)
-    found = tree.status(_bind_data(tree, data, sample), at=at, params=params)
+    found = tree.status(_bind_data(tree, data, sample), at=at, params=params, grain=grain)
     _emit(found, fmt, output, lambda: rendering.status_view(found), lambda reporting: reporting.status_html(found))
     if fail_on_alert and found.fired:
         click.get_current_context().exit(EXIT_ALERT)
@@ -478,11 +483,14 @@ def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, p
 @click.option("--by", "by", multiple=True, metavar="DIM[,DIM...]",
               help="Dimensions to look for root causes in (default: every dimension of the tree).")
 @_param_option
-@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
-              help="How many root causes (and segments per driver) to show.")
+@click.option("--top", type=click.IntRange(min=1),
+              help="At most this many root causes (default: as many as stand out in the data).")
+@click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
+                                                          "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def report(tree_path: str, data: dict[str, str], sample: bool, metric: str | None, baseline: str | None,
-           current: str | None, by: Sequence[str], params: dict[str, str], top: int, output: str | None) -> None:
+           current: str | None, by: Sequence[str], params: dict[str, str], top: int | None, grain: str | None,
+           output: str | None) -> None:
     """Write one self-contained HTML report: why the metric moved (summary, waterfall, root causes), the tree as
     a graph with each metric's value, change and history (click a metric for its details), and the KPI status.
 
@@ -497,7 +505,7 @@ def report(tree_path: str, data: dict[str, str], sample: bool, metric: str | Non
 
     tree = load(tree_path)
     page = reporting.report(tree, _bind_data(tree, data, sample), metric or _top_metric(tree), baseline, current,
-                            by=_names(by), params=params, top=top)
+                            by=_names(by), params=params, top=top, grain=grain)
     _write(output, page)
 
 
