@@ -268,6 +268,8 @@ def eval_(tree_path: str, data: dict[str, str], sample: bool, grain: str | None,
     tree = load(tree_path)
     evaluation = tree.evaluation(_bind_data(tree, data, sample), grain=grain, by=_names(by) or (), start=start,
                                  end=end, metrics=_names(metrics), params=params)
+    for warning_text in evaluation.warnings:
+        _note(warning_text)
     if fmt == "json":
         _write(output, rendering.evaluation_json(evaluation, tree) + "\n")
         return

@@ -14,6 +14,7 @@ file at once (`CompileError` carries a list of diagnostics). The passes, in orde
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -190,8 +191,10 @@ def _meta(entries: Iterable[s.MetaEntry], allowed: set[str], what: str, problems
             value = _BOOLEAN_WORDS[value]
         if entry.key == "format":
             try:
+                if any(len(n) > 3 for n in re.findall(r"\d+", value)):
+                    raise ValueError("a width or precision over 999")  # format() would fill memory
                 format(1234.5678, value)
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, OverflowError, MemoryError):
                 problems.append(error(f"'{value}' is not a number format", entry.span,
                                       'use a Python format spec, e.g. ",.0f" (1,235) or ".1%" (12.3%)', "metadata"))
                 continue
@@ -742,8 +745,31 @@ def _units(metrics: dict[str, Metric], problems: list[Diagnostic]) -> None:
             inferred[name] = declared or found
         return inferred[name]
 
-    for name in metrics:
+    # Dependencies first, so metric_unit never recurses more than one metric deep (chains may be thousands long).
+    for name in _dependency_order(metrics):
         metric_unit(name)
+
+
+def _dependency_order(metrics: dict[str, Metric]) -> list[str]:
+    """Every metric after the metrics its formula reads, walked without recursion (cycles are cut)."""
+    order: list[str] = []
+    seen: set[str] = set()
+    for root in metrics:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(metrics[root].inputs))]
+        while stack:
+            name, children = stack[-1]
+            for child in children:
+                if child in metrics and child not in seen:
+                    seen.add(child)
+                    stack.append((child, iter(metrics[child].inputs)))
+                    break
+            else:
+                stack.pop()
+                order.append(name)
+    return order
 
 
 # --------------------------------------------------------------------------- lints

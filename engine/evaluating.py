@@ -72,6 +72,7 @@ class Evaluation:
         grain: the grain used.
         by: the dimensions the result is sliced by.
         covered: the first and last periods that have rows in the data read (``None``: no data read).
+        warnings: what was left out of the result and why (rows with no time), in words.
     """
 
     table: pa.Table
@@ -79,6 +80,7 @@ class Evaluation:
     grain: str
     by: tuple[str, ...]
     covered: tuple[str, str] | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_table(self) -> pa.Table:
         """The table, with the reasons for nulls in its schema metadata (see `null_reasons`)."""
@@ -310,10 +312,15 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
         if metric.kind == "base":
             by_source.setdefault(metric.source, []).append(metric)
     aggregates = []
+    warnings: list[str] = []
     for source_name, base in by_source.items():
         source = tree.sources[source_name]
         needs = aggregating.needs(tree, base, registry, by)
-        table = reading.read(source, data, needs, [d for d in by if d in source.dimensions], since, until)
+        counts: dict[str, int] = {}
+        table = reading.read(source, data, needs, [d for d in by if d in source.dimensions], since, until, counts)
+        if counts.get("null_times"):
+            warnings.append(f"source '{source_name}': {counts['null_times']:,} row(s) have no {source.time} (null), "
+                            "so they belong to no period and no metric counts them")
         aggregates.append(aggregating.aggregate(tree, source, table, base, grain, by, values, registry))
 
     if by and aggregates and not any(len(a.dimensions) == len(by) for a in aggregates):
@@ -341,7 +348,8 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
         metric = tree.metrics[name]
         if metric.kind == "derived":
             columns[name] = _derived(tree, metric, columns, grid, values, registry, notes)
-    return _result(tree, grid, by, grain, selected, columns, notes, first, last)
+    return attrs.evolve(_result(tree, grid, by, grain, selected, columns, notes, first, last),
+                        warnings=tuple(warnings))
 
 
 def _finish_base(metric: Metric, plans, laid: dict[str, pa.Array], grid: Grid, params: Mapping[str, float],

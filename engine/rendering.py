@@ -250,6 +250,8 @@ def evaluation_json(evaluation: Evaluation, tree: Tree) -> str:
         "rows": table.to_pylist(),
         "nulls": [reason.to_dict() for reason in evaluation.nulls],
     }
+    if evaluation.warnings:
+        document["warnings"] = list(evaluation.warnings)
     return json.dumps(document, ensure_ascii=False, indent=2, allow_nan=False)
 
 
