@@ -150,23 +150,6 @@ def main(ctx: click.Context, include_paths: Sequence[str]) -> None:
 # --------------------------------------------------------------------------- check
 
 
-@main.command(short_help="Validate tree files.")
-@click.argument("trees", metavar="TREE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def check(trees: Sequence[str]) -> None:
-    """Validate tree files: print every error and warning, then one summary line per file.
-
-    Exits with 1 if any file has an error; warnings alone do not fail.
-    """
-    failed = False
-    for path in trees:
-        diagnostics = check_tree(_bundled_path(path), include_paths=_include_paths())
-        _print_diagnostics(diagnostics, spaced=True)
-        failed = failed or any(d.severity == "error" for d in diagnostics)
-        click.echo(printable(rendering.check_summary(path, diagnostics)))
-    if failed:
-        click.get_current_context().exit(1)
-
-
 # --------------------------------------------------------------------------- eval
 
 
@@ -233,6 +216,31 @@ def _bind_data(tree: Tree, given: dict[str, str], sample: bool) -> dict[str, Any
         data.update(sample_data())
     data.update(given)
     return data
+
+
+@main.command(short_help="Validate tree files.")
+@click.argument("trees", metavar="TREE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@_data_options
+def check(trees: Sequence[str], data: dict[str, str], sample: bool) -> None:
+    """Validate tree files: print every error and warning, then one summary line per file.
+
+    With --data (or --sample), also check each tree against the data's schemas: every column it
+    reads is there, and its time columns hold dates (or text with a format). No row is read.
+    Exits with 1 if any file has an error; warnings alone do not fail.
+    """
+    failed = False
+    for path in trees:
+        diagnostics = check_tree(_bundled_path(path), include_paths=_include_paths())
+        if (data or sample) and not any(d.severity == "error" for d in diagnostics):
+            from .datacheck import check_data
+
+            tree = load(path)
+            diagnostics = [*diagnostics, *check_data(tree, _bind_data(tree, data, sample))]
+        _print_diagnostics(diagnostics, spaced=True)
+        failed = failed or any(d.severity == "error" for d in diagnostics)
+        click.echo(printable(rendering.check_summary(path, diagnostics)))
+    if failed:
+        click.get_current_context().exit(1)
 
 
 @main.command("eval", short_help="Evaluate a tree over data.")

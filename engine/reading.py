@@ -185,6 +185,38 @@ def _is_time(type_: pa.DataType) -> bool:
     return pa.types.is_temporal(type_) and not pa.types.is_time(type_) and not pa.types.is_duration(type_)
 
 
+_ROUND_TRIP_CODES = frozenset("dmYyHMSbB%")
+
+
+def _check_real_dates(text, parsed, source: Source) -> None:
+    """strptime rolls an impossible day over (31/02/2024 becomes 2 March): written back, such a date differs.
+
+    Checked for the formats that write back exactly what they read, up to leading zeros, case and spacing.
+    """
+    import re
+
+    import pyarrow.compute as pc
+
+    if not set(re.findall(r"%(.)", source.time_format)) <= _ROUND_TRIP_CODES:
+        return
+
+    def plain(values):
+        values = pc.replace_substring_regex(pc.utf8_lower(values), r"\s+", " ")
+        return pc.replace_substring_regex(values, r"(^|\D)0+(\d)", r"\1\2")
+
+    # A rolled-over day lands on the 1st, 2nd or 3rd of the next month: only those rows are written back.
+    rows = pc.indices_nonzero(pc.fill_null(pc.less_equal(pc.day(parsed), 3), False))
+    text, back = pc.take(text, rows), pc.strftime(pc.take(parsed, rows), format=source.time_format)
+    off = pc.fill_null(pc.not_equal(plain(text), plain(back)), False)
+    if pc.any(off).as_py():
+        first = pc.index(off, True).as_py()
+        row = rows[first].as_py()
+        raise DataError(error(
+            f"the time column '{source.time}' of source '{source.name}' has \"{text[first].as_py()}\" in row "
+            f"{row + 1:,}, which is not a real date or time (it would be read as {back[first].as_py()})",
+            source.span, "fix the value in the data; rows count from 1, after a CSV file's header", "time-format"))
+
+
 def parse_time(table: pa.Table, source: Source) -> pa.Table:
     """The source's time column as timestamps: text parsed with its ``format``, placed in its ``timezone``.
 
@@ -223,6 +255,7 @@ def parse_time(table: pa.Table, source: Source) -> pa.Table:
                 f"which does not match the format \"{fmt}\"{more}", source.span,
                 "fix the format in the tree (strptime codes: %d day, %m month, %Y year, %H hour, %M minute, "
                 "%S second) or the data; rows count from 1, after a CSV file's header", "time-format"))
+        _check_real_dates(text, parsed, source)
         column = parsed
     if zone is not None and pa.types.is_timestamp(column.type):
         if column.type.tz is None:
