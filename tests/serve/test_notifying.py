@@ -138,9 +138,9 @@ def test_gives_up_after_the_retries(tmp_path, webhook, crm):
     assert "gave up after 3 tries" in report.failed[0][2] and len(webhook.times) == 3
 
 
-def test_dry_run_sends_and_records_nothing(tmp_path, webhook):
+def test_dry_run_sends_and_records_nothing(tmp_path, webhook, servers):
     config = write_config(tmp_path, f'[webhook]\nurl = "{webhook.url}"\n')
-    done = subprocess.run(["metrictree", "status", "crm_ltv", "--sample", "--notify", str(config), "--dry-run"],
+    done = subprocess.run(servers.command("status", "crm_ltv", "--sample", "--notify", str(config), "--dry-run"),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "would send to webhook http://127.0.0.1:" in done.stderr and "/hooks/" not in done.stderr
@@ -149,9 +149,9 @@ def test_dry_run_sends_and_records_nothing(tmp_path, webhook):
     assert webhook.times == [] and not (tmp_path / "state" / "notify.json").exists()
 
 
-def test_status_notify_on_the_command_line(tmp_path, webhook):
+def test_status_notify_on_the_command_line(tmp_path, webhook, servers):
     config = write_config(tmp_path, f'[webhook]\nurl = "{webhook.url}"\n')
-    command = ["metrictree", "status", "crm_ltv", "--sample", "--notify", str(config), "--fail-on-alert"]
+    command = servers.command("status", "crm_ltv", "--sample", "--notify", str(config), "--fail-on-alert")
     first = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert first.returncode == 3 and "notify: 3 sent, 0 already sent" in first.stderr
     second = subprocess.run(command, capture_output=True, text=True, timeout=120)
