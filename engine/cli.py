@@ -1,5 +1,5 @@
-"""The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``whatif``, ``status``, ``graph``, ``serve``,
-``plugins``.
+"""The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``whatif``, ``status``, ``graph``, ``fmt``,
+``serve``, ``plugins`` …
 
 The CLI only wires the stages together (load → evaluate → render); formatting lives
 in `metrictree.rendering`. Exit codes:
@@ -26,6 +26,7 @@ import click
 from rich.console import Console
 
 from . import __version__, rendering
+from .escaping import SafeConsole, markdown_text, printable
 from .compiling import check as check_tree, load as load_file
 from .errors import Diagnostic, MetrictreeError, UsageError, did_you_mean, error
 from .evaluating import Evaluation
@@ -37,6 +38,12 @@ EXPLAIN_FORMATS = ("text", "json", "markdown")
 REPORT_FORMATS = (*EXPLAIN_FORMATS, "html")
 
 
+def _include_paths() -> list[str]:
+    """The folders given with ``metrictree --include-path DIR``: includes may read .tree files there too."""
+    ctx = click.get_current_context(silent=True)
+    return list(ctx.find_root().meta.get("metrictree.include_paths", ())) if ctx else []
+
+
 def load(tree_path: str) -> Tree:
     """A tree file, or a tree a plugin ships, by name (``metrictree eval crm_ltv --sample``)."""
     from .pluginmanager import registry
@@ -44,8 +51,8 @@ def load(tree_path: str) -> Tree:
     if not Path(tree_path).exists():
         bundled = registry().trees.get(tree_path) or registry().trees.get(Path(tree_path).stem)
         if bundled is not None and not Path(tree_path).parent.name:
-            return load_file(str(bundled.path))
-    return load_file(tree_path)
+            return load_file(str(bundled.path), include_paths=_include_paths())
+    return load_file(tree_path, include_paths=_include_paths())
 
 
 # --------------------------------------------------------------------------- output
@@ -60,8 +67,8 @@ def _is_terminal(stream: IO[str]) -> bool:
 
 def _console(stream: IO[str]) -> Console:
     """A rich console on ``stream``: coloured on a terminal, plain (whatever FORCE_COLOR says) when piped."""
-    return Console(file=stream, force_terminal=_is_terminal(stream), highlight=False, emoji=False, markup=False,
-                   soft_wrap=False)
+    return SafeConsole(file=stream, force_terminal=_is_terminal(stream), highlight=False, emoji=False, markup=False,
+                       soft_wrap=False)
 
 
 def _print_diagnostics(diagnostics: Iterable[Diagnostic], *, spaced: bool) -> None:
@@ -79,7 +86,7 @@ def _print_diagnostics(diagnostics: Iterable[Diagnostic], *, spaced: bool) -> No
             if spaced:
                 console.print()
         return
-    text = "\n\n".join(d.render() for d in diagnostics)
+    text = printable("\n\n".join(d.render() for d in diagnostics))
     click.echo(text + ("\n" if spaced else ""), err=True)
 
 
@@ -87,11 +94,13 @@ def _note(text: str) -> None:
     if _is_terminal(sys.stderr):
         _console(sys.stderr).print(f"note: {text}", style="dim", soft_wrap=True)
     else:
-        click.echo(f"note: {text}", err=True)
+        click.echo(printable(f"note: {text}"), err=True)
 
 
 def _write(output: str | None, payload: str | bytes) -> None:
-    """Text or bytes to ``output`` (a file) or to stdout."""
+    """Text or bytes to ``output`` (a file) or to stdout (text to a terminal without control characters)."""
+    if isinstance(payload, str) and output is None and _is_terminal(sys.stdout):
+        payload = printable(payload)
     data = payload.encode("utf-8") if isinstance(payload, str) else payload
     if output is None:
         sys.stdout.flush()
@@ -121,7 +130,11 @@ class _Commands(click.Group):
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="metrictree", message="%(prog)s %(version)s")
-def main() -> None:
+@click.option("--include-path", "include_paths", multiple=True, metavar="DIR",
+              type=click.Path(file_okay=False, exists=True),
+              help="A folder `include` may also read .tree files from (besides the tree's own folder). Repeatable.")
+@click.pass_context
+def main(ctx: click.Context, include_paths: Sequence[str]) -> None:
     """metrictree: metric trees as files, evaluated over Arrow data.
 
     \b
@@ -130,6 +143,7 @@ def main() -> None:
       metrictree eval trees/crm_ltv.tree --sample --by region
       metrictree graph trees/crm_ltv.tree > ltv.mmd
     """
+    ctx.meta["metrictree.include_paths"] = tuple(include_paths)
 
 
 # --------------------------------------------------------------------------- check
@@ -144,10 +158,10 @@ def check(trees: Sequence[str]) -> None:
     """
     failed = False
     for path in trees:
-        diagnostics = check_tree(_bundled_path(path))
+        diagnostics = check_tree(_bundled_path(path), include_paths=_include_paths())
         _print_diagnostics(diagnostics, spaced=True)
         failed = failed or any(d.severity == "error" for d in diagnostics)
-        click.echo(rendering.check_summary(path, diagnostics))
+        click.echo(printable(rendering.check_summary(path, diagnostics)))
     if failed:
         click.get_current_context().exit(1)
 
@@ -337,7 +351,7 @@ def _emit(result: Any, fmt: str, output: str | None, view, html) -> None:
     if fmt == "json":
         _write(output, json.dumps(result.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n")
     elif fmt == "markdown":
-        _write(output, result.to_markdown())
+        _write(output, markdown_text(result.to_markdown()))
     elif fmt == "html":
         from . import reporting
 
@@ -537,6 +551,79 @@ def serve(config: str, transport: str, host: str | None, port: int | None, notif
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run(config, transport, host, port, notify, parse_duration(every, "--every") if every else None)
+
+
+# --------------------------------------------------------------------------- fmt
+
+
+def _tree_files(paths: Sequence[str]) -> list[Path]:
+    files: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        files.extend(sorted(path.rglob("*.tree")) if path.is_dir() else [path])
+    return files
+
+
+@main.command(short_help="Lay tree files out in the canonical format.")
+@click.argument("paths", metavar="PATH...", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("--check", is_flag=True, help="Change nothing; exit with 1 if any file would be reformatted.")
+@click.option("--diff", is_flag=True, help="Change nothing; print what would change as a unified diff.")
+def fmt(paths: Sequence[str], check: bool, diff: bool) -> None:
+    """Rewrite tree files (and the .tree files in folders) in metrictree's one layout.
+
+    Only whitespace changes, comments are kept, and the formatted file means exactly
+    what the original meant. `-` reads a tree from stdin and writes it to stdout.
+
+    \b
+    metrictree fmt trees/
+    metrictree fmt --check trees/        # in CI: exit 1 if a file is not formatted
+    metrictree fmt --diff shop.tree
+    """
+    import difflib
+
+    from .formatting import format_text
+
+    if list(paths) == ["-"]:
+        _write(None, format_text(sys.stdin.read(), "<stdin>"))
+        return
+    changed = unchanged = 0
+    failed = False
+    for path in _tree_files(paths):
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            _print_diagnostics([error(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}",
+                                      hint="name a UTF-8 .tree file", code="no-file")], spaced=False)
+            failed = True
+            continue
+        try:
+            formatted = format_text(text, str(path))
+        except MetrictreeError as exc:
+            _print_diagnostics(exc.diagnostics, spaced=True)
+            failed = True
+            continue
+        if formatted == text:
+            unchanged += 1
+            continue
+        changed += 1
+        if diff:
+            click.echo("".join(difflib.unified_diff(text.splitlines(True), formatted.splitlines(True),
+                                                    str(path), str(path))), nl=False)
+        if check:
+            click.echo(f"would reformat {path}", err=True)
+        elif not diff:
+            path.write_text(formatted, "utf-8")
+            click.echo(f"reformatted {path}", err=True)
+
+    def files(n: int) -> str:
+        return f"{n} file{'s' if n != 1 else ''}"
+
+    verb = "would be reformatted" if check or diff else "reformatted"
+    summary = [f"{files(changed)} {verb}"] if changed else []
+    summary += [f"{files(unchanged)} left unchanged"] if unchanged else []
+    click.echo(", ".join(summary) or "no tree files", err=True)
+    if failed or (check and changed):
+        click.get_current_context().exit(1)
 
 
 # --------------------------------------------------------------------------- plugins
