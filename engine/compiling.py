@@ -412,7 +412,8 @@ def _prune_libraries(d: _Declarations, imports: _Imports, problems: list[Diagnos
                                       "declare the source (and the metrics) it reads, or import less", "library"))
         for record, reader, wanting in needed.values():
             via = f" (read by '{reader}')" if reader not in wanting else ""
-            who = " and ".join(f"'{n}'" for n in wanting)
+            quoted = [f"'{n}'" for n in wanting]
+            who = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
             problems.append(error(f"{library}'s {who} need{'s' if len(wanting) == 1 else ''} {record.read}{via}, "
                                   f"which the binding of {record.binding.library_source} does not give",
                                   record.binding.span, hint(record), "unbound-column"))

@@ -19,14 +19,16 @@ import datetime as dt
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from .errors import DataError, Span, did_you_mean, error
 from .model import Source
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".txt": "csv",
             ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc"}
@@ -79,6 +81,8 @@ def _format_of(path: Path) -> str:
 
 
 def _dataset(path: Path, dictionary_columns: list[str]) -> ds.Dataset:
+    import pyarrow.dataset as ds  # imported when a file is read (it takes a while, and imports pandas)
+
     fmt = _format_of(path)
     if fmt == "parquet":
         file_format = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dictionary_columns))
@@ -127,7 +131,7 @@ def as_arrow(value: Any, source: Source, dictionary_columns: list[str]) -> pa.Ta
     """Anything a source can be bound to, as an Arrow table or dataset (not read yet when a dataset)."""
     if isinstance(value, pa.Table):
         return _without_views(value)
-    if isinstance(value, ds.Dataset):
+    if _is_dataset(value):
         return value
     if isinstance(value, pa.RecordBatch):
         return _without_views(pa.Table.from_batches([value]))
@@ -146,6 +150,14 @@ def as_arrow(value: Any, source: Source, dictionary_columns: list[str]) -> pa.Ta
                                        "__arrow_c_stream__ (polars, pandas, DuckDB)", "no-data"))
 
 
+def _is_dataset(value: Any) -> bool:
+    """Whether ``value`` is a ``pyarrow.dataset.Dataset`` (only possible once its module is imported)."""
+    import sys
+
+    module = sys.modules.get("pyarrow.dataset")
+    return module is not None and isinstance(value, module.Dataset)
+
+
 def _time_scalar(day: dt.date, type_: pa.DataType) -> pa.Scalar:
     if pa.types.is_timestamp(type_):
         # Midnight where the data lives: periods of a time-zone-aware column are local periods.
@@ -161,38 +173,6 @@ def _time_scalar(day: dt.date, type_: pa.DataType) -> pa.Scalar:
     return pa.scalar(day, pa.date32())
 
 
-def _check_text(source: Source, arrow: pa.Table | ds.Dataset, needs: list[Need]) -> None:
-    """Arrow's CSV reader reads text that is not UTF-8 as bytes: say so, naming the file and the column."""
-    if not isinstance(arrow, ds.FileSystemDataset) or not isinstance(arrow.format, ds.CsvFileFormat):
-        return
-    for need in needs:
-        field = arrow.schema.field(need.column)
-        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
-            files = [f for f in arrow.files if pa.types.is_binary(_csv_type(arrow, f, need.column))] or arrow.files
-            raise DataError(error(
-                f"the column '{need.column}' of source '{source.name}' in {files[0]} is not UTF-8 text "
-                f"({need.why})", need.span,
-                "save the file as UTF-8 (e.g. iconv -f cp1251 -t utf-8 in.csv > out.csv), or read it yourself with "
-                "pyarrow.csv.ReadOptions(encoding=...) and pass the table", "encoding"))
-
-
-def _csv_type(dataset: ds.FileSystemDataset, file: str, column: str) -> pa.DataType:
-    try:
-        return ds.dataset(file, format=dataset.format).schema.field(column).type
-    except (pa.ArrowInvalid, KeyError, OSError):
-        return pa.binary()
-
-
-def _null_times(source: Source, arrow: pa.Table | ds.Dataset) -> int:
-    """How many rows have no time: they belong to no period, so no metric counts them."""
-    if isinstance(arrow, ds.Dataset):
-        try:
-            return arrow.count_rows(filter=ds.field(source.time).is_null())
-        except (pa.ArrowInvalid, OSError):
-            return 0  # reading the rows reports it
-    return arrow.column(source.time).null_count
-
-
 def _read(dataset: ds.Dataset, source: Source, columns: list[str], condition) -> pa.Table:
     try:
         return dataset.to_table(columns=columns, filter=condition)
@@ -203,6 +183,38 @@ def _read(dataset: ds.Dataset, source: Source, columns: list[str], condition) ->
 
 def _is_time(type_: pa.DataType) -> bool:
     return pa.types.is_temporal(type_) and not pa.types.is_time(type_) and not pa.types.is_duration(type_)
+
+
+_ROUND_TRIP_CODES = frozenset("dmYyHMSbB%")
+
+
+def _check_real_dates(text, parsed, source: Source) -> None:
+    """strptime rolls an impossible day over (31/02/2024 becomes 2 March): written back, such a date differs.
+
+    Checked for the formats that write back exactly what they read, up to leading zeros, case and spacing.
+    """
+    import re
+
+    import pyarrow.compute as pc
+
+    if not set(re.findall(r"%(.)", source.time_format)) <= _ROUND_TRIP_CODES:
+        return
+
+    def plain(values):
+        values = pc.replace_substring_regex(pc.utf8_lower(values), r"\s+", " ")
+        return pc.replace_substring_regex(values, r"(^|\D)0+(\d)", r"\1\2")
+
+    # A rolled-over day lands on the 1st, 2nd or 3rd of the next month: only those rows are written back.
+    rows = pc.indices_nonzero(pc.fill_null(pc.less_equal(pc.day(parsed), 3), False))
+    text, back = pc.take(text, rows), pc.strftime(pc.take(parsed, rows), format=source.time_format)
+    off = pc.fill_null(pc.not_equal(plain(text), plain(back)), False)
+    if pc.any(off).as_py():
+        first = pc.index(off, True).as_py()
+        row = rows[first].as_py()
+        raise DataError(error(
+            f"the time column '{source.time}' of source '{source.name}' has \"{text[first].as_py()}\" in row "
+            f"{row + 1:,}, which is not a real date or time (it would be read as {back[first].as_py()})",
+            source.span, "fix the value in the data; rows count from 1, after a CSV file's header", "time-format"))
 
 
 def parse_time(table: pa.Table, source: Source) -> pa.Table:
@@ -243,6 +255,7 @@ def parse_time(table: pa.Table, source: Source) -> pa.Table:
                 f"which does not match the format \"{fmt}\"{more}", source.span,
                 "fix the format in the tree (strptime codes: %d day, %m month, %Y year, %H hour, %M minute, "
                 "%S second) or the data; rows count from 1, after a CSV file's header", "time-format"))
+        _check_real_dates(text, parsed, source)
         column = parsed
     if zone is not None and pa.types.is_timestamp(column.type):
         if column.type.tz is None:
@@ -250,6 +263,46 @@ def parse_time(table: pa.Table, source: Source) -> pa.Table:
         else:
             column = column.cast(pa.timestamp(column.type.unit, zone))
     return table.set_column(table.schema.get_field_index(name), name, column)
+
+
+def _check_text(source: Source, arrow: pa.Table | ds.Dataset, needs: list[Need]) -> None:
+    """Arrow's CSV reader reads text that is not UTF-8 as bytes: say so, naming the file and the column."""
+    if not _is_dataset(arrow):
+        return
+    import pyarrow.dataset as ds
+
+    if not isinstance(arrow, ds.FileSystemDataset) or not isinstance(arrow.format, ds.CsvFileFormat):
+        return
+    for need in needs:
+        field = arrow.schema.field(need.column)
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            files = [f for f in arrow.files if pa.types.is_binary(_csv_type(arrow, f, need.column))] or arrow.files
+            raise DataError(error(
+                f"the column '{need.column}' of source '{source.name}' in {files[0]} is not UTF-8 text "
+                f"({need.why})", need.span,
+                "save the file as UTF-8 (e.g. iconv -f cp1251 -t utf-8 in.csv > out.csv), or read it yourself with "
+                "pyarrow.csv.ReadOptions(encoding=...) and pass the table", "encoding"))
+
+
+def _csv_type(dataset: ds.FileSystemDataset, file: str, column: str) -> pa.DataType:
+    import pyarrow.dataset as ds
+
+    try:
+        return ds.dataset(file, format=dataset.format).schema.field(column).type
+    except (pa.ArrowInvalid, KeyError, OSError):
+        return pa.binary()
+
+
+def _null_times(source: Source, arrow: pa.Table | ds.Dataset) -> int:
+    """How many rows have no time: they belong to no period, so no metric counts them."""
+    if _is_dataset(arrow):
+        import pyarrow.compute as pc
+
+        try:
+            return arrow.count_rows(filter=pc.field(source.time).is_null())
+        except (pa.ArrowInvalid, OSError):
+            return 0  # reading the rows reports it
+    return arrow.column(source.time).null_count
 
 
 def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions: list[str],
@@ -279,11 +332,12 @@ def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions:
     time_type = schema.field(source.time).type
     converts = source.time_format is not None or source.timezone is not None
     if not converts and not _is_time(time_type):
+        span = next((n.span for n in needs if n.column == source.time), source.span)
         raise DataError(error(
             f"the time column '{source.time}' of source '{source.name}' holds {time_type}, not dates or timestamps",
-            source.span, "store it as a date or timestamp (in CSV, ISO dates like 2026-10-05 are read as dates; "
-                         f'in pandas use pd.to_datetime), or name its format: time {source.time} format '
-                         '"%d/%m/%Y %H:%M"', "time-type"))
+            span, "store it as a date or timestamp (in CSV, ISO dates like 2026-10-05 are read as dates; "
+                  f'in pandas use pd.to_datetime), or name its format: time {source.time} format '
+                  '"%d/%m/%Y %H:%M"', "time-type"))
     if converts:
         # The times are parsed after reading, so the range is applied to the rows read, not pushed to the files.
         arrow = arrow if isinstance(arrow, pa.Table) else _read(arrow, source, list(dict.fromkeys(
@@ -293,13 +347,17 @@ def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions:
     if counts is not None:
         counts["null_times"] = _null_times(source, arrow)
     condition = None
+    if since is not None or until is not None:
+        import pyarrow.compute as pc
+
+        time = pc.field(source.time)
     if since is not None:
-        condition = ds.field(source.time) >= _time_scalar(since, time_type)
+        condition = time >= _time_scalar(since, time_type)
     if until is not None:
-        upper = ds.field(source.time) < _time_scalar(until, time_type)
+        upper = time < _time_scalar(until, time_type)
         condition = upper if condition is None else condition & upper
     columns = list(dict.fromkeys(n.column for n in needs))
-    if isinstance(arrow, ds.Dataset):
+    if _is_dataset(arrow):
         table = _read(arrow, source, columns, condition)
     else:
         table = arrow.select(columns)
