@@ -961,7 +961,8 @@ def compile_module(module: s.Module, registry: Registry | None = None, file: str
     ruled = {t.metric for t in targets} | {m for a in alerts for m in a.metrics}
     _lints(metrics, graph, ruled, problems)
     if not metrics and not any(p.severity == "error" for p in problems):
-        problems.append(error("the tree defines no metrics", None, "add at least one `metric name = …`", "empty"))
+        start = Span(module.source, 1, 1, 1, 2) if module.source is not None else None
+        problems.append(error("the tree defines no metrics", start, "add at least one `metric name = …`", "empty"))
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise CompileError(sorted(problems, key=_position))
