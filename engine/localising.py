@@ -722,12 +722,12 @@ def _generalise(work: pa.Table, chosen: list[_Candidate], noise: _Noise) -> list
     A cause rarely moves all of its leaves by one proportion: a failing CDN hurts one device more than
     another, and the parent can fail the ripple test where its more uniform children pass. When two or more
     accepted elements are children of one parent along one dimension (``bitrate = 2000 & device = C1``,
-    ``bitrate = 2000 & device = C5``), the parent is the coarsest explanation if the rest of it — its leaves
-    outside those children — departs from the trend in the children's direction beyond noise (one-sided, at
-    ALPHA), or has no data: the children are then its most visible parts, not separate causes. A parent's
-    score is its children's, weighted by their changes.
+    ``bitrate = 2000 & device = C5``, all moving the same way), the parent is the coarsest explanation when
+    the children are the majority of it (more than half its weighted leaves), or when the rest of it — its
+    leaves outside every element — departs from the trend in the children's direction beyond noise
+    (one-sided, at ALPHA) or has no data: the children are then its most visible parts, not separate
+    causes. A parent's score is its children's, weighted by their changes.
     """
-    bound = NormalDist().inv_cdf(1.0 - ALPHA)
     while True:
         families: dict[tuple, list[_Candidate]] = {}
         for cand in chosen:
@@ -737,26 +737,27 @@ def _generalise(work: pa.Table, chosen: list[_Candidate], noise: _Noise) -> list
                 parent = (cand.cuboid[:j] + cand.cuboid[j + 1:], cand.codes[:j] + cand.codes[j + 1:])
                 families.setdefault(parent, []).append(cand)
         merged = None
+        families = {key: children for key, children in families.items() if len(children) > 1
+                    and (all(c.change > 0 for c in children) or all(c.change < 0 for c in children))}
+        # Bonferroni over the families judged.
+        bound = NormalDist().inv_cdf(1.0 - ALPHA)
         for (cuboid, codes), children in sorted(families.items(), key=lambda kv: -len(kv[1])):
-            if len(children) < 2:
-                continue
             changes = [c.change for c in children]
-            if not (all(x > 0 for x in changes) or all(x < 0 for x in changes)):
-                continue
             parent = _Candidate(cuboid=cuboid, codes=codes, change=0.0, score=0.0, bound=children[0].bound)
             inside = _mask(work, parent)
             rest = inside
-            for child in children:
-                rest = pc.and_(rest, pc.invert(_mask(work, child)))
+            for other in chosen:
+                rest = pc.and_(rest, pc.invert(_mask(work, other)))
             part = work.filter(rest)
+            whole = work.filter(inside)
             size = _sum(part["s"])
-            if size > 0:
-                deviation = (_sum(part["c"]) - _sum(part["b"])) / size
+            kids = _sum(work.filter(_union(work, children))["w"]) / max(_sum(whole["w"]), SIGMA_FLOOR)
+            if size > 0 and not kids > MAJORITY:
+                departure = (_sum(part["c"]) - _sum(part["b"])) / size - noise.trend
                 spread = math.sqrt(_sum(part["v"])) / size
                 direction = 1.0 if changes[0] > 0 else -1.0
-                if not (deviation - noise.trend) * direction > bound * spread:
+                if not departure * direction > bound * spread:
                     continue
-            whole = work.filter(inside)
             weight = sum(abs(x) for x in changes)
             score = sum(abs(c.change) * c.score for c in children) / weight
             merged = (children, attrs.evolve(parent, change=_sum(whole["c"]) - _sum(whole["b"]), score=score))
@@ -765,6 +766,13 @@ def _generalise(work: pa.Table, chosen: list[_Candidate], noise: _Noise) -> list
             return chosen
         children, parent = merged
         chosen = [c for c in chosen if c not in children and not _nested(c, parent)] + [parent]
+
+
+def _union(table: pa.Table, cands: list[_Candidate]) -> pa.Array:
+    mask = None
+    for cand in cands:
+        mask = _mask(table, cand) if mask is None else pc.or_(mask, _mask(table, cand))
+    return mask
 
 
 def _sum(values) -> float:
