@@ -1,9 +1,42 @@
 """Root-cause localisation: which combinations of dimension values explain a change of an additive metric.
 
 `localise` takes one row per *leaf* segment (every combination of the dimensions that has data) with the
-metric's value in a baseline and a current period, and names a few *elements* — ``region = North``,
+metric's value in a baseline and a current period, and names the *elements* — ``region = North``,
 ``region = North & channel = app`` — that together explain the change. It is the segment drill-down of
-``metrictree explain``.
+``metrictree explain``; `metrictree.localising_ratio.localise_ratio` does the same for a ratio KPI.
+
+The contract
+------------
+::
+
+    localise(leaves, dims, baseline="baseline", current="current", max_elements=None, *, history=None)
+        -> Localisation
+
+* ``leaves``: a pyarrow table, one row per leaf: the `dims` columns (any type, compared as strings, null a
+  value of its own) and the two value columns (null or non-finite counts as 0). Dimension names are free
+  (``b``, ``d0``, ``baseline``…): the search works on column positions and never adds a column to the
+  caller's table.
+* ``max_elements``: an optional cap. By default the number of elements follows the data: as many as pass
+  the tests below (the 5 % level bounds them; pure noise gives none).
+* ``history``: earlier periods, oldest first, each an array aligned row by row with `leaves`, the leaf's
+  value in that period (null: no data). A leaf's own period-to-period variation there — beyond the general
+  movement of all leaves in that step, which is a season or trend, not the leaf's own — widens its noise
+  when it is larger than what the two compared periods give: a small, naturally volatile segment has to move
+  more than usual to be named, and cannot outrank a large one that clearly broke.
+* The result, `Localisation` (frozen): ``elements`` (largest change first, never one with its parent or
+  child), ``spread`` (the change is not concentrated: most of it lies outside the elements — all of it when
+  there are none — and beyond noise), ``reason`` (plain words when there are no elements, e.g. "nothing
+  stands out from the segments' usual variation", "the change is spread across all segments of region,
+  channel: none moved differently from the rest"), and ``mix`` (ratios only). It iterates over its elements
+  and has their number as length, so callers that used the former list keep working.
+* `Element`: ``where, baseline, current, change, share, leaves, score``; for ratios also ``rate_baseline,
+  rate_current, rate_effect, mix_effect`` (``None`` for additive metrics).
+
+Memory and time stay bounded whatever the number of dimensions: cuboids are summarised one at a time and
+only their elements that could pass the significance test are kept; a cuboid whose groups are single leaves
+makes every cuboid above it a copy and those are skipped; and a pass visits at most `MAX_CUBOIDS` cuboids —
+every cuboid of up to 10 dimensions, and with more dimensions only the layers of elements fixing few of
+them (20 dimensions: elements of one and two dimensions).
 
 The algorithm
 -------------
@@ -47,9 +80,17 @@ noise) next to nothing; the weight saturates, so a few huge leaves cannot outvot
 Acceptable elements of the layer are taken by decreasing size of change; their leaves are removed (RiskLoc)
 and the search starts again from the first layer, until nothing acceptable is left or `max_elements` are
 found. Elements are never nested: a later element that contains or lies inside an earlier one is skipped.
-Last, as Squeeze prefers succinct answers, an element goes when it no longer passes the tests on its
+Then, as Squeeze prefers succinct answers, an element goes when it no longer passes the tests on its
 leaves outside the other elements (a coarse element found early can owe its shift to a leaf or two of a
-finer root cause found later, when most of its leaves are zero).
+finer root cause found later, when most of its leaves are zero); and several children of one parent, all
+moving the same way, give way to the parent when they are the majority of it or the rest of it moved the
+same way beyond noise (real causes rarely move every part by one proportion, see `_generalise`).
+
+When most values of a dimension moved (three of five channels fell by half), the median leaf is an
+anomalous one and the search first names the values that stood still. A root cause must have changed: when
+elements come out whose deviation is nearer 0 than the trend and within noise of 0, "no change" is the
+normal state, the noise is re-estimated on those still leaves and the search runs again, naming the values
+that moved.
 
 Everything is vectorised with ``pyarrow.compute``: one ``group_by`` per cuboid (combination of dimensions)
 and pass, and a join for the few significant elements; Python only loops over cuboids and elements.
@@ -100,7 +141,14 @@ class Element:
             negative when other segments moved the other way, and it is 0 when the whole did not change.
         leaves: how many leaf segments the element holds.
         score: confidence in (1/4, 1], ``S × K``: the element's supported share times its ripple consistency
-            (see the module's docstring); both exceed 1/2 for every element returned.
+            (see the module's docstring); both exceed 1/2 for every element found as such (a parent named
+            instead of its children carries their scores' mean, weighted by their changes).
+        rate_baseline, rate_current: for a ratio, the element's own ratio in the two periods (``baseline``,
+            ``current`` and ``change`` are then its numerator's); ``None`` for an additive metric.
+        rate_effect, mix_effect: for a ratio, the element's parts of the ratio's change: through its own
+            ratio moving, and through its weight in the denominator moving (they add up, over all leaves,
+            to the ratio's change); ``share`` is then the rate effect (the mix effect for a `mix` element)
+            over the ratio's change.
     """
 
     where: dict[str, str | None]
