@@ -266,16 +266,17 @@ def localise(leaves: pa.Table, dims: Sequence[str], baseline: str = "baseline", 
 
 
 def _run(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array, max_elements: int | None,
-         steps: list[tuple[pa.Array, pa.Array]] | None,
-         floor: pa.Array | None = None) -> Localisation | tuple[pa.Table, list[_Candidate], list[list]]:
+         steps: list[tuple[pa.Array, ...]] | None, floor: pa.Array | None = None,
+         size: pa.Array | None = None) -> Localisation | tuple[pa.Table, list[_Candidate], list[list]]:
     """The search on the values ``b → c`` of the leaves: (working table, chosen candidates, dimension values),
     or a `Localisation` saying why there is nothing to search. `steps` are the history's ``(before, after)``
-    pairs, `floor` a known lower bound of each leaf's noise variance of ``c - b`` (e.g. binomial)."""
+    pairs (or ``(before, after, size)`` triples), `floor` a known lower bound of each leaf's noise variance
+    of ``c - b`` (e.g. binomial), `size` the leaves' sizes when not ``max(|b|, |c|)``."""
     if leaves.num_rows == 0:
         return Localisation(reason="there are no segments to compare")
     if max_elements == 0:
         return Localisation(reason="no elements were asked for (max_elements = 0)")
-    work, values = _prepare(leaves, dims, b, c)
+    work, values = _prepare(leaves, dims, b, c, size)
     noise = _noise(work)
     if noise is None:
         return Localisation(reason="nothing changed: every segment is 0 in both periods")
@@ -396,7 +397,8 @@ def _float(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.if_else(pc.is_finite(values), values, pa.scalar(None, pa.float64()))
 
 
-def _prepare(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array) -> tuple[pa.Table, list[list]]:
+def _prepare(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array,
+             size: pa.Array | None = None) -> tuple[pa.Table, list[list]]:
     """The working table: integer codes ``k0 …`` per dimension (null is a code of its own) and the values."""
     columns: dict[str, pa.Array] = {}
     values: list[list] = []
@@ -410,7 +412,16 @@ def _prepare(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array) -> tup
         values.append([*names, None])
     columns["b"] = b
     columns["c"] = c
+    if size is not None:
+        columns["z"] = size
     return pa.table(columns), values
+
+
+def _size(work: pa.Table) -> pa.Array:
+    """Each leaf's size: ``max(|b|, |c|)``, or the sizes the caller gave (``z``: a ratio's denominator)."""
+    if "z" in work.column_names:
+        return work["z"].combine_chunks() if isinstance(work["z"], pa.ChunkedArray) else work["z"]
+    return pc.max_element_wise(pc.abs(work["b"]), pc.abs(work["c"]))
 
 
 # --------------------------------------------------------------------------- leaves
@@ -440,7 +451,7 @@ def _noise(work: pa.Table) -> _Noise | None:
     Returns ``None`` when no leaf has data in either period.
     """
     b, c = work["b"], work["c"]
-    size = pc.max_element_wise(pc.abs(b), pc.abs(c))
+    size = _size(work)
     informative = pc.greater(size, 0.0)
     deviation = pc.filter(_deviation(b, c, size), informative)
     if len(deviation) == 0:
@@ -528,7 +539,7 @@ def _describe(work: pa.Table, noise: _Noise, steps: list[tuple[pa.Array, pa.Arra
     """Add each leaf's size ``s``, deviation ``d``, weight ``w``, ``wx = w |d - trend|`` and ``v``, the variance
     of ``s × d = c - b`` under noise alone: the noise model's at the leaf's size, or the leaf's own from its
     history, or the `floor` given, whichever is largest."""
-    size = pc.max_element_wise(pc.abs(work["b"]), pc.abs(work["c"]))
+    size = _size(work)
     deviation = _deviation(work["b"], work["c"], size)
     weight = pc.divide(size, pc.add(size, noise.typical))
     relative = pc.divide(size, noise.typical)
@@ -573,10 +584,10 @@ def _own_variance(steps: list[tuple[pa.Array, pa.Array]]) -> pa.Array:
     the leaves); null where the leaf has no step with data on both sides. The general movement (a season, a
     trend of the whole business) is no leaf's own variation."""
     total = count = None
-    for before, after in steps:
+    for before, after, *sized in steps:
         valid = pc.and_(pc.is_valid(before), pc.is_valid(after))
         b, c = pc.fill_null(before, 0.0), pc.fill_null(after, 0.0)
-        size = pc.max_element_wise(pc.abs(b), pc.abs(c))
+        size = pc.fill_null(sized[0], 0.0) if sized else pc.max_element_wise(pc.abs(b), pc.abs(c))
         usable = pc.and_(valid, pc.greater(size, 0.0))
         deviation = _deviation(b, c, size)
         moved = pc.filter(deviation, usable)

@@ -85,7 +85,8 @@ def localise_ratio(leaves: pa.Table, dims: Sequence[str], numerator: tuple[str, 
     rate0 = _rate(n0, d0, ratio0)
     steps = _steps(leaves, history, (_float(leaves[n0_name]), _float(leaves[d0_name])), ratio0)
 
-    found = _run(leaves, dims, pc.multiply(rate0, d1), n1, max_elements, steps, _binomial(n0, n1, d0, d1, ratio0))
+    found = _run(leaves, dims, pc.multiply(rate0, d1), n1, max_elements, steps, _binomial(n0, n1, d0, d1, ratio0),
+                 size=d1)
     if isinstance(found, Localisation):
         return found
     work, chosen, values = found
@@ -123,9 +124,9 @@ def _rate(n: pa.Array, d: pa.Array, fallback: float) -> pa.Array:
 
 
 def _steps(leaves: pa.Table, history, baseline: tuple[pa.Array, pa.Array],
-           ratio0: float) -> list[tuple[pa.Array, pa.Array]] | None:
-    """The history's period-to-period steps of the rate problem: ``(rₜ · dₜ₊₁, nₜ₊₁)``, the last one into the
-    baseline."""
+           ratio0: float) -> list[tuple[pa.Array, pa.Array, pa.Array]] | None:
+    """The history's period-to-period steps of the rate problem: ``(rₜ · dₜ₊₁, nₜ₊₁, dₜ₊₁)``, the last one
+    into the baseline."""
     if history is None:
         return None
     pairs = []
@@ -143,11 +144,11 @@ def _steps(leaves: pa.Table, history, baseline: tuple[pa.Array, pa.Array],
     return steps or None
 
 
-def _step(n_before, d_before, n_after, d_after, fallback: float) -> tuple[pa.Array, pa.Array]:
+def _step(n_before, d_before, n_after, d_after, fallback: float) -> tuple[pa.Array, pa.Array, pa.Array]:
     valid = pc.and_(pc.is_valid(n_before), pc.is_valid(d_before))
     rate = _rate(pc.fill_null(n_before, 0.0), pc.fill_null(d_before, 0.0), fallback)
     expected = pc.if_else(valid, pc.multiply(rate, d_after), pa.scalar(None, pa.float64()))
-    return expected, n_after
+    return expected, n_after, d_after
 
 
 class _Parts:

@@ -115,8 +115,11 @@ def test_average_order_value_with_a_volatile_small_country():
 
 
 def test_nothing_concentrated_says_why():
-    result = run(visits(seed=9))
-    assert result.elements == () and result.reason == "nothing stands out from the segments' usual variation"
+    # Pure binomial noise: an element or a "spread" only at the 5 % false-alarm rate, a reason when empty.
+    results = [run(visits(seed=seed)) for seed in range(10)]
+    assert sum(len(r) > 0 for r in results) <= 1 and all(r.reason for r in results if not r.elements)
+    quiet = [r for r in results if r.reason == "nothing stands out from the segments' usual variation"]
+    assert len(quiet) >= 7 and all(not r.spread for r in quiet)
 
 
 def test_ratio_mistakes():
