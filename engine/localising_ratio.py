@@ -95,8 +95,8 @@ def localise_ratio(leaves: pa.Table, dims: Sequence[str], numerator: tuple[str, 
     causes = sorted((_ratio_element(work, cand, dims, values, parts, change, "rate") for cand in chosen),
                     key=lambda e: -abs(e.rate_effect))
     mix = _mix(leaves, dims, d0, d1, max_elements, chosen, parts, change)
-    rated = work.set_column(work.schema.get_field_index("b"), "b", pc.multiply(rate0, d1))
-    return _conclude(rated, chosen, tuple(causes), _sum(work["c"]) - _sum(work["b"]), dims, mix=tuple(mix))
+    # Whether the rate moved everywhere alike is judged in the rate problem's own terms (r₀·d₁ → n₁).
+    return _conclude(work, chosen, tuple(causes), _sum(work["c"]) - _sum(work["b"]), dims, mix=tuple(mix))
 
 
 def _binomial(n0: pa.Array, n1: pa.Array, d0: pa.Array, d1: pa.Array, ratio0: float) -> pa.Array | None:

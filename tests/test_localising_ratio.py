@@ -8,6 +8,8 @@ import random
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from metrictree import UsageError
 from metrictree.localising import Localisation
@@ -130,3 +132,21 @@ def test_ratio_mistakes():
         run(table, history=[pa.array([1.0] * table.num_rows)])
     empty = table.set_column(table.schema.get_field_index("visits0"), "visits0", pa.array([0.0] * table.num_rows))
     assert run(empty).reason == "the ratio has no value in the baseline period: its denominator is 0 there"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", None]), st.sampled_from(["x", "y"]),
+                          st.integers(0, 50), st.integers(0, 50), st.integers(0, 60), st.integers(0, 60)),
+                min_size=1, max_size=30))
+def test_any_table_gives_a_well_formed_answer(rows):
+    table = pa.table({"p": [r[0] for r in rows], "q": [r[1] for r in rows],
+                      "n0": [float(min(r[2], r[4])) for r in rows], "n1": [float(min(r[3], r[5])) for r in rows],
+                      "d0": [float(r[4]) for r in rows], "d1": [float(r[5]) for r in rows]})
+    result = localise_ratio(table, ["p", "q"], ("n0", "n1"), ("d0", "d1"))
+    assert result.elements or result.reason
+    for e in (*result.elements, *result.mix):
+        assert e.where and set(e.where) <= {"p", "q"}
+        assert e.rate_effect is not None and e.mix_effect is not None
+        assert all(x is None or x == x for x in (e.rate_baseline, e.rate_current, e.share))
+    for one, other in itertools.combinations(result.elements, 2):
+        assert not (one.where.items() <= other.where.items() or other.where.items() <= one.where.items())
