@@ -48,6 +48,9 @@ from .localising import (
 
 __all__ = ["localise_ratio"]
 
+# The median of the χ² distribution with one degree of freedom.
+CHI2_MEDIAN = 0.454936423119572
+
 
 def localise_ratio(leaves: pa.Table, dims: Sequence[str], numerator: tuple[str, str], denominator: tuple[str, str],
                    max_elements: int | None = None, *,
@@ -85,11 +88,19 @@ def localise_ratio(leaves: pa.Table, dims: Sequence[str], numerator: tuple[str, 
     rate0 = _rate(n0, d0, ratio0)
     steps = _steps(leaves, history, (_float(leaves[n0_name]), _float(leaves[d0_name])), ratio0)
 
-    found = _run(leaves, dims, pc.multiply(rate0, d1), n1, max_elements, steps, _binomial(n0, n1, d0, d1, ratio0),
-                 size=d1)
+    expected = pc.multiply(rate0, d1)
+    floor = _binomial(n0, n1, d0, d1, ratio0)
+    found = _run(leaves, dims, expected, n1, max_elements, steps, floor, size=d1)
     if isinstance(found, Localisation):
         return found
     work, chosen, values = found
+    dispersion = _dispersion(work, chosen, floor)
+    if dispersion > 1.0:
+        # Sessions, visits, orders are not independent draws: the leaves the causes leave unexplained vary
+        # more than binomially. With the floor scaled by that dispersion (quasi-binomial), search again.
+        again = _run(leaves, dims, expected, n1, max_elements, steps, pc.multiply(floor, dispersion), size=d1)
+        if not isinstance(again, Localisation):
+            work, chosen, values = again
     parts = _Parts(n0, n1, d0, d1, total0, total1, ratio0, ratio1)
     change = ratio1 - ratio0
     causes = sorted((_ratio_element(work, cand, dims, values, parts, change, "rate") for cand in chosen),
@@ -115,6 +126,28 @@ def _binomial(n0: pa.Array, n1: pa.Array, d0: pa.Array, d1: pa.Array, ratio0: fl
     baseline = pc.if_else(pc.greater(d0, 0.0), pc.divide(pc.multiply(d1, d1), pc.if_else(pc.greater(d0, 0.0), d0, 1.0)),
                           0.0)
     return pc.multiply(spread, pc.add(d1, baseline))
+
+
+def _dispersion(work: pa.Table, chosen: list[_Candidate], floor: pa.Array | None) -> float:
+    """The quasi-binomial dispersion of the leaves outside the elements: the median of their squared
+    Pearson residuals ``(n₁ - r₀ d₁)² / binomial variance``, each leaf weighing by its denominator (a session
+    counts once, whatever leaf it falls in), over the median of χ²₁. 1 when there is no binomial floor."""
+    if floor is None:
+        return 1.0
+    table = work.append_column("__floor", pc.fill_null(floor, 0.0))
+    for cand in chosen:
+        table = table.filter(pc.invert(_mask(table, cand)))
+    table = table.filter(pc.and_(pc.greater(table["__floor"], 0.0), pc.greater(table["s"], 0.0)))
+    if table.num_rows == 0:
+        return 1.0
+    change = pc.subtract(table["c"], table["b"])
+    pearson = pc.divide(pc.multiply(change, change), table["__floor"])
+    order = pc.sort_indices(pearson)
+    weights = pc.take(table["s"], order)
+    cumulative = pc.cumulative_sum(weights)
+    half = _sum(weights) / 2.0
+    index = pc.index(pc.greater_equal(cumulative, half), True).as_py()
+    return pc.take(pearson, order)[index].as_py() / CHI2_MEDIAN
 
 
 def _rate(n: pa.Array, d: pa.Array, fallback: float) -> pa.Array:
