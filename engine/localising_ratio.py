@@ -13,7 +13,12 @@ leaf's current numerator is compared with what its baseline ratio gives at its c
 ``r₀ₛ · d₁ₛ → n₁ₛ`` — an additive problem whose change is ``(r₁ₛ - r₀ₛ) d₁ₛ``, zero for a pure volume shift —
 with the search of `metrictree.localising.localise` (same tests, same coarsest-first layers, so a cause is
 named at the coarsest element that explains it, not at a sub-segment). A leaf without a baseline
-denominator (a new segment) is judged against the whole's baseline ratio. Segments whose volume moved out
+denominator (a new segment) is judged against the whole's baseline ratio. Leaves are sized by their
+denominator, so the rate is judged on its own scale (absolute rate changes) and a ratio and its complement
+(success and stall ratio) give the same answer. When the ratio is a proportion (``0 <= n <= d``), each
+leaf's noise is at least binomial, scaled by the quasi-binomial dispersion of the leaves the first search
+leaves unexplained when they vary more than binomially (real sessions are not independent draws), and the
+search runs again with it. Segments whose volume moved out
 of line with the rest (the same search on the denominator) but that are no rate cause are reported apart,
 as `Localisation.mix`, with their mix effect: a traffic shift is never named as a cause.
 
