@@ -515,3 +515,11 @@ def test_the_canonical_layout_of_bindings():
         "    }",
     ]
     assert format_text("import email with emails { sent = emails.n }\n") == "import email with emails { sent = emails.n }\n"
+
+
+def test_a_misspelt_with_is_named():
+    with pytest.raises(TreeSyntaxError) as caught:
+        metrictree.parse("import crm (aov) wiht orders = invoices { amount = invoices.x }\n", "t.tree")
+    (d,) = caught.value.diagnostics
+    assert (d.message, d.span.column) == ("unexpected name 'wiht'", 18)
+    assert d.hint.startswith("did you mean 'with'?")
