@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import metrictree
+import pytest
 from metrictree import syntax as s
 from metrictree.errors import CompileError, TreeSyntaxError
 
@@ -406,7 +405,6 @@ def test_the_libraries_name_no_currency_of_their_own():
 
 def cli(*args: str):
     from click.testing import CliRunner
-
     from metrictree.cli import main
 
     try:
@@ -466,7 +464,6 @@ def test_crm_on_a_generated_retail_csv_equals_duckdb(tmp_path):
     """The lead's invoice-log generator, exported as the UCI file is (UK dates as text), read through a binding."""
     import pyarrow.compute as pc
     import pyarrow.csv as csv
-
     from metrictree.retail import invoice_log
 
     pytest.importorskip("numpy", reason="the invoice-log generator needs numpy")
