@@ -520,3 +520,14 @@ def test_a_misspelt_with_is_named():
     (d,) = caught.value.diagnostics
     assert (d.message, d.span.column) == ("unexpected name 'wiht'", 18)
     assert d.hint.startswith("did you mean 'with'?")
+
+
+def test_eval_of_an_unbound_import_on_other_names_says_how_to_bind():
+    # The case of issue 13: `import crm` on retail data checks, then cannot find 'amount'.
+    tree = metrictree.loads(PLAIN, "retail.tree")
+    with pytest.raises(metrictree.MetrictreeError) as caught:
+        tree.evaluate({"orders": DATA / "retail.csv"})
+    (d,) = caught.value.diagnostics
+    assert d.message == "source 'orders' has no column 'amount' (read by metric 'revenue')"
+    assert d.hint.endswith("crm reads orders.amount under its own name: bind it to a column of yours in the "
+                           "import, e.g. import crm (…) with orders { amount = orders.<column>, … }")
