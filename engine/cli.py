@@ -19,7 +19,7 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -28,8 +28,10 @@ from . import __version__, rendering
 from .escaping import SafeConsole, markdown_text, printable
 from .compiling import check as check_tree, load as load_file
 from .errors import Diagnostic, MetrictreeError, UsageError, did_you_mean, error
-from .evaluating import Evaluation
 from .model import GRAINS, Tree
+
+if TYPE_CHECKING:
+    from .evaluating import Evaluation
 
 FORMATS = ("table", "json", "csv")
 GRAPH_FORMATS = ("mermaid", "dot", "svg", "png")
@@ -277,7 +279,7 @@ def eval_(tree_path: str, data: dict[str, str], sample: bool, grain: str | None,
         _write(output, rendering.evaluation_csv(evaluation.table))
     else:
         _print_tables(evaluation, tree, output)
-    for reason in evaluation.nulls:
+    for reason in (*evaluation.nulls, *evaluation.skipped):
         _note(str(reason))
 
 
@@ -617,6 +619,63 @@ def fmt(paths: Sequence[str], check: bool, diff: bool) -> None:
     click.echo(", ".join(summary) or "no tree files", err=True)
     if failed or (check and changed):
         click.get_current_context().exit(1)
+
+
+# --------------------------------------------------------------------------- import
+
+
+@main.group("import", short_help="Write a tree file from another tool's metric definitions.")
+def import_() -> None:
+    """Write a tree file from metric definitions kept elsewhere (dbt / MetricFlow)."""
+
+
+@import_.command("dbt", short_help="A tree from a dbt project's MetricFlow semantic models and metrics.")
+@click.argument("path", metavar="PATH", type=click.Path(exists=False))
+@click.option("--grain", type=click.Choice(GRAINS), default="month", show_default=True,
+              help="The tree's grain (windows and offsets are counted in it).")
+@click.option("--name", help="The tree's name (default: the dbt project's).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+def import_dbt(path: str, grain: str, name: str | None, output: str | None) -> None:
+    """Read a dbt project's semantic models and metrics (its YAML, or the target/semantic_manifest.json dbt
+    writes) and write them as a tree: semantic models become sources, measures base metrics, simple, ratio,
+    derived and cumulative metrics formulas. What has no equivalent is listed on stderr and at the top of the
+    tree file.
+
+    \b
+    metrictree import dbt path/to/dbt_project -o shop.tree
+    metrictree import dbt path/to/dbt_project/target/semantic_manifest.json --grain week
+    """
+    from .importing_dbt import import_dbt as translate
+
+    try:
+        imported = translate(path, grain=grain, name=name)
+    except ImportError as exc:
+        raise UsageError(error(f"reading dbt projects needs {exc.name}", hint='pip install "metrictree[dbt]"',
+                               code="missing-extra")) from None
+    _write(output, imported.text)
+    for note in imported.notes:
+        _note(f"not expressed: {note}")
+    if output is not None:
+        click.echo(f"wrote {output}: {len(imported.tables)} source(s); bind them to the dbt models "
+                   + ", ".join(f"{s}={t}" for s, t in imported.tables.items()), err=True)
+
+
+# --------------------------------------------------------------------------- lsp
+
+
+@main.command(short_help="Run the language server (for editors), on stdio.")
+def lsp() -> None:
+    """Run the metrictree language server on stdin/stdout, for VS Code, Neovim and other editors:
+    diagnostics as `check` prints them, hover, go to definition, completion and formatting.
+
+    Needs the `lsp` extra: pip install "metrictree[lsp]". See docs/authoring.md.
+    """
+    try:
+        from .languageserver import serve
+    except ImportError as exc:
+        raise UsageError(error(f"the language server needs pygls ({exc.name} is not installed)",
+                               hint='pip install "metrictree[lsp]"', code="missing-extra")) from None
+    serve()
 
 
 # --------------------------------------------------------------------------- plugins

@@ -23,7 +23,9 @@ from .errors import Diagnostic, SourceFile, Span, TreeSyntaxError, did_you_mean,
 @functools.lru_cache(maxsize=1)
 def grammar() -> Lark:
     text = importlib.resources.files("metrictree.grammars").joinpath("metrictree.lark").read_text("utf-8")
-    return Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    # cache=True: the LALR tables are computed once per grammar and lark version, then loaded from a file in
+    # the temporary folder (a third of the start-up of `metrictree check` otherwise).
+    return Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=True)
 
 
 MAX_NESTING = 200

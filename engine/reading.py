@@ -19,14 +19,16 @@ import datetime as dt
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from .errors import DataError, Span, did_you_mean, error
 from .model import Source
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".txt": "csv",
             ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc"}
@@ -79,6 +81,8 @@ def _format_of(path: Path) -> str:
 
 
 def _dataset(path: Path, dictionary_columns: list[str]) -> ds.Dataset:
+    import pyarrow.dataset as ds  # imported when a file is read (it takes a while, and imports pandas)
+
     fmt = _format_of(path)
     if fmt == "parquet":
         file_format = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dictionary_columns))
@@ -127,7 +131,7 @@ def as_arrow(value: Any, source: Source, dictionary_columns: list[str]) -> pa.Ta
     """Anything a source can be bound to, as an Arrow table or dataset (not read yet when a dataset)."""
     if isinstance(value, pa.Table):
         return _without_views(value)
-    if isinstance(value, ds.Dataset):
+    if _is_dataset(value):
         return value
     if isinstance(value, pa.RecordBatch):
         return _without_views(pa.Table.from_batches([value]))
@@ -144,6 +148,14 @@ def as_arrow(value: Any, source: Source, dictionary_columns: list[str]) -> pa.Ta
     raise DataError(error(f"cannot read the data for source '{source.name}' from a {type(value).__name__}",
                           source.span, "pass a pyarrow Table or Dataset, a file path, or an object with "
                                        "__arrow_c_stream__ (polars, pandas, DuckDB)", "no-data"))
+
+
+def _is_dataset(value: Any) -> bool:
+    """Whether ``value`` is a ``pyarrow.dataset.Dataset`` (only possible once its module is imported)."""
+    import sys
+
+    module = sys.modules.get("pyarrow.dataset")
+    return module is not None and isinstance(value, module.Dataset)
 
 
 def _time_scalar(day: dt.date, type_: pa.DataType) -> pa.Scalar:
@@ -255,6 +267,10 @@ def parse_time(table: pa.Table, source: Source) -> pa.Table:
 
 def _check_text(source: Source, arrow: pa.Table | ds.Dataset, needs: list[Need]) -> None:
     """Arrow's CSV reader reads text that is not UTF-8 as bytes: say so, naming the file and the column."""
+    if not _is_dataset(arrow):
+        return
+    import pyarrow.dataset as ds
+
     if not isinstance(arrow, ds.FileSystemDataset) or not isinstance(arrow.format, ds.CsvFileFormat):
         return
     for need in needs:
@@ -269,6 +285,8 @@ def _check_text(source: Source, arrow: pa.Table | ds.Dataset, needs: list[Need])
 
 
 def _csv_type(dataset: ds.FileSystemDataset, file: str, column: str) -> pa.DataType:
+    import pyarrow.dataset as ds
+
     try:
         return ds.dataset(file, format=dataset.format).schema.field(column).type
     except (pa.ArrowInvalid, KeyError, OSError):
@@ -277,9 +295,11 @@ def _csv_type(dataset: ds.FileSystemDataset, file: str, column: str) -> pa.DataT
 
 def _null_times(source: Source, arrow: pa.Table | ds.Dataset) -> int:
     """How many rows have no time: they belong to no period, so no metric counts them."""
-    if isinstance(arrow, ds.Dataset):
+    if _is_dataset(arrow):
+        import pyarrow.compute as pc
+
         try:
-            return arrow.count_rows(filter=ds.field(source.time).is_null())
+            return arrow.count_rows(filter=pc.field(source.time).is_null())
         except (pa.ArrowInvalid, OSError):
             return 0  # reading the rows reports it
     return arrow.column(source.time).null_count
@@ -327,13 +347,17 @@ def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions:
     if counts is not None:
         counts["null_times"] = _null_times(source, arrow)
     condition = None
+    if since is not None or until is not None:
+        import pyarrow.compute as pc
+
+        time = pc.field(source.time)
     if since is not None:
-        condition = ds.field(source.time) >= _time_scalar(since, time_type)
+        condition = time >= _time_scalar(since, time_type)
     if until is not None:
-        upper = ds.field(source.time) < _time_scalar(until, time_type)
+        upper = time < _time_scalar(until, time_type)
         condition = upper if condition is None else condition & upper
     columns = list(dict.fromkeys(n.column for n in needs))
-    if isinstance(arrow, ds.Dataset):
+    if _is_dataset(arrow):
         table = _read(arrow, source, columns, condition)
     else:
         table = arrow.select(columns)

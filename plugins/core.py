@@ -8,11 +8,14 @@ rolling_sum, rolling_avg, cumulative_sum.
 
 from __future__ import annotations
 
-import pyarrow as pa
-import pyarrow.compute as pc
+from metrictree import lazy
 
 from metrictree.functions import ROWS, Aggregate, AggregateContext, Computed, Frame, Partial, Scalar
 from metrictree.hookspecs import hookimpl
+
+# Arrow is imported when a function first runs, not when the plugin is loaded (`metrictree check`).
+pa = lazy.module("pyarrow")
+pc = lazy.module("pyarrow.compute")
 
 # --------------------------------------------------------------------------- helpers
 
