@@ -249,8 +249,7 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
     needed = list(dict.fromkeys([*((name, 0) for name in shown), *(p for parts in candidates.values() for p in parts)]))
 
     baseline_start = spans[0][0]
-    # The data's first period is left out of the history: what looks back (churned customers) has no past there.
-    lo = min(max(first_period + 1, baseline_start - HISTORY_PERIODS), min(a for a, _ in spans))
+    lo = min(baseline_start - HISTORY_PERIODS, min(a for a, _ in spans))
     hi = max(b for _, b in spans)
     history_periods = [p for p in range(lo, min(a for a, _ in spans)) if not any(a <= p <= b for a, b in spans)]
 
@@ -305,15 +304,16 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
         delta = _sum(leaves, _C) - _sum(leaves, _B)
         if delta:
             metric = tree.metrics[name]
-            units.append(_Unit(name, metric.title, metric.unit, False, tuple(dims), leaves, len(history_periods),
+            units.append(_Unit(name, metric.title, metric.unit, False, tuple(dims), leaves, _history_of(leaves),
                                outside[name] / delta, exact))
     for name, (n, d, dims) in ratios.items():
         segments[name] = tuple(_mix_rate(n, d, dims))
-        paired = _paired(n, d, dims, len(history_periods))
+        history = min(_history_of(n), _history_of(d))
+        paired = _paired(n, d, dims, history)
         b, c = builder.pair(name)
         if paired is not None and b is not None and c is not None and c != b:
             metric = tree.metrics[name]
-            units.append(_Unit(name, metric.title, metric.unit, True, tuple(dims), paired, len(history_periods),
+            units.append(_Unit(name, metric.title, metric.unit, True, tuple(dims), paired, history,
                                builder.derived_contributions[name] / (c - b)))
     causes, reason, mix = _rank(units, builder.root_change, top)
     return Drilled(segments, tuple(causes), reason, tuple(mix), tuple(notes))
@@ -333,9 +333,17 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
     def sliced(by_dims: list[str], columns: list[str]) -> pa.Table:
         return evaluate(sliceable, data, grain=grain, by=by_dims, metrics=columns, params=params,
                         start=periods.label(start, grain), end=periods.label(hi, grain),
-                        registry=shared_registry).table
+                        registry=shared_registry)
 
-    table = sliced(dims, [*names, *twin_of.values()])
+    evaluation = sliced(dims, [*names, *twin_of.values()])
+    table = evaluation.table
+    # History only where the data has a past: after its first period (what looks back, churned customers,
+    # has none there) for every offset read.
+    if evaluation.covered is None:
+        history_periods = []
+    else:
+        first = periods.parse(evaluation.covered[0], grain)
+        history_periods = [p for p in history_periods if p + min(0, *(o for _, o in wanted)) > first]
     out: dict[tuple[str, int], tuple[pa.Table, list[str], bool]] = {}
     per_dimension: dict[str, pa.Table] = {}
     counting = [n for n in names if _counts_entities(tree.metrics[n], registry)]
@@ -355,11 +363,11 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
             exact_dims = []
             for dim in dims:
                 if dim not in per_dimension:
-                    per_dimension[dim] = sliced([dim], counting)
+                    per_dimension[dim] = sliced([dim], counting).table
                 if _adds_up(_leaf_table(per_dimension[dim], [dim], name, at, [], grain), totals):
                     exact_dims.append(dim)
             if exact_dims:
-                sub = per_dimension[exact_dims[0]] if len(exact_dims) == 1 else sliced(exact_dims, [name])
+                sub = per_dimension[exact_dims[0]] if len(exact_dims) == 1 else sliced(exact_dims, [name]).table
                 out[name, offset] = (_leaf_table(sub, exact_dims, name, at, before, grain), exact_dims, True)
                 if len(exact_dims) < len(dims):
                     others = tuple(d for d in dims if d not in exact_dims)
@@ -434,11 +442,15 @@ def _leaf_table(table: pa.Table, dims: list[str], name: str, spans, history_peri
     return pa.table(out).sort_by([(d, "ascending") for d in dims])
 
 
+def _history_of(leaves: pa.Table) -> int:
+    return sum(1 for c in leaves.column_names if c.startswith("\x1fh") and c[2:].isdigit())
+
+
 def _paired(numerator: pa.Table, denominator: pa.Table, dims: list[str], history: int) -> pa.Table | None:
     """The numerator's and denominator's leaves side by side (a leaf absent from one is 0 there)."""
     columns = [_B, _C, *(_h(i) for i in range(history))]
-    n = numerator.rename_columns([*dims, *(f"\x1fn{c}" for c in columns)])
-    d = denominator.rename_columns([*dims, *(f"\x1fd{c}" for c in columns)])
+    n = numerator.select([*dims, *columns]).rename_columns([*dims, *(f"\x1fn{c}" for c in columns)])
+    d = denominator.select([*dims, *columns]).rename_columns([*dims, *(f"\x1fd{c}" for c in columns)])
     joined = n.join(d, dims, join_type="full outer")
     if joined.num_rows == 0:
         return None
@@ -449,7 +461,10 @@ def _paired(numerator: pa.Table, denominator: pa.Table, dims: list[str], history
     for i in range(history):
         out[_h(i, "n")] = joined.column(f"\x1fn{_h(i)}")
         out[_h(i, "d")] = joined.column(f"\x1fd{_h(i)}")
-    return pa.table(out)
+    paired = pa.table(out)
+    # A leaf with no denominator in either state has no ratio (paid orders of guests, who are no customers).
+    paired = paired.filter(pc.or_(pc.greater(paired.column(_DB), 0), pc.greater(paired.column(_DC), 0)))
+    return paired if paired.num_rows else None
 
 
 def _sum(table: pa.Table, column: str) -> float:
