@@ -455,8 +455,8 @@ def explanation_view(explanation, depth: int | None = None, top: int = 5, verbos
                                   (f"   [{e.method}]" if verbose else "", "dim")))
 
     def segment_line(seg, unit: str | None) -> Text:
-        part = f"{number(seg.contribution, e.unit, signed=True)}" if seg.contribution is not None else ""
-        mix = (f"  (mix {number(seg.mix, e.unit, signed=True)}, rate {number(seg.rate, e.unit, signed=True)})"
+        part = f"{change_in_points(seg.contribution, e.unit, True)}" if seg.contribution is not None else ""
+        mix = (f"  (mix {change_in_points(seg.mix, e.unit, True)}, rate {change_in_points(seg.rate, e.unit, True)})"
                if seg.mix is not None else "")
         return Text(f"{where_text(seg.where)}: {number(seg.baseline, unit)} → {number(seg.current, unit)}  "
                     f"{part}{mix}", style="dim")
@@ -478,7 +478,7 @@ def explanation_view(explanation, depth: int | None = None, top: int = 5, verbos
                 (f"{driver.label}", "bold" if level == 1 else ""), "  ",
                 f"{number(driver.baseline, driver.unit)} → {number(driver.current, driver.unit)}  ",
                 (change_in_points(driver.change, driver.unit, True), _tone(driver.change, driver.direction)), "   ",
-                (f"{number(driver.contribution, e.unit, signed=True)} ", "bold"),
+                (f"{change_in_points(driver.contribution, e.unit, True)} ", "bold"),
                 (_bar(driver.share), "red" if (driver.contribution or 0) * (e.change or 0) > 0 and
                  _tone(e.change, e.direction) == "red" else "cyan"), f" {share}",
                 (f"  [{driver.method}]" if driver.drivers and verbose else "", "dim"))
@@ -501,9 +501,9 @@ def explanation_view(explanation, depth: int | None = None, top: int = 5, verbos
                                 ("effect", "right"), ("share", "right")):
             table.add_column(header, justify=justify, no_wrap=header in ("#", "effect", "share"))
         for i, cause in enumerate(e.root_causes, 1):
-            moved = "\n".join(part_text(p) + (f"  {number(p.contribution, e.unit, signed=True)}"
+            moved = "\n".join(part_text(p) + (f"  {change_in_points(p.contribution, e.unit, True)}"
                                               if len(cause.parts) > 1 else "") for p in cause.parts)
-            table.add_row(str(i), where_text(cause.where), moved, number(cause.contribution, e.unit, signed=True),
+            table.add_row(str(i), where_text(cause.where), moved, change_in_points(cause.contribution, e.unit, True),
                           percent(share_of(cause.contribution, e.change)) or NULL)
         parts += [Text(""), table]
     elif e.reason:
