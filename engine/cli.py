@@ -1,4 +1,5 @@
-"""The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``whatif``, ``status``, ``graph``, ``plugins``.
+"""The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``whatif``, ``status``, ``graph``, ``fmt``,
+``serve``, ``plugins`` …
 
 The CLI only wires the stages together (load → evaluate → render); formatting lives
 in `metrictree.rendering`. Exit codes:
@@ -18,7 +19,7 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -27,8 +28,10 @@ from . import __version__, rendering
 from .escaping import SafeConsole, markdown_text, printable
 from .compiling import check as check_tree, load as load_file
 from .errors import Diagnostic, MetrictreeError, UsageError, did_you_mean, error
-from .evaluating import Evaluation
 from .model import GRAINS, Tree
+
+if TYPE_CHECKING:
+    from .evaluating import Evaluation
 
 FORMATS = ("table", "json", "csv")
 GRAPH_FORMATS = ("mermaid", "dot", "svg", "png")
@@ -147,23 +150,6 @@ def main(ctx: click.Context, include_paths: Sequence[str]) -> None:
 # --------------------------------------------------------------------------- check
 
 
-@main.command(short_help="Validate tree files.")
-@click.argument("trees", metavar="TREE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def check(trees: Sequence[str]) -> None:
-    """Validate tree files: print every error and warning, then one summary line per file.
-
-    Exits with 1 if any file has an error; warnings alone do not fail.
-    """
-    failed = False
-    for path in trees:
-        diagnostics = check_tree(_bundled_path(path), include_paths=_include_paths())
-        _print_diagnostics(diagnostics, spaced=True)
-        failed = failed or any(d.severity == "error" for d in diagnostics)
-        click.echo(printable(rendering.check_summary(path, diagnostics)))
-    if failed:
-        click.get_current_context().exit(1)
-
-
 # --------------------------------------------------------------------------- eval
 
 
@@ -232,6 +218,31 @@ def _bind_data(tree: Tree, given: dict[str, str], sample: bool) -> dict[str, Any
     return data
 
 
+@main.command(short_help="Validate tree files.")
+@click.argument("trees", metavar="TREE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@_data_options
+def check(trees: Sequence[str], data: dict[str, str], sample: bool) -> None:
+    """Validate tree files: print every error and warning, then one summary line per file.
+
+    With --data (or --sample), also check each tree against the data's schemas: every column it
+    reads is there, and its time columns hold dates (or text with a format). No row is read.
+    Exits with 1 if any file has an error; warnings alone do not fail.
+    """
+    failed = False
+    for path in trees:
+        diagnostics = check_tree(_bundled_path(path), include_paths=_include_paths())
+        if (data or sample) and not any(d.severity == "error" for d in diagnostics):
+            from .datacheck import check_data
+
+            tree = load(path)
+            diagnostics = [*diagnostics, *check_data(tree, _bind_data(tree, data, sample))]
+        _print_diagnostics(diagnostics, spaced=True)
+        failed = failed or any(d.severity == "error" for d in diagnostics)
+        click.echo(printable(rendering.check_summary(path, diagnostics)))
+    if failed:
+        click.get_current_context().exit(1)
+
+
 @main.command("eval", short_help="Evaluate a tree over data.")
 @click.argument("tree_path", metavar="TREE", type=click.Path(dir_okay=False))
 @_data_options
@@ -259,6 +270,8 @@ def eval_(tree_path: str, data: dict[str, str], sample: bool, grain: str | None,
     tree = load(tree_path)
     evaluation = tree.evaluation(_bind_data(tree, data, sample), grain=grain, by=_names(by) or (), start=start,
                                  end=end, metrics=_names(metrics), params=params)
+    for warning_text in evaluation.warnings:
+        _note(warning_text)
     if fmt == "json":
         _write(output, rendering.evaluation_json(evaluation, tree) + "\n")
         return
@@ -266,7 +279,7 @@ def eval_(tree_path: str, data: dict[str, str], sample: bool, grain: str | None,
         _write(output, rendering.evaluation_csv(evaluation.table))
     else:
         _print_tables(evaluation, tree, output)
-    for reason in evaluation.nulls:
+    for reason in (*evaluation.nulls, *evaluation.skipped):
         _note(str(reason))
 
 
@@ -498,6 +511,171 @@ def report(tree_path: str, data: dict[str, str], sample: bool, metric: str | Non
     page = reporting.report(tree, _bind_data(tree, data, sample), metric or _top_metric(tree), baseline, current,
                             by=_names(by), params=params, top=top, grain=grain)
     _write(output, page)
+
+
+# --------------------------------------------------------------------------- serve
+
+
+@main.command(short_help="Serve trees to AI assistants (MCP) and programs (JSON HTTP API).")
+@click.argument("config", metavar="CONFIG", type=click.Path(exists=True))
+@click.option("--transport", type=click.Choice(("stdio", "http")), default="stdio", show_default=True,
+              help="stdio: MCP over stdin/stdout, for an assistant that starts the server itself; "
+                   "http: the JSON API under /api/v1 and MCP over streamable HTTP at /mcp.")
+@click.option("--host", metavar="HOST", help="With --transport http: the address to listen on "
+                                             "(default: the config's, else 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), help="With --transport http: the port (default 8765).")
+@click.option("--notify", "notify", metavar="NOTIFY_CONFIG", type=click.Path(dir_okay=False),
+              help="Also check every tree's status on a schedule and send what fires (see status --notify).")
+@click.option("--every", metavar="DURATION", help="How often to check with --notify: 90s, 15m, 1h (default 1h).")
+def serve(config: str, transport: str, host: str | None, port: int | None, notify: str | None,
+          every: str | None) -> None:
+    """Serve the trees a config file names, with their data, until stopped.
+
+    \b
+    metrictree serve metrictree.toml                         # MCP over stdio
+    metrictree serve metrictree.toml --transport http --port 8765
+    METRICTREE_TOKEN=secret metrictree serve metrictree.toml --transport http --host 0.0.0.0
+
+    A changed tree file is loaded on the next request; a change that breaks it keeps the last good
+    version in service, with the error shown. See docs/serve.md.
+    """
+    import logging
+
+    from .serving import serve as run
+    from .serving.config import parse_duration
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(config, transport, host, port, notify, parse_duration(every, "--every") if every else None)
+
+
+# --------------------------------------------------------------------------- fmt
+
+
+def _tree_files(paths: Sequence[str]) -> list[Path]:
+    files: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        files.extend(sorted(path.rglob("*.tree")) if path.is_dir() else [path])
+    return files
+
+
+@main.command(short_help="Lay tree files out in the canonical format.")
+@click.argument("paths", metavar="PATH...", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("--check", is_flag=True, help="Change nothing; exit with 1 if any file would be reformatted.")
+@click.option("--diff", is_flag=True, help="Change nothing; print what would change as a unified diff.")
+def fmt(paths: Sequence[str], check: bool, diff: bool) -> None:
+    """Rewrite tree files (and the .tree files in folders) in metrictree's one layout.
+
+    Only whitespace changes, comments are kept, and the formatted file means exactly
+    what the original meant. `-` reads a tree from stdin and writes it to stdout.
+
+    \b
+    metrictree fmt trees/
+    metrictree fmt --check trees/        # in CI: exit 1 if a file is not formatted
+    metrictree fmt --diff shop.tree
+    """
+    import difflib
+
+    from .formatting import format_text
+
+    if list(paths) == ["-"]:
+        _write(None, format_text(sys.stdin.read(), "<stdin>"))
+        return
+    changed = unchanged = 0
+    failed = False
+    for path in _tree_files(paths):
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            _print_diagnostics([error(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}",
+                                      hint="name a UTF-8 .tree file", code="no-file")], spaced=False)
+            failed = True
+            continue
+        try:
+            formatted = format_text(text, str(path))
+        except MetrictreeError as exc:
+            _print_diagnostics(exc.diagnostics, spaced=True)
+            failed = True
+            continue
+        if formatted == text:
+            unchanged += 1
+            continue
+        changed += 1
+        if diff:
+            click.echo("".join(difflib.unified_diff(text.splitlines(True), formatted.splitlines(True),
+                                                    str(path), str(path))), nl=False)
+        if check:
+            click.echo(f"would reformat {path}", err=True)
+        elif not diff:
+            path.write_text(formatted, "utf-8")
+            click.echo(f"reformatted {path}", err=True)
+
+    def files(n: int) -> str:
+        return f"{n} file{'s' if n != 1 else ''}"
+
+    verb = "would be reformatted" if check or diff else "reformatted"
+    summary = [f"{files(changed)} {verb}"] if changed else []
+    summary += [f"{files(unchanged)} left unchanged"] if unchanged else []
+    click.echo(", ".join(summary) or "no tree files", err=True)
+    if failed or (check and changed):
+        click.get_current_context().exit(1)
+
+
+# --------------------------------------------------------------------------- import
+
+
+@main.group("import", short_help="Write a tree file from another tool's metric definitions.")
+def import_() -> None:
+    """Write a tree file from metric definitions kept elsewhere (dbt / MetricFlow)."""
+
+
+@import_.command("dbt", short_help="A tree from a dbt project's MetricFlow semantic models and metrics.")
+@click.argument("path", metavar="PATH", type=click.Path(exists=False))
+@click.option("--grain", type=click.Choice(GRAINS), default="month", show_default=True,
+              help="The tree's grain (windows and offsets are counted in it).")
+@click.option("--name", help="The tree's name (default: the dbt project's).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+def import_dbt(path: str, grain: str, name: str | None, output: str | None) -> None:
+    """Read a dbt project's semantic models and metrics (its YAML, or the target/semantic_manifest.json dbt
+    writes) and write them as a tree: semantic models become sources, measures base metrics, simple, ratio,
+    derived and cumulative metrics formulas. What has no equivalent is listed on stderr and at the top of the
+    tree file.
+
+    \b
+    metrictree import dbt path/to/dbt_project -o shop.tree
+    metrictree import dbt path/to/dbt_project/target/semantic_manifest.json --grain week
+    """
+    from .importing_dbt import import_dbt as translate
+
+    try:
+        imported = translate(path, grain=grain, name=name)
+    except ImportError as exc:
+        raise UsageError(error(f"reading dbt projects needs {exc.name}", hint='pip install "metrictree[dbt]"',
+                               code="missing-extra")) from None
+    _write(output, imported.text)
+    for note in imported.notes:
+        _note(f"not expressed: {note}")
+    if output is not None:
+        click.echo(f"wrote {output}: {len(imported.tables)} source(s); bind them to the dbt models "
+                   + ", ".join(f"{s}={t}" for s, t in imported.tables.items()), err=True)
+
+
+# --------------------------------------------------------------------------- lsp
+
+
+@main.command(short_help="Run the language server (for editors), on stdio.")
+def lsp() -> None:
+    """Run the metrictree language server on stdin/stdout, for VS Code, Neovim and other editors:
+    diagnostics as `check` prints them, hover, go to definition, completion and formatting.
+
+    Needs the `lsp` extra: pip install "metrictree[lsp]". See docs/authoring.md.
+    """
+    try:
+        from .languageserver import serve
+    except ImportError as exc:
+        raise UsageError(error(f"the language server needs pygls ({exc.name} is not installed)",
+                               hint='pip install "metrictree[lsp]"', code="missing-extra")) from None
+    serve()
 
 
 # --------------------------------------------------------------------------- plugins
