@@ -2,7 +2,7 @@
 
     python bench/rca_shop.py [--seeds 10] [--first-seed 0] [--kinds aov_2d,churn] [--verbose]
 
-Every case is a small online shop over ten months, generated afresh from its seed: about 1,500 customers, each
+Every case is a small online shop over ten months, generated afresh from its seed: about 3,000 customers, each
 with a region, an acquisition channel and a segment (bargain / regular / vip) that never change, who buy
 some months and not others (each segment at its own rate and basket), ~15 % guest orders with a null
 customer id, ~5 % refunds, a seasonal swing of ±15 % in activity, and email campaigns with their own open
@@ -23,7 +23,7 @@ refunds        one channel's refund share triples                           refu
 mix            the channel with the smallest baskets gets 60–90 % more      aov                     none: mix, no rate
                customers back, every channel's basket unchanged                                     cause
 open_rate      one campaign's open rate falls to 50–65 %                    open rate               campaign
-acquisition    one channel brings 25–45 % of its usual new customers        new customers           channel
+acquisition    app or web brings 25–45 % of its usual new customers              new customers           channel
 ============== =========================================================== ======================= =====================
 
 A reported root cause matches when its segment equals the planted one exactly (same dimensions, same
@@ -77,7 +77,7 @@ metric open_rate = opens / delivered { unit % }
 
 MONTHS = 10
 START = dt.date(2025, 1, 1)
-CUSTOMERS = 1500
+CUSTOMERS = 3000
 REGIONS = ("North", "South", "East", "West", "Islands")
 REGION_SHARE = (0.32, 0.27, 0.22, 0.17, 0.02)
 CHANNELS = ("app", "web", "marketplace", "phone")
@@ -144,7 +144,7 @@ def scenario(kind: str, seed: int) -> tuple[dict[str, pa.Table], str, dict[str, 
         cheapest = int(np.argmin(CHANNEL_BASKET[:3]))
         active_factor[last, channel == cheapest] = rng.uniform(1.6, 1.9)
     elif kind == "acquisition":
-        c = rng.choice(list(big_channels))
+        c = rng.choice([0, 1])  # app or web: a channel that brings customers in numbers
         arriving = (joined == last) & (channel == c)
         # Most of them never come: they join after the data ends.
         joined[arriving & (rng.random(CUSTOMERS) > rng.uniform(0.25, 0.45))] = MONTHS
@@ -155,7 +155,8 @@ def scenario(kind: str, seed: int) -> tuple[dict[str, pa.Table], str, dict[str, 
         p = np.array(ACTIVE)[segment] * season[month] * active_factor[month]
         p = np.where(region == 4, p * swing_region[month], p)
         p = np.where(channel == 3, p * swing_channel[month], p)
-        buying = (joined <= month) & (rng.random(CUSTOMERS) < np.clip(p, 0, 0.98))
+        # A customer arrives with a first order; later months at their segment's rate.
+        buying = ((joined <= month) & (rng.random(CUSTOMERS) < np.clip(p, 0, 0.98))) | (joined == month)
         who = np.flatnonzero(buying)
         count = 1 + rng.poisson(np.array(EXTRA_ORDERS)[segment[who]] * orders_factor[month, who])
         buyer = np.repeat(who, count)

@@ -443,7 +443,12 @@ def _tone(change: float | None, direction: str | None) -> str:
     return "green" if good else "red"
 
 
-def explanation_view(explanation, depth: int | None = None, top: int = 5, verbose: bool = False) -> Group:
+def _largest_segments(segments, top: int) -> list:
+    """The ``top`` segments with the largest contributions, whatever their dimension."""
+    return sorted(segments, key=lambda seg: -abs(seg.contribution or 0.0))[:top]
+
+
+def explanation_view(explanation, depth: int | None = None, top: int = 3, verbose: bool = False) -> Group:
     """An `Explanation` for a terminal: the sentences, the driver tree with bars, the root causes.
 
     Each driver shows baseline → current, its change, its contribution to the root's change (in the
@@ -493,13 +498,13 @@ def explanation_view(explanation, depth: int | None = None, top: int = 5, verbos
                  _tone(e.change, e.direction) == "red" else "cyan"), f" {share}",
                 (f"  [{driver.method}]" if driver.drivers and verbose else "", "dim"))
         branch = node.add(label)
-        for seg in driver.segments[:top]:
+        for seg in _largest_segments(driver.segments, top):
             branch.add(segment_line(seg, driver.unit))
         if depth is None or level < depth:
             for child in driver.drivers:
                 add(branch, child, level + 1)
 
-    for seg in e.segments[:top]:
+    for seg in _largest_segments(e.segments, top):
         root.add(segment_line(seg, e.unit))
     for driver in e.drivers:
         add(root, driver, 1)

@@ -121,3 +121,14 @@ def test_the_data_covers_hint_states_the_real_range(data, tree):
         tree.explain(data, "ltv", "2030-01", "2030-02")
     hint = info.value.diagnostics[0].hint
     assert hint.startswith("the data covers 2025-11 to 2026-10"), hint
+
+
+def test_the_readme_shows_the_real_output():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    block = readme.split("$ metrictree explain trees/crm_ltv.tree --sample --depth 2\n", 1)[1].split("```", 1)[0]
+    try:
+        runner = CliRunner(mix_stderr=False, env={"COLUMNS": "80"})
+    except TypeError:
+        runner = CliRunner(env={"COLUMNS": "80"})
+    result = runner.invoke(main, ["explain", CRM, "--sample", "--depth", "2"], catch_exceptions=False)
+    assert [line.rstrip() for line in result.output.rstrip("\n").splitlines()] == block.rstrip("\n").splitlines()
