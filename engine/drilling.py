@@ -67,6 +67,7 @@ class Segment:
         mix, rate: for ratio metrics, the parts of the slice's contribution due to its weight moving (mix) and
             its own ratio moving (rate), in the root's units once attached to a driver; ``mix + rate`` is the
             slice's contribution.
+        metric, label, unit: for a mix entry of an explanation, the ratio it is about.
     """
 
     where: Mapping[str, Any]
@@ -76,12 +77,17 @@ class Segment:
     contribution: float | None
     mix: float | None = None
     rate: float | None = None
+    metric: str | None = None
+    label: str | None = None
+    unit: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {"where": dict(self.where), "baseline": self.baseline, "current": self.current, "change": self.change,
                "contribution": self.contribution}
         if self.mix is not None or self.rate is not None:
             out.update(mix=self.mix, rate=self.rate)
+        if self.metric is not None:
+            out.update(metric=self.metric, label=self.label, unit=self.unit)
         return out
 
 
@@ -241,9 +247,11 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
     """The segments and root causes of the change ``builder`` split; see the module docstring."""
     notes: list[str] = []
     total = abs(builder.root_change) or 1.0
+    # A ratio carries weight by its own contribution or by what passes through its parts (frequency =
+    # orders / customers can carry little net while orders and customers carry much in opposite directions).
     candidates = {name: parts for name, contribution in builder.derived_contributions.items()
-                  if abs(contribution) >= WEIGHT_SHARE * total
-                  and (parts := ratio_parts(tree.metrics[name], tree, registry))}
+                  if max([abs(contribution), *(abs(p) for p in builder.ratio_children.get(name, {}).values())])
+                  >= WEIGHT_SHARE * total and (parts := ratio_parts(tree.metrics[name], tree, registry))}
     # Shown under their driver: every base metric that carries weight anywhere.
     shown = [name for name, c in builder.base_contributions.items() if abs(c) >= WEIGHT_SHARE * total]
     needed = list(dict.fromkeys([*((name, 0) for name in shown), *(p for parts in candidates.values() for p in parts)]))
@@ -639,7 +647,7 @@ def _mix_part(unit: _Unit, where: Mapping[str, Any]) -> Segment | None:
         return None
     r0, r1, mix, rate, _, _ = effect
     return Segment(dict(where), r0, r1, r1 - r0, unit.scale * (mix + rate), mix=unit.scale * mix,
-                   rate=unit.scale * rate)
+                   rate=unit.scale * rate, metric=unit.metric, label=unit.label, unit=unit.unit)
 
 
 def _nested(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
@@ -675,7 +683,9 @@ def _rank(units: list[_Unit], root_change: float, top: int | None) -> tuple[list
     mix = []
     for unit, f in found:
         if unit.ratio:
-            mix.extend(seg for where in f.mix if (seg := _mix_part(unit, where)) is not None)
+            # Said to be mix only where the weight's effect outweighs the segment's own rate's.
+            mix.extend(seg for where in f.mix if (seg := _mix_part(unit, where)) is not None
+                       and abs(seg.mix) > abs(seg.rate))
     reason = None
     if not kept:
         reason = _reason(units, found, root_change)

@@ -69,6 +69,14 @@ def part_text(part) -> str:
     return text
 
 
+def mix_text(seg, explanation: Explanation) -> str:
+    """A mix entry: ``segment = regular: its weight in Purchase frequency moved, not its own (1.75 → 1.75): −1,528
+    RUB of mix, not a cause``."""
+    about = f" in {seg.label}" if seg.label else ""
+    return (f"{where_text(seg.where)}: its weight{about} moved, not its own value ({amount(seg.baseline, seg.unit)} → "
+            f"{amount(seg.current, seg.unit)}): {change_in_points(seg.mix, explanation.unit, True)} of mix, not a cause")
+
+
 def cause_text(cause, explanation: Explanation) -> str:
     """A root cause in one sentence: the segment, what moved there, its net effect on the root."""
     e = explanation
@@ -130,8 +138,7 @@ def sentences(explanation: Explanation) -> list[str]:
         out.append(e.reason[0].upper() + e.reason[1:] + ".")
     if e.mix and not e.root_causes:
         seg = max(e.mix, key=lambda m: abs(m.mix or 0.0))
-        out.append(f"{where_text(seg.where)}: its weight moved while its own ratio held ({amount(seg.baseline)} → "
-                   f"{amount(seg.current)}): {change_in_points(seg.mix, e.unit, True)} of mix, not a cause.")
+        out.append(mix_text(seg, e) + ".")
     return out
 
 
