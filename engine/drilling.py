@@ -338,9 +338,9 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
     sliceable, shared_registry, twin_of = _fractional(tree, names, registry)
     start = lo + min(0, *(offset for _, offset in wanted))
 
-    def sliced(by_dims: list[str], columns: list[str]) -> pa.Table:
+    def sliced(by_dims: list[str], columns: list[str], first: int = start):
         return evaluate(sliceable, data, grain=grain, by=by_dims, metrics=columns, params=params,
-                        start=periods.label(start, grain), end=periods.label(hi, grain),
+                        start=periods.label(first, grain), end=periods.label(hi, grain),
                         registry=shared_registry)
 
     evaluation = sliced(dims, [*names, *twin_of.values()])
@@ -354,6 +354,7 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
         history_periods = [p for p in history_periods if p + min(0, *(o for _, o in wanted)) > first]
     out: dict[tuple[str, int], tuple[pa.Table, list[str], bool]] = {}
     per_dimension: dict[str, pa.Table] = {}
+    by_exact: dict[tuple[str, ...], pa.Table] = {}
     counting = [n for n in names if _counts_entities(tree.metrics[n], registry)]
     for name, offset in wanted:
         metric = tree.metrics[name]
@@ -368,14 +369,18 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
             if _adds_up(leaves, totals):
                 out[name, offset] = (leaves, dims, True)
                 continue
+            # Dimension by dimension, over the compared periods only (the history is read once it is known).
             exact_dims = []
             for dim in dims:
                 if dim not in per_dimension:
-                    per_dimension[dim] = sliced([dim], counting).table
+                    per_dimension[dim] = sliced([dim], counting, min(a for a, _ in spans) + min(
+                        0, *(o for _, o in wanted))).table
                 if _adds_up(_leaf_table(per_dimension[dim], [dim], name, at, [], grain), totals):
                     exact_dims.append(dim)
             if exact_dims:
-                sub = per_dimension[exact_dims[0]] if len(exact_dims) == 1 else sliced(exact_dims, [name]).table
+                if tuple(exact_dims) not in by_exact:
+                    by_exact[tuple(exact_dims)] = sliced(exact_dims, counting).table
+                sub = by_exact[tuple(exact_dims)]
                 out[name, offset] = (_leaf_table(sub, exact_dims, name, at, before, grain), exact_dims, True)
                 if len(exact_dims) < len(dims):
                     others = tuple(d for d in dims if d not in exact_dims)
@@ -421,33 +426,55 @@ def _adds_up(leaves: pa.Table, totals: tuple[float | None, float | None]) -> boo
     return True
 
 
+_NULL_KEY = "\x00"  # a null dimension value while keys are joined (a join never matches nulls)
+
+
 def _leaf_table(table: pa.Table, dims: list[str], name: str, spans, history_periods: list[int],
                 grain: str) -> pa.Table:
     """One row per leaf with data in either compared state: dims (as text), `_B`, `_C` (a range of periods
-    counts as the mean of its periods) and one history column per earlier period (null: no data)."""
+    counts as the mean of its periods) and one history column per earlier period (null: no data).
+
+    The evaluation has one row per period and leaf: each row's place in a dense leaves × periods grid is found
+    with one join and one hash lookup, and every column is a slice of that grid."""
     labels = table.column("period")
     distinct = pc.unique(labels)
     index_of = pa.array([periods.parse(p, grain) for p in distinct.to_pylist()], pa.int64())
     period_index = pc.take(index_of, pc.index_in(labels, value_set=distinct))
-    values = pc.cast(table.column(name), pa.float64())
-    work = pa.table({**{f"\x1fk{i}": table.column(d) for i, d in enumerate(dims)}, "\x1fv": values,
-                     "\x1fp": period_index})
-    keys = [f"\x1fk{i}" for i in range(len(dims))]
     ranges = [*spans, *((p, p) for p in history_periods)]
-    columns = [_B, _C, *(_h(i) for i in range(len(history_periods)))]
-    parts = []
-    for (a, b), column in zip(ranges, columns, strict=True):
+    lo, hi = min(a for a, _ in ranges), max(b for _, b in ranges)
+    width = hi - lo + 1
+    keys = [f"\x1fk{i}" for i in range(len(dims))]
+    work = pa.table({**{k: pc.fill_null(pc.cast(table.column(d), pa.string()), _NULL_KEY)
+                        for k, d in zip(keys, dims, strict=True)},
+                     "\x1fv": pc.cast(table.column(name), pa.float64()), "\x1fp": period_index})
+    work = work.filter(pc.and_(pc.greater_equal(work.column("\x1fp"), lo), pc.less_equal(work.column("\x1fp"), hi)))
+    compared = None
+    for a, b in spans:
         inside = pc.and_(pc.greater_equal(work.column("\x1fp"), a), pc.less_equal(work.column("\x1fp"), b))
-        chunk = work.filter(inside).group_by(keys).aggregate([("\x1fv", "mean")])
-        parts.append(chunk.rename_columns([*keys, column]))
-    joined = pa.concat_tables([p.select(keys) for p in parts[:2]]).group_by(keys).aggregate([])
-    for part in parts:
-        joined = joined.join(part, keys, join_type="left outer")
-    out = {d: pc.cast(joined.column(k), pa.string()) for d, k in zip(dims, keys, strict=True)}
-    for column in columns:
-        values = joined.column(column)
-        out[column] = pc.fill_null(values, 0.0) if column in (_B, _C) else values
-    return pa.table(out).sort_by([(d, "ascending") for d in dims])
+        compared = inside if compared is None else pc.or_(compared, inside)
+    leaves = work.filter(compared).group_by(keys).aggregate([]).sort_by([(k, "ascending") for k in keys])
+    n = leaves.num_rows
+    leaves = leaves.append_column("\x1fi", pa.array(range(n), pa.int64()))
+    rows = work.join(leaves, keys, join_type="inner")
+    code = pc.add(pc.multiply(rows.column("\x1fi"), width), pc.subtract(rows.column("\x1fp"), lo))
+    grid = pc.take(rows.column("\x1fv"), pc.index_in(pa.array(range(n * width), pa.int64()), value_set=code))
+    starts = pa.array(range(0, n * width, width), pa.int64())
+
+    def period(p: int) -> pa.Array:
+        return pc.take(grid, pc.add(starts, p - lo))
+
+    out = {d: pc.if_else(pc.equal(leaves.column(k), _NULL_KEY), pa.scalar(None, pa.string()), leaves.column(k))
+           for d, k in zip(dims, keys, strict=True)}
+    for column, (a, b) in zip((_B, _C), spans, strict=True):
+        total, count = pa.array([0.0] * n), pa.array([0] * n, pa.int64())
+        for p in range(a, b + 1):
+            values = period(p)
+            total = pc.add(total, pc.fill_null(values, 0.0))
+            count = pc.add(count, pc.cast(pc.is_valid(values), pa.int64()))
+        out[column] = pc.fill_null(pc.divide(total, pc.if_else(pc.equal(count, 0), 1, count)), 0.0)
+    for i, p in enumerate(history_periods):
+        out[_h(i)] = period(p)
+    return pa.table(out)
 
 
 def _history_of(leaves: pa.Table) -> int:
