@@ -257,7 +257,7 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
     needed = list(dict.fromkeys([*((name, 0) for name in shown), *(p for parts in candidates.values() for p in parts)]))
 
     baseline_start = spans[0][0]
-    lo = min(baseline_start - HISTORY_PERIODS, min(a for a, _ in spans))
+    lo = min(max(first_period, baseline_start - HISTORY_PERIODS), min(a for a, _ in spans))
     hi = max(b for _, b in spans)
     history_periods = [p for p in range(lo, min(a for a, _ in spans)) if not any(a <= p <= b for a, b in spans)]
 
