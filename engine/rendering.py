@@ -498,12 +498,30 @@ def explanation_view(explanation, depth: int | None = None, top: int = 3, verbos
                  _tone(e.change, e.direction) == "red" else "cyan"), f" {share}",
                 (f"  [{driver.method}]" if driver.drivers and verbose else "", "dim"))
         branch = node.add(label)
+        places = occurrences.get(driver.metric, [])
+        if driver.kind != "influence" and len(places) > 1:
+            # A metric the formulas use in several places: what it does in all of them together.
+            net = sum(c for _, c in places)
+            net = 0.0 if abs(net) <= 1e-9 * abs(e.change or 1.0) else net
+            if places[0][1] is driver.contribution:
+                where = ", ".join(f"{change_in_points(c, e.unit, True)} under {parent}" for parent, c in places)
+                branch.add(Text(f"in all: {change_in_points(net, e.unit, True)} ({where})", style="dim"))
         for seg in _largest_segments(driver.segments, top):
             branch.add(segment_line(seg, driver.unit))
         if depth is None or level < depth:
             for child in driver.drivers:
                 add(branch, child, level + 1)
 
+    occurrences: dict[str, list] = {}
+
+    def collect(driver, parent: str) -> None:
+        if driver.kind != "influence" and driver.contribution is not None:
+            occurrences.setdefault(driver.metric, []).append((parent, driver.contribution))
+        for child in driver.drivers:
+            collect(child, driver.label)
+
+    for driver in e.drivers:
+        collect(driver, e.label)
     for seg in _largest_segments(e.segments, top):
         root.add(segment_line(seg, e.unit))
     for driver in e.drivers:

@@ -132,3 +132,8 @@ def test_the_readme_shows_the_real_output():
         runner = CliRunner(env={"COLUMNS": "80"})
     result = runner.invoke(main, ["explain", CRM, "--sample", "--depth", "2"], catch_exceptions=False)
     assert [line.rstrip() for line in result.output.rstrip("\n").splitlines()] == block.rstrip("\n").splitlines()
+
+
+def test_a_driver_used_twice_says_what_it_does_in_all(text):
+    # Paid orders is in both AOV and frequency: its two parts cancel, and the first place says so.
+    assert text.count("in all: ±0 RUB (+2,157 RUB under Average order value, −2,157 RUB under Purchase") == 1
