@@ -57,6 +57,7 @@ import attrs
 
 from . import syntax as s
 from .errors import MetrictreeError, UsageError, did_you_mean, error
+from .escaping import printable
 from .model import Alert, Target, Tree
 from .narrating import change_in_points, number
 from .rules import MISSED, OFF_TRACK, TARGET_STATES, AlertStatus, Status, TargetStatus, value_text
@@ -500,11 +501,17 @@ class DeliveryError(Exception):
     """A notification that could not be delivered."""
 
 
+def _slack_text(text: str) -> str:
+    """Text for Slack: its three control characters escaped (``<@U123>`` in a label must not ping anyone)."""
+    return printable(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_payload(notice: Notice) -> dict[str, Any]:
     """A Slack-compatible incoming-webhook message: ``text`` (the fallback) and one mrkdwn section."""
-    body = "\n".join(f"• {line}" for line in notice.lines())
-    return {"text": notice.headline(),
-            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{notice.headline()}*\n{body}"}}]}
+    headline = _slack_text(notice.headline())
+    body = "\n".join(f"• {_slack_text(line)}" for line in notice.lines())
+    return {"text": headline,
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*\n{body}"}}]}
 
 
 def _post_webhook(settings: WebhookSettings, notice: Notice, timeout: float) -> None:
@@ -539,7 +546,7 @@ def email_message(settings: EmailSettings, notes: Sequence[Notice]) -> EmailMess
     message["To"] = ", ".join(settings.to)
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain="metrictree")
-    message.set_content("\n\n".join(n.text() for n in notes) + "\n\n-- \nsent by metrictree status --notify\n")
+    message.set_content(printable("\n\n".join(n.text() for n in notes)) + "\n\n-- \nsent by metrictree status --notify\n")
     return message
 
 

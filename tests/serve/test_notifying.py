@@ -96,9 +96,9 @@ def test_each_fired_alert_and_off_track_target_reaches_the_webhook_once_per_peri
                      "CRITICAL · Why did LTV move? · LTV fell by more than 10 % in a month (2026-10)",
                      "WARNING · Why did LTV move? · Open rate ≥ 30.0% (2026-10)"]
     ltv = webhook.received[1]["blocks"][0]["text"]["text"]
-    assert "alert fired: change(ltv) < -10%" in ltv
+    assert "alert fired: change(ltv) &lt; -10%" in ltv  # Slack's <, > and & escaped
     assert "value −27.2% · threshold −10.0% · gap −17.22 pp" in ltv
-    assert f"top root cause: {expected_cause(tree, data, 'ltv')}" in ltv
+    assert f"top root cause: {expected_cause(tree, data, 'ltv')}".replace("&", "&amp;") in ltv
     target = webhook.received[2]["blocks"][0]["text"]["text"]
     assert "value 19.7% · plan now 28.9% · gap +10.27 pp · goal 30.0%" in target
 
@@ -265,3 +265,13 @@ def test_the_top_root_cause_is_one_that_moved_the_metric_the_way_it_went():
     assert notifying.top_root_cause({"change": -3627.0, "root_causes": [against, along]}) == along
     assert notifying.top_root_cause({"change": -3627.0, "root_causes": [against]}) == against
     assert notifying.top_root_cause({"change": 0.0, "root_causes": []}) is None
+
+
+def test_slack_messages_cannot_ping_or_link_from_tree_text(crm):
+    import attrs
+
+    tree, data = crm
+    [notice, *_] = notifying.notices(tree, tree.status(data), data, top_root_cause=False)
+    payload = notifying.slack_payload(attrs.evolve(notice, title="<!channel> churn & <http://evil|click>"))
+    assert "<" not in payload["text"] and "&lt;!channel&gt; churn &amp; &lt;http://evil|click&gt;" in payload["text"]
+    assert "<!channel>" not in payload["blocks"][0]["text"]["text"]
