@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -546,7 +547,8 @@ def email_message(settings: EmailSettings, notes: Sequence[Notice]) -> EmailMess
     message["To"] = ", ".join(settings.to)
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain="metrictree")
-    message.set_content(printable("\n\n".join(n.text() for n in notes)) + "\n\n-- \nsent by metrictree status --notify\n")
+    body = printable("\n\n".join(n.text() for n in notes))
+    message.set_content(body + "\n\n-- \nsent by metrictree status --notify\n")
     return message
 
 
@@ -617,13 +619,12 @@ def notify(config: NotifyConfig, found: Sequence[Notice], sleep: Callable[[float
                 continue
             for batch in ([[n] for n in fresh] if channel == "webhook" else [fresh]):
                 what = f"{channel} ({', '.join(n.key for n in batch)} at {batch[0].period})"
+                if channel == "webhook":
+                    send = functools.partial(_post_webhook, config.webhook, batch[0], config.timeout_seconds)
+                else:
+                    send = functools.partial(_send_email, config.email, batch, config.timeout_seconds)
                 try:
-                    if channel == "webhook":
-                        _with_retries(lambda: _post_webhook(config.webhook, batch[0], config.timeout_seconds),
-                                      config.retries, config.backoff_seconds, sleep, what)
-                    else:
-                        _with_retries(lambda: _send_email(config.email, batch, config.timeout_seconds),
-                                      config.retries, config.backoff_seconds, sleep, what)
+                    _with_retries(send, config.retries, config.backoff_seconds, sleep, what)
                 except DeliveryError as exc:
                     log.error("not delivered: %s", exc)
                     failed.extend((channel, n, str(exc)) for n in batch)

@@ -123,7 +123,7 @@ def test_transient_failures_are_retried_with_back_off(tmp_path, webhook, crm):
     found = notifying.notices(tree, tree.status(data), data, ["alerts"])[:1]
     report = notifying.notify(config, found)
     assert len(report.sent) == 1 and len(webhook.received) == 1
-    gaps = [b - a for a, b in zip(webhook.times, webhook.times[1:])]
+    gaps = [b - a for a, b in zip(webhook.times, webhook.times[1:], strict=False)]
     assert len(gaps) == 2 and gaps[0] >= 0.05 and gaps[1] >= 0.1  # 0.05 s, then doubled
 
 
