@@ -20,7 +20,7 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -29,8 +29,10 @@ from . import __version__, rendering
 from .escaping import SafeConsole, markdown_text, printable
 from .compiling import check as check_tree, load as load_file
 from .errors import Diagnostic, MetrictreeError, UsageError, did_you_mean, error
-from .evaluating import Evaluation
 from .model import GRAINS, Tree
+
+if TYPE_CHECKING:
+    from .evaluating import Evaluation
 
 FORMATS = ("table", "json", "csv")
 GRAPH_FORMATS = ("mermaid", "dot", "svg", "png")
@@ -149,23 +151,6 @@ def main(ctx: click.Context, include_paths: Sequence[str]) -> None:
 # --------------------------------------------------------------------------- check
 
 
-@main.command(short_help="Validate tree files.")
-@click.argument("trees", metavar="TREE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def check(trees: Sequence[str]) -> None:
-    """Validate tree files: print every error and warning, then one summary line per file.
-
-    Exits with 1 if any file has an error; warnings alone do not fail.
-    """
-    failed = False
-    for path in trees:
-        diagnostics = check_tree(_bundled_path(path), include_paths=_include_paths())
-        _print_diagnostics(diagnostics, spaced=True)
-        failed = failed or any(d.severity == "error" for d in diagnostics)
-        click.echo(printable(rendering.check_summary(path, diagnostics)))
-    if failed:
-        click.get_current_context().exit(1)
-
-
 # --------------------------------------------------------------------------- eval
 
 
@@ -234,6 +219,31 @@ def _bind_data(tree: Tree, given: dict[str, str], sample: bool) -> dict[str, Any
     return data
 
 
+@main.command(short_help="Validate tree files.")
+@click.argument("trees", metavar="TREE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@_data_options
+def check(trees: Sequence[str], data: dict[str, str], sample: bool) -> None:
+    """Validate tree files: print every error and warning, then one summary line per file.
+
+    With --data (or --sample), also check each tree against the data's schemas: every column it
+    reads is there, and its time columns hold dates (or text with a format). No row is read.
+    Exits with 1 if any file has an error; warnings alone do not fail.
+    """
+    failed = False
+    for path in trees:
+        diagnostics = check_tree(_bundled_path(path), include_paths=_include_paths())
+        if (data or sample) and not any(d.severity == "error" for d in diagnostics):
+            from .datacheck import check_data
+
+            tree = load(path)
+            diagnostics = [*diagnostics, *check_data(tree, _bind_data(tree, data, sample))]
+        _print_diagnostics(diagnostics, spaced=True)
+        failed = failed or any(d.severity == "error" for d in diagnostics)
+        click.echo(printable(rendering.check_summary(path, diagnostics)))
+    if failed:
+        click.get_current_context().exit(1)
+
+
 @main.command("eval", short_help="Evaluate a tree over data.")
 @click.argument("tree_path", metavar="TREE", type=click.Path(dir_okay=False))
 @_data_options
@@ -261,6 +271,8 @@ def eval_(tree_path: str, data: dict[str, str], sample: bool, grain: str | None,
     tree = load(tree_path)
     evaluation = tree.evaluation(_bind_data(tree, data, sample), grain=grain, by=_names(by) or (), start=start,
                                  end=end, metrics=_names(metrics), params=params)
+    for warning_text in evaluation.warnings:
+        _note(warning_text)
     if fmt == "json":
         _write(output, rendering.evaluation_json(evaluation, tree) + "\n")
         return
@@ -268,7 +280,7 @@ def eval_(tree_path: str, data: dict[str, str], sample: bool, grain: str | None,
         _write(output, rendering.evaluation_csv(evaluation.table))
     else:
         _print_tables(evaluation, tree, output)
-    for reason in evaluation.nulls:
+    for reason in (*evaluation.nulls, *evaluation.skipped):
         _note(str(reason))
 
 
@@ -324,12 +336,15 @@ def graph(tree_path: str, fmt: str, output: str | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True,
               help="Text for a terminal; JSON; Markdown; or a self-contained HTML page with a waterfall chart.")
 @click.option("--depth", type=click.IntRange(min=1), help="Show this many levels of drivers.")
-@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
-              help="How many root causes (and segments per driver) to show.")
+@click.option("--top", type=click.IntRange(min=1),
+              help="At most this many root causes (default: as many as stand out in the data).")
+@click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
+                                                          "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
+@click.option("--verbose", is_flag=True, help="Also show how each split was made (lmdi, shapley …) and the residual.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def explain(tree_path: str, metric: str | None, baseline: str | None, current: str | None, by: Sequence[str],
-            data: dict[str, str], sample: bool, params: dict[str, str], fmt: str, depth: int | None, top: int,
-            output: str | None) -> None:
+            data: dict[str, str], sample: bool, params: dict[str, str], fmt: str, depth: int | None, top: int | None,
+            grain: str | None, verbose: bool, output: str | None) -> None:
     """Why did a metric move? Exact contributions down the formulas, then the segments behind them.
 
     \b
@@ -341,17 +356,17 @@ def explain(tree_path: str, metric: str | None, baseline: str | None, current: s
     name = metric or _top_metric(tree)
     dims = _names(by)
     explanation = tree.explain(_bind_data(tree, data, sample), name, baseline, current,
-                               by=dims, params=params, top=top)
-    _emit(explanation, fmt, output, lambda: rendering.explanation_view(explanation, depth, top),
-          lambda reporting: reporting.explanation_html(explanation))
+                               by=dims, grain=grain, params=params, top=top)
+    _emit(explanation, fmt, output, lambda: rendering.explanation_view(explanation, depth, verbose=verbose),
+          lambda reporting: reporting.explanation_html(explanation), verbose=verbose)
 
 
-def _emit(result: Any, fmt: str, output: str | None, view, html) -> None:
+def _emit(result: Any, fmt: str, output: str | None, view, html, verbose: bool = False) -> None:
     """A result (explanation, status) as JSON, Markdown, HTML or a terminal view, to ``output`` or stdout."""
     if fmt == "json":
         _write(output, json.dumps(result.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n")
     elif fmt == "markdown":
-        _write(output, markdown_text(result.to_markdown()))
+        _write(output, markdown_text(result.to_markdown(verbose) if verbose else result.to_markdown()))
     elif fmt == "html":
         from . import reporting
 
@@ -437,13 +452,15 @@ EXIT_UNDELIVERED = 4
               help="Text for a terminal; JSON; Markdown; or a self-contained HTML page.")
 @click.option("--fail-on-alert", is_flag=True,
               help=f"Exit with {EXIT_ALERT} when any alert fires (for scheduled jobs and CI).")
+@click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
+                                                          "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
 @click.option("--notify", "notify", metavar="NOTIFY_CONFIG", type=click.Path(dir_okay=False),
               help="Send each fired alert and off-track target to the webhook / e-mail this TOML file names, "
                    "once per period (see docs/serve.md).")
 @click.option("--dry-run", is_flag=True, help="With --notify: print what would be sent; send and record nothing.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, params: dict[str, str], fmt: str,
-           fail_on_alert: bool, notify: str | None, dry_run: bool, output: str | None) -> None:
+           fail_on_alert: bool, grain: str | None, notify: str | None, dry_run: bool, output: str | None) -> None:
     """Where each target stands (start, goal, gap, plan, state) and which alerts fire.
 
     \b
@@ -466,7 +483,7 @@ def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, p
         from . import notifying
 
         config = notifying.load_config(notify, dry_run=dry_run or None)
-    found = tree.status(bound, at=at, params=params)
+    found = tree.status(bound, at=at, params=params, grain=grain)
     _emit(found, fmt, output, lambda: rendering.status_view(found), lambda reporting: reporting.status_html(found))
     if config is not None:
         report = notifying.check_and_notify(tree, bound, config, params=params, status=found)
@@ -495,11 +512,14 @@ def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, p
 @click.option("--by", "by", multiple=True, metavar="DIM[,DIM...]",
               help="Dimensions to look for root causes in (default: every dimension of the tree).")
 @_param_option
-@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
-              help="How many root causes (and segments per driver) to show.")
+@click.option("--top", type=click.IntRange(min=1),
+              help="At most this many root causes (default: as many as stand out in the data).")
+@click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
+                                                          "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def report(tree_path: str, data: dict[str, str], sample: bool, metric: str | None, baseline: str | None,
-           current: str | None, by: Sequence[str], params: dict[str, str], top: int, output: str | None) -> None:
+           current: str | None, by: Sequence[str], params: dict[str, str], top: int | None, grain: str | None,
+           output: str | None) -> None:
     """Write one self-contained HTML report: why the metric moved (summary, waterfall, root causes), the tree as
     a graph with each metric's value, change and history (click a metric for its details), and the KPI status.
 
@@ -514,7 +534,7 @@ def report(tree_path: str, data: dict[str, str], sample: bool, metric: str | Non
 
     tree = load(tree_path)
     page = reporting.report(tree, _bind_data(tree, data, sample), metric or _top_metric(tree), baseline, current,
-                            by=_names(by), params=params, top=top)
+                            by=_names(by), params=params, top=top, grain=grain)
     _write(output, page)
 
 
@@ -624,6 +644,63 @@ def fmt(paths: Sequence[str], check: bool, diff: bool) -> None:
     click.echo(", ".join(summary) or "no tree files", err=True)
     if failed or (check and changed):
         click.get_current_context().exit(1)
+
+
+# --------------------------------------------------------------------------- import
+
+
+@main.group("import", short_help="Write a tree file from another tool's metric definitions.")
+def import_() -> None:
+    """Write a tree file from metric definitions kept elsewhere (dbt / MetricFlow)."""
+
+
+@import_.command("dbt", short_help="A tree from a dbt project's MetricFlow semantic models and metrics.")
+@click.argument("path", metavar="PATH", type=click.Path(exists=False))
+@click.option("--grain", type=click.Choice(GRAINS), default="month", show_default=True,
+              help="The tree's grain (windows and offsets are counted in it).")
+@click.option("--name", help="The tree's name (default: the dbt project's).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+def import_dbt(path: str, grain: str, name: str | None, output: str | None) -> None:
+    """Read a dbt project's semantic models and metrics (its YAML, or the target/semantic_manifest.json dbt
+    writes) and write them as a tree: semantic models become sources, measures base metrics, simple, ratio,
+    derived and cumulative metrics formulas. What has no equivalent is listed on stderr and at the top of the
+    tree file.
+
+    \b
+    metrictree import dbt path/to/dbt_project -o shop.tree
+    metrictree import dbt path/to/dbt_project/target/semantic_manifest.json --grain week
+    """
+    from .importing_dbt import import_dbt as translate
+
+    try:
+        imported = translate(path, grain=grain, name=name)
+    except ImportError as exc:
+        raise UsageError(error(f"reading dbt projects needs {exc.name}", hint='pip install "metrictree[dbt]"',
+                               code="missing-extra")) from None
+    _write(output, imported.text)
+    for note in imported.notes:
+        _note(f"not expressed: {note}")
+    if output is not None:
+        click.echo(f"wrote {output}: {len(imported.tables)} source(s); bind them to the dbt models "
+                   + ", ".join(f"{s}={t}" for s, t in imported.tables.items()), err=True)
+
+
+# --------------------------------------------------------------------------- lsp
+
+
+@main.command(short_help="Run the language server (for editors), on stdio.")
+def lsp() -> None:
+    """Run the metrictree language server on stdin/stdout, for VS Code, Neovim and other editors:
+    diagnostics as `check` prints them, hover, go to definition, completion and formatting.
+
+    Needs the `lsp` extra: pip install "metrictree[lsp]". See docs/authoring.md.
+    """
+    try:
+        from .languageserver import serve
+    except ImportError as exc:
+        raise UsageError(error(f"the language server needs pygls ({exc.name} is not installed)",
+                               hint='pip install "metrictree[lsp]"', code="missing-extra")) from None
+    serve()
 
 
 # --------------------------------------------------------------------------- plugins
