@@ -69,3 +69,20 @@ def test_durations():
         (90.0, 900.0, 7200.0, 45.0)
     with pytest.raises(metrictree.UsageError, match="must be positive"):
         parse_duration("0m")
+
+
+def test_config_params_apply_to_every_request_and_a_request_s_own_win(tmp_path):
+    from metrictree.serving import operations as ops
+
+    config = load_config(write(tmp_path, '[trees.saas]\nfile = "saas_mrr"\nsample = true\n'
+                                         'params = { membership_spend_share = "10%" }\n'))
+    catalog = Catalog(config)
+
+    def share(params=None) -> float:
+        answer = ops.evaluate(catalog, "saas", metrics=["shop_spend", "sales_and_marketing"], start="2026-10",
+                              params=params)
+        [row] = answer.data["rows"]
+        return row["sales_and_marketing"] / row["shop_spend"]
+
+    assert share() == pytest.approx(0.10)
+    assert share({"membership_spend_share": 0.2}) == pytest.approx(0.20)
