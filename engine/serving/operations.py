@@ -42,7 +42,7 @@ def _with_state(data: dict[str, Any], loaded: Loaded, text: str) -> Answer:
         data = {**data, "tree_error": loaded.error_text(), "served_version_loaded_at": loaded.loaded_at}
         text = (f"> **Note:** the file of tree `{loaded.entry.name}` has errors since {loaded.failed_at}; "
                 f"this answer comes from the last good version (loaded {loaded.loaded_at}).\n>\n"
-                + "\n".join(f"> {line}" for line in (loaded.error_text() or "").splitlines())
+                + "\n".join(f"> {_md(line)}" for line in (loaded.error_text() or "").splitlines())
                 + "\n\n" + text)
     return Answer(data, text)
 
