@@ -279,8 +279,11 @@ class _Layout:
         for statement in tree.children:
             self.starts_line(statement)
         for statement in tree.children:
+            # A comment after a statement's last token ends the line: it does not break the statement's groups.
+            last = list(_tokens(statement))[-1] if isinstance(statement, Tree) else statement
+            after = self.trailing.pop(last.start_pos, None)
             parts.extend(self.doc(statement))
-            parts.append(_HARD)
+            parts.extend([after, _HARD] if after is not None else [_HARD])
         parts.extend(self.end_comments)
         return parts
 
@@ -329,17 +332,17 @@ class _Layout:
         formula = c[2]
         if formula is not None:
             equals, expr, where = formula.children
-            head += [_SPACE, *self.tok(equals), _SPACE, _Nest([_group([*self.doc(expr), *self.clause(where)])])]
+            head += [_SPACE, *self.tok(equals), _SPACE, _group([*self.doc(expr), *self.clause(where)])]
         return self._with_block(head, c[3])
 
     def clause(self, where) -> list:
         if where is None:
             return []
         keyword, condition = where.children
-        return [_LINE, *self.tok(keyword), _SPACE, _Nest(self.doc(condition))]
+        return [_Nest([_LINE, *self.tok(keyword), _SPACE, *self.doc(condition)])]
 
     def rule_alert_stmt(self, c):
-        head = [*self.tok(c[0]), _SPACE, _Nest([_group([*self.doc(c[1]), *self.clause(c[2])])])]
+        head = [*self.tok(c[0]), _SPACE, _group([*self.doc(c[1]), *self.clause(c[2])])]
         return self._with_block(head, c[3])
 
     def rule_target_stmt(self, c):
@@ -347,7 +350,9 @@ class _Layout:
         clauses: list = []
         if c[6] is not None:
             clauses += [_LINE, *self.doc(c[6])]
-        clauses += self.clause(c[7])
+        if c[7] is not None:
+            keyword, condition = c[7].children
+            clauses += [_LINE, *self.tok(keyword), _SPACE, *self.doc(condition)]
         if clauses:
             head = [_group([*head, _Nest(clauses)])]
         return self._with_block(head, c[8])
@@ -394,12 +399,10 @@ class _Layout:
                 operands.append((None, n))
 
         flatten(node)
-        parts: list = []
-        for op, operand in operands:
-            if op is not None:
-                parts += [_LINE, *self.tok(op), _SPACE]
-            parts += self.doc(operand)
-        return [_group(parts)]
+        first, rest = self.doc(operands[0][1]), []
+        for op, operand in operands[1:]:
+            rest += [_LINE, *self.tok(op), _SPACE, *self.doc(operand)]
+        return [_group([*first, _Nest(rest)])]
 
     def rule_add(self, c):
         return self._chain(Tree("add", c))
