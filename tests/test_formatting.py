@@ -78,6 +78,13 @@ def test_formatting_is_idempotent_and_keeps_the_meaning(where, text):
         assert _compiled(once) == before
 
 
+def test_the_example_in_the_authoring_docs_is_what_fmt_does():
+    page = (ROOT / "docs" / "authoring.md").read_text("utf-8")
+    before, after = re.findall(r"```(?:text|tree-fragment)\n(.*?)```", page.split("For example", 1)[1], re.S)[:2]
+    assert formatting.format_text(before) != before
+    assert formatting.format_text(before) == after
+
+
 def test_the_layout():
     messy = """tree   shop "Shop"
 grain month

@@ -87,6 +87,12 @@ def test_what_cannot_be_expressed_is_listed_never_dropped(imported):
         assert name in tree.metrics or f"metric '{name}'" in notes, name
 
 
+def test_the_worked_example_in_the_docs_is_the_real_output(imported):
+    page = (Path(__file__).resolve().parents[1] / "docs" / "authoring.md").read_text("utf-8")
+    example = page.split("### A worked example", 1)[1].split("```tree\n", 1)[1].split("```", 1)[0]
+    assert example == imported.text
+
+
 def test_the_manifest_dbt_writes_gives_the_same_tree(imported):
     assert import_dbt(PROJECT / "semantic_manifest.json").text == imported.text
 
