@@ -1,5 +1,5 @@
 """The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``whatif``, ``status``, ``graph``, ``fmt``,
-``plugins`` …
+``serve``, ``plugins`` …
 
 The CLI only wires the stages together (load → evaluate → render); formatting lives
 in `metrictree.rendering`. Exit codes:
@@ -19,21 +19,30 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 
 from . import __version__, rendering
+from .escaping import SafeConsole, markdown_text, printable
 from .compiling import check as check_tree, load as load_file
 from .errors import Diagnostic, MetrictreeError, UsageError, did_you_mean, error
-from .evaluating import Evaluation
 from .model import GRAINS, Tree
+
+if TYPE_CHECKING:
+    from .evaluating import Evaluation
 
 FORMATS = ("table", "json", "csv")
 GRAPH_FORMATS = ("mermaid", "dot", "svg", "png")
 EXPLAIN_FORMATS = ("text", "json", "markdown")
 REPORT_FORMATS = (*EXPLAIN_FORMATS, "html")
+
+
+def _include_paths() -> list[str]:
+    """The folders given with ``metrictree --include-path DIR``: includes may read .tree files there too."""
+    ctx = click.get_current_context(silent=True)
+    return list(ctx.find_root().meta.get("metrictree.include_paths", ())) if ctx else []
 
 
 def load(tree_path: str) -> Tree:
@@ -43,8 +52,8 @@ def load(tree_path: str) -> Tree:
     if not Path(tree_path).exists():
         bundled = registry().trees.get(tree_path) or registry().trees.get(Path(tree_path).stem)
         if bundled is not None and not Path(tree_path).parent.name:
-            return load_file(str(bundled.path))
-    return load_file(tree_path)
+            return load_file(str(bundled.path), include_paths=_include_paths())
+    return load_file(tree_path, include_paths=_include_paths())
 
 
 # --------------------------------------------------------------------------- output
@@ -59,8 +68,8 @@ def _is_terminal(stream: IO[str]) -> bool:
 
 def _console(stream: IO[str]) -> Console:
     """A rich console on ``stream``: coloured on a terminal, plain (whatever FORCE_COLOR says) when piped."""
-    return Console(file=stream, force_terminal=_is_terminal(stream), highlight=False, emoji=False, markup=False,
-                   soft_wrap=False)
+    return SafeConsole(file=stream, force_terminal=_is_terminal(stream), highlight=False, emoji=False, markup=False,
+                       soft_wrap=False)
 
 
 def _print_diagnostics(diagnostics: Iterable[Diagnostic], *, spaced: bool) -> None:
@@ -78,7 +87,7 @@ def _print_diagnostics(diagnostics: Iterable[Diagnostic], *, spaced: bool) -> No
             if spaced:
                 console.print()
         return
-    text = "\n\n".join(d.render() for d in diagnostics)
+    text = printable("\n\n".join(d.render() for d in diagnostics))
     click.echo(text + ("\n" if spaced else ""), err=True)
 
 
@@ -86,11 +95,13 @@ def _note(text: str) -> None:
     if _is_terminal(sys.stderr):
         _console(sys.stderr).print(f"note: {text}", style="dim", soft_wrap=True)
     else:
-        click.echo(f"note: {text}", err=True)
+        click.echo(printable(f"note: {text}"), err=True)
 
 
 def _write(output: str | None, payload: str | bytes) -> None:
-    """Text or bytes to ``output`` (a file) or to stdout."""
+    """Text or bytes to ``output`` (a file) or to stdout (text to a terminal without control characters)."""
+    if isinstance(payload, str) and output is None and _is_terminal(sys.stdout):
+        payload = printable(payload)
     data = payload.encode("utf-8") if isinstance(payload, str) else payload
     if output is None:
         sys.stdout.flush()
@@ -120,7 +131,11 @@ class _Commands(click.Group):
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="metrictree", message="%(prog)s %(version)s")
-def main() -> None:
+@click.option("--include-path", "include_paths", multiple=True, metavar="DIR",
+              type=click.Path(file_okay=False, exists=True),
+              help="A folder `include` may also read .tree files from (besides the tree's own folder). Repeatable.")
+@click.pass_context
+def main(ctx: click.Context, include_paths: Sequence[str]) -> None:
     """metrictree: metric trees as files, evaluated over Arrow data.
 
     \b
@@ -129,26 +144,10 @@ def main() -> None:
       metrictree eval trees/crm_ltv.tree --sample --by region
       metrictree graph trees/crm_ltv.tree > ltv.mmd
     """
+    ctx.meta["metrictree.include_paths"] = tuple(include_paths)
 
 
 # --------------------------------------------------------------------------- check
-
-
-@main.command(short_help="Validate tree files.")
-@click.argument("trees", metavar="TREE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def check(trees: Sequence[str]) -> None:
-    """Validate tree files: print every error and warning, then one summary line per file.
-
-    Exits with 1 if any file has an error; warnings alone do not fail.
-    """
-    failed = False
-    for path in trees:
-        diagnostics = check_tree(_bundled_path(path))
-        _print_diagnostics(diagnostics, spaced=True)
-        failed = failed or any(d.severity == "error" for d in diagnostics)
-        click.echo(rendering.check_summary(path, diagnostics))
-    if failed:
-        click.get_current_context().exit(1)
 
 
 # --------------------------------------------------------------------------- eval
@@ -219,6 +218,31 @@ def _bind_data(tree: Tree, given: dict[str, str], sample: bool) -> dict[str, Any
     return data
 
 
+@main.command(short_help="Validate tree files.")
+@click.argument("trees", metavar="TREE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@_data_options
+def check(trees: Sequence[str], data: dict[str, str], sample: bool) -> None:
+    """Validate tree files: print every error and warning, then one summary line per file.
+
+    With --data (or --sample), also check each tree against the data's schemas: every column it
+    reads is there, and its time columns hold dates (or text with a format). No row is read.
+    Exits with 1 if any file has an error; warnings alone do not fail.
+    """
+    failed = False
+    for path in trees:
+        diagnostics = check_tree(_bundled_path(path), include_paths=_include_paths())
+        if (data or sample) and not any(d.severity == "error" for d in diagnostics):
+            from .datacheck import check_data
+
+            tree = load(path)
+            diagnostics = [*diagnostics, *check_data(tree, _bind_data(tree, data, sample))]
+        _print_diagnostics(diagnostics, spaced=True)
+        failed = failed or any(d.severity == "error" for d in diagnostics)
+        click.echo(printable(rendering.check_summary(path, diagnostics)))
+    if failed:
+        click.get_current_context().exit(1)
+
+
 @main.command("eval", short_help="Evaluate a tree over data.")
 @click.argument("tree_path", metavar="TREE", type=click.Path(dir_okay=False))
 @_data_options
@@ -246,6 +270,8 @@ def eval_(tree_path: str, data: dict[str, str], sample: bool, grain: str | None,
     tree = load(tree_path)
     evaluation = tree.evaluation(_bind_data(tree, data, sample), grain=grain, by=_names(by) or (), start=start,
                                  end=end, metrics=_names(metrics), params=params)
+    for warning_text in evaluation.warnings:
+        _note(warning_text)
     if fmt == "json":
         _write(output, rendering.evaluation_json(evaluation, tree) + "\n")
         return
@@ -253,7 +279,7 @@ def eval_(tree_path: str, data: dict[str, str], sample: bool, grain: str | None,
         _write(output, rendering.evaluation_csv(evaluation.table))
     else:
         _print_tables(evaluation, tree, output)
-    for reason in evaluation.nulls:
+    for reason in (*evaluation.nulls, *evaluation.skipped):
         _note(str(reason))
 
 
@@ -309,12 +335,15 @@ def graph(tree_path: str, fmt: str, output: str | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True,
               help="Text for a terminal; JSON; Markdown; or a self-contained HTML page with a waterfall chart.")
 @click.option("--depth", type=click.IntRange(min=1), help="Show this many levels of drivers.")
-@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
-              help="How many root causes (and segments per driver) to show.")
+@click.option("--top", type=click.IntRange(min=1),
+              help="At most this many root causes (default: as many as stand out in the data).")
+@click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
+                                                          "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
+@click.option("--verbose", is_flag=True, help="Also show how each split was made (lmdi, shapley …) and the residual.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def explain(tree_path: str, metric: str | None, baseline: str | None, current: str | None, by: Sequence[str],
-            data: dict[str, str], sample: bool, params: dict[str, str], fmt: str, depth: int | None, top: int,
-            output: str | None) -> None:
+            data: dict[str, str], sample: bool, params: dict[str, str], fmt: str, depth: int | None, top: int | None,
+            grain: str | None, verbose: bool, output: str | None) -> None:
     """Why did a metric move? Exact contributions down the formulas, then the segments behind them.
 
     \b
@@ -326,17 +355,17 @@ def explain(tree_path: str, metric: str | None, baseline: str | None, current: s
     name = metric or _top_metric(tree)
     dims = _names(by)
     explanation = tree.explain(_bind_data(tree, data, sample), name, baseline, current,
-                               by=dims, params=params, top=top)
-    _emit(explanation, fmt, output, lambda: rendering.explanation_view(explanation, depth, top),
-          lambda reporting: reporting.explanation_html(explanation))
+                               by=dims, grain=grain, params=params, top=top)
+    _emit(explanation, fmt, output, lambda: rendering.explanation_view(explanation, depth, verbose=verbose),
+          lambda reporting: reporting.explanation_html(explanation), verbose=verbose)
 
 
-def _emit(result: Any, fmt: str, output: str | None, view, html) -> None:
+def _emit(result: Any, fmt: str, output: str | None, view, html, verbose: bool = False) -> None:
     """A result (explanation, status) as JSON, Markdown, HTML or a terminal view, to ``output`` or stdout."""
     if fmt == "json":
         _write(output, json.dumps(result.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n")
     elif fmt == "markdown":
-        _write(output, result.to_markdown())
+        _write(output, markdown_text(result.to_markdown(verbose) if verbose else result.to_markdown()))
     elif fmt == "html":
         from . import reporting
 
@@ -421,9 +450,11 @@ EXIT_ALERT = 3
               help="Text for a terminal; JSON; Markdown; or a self-contained HTML page.")
 @click.option("--fail-on-alert", is_flag=True,
               help=f"Exit with {EXIT_ALERT} when any alert fires (for scheduled jobs and CI).")
+@click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
+                                                          "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, params: dict[str, str], fmt: str,
-           fail_on_alert: bool, output: str | None) -> None:
+           fail_on_alert: bool, grain: str | None, output: str | None) -> None:
     """Where each target stands (start, goal, gap, plan, state) and which alerts fire.
 
     \b
@@ -436,7 +467,7 @@ def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, p
     3 with --fail-on-alert, when at least one alert fires (the status is printed first).
     """
     tree = load(tree_path)
-    found = tree.status(_bind_data(tree, data, sample), at=at, params=params)
+    found = tree.status(_bind_data(tree, data, sample), at=at, params=params, grain=grain)
     _emit(found, fmt, output, lambda: rendering.status_view(found), lambda reporting: reporting.status_html(found))
     if fail_on_alert and found.fired:
         click.get_current_context().exit(EXIT_ALERT)
@@ -456,11 +487,14 @@ def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, p
 @click.option("--by", "by", multiple=True, metavar="DIM[,DIM...]",
               help="Dimensions to look for root causes in (default: every dimension of the tree).")
 @_param_option
-@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
-              help="How many root causes (and segments per driver) to show.")
+@click.option("--top", type=click.IntRange(min=1),
+              help="At most this many root causes (default: as many as stand out in the data).")
+@click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
+                                                          "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def report(tree_path: str, data: dict[str, str], sample: bool, metric: str | None, baseline: str | None,
-           current: str | None, by: Sequence[str], params: dict[str, str], top: int, output: str | None) -> None:
+           current: str | None, by: Sequence[str], params: dict[str, str], top: int | None, grain: str | None,
+           output: str | None) -> None:
     """Write one self-contained HTML report: why the metric moved (summary, waterfall, root causes), the tree as
     a graph with each metric's value, change and history (click a metric for its details), and the KPI status.
 
@@ -475,8 +509,43 @@ def report(tree_path: str, data: dict[str, str], sample: bool, metric: str | Non
 
     tree = load(tree_path)
     page = reporting.report(tree, _bind_data(tree, data, sample), metric or _top_metric(tree), baseline, current,
-                            by=_names(by), params=params, top=top)
+                            by=_names(by), params=params, top=top, grain=grain)
     _write(output, page)
+
+
+# --------------------------------------------------------------------------- serve
+
+
+@main.command(short_help="Serve trees to AI assistants (MCP) and programs (JSON HTTP API).")
+@click.argument("config", metavar="CONFIG", type=click.Path(exists=True))
+@click.option("--transport", type=click.Choice(("stdio", "http")), default="stdio", show_default=True,
+              help="stdio: MCP over stdin/stdout, for an assistant that starts the server itself; "
+                   "http: the JSON API under /api/v1 and MCP over streamable HTTP at /mcp.")
+@click.option("--host", metavar="HOST", help="With --transport http: the address to listen on "
+                                             "(default: the config's, else 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), help="With --transport http: the port (default 8765).")
+@click.option("--notify", "notify", metavar="NOTIFY_CONFIG", type=click.Path(dir_okay=False),
+              help="Also check every tree's status on a schedule and send what fires (see status --notify).")
+@click.option("--every", metavar="DURATION", help="How often to check with --notify: 90s, 15m, 1h (default 1h).")
+def serve(config: str, transport: str, host: str | None, port: int | None, notify: str | None,
+          every: str | None) -> None:
+    """Serve the trees a config file names, with their data, until stopped.
+
+    \b
+    metrictree serve metrictree.toml                         # MCP over stdio
+    metrictree serve metrictree.toml --transport http --port 8765
+    METRICTREE_TOKEN=secret metrictree serve metrictree.toml --transport http --host 0.0.0.0
+
+    A changed tree file is loaded on the next request; a change that breaks it keeps the last good
+    version in service, with the error shown. See docs/serve.md.
+    """
+    import logging
+
+    from .serving import serve as run
+    from .serving.config import parse_duration
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(config, transport, host, port, notify, parse_duration(every, "--every") if every else None)
 
 
 # --------------------------------------------------------------------------- fmt

@@ -8,6 +8,7 @@ methods are thin doors into those stages (`Tree.evaluate` → `metrictree.evalua
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -43,6 +44,8 @@ class Source:
         dimensions: columns a result can be sliced by (``by=[...]``).
         entity: the column identifying a customer (or account, user…), for entity functions.
         label, description: for people.
+        time_format: how the time column's text is written (``"%d/%m/%Y %H:%M"``), parsed on read.
+        timezone: the IANA zone (``"Europe/London"``) the times are local to; periods are counted there.
         span: where it was declared.
     """
 
@@ -52,6 +55,8 @@ class Source:
     entity: str | None = None
     label: str | None = None
     description: str | None = None
+    time_format: str | None = None
+    timezone: str | None = None
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
 
 
@@ -185,6 +190,15 @@ class Alert:
     description: str | None = None
 
 
+def _read_only(mapping: Mapping) -> Mapping:
+    """A read-only copy: a compiled tree cannot be changed from outside."""
+    return MappingProxyType(dict(mapping))
+
+
+def _frozen_graph(graph: nx.DiGraph) -> nx.DiGraph:
+    return graph if nx.is_frozen(graph) else nx.freeze(graph)
+
+
 @attrs.frozen
 class Tree:
     """A compiled, validated metric tree.
@@ -204,13 +218,15 @@ class Tree:
     name: str
     title: str | None
     grain: str
-    sources: Mapping[str, Source]
-    params: Mapping[str, Param]
-    metrics: Mapping[str, Metric]
-    links: tuple[Link, ...]
-    targets: tuple[Target, ...]
-    alerts: tuple[Alert, ...]
-    graph: nx.DiGraph = attrs.field(eq=False, repr=False)
+    # Read-only mappings, and a frozen graph: a Tree is a value. Its hash leaves the mappings out
+    # (equal trees still hash equal: the links, rules and names already tell trees apart).
+    sources: Mapping[str, Source] = attrs.field(converter=_read_only, hash=False)
+    params: Mapping[str, Param] = attrs.field(converter=_read_only, hash=False)
+    metrics: Mapping[str, Metric] = attrs.field(converter=_read_only, hash=False)
+    links: tuple[Link, ...] = attrs.field(converter=tuple)
+    targets: tuple[Target, ...] = attrs.field(converter=tuple)
+    alerts: tuple[Alert, ...] = attrs.field(converter=tuple)
+    graph: nx.DiGraph = attrs.field(eq=False, repr=False, converter=_frozen_graph)
     warnings: tuple[Diagnostic, ...] = attrs.field(default=(), eq=False, repr=False)
     file: str | None = None
     dimensions: tuple[str, ...] = ()
@@ -243,14 +259,18 @@ class Tree:
     def requirements(self, metrics: Iterable[str]) -> list[str]:
         """The given metrics and every metric their formulas need, in evaluation order."""
         formula = nx.subgraph_view(self.graph, filter_edge=lambda a, b: self.graph.edges[a, b]["kind"] == "formula")
+        # One walk from all of them at once: a metric's inputs are read once, however many metrics need it.
         needed: set[str] = set()
-        for name in metrics:
-            needed.add(name)
-            needed.update(nx.descendants(formula, name))
+        stack = list(metrics)
+        while stack:
+            name = stack.pop()
+            if name not in needed:
+                needed.add(name)
+                stack.extend(formula.successors(name))
         position = {name: i for i, name in enumerate(self.metrics)}
-        depth: dict[str, int] = {}
+        depth = _depths(formula.subgraph(needed))
         # Stable order: dependencies first, otherwise as declared.
-        return sorted(needed, key=lambda n: (_depth(formula, n, depth), position[n]))
+        return sorted(needed, key=lambda n: (depth[n], position[n]))
 
     # ---- the stages
 
@@ -274,7 +294,7 @@ class Tree:
 
     def explain(self, data: Mapping[str, Any], metric: str, baseline: str | None = None, current: str | None = None,
                 by: Sequence[str] | str | None = None, grain: str | None = None,
-                params: Mapping[str, float] | None = None, top: int = 5) -> Explanation:
+                params: Mapping[str, float] | None = None, top: int | None = None) -> Explanation:
         """Why ``metric`` moved from ``baseline`` to ``current``; see `metrictree.explaining.explain`.
 
         Periods are labels at the tree's grain (``2026-10``) or ranges (``2026-06..2026-09``, compared as
@@ -287,13 +307,13 @@ class Tree:
         return explain(self, data, metric, baseline, current, by, grain=grain, params=params, top=top)
 
     def status(self, data: Mapping[str, Any], at: str | None = None,
-               params: Mapping[str, float] | None = None) -> Status:
+               params: Mapping[str, float] | None = None, grain: str | None = None) -> Status:
         """Every target (start, goal, gap, plan, state) and alert (fired or not) at period ``at``; see
-        `metrictree.rules.status`. ``at`` defaults to the last period with data.
+        `metrictree.rules.status`. ``at`` defaults to the last period with data; ``grain`` to the tree's.
         """
         from .rules import status
 
-        return status(self, data, at=at, params=params)
+        return status(self, data, at=at, params=params, grain=grain)
 
     def simulate(self, data: Mapping[str, Any], changes: Mapping[str, Any], period: str | None = None,
                  params: Mapping[str, float] | None = None) -> Scenario:
@@ -325,7 +345,9 @@ class Tree:
         return tree_markdown(self)
 
 
-def _depth(graph: nx.DiGraph, node: str, memo: dict[str, int]) -> int:
-    if node not in memo:
-        memo[node] = 1 + max((_depth(graph, c, memo) for c in graph.successors(node)), default=-1)
-    return memo[node]
+def _depths(graph: nx.DiGraph) -> dict[str, int]:
+    """How far each node is above the leaves (0 for a leaf), without recursion: trees may be thousands deep."""
+    depth: dict[str, int] = {}
+    for node in nx.dfs_postorder_nodes(graph):  # children before parents in a DAG
+        depth[node] = 1 + max((depth.get(c, -1) for c in graph.successors(node)), default=-1)
+    return depth

@@ -23,7 +23,16 @@ from .errors import Diagnostic, SourceFile, Span, TreeSyntaxError, did_you_mean,
 @functools.lru_cache(maxsize=1)
 def grammar() -> Lark:
     text = importlib.resources.files("metrictree.grammars").joinpath("metrictree.lark").read_text("utf-8")
-    return Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    # cache=True: the LALR tables are computed once per grammar and lark version, then loaded from a file in
+    # the temporary folder (a third of the start-up of `metrictree check` otherwise).
+    return Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=True)
+
+
+MAX_NESTING = 200
+"""How deeply constructs may nest (brackets, calls, ``not``, the terms of one sum): later stages walk
+expressions recursively, and no real formula comes near this."""
+
+INT64 = 2**63
 
 
 def parse(text: str, filename: str = "<string>") -> s.Module:
@@ -35,12 +44,27 @@ def parse(text: str, filename: str = "<string>") -> s.Module:
         raise TreeSyntaxError(_diagnose(exc, source)) from None
     except lark.exceptions.VisitError as exc:  # pragma: no cover - transformer bugs are ours
         raise exc.orig_exc from None
+    _check_nesting(tree, source)
     try:
         return s.Module(tuple(_Build(source).transform(tree).children), source)
     except lark.exceptions.VisitError as exc:
         if isinstance(exc.orig_exc, TreeSyntaxError):
             raise exc.orig_exc from None
         raise
+
+
+def _check_nesting(tree: lark.Tree, source: SourceFile) -> None:
+    """A `TreeSyntaxError` at the first construct nested deeper than `MAX_NESTING` (walked without recursion)."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise TreeSyntaxError(error(
+                f"this expression nests more than {MAX_NESTING} levels deep", _span(source, node.meta),
+                "split it into metrics of their own (metric part = …), or shorten a very long sum", "too-deep"))
+        # A call's argument list is part of the call: abs(abs(x)) nests two levels, not four.
+        stack.extend((child, depth + (child.data != "arguments")) for child in node.children
+                     if isinstance(child, lark.Tree))
 
 
 # --------------------------------------------------------------------------- syntax nodes
@@ -58,8 +82,26 @@ def _unquote(token: str) -> str:
     return re.sub(r'\\(.)', lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
 
 
+class _NumberProblem(ValueError):
+    pass
+
+
 def _number(text: str) -> float | int:
-    return int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
+    """A number literal: whole numbers exactly (they must fit in 64 bits), others as floats (finite)."""
+    if re.fullmatch(r"[+-]?\d+", text):
+        digits = text.lstrip("+-").lstrip("0")
+        if len(digits) > 19 or not -INT64 <= int(text) < INT64:
+            raise _NumberProblem(f"the whole number {_excerpt(text)} does not fit in 64 bits",
+                                 "write it as a decimal with an exponent (e.g. 1.5e20) if a float is meant")
+        return int(text)
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _NumberProblem(f"the number {_excerpt(text)} is too large for a float", "the largest is about 1.8e308")
+    return value
+
+
+def _excerpt(text: str, limit: int = 24) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @v_args(meta=True)
@@ -74,11 +116,18 @@ class _Build(Transformer):
         return None if getattr(meta, "empty", False) else _span(self.source, meta)
 
     # -- literals and names
+    def _num(self, token, text: str | None = None) -> float | int:
+        try:
+            return _number(str(token) if text is None else text)
+        except _NumberProblem as exc:
+            message, hint = exc.args
+            raise TreeSyntaxError(error(message, _span(self.source, token), hint, "number")) from None
+
     def number(self, meta, c):
-        return s.Literal(_number(c[0]), span=self._sp(meta))
+        return s.Literal(self._num(c[0]), span=self._sp(meta))
 
     def percent(self, meta, c):
-        return s.Literal(_number(c[0][:-1]) / 100, percent=True, span=self._sp(meta))
+        return s.Literal(self._num(c[0], c[0][:-1]) / 100, percent=True, span=self._sp(meta))
 
     def string(self, meta, c):
         return s.Literal(_unquote(c[0]), span=self._sp(meta))
@@ -99,7 +148,8 @@ class _Build(Transformer):
         return s.Column(str(c[0]), str(c[1]), span=self._sp(meta))
 
     def shift(self, meta, c):
-        return s.Shift(str(c[0]), int(c[1]), span=self._sp(meta))
+        offset = self._num(c[1])
+        return s.Shift(str(c[0]), offset, span=self._sp(meta))
 
     def call(self, meta, c):
         args = c[1] or []
@@ -149,8 +199,8 @@ class _Build(Transformer):
     def signed_number(self, meta, c):
         text = str(c[0])
         if text.endswith("%"):
-            return (_number(text[:-1]) / 100, True)
-        return (_number(text), False)
+            return (self._num(c[0], text[:-1]) / 100, True)
+        return (self._num(c[0]), False)
 
     # -- metadata
     def _meta(key, convert=str):  # noqa: N805
@@ -186,7 +236,41 @@ class _Build(Transformer):
         return str(c[0]), tuple(str(t) for t in c[1:] if t is not None)
 
     def import_stmt(self, meta, c):
-        return s.ImportStmt(tuple(name for name, _ in c), tuple(names for _, names in c), span=self._sp(meta))
+        *libraries, bindings = c
+        return s.ImportStmt(tuple(name for name, _ in libraries), tuple(names for _, names in libraries),
+                            tuple(bindings or ()), span=self._sp(meta))
+
+    def bindings(self, meta, c):
+        seen: dict[str, s.SourceBinding] = {}
+        for binding in c:
+            if binding.library_source in seen:
+                raise TreeSyntaxError(error(f"the library source '{binding.library_source}' is bound twice",
+                                            binding.span, "keep one binding and put every column in it", "syntax"))
+            seen[binding.library_source] = binding
+        return tuple(c)
+
+    def source_binding(self, meta, c):
+        library_source, source, *columns = c
+        names: set[str] = set()
+        for column in columns:
+            if column.column in names:
+                raise TreeSyntaxError(error(f"the column '{column.column}' of {library_source} is bound twice",
+                                            column.span, "keep one of the two lines", "syntax"))
+            names.add(column.column)
+        target = source if source is not None else library_source
+        end = source if source is not None else library_source
+        span = Span(self.source, library_source.line, library_source.column, end.end_line, end.end_column)
+        return s.SourceBinding(str(library_source), str(target), tuple(columns), span, _span(self.source, target))
+
+    def column_binding(self, meta, c):
+        return s.ColumnBinding(str(c[0]), c[1], _span(self.source, c[0]))
+
+    def currency_stmt(self, meta, c):
+        return s.CurrencyStmt(c[0], span=self._sp(meta))
+
+    def currency(self, meta, c):
+        text = str(c[0])
+        return _unquote(text) if text.startswith('"') else text
 
     def include_stmt(self, meta, c):
         return s.IncludeStmt(_unquote(c[0]), span=self._sp(meta))
@@ -196,7 +280,16 @@ class _Build(Transformer):
         return s.ParamDef(str(c[0]), value, percent, c[2] or (), span=_span(self.source, c[0]))
 
     def source_time(self, meta, c):
-        return ("time", c[0])
+        return ("time", c[0], c[1], c[2])
+
+    def time_format(self, meta, c):
+        return c[0]
+
+    def time_zone(self, meta, c):
+        return c[0]
+
+    def source_timezone(self, meta, c):
+        return ("timezone", c[0])
 
     def source_entity(self, meta, c):
         return ("entity", c[0])
@@ -205,13 +298,28 @@ class _Build(Transformer):
         return ("dimensions", c)
 
     def source_def(self, meta, c):
-        fields: dict = {"time": None, "entity": None, "dimensions": ()}
+        fields: dict = {"time": None, "entity": None, "dimensions": (), "format": None, "timezone": None}
         spans = []
         entries = []
         seen: set[str] = set()
         for entry in c[1:]:
             if isinstance(entry, s.MetaEntry):
                 entries.append(entry)
+                continue
+            if entry[0] == "time":
+                _, value, time_format, zone = entry
+                if time_format is not None:
+                    fields["format"] = _unquote(time_format)
+                    fields["format_span"] = _span(self.source, time_format)
+                if zone is not None:
+                    self._once(c[0], "timezone", zone, seen)
+                    fields["timezone"] = _unquote(zone)
+                    fields["timezone_span"] = _span(self.source, zone)
+                entry = ("time", value)
+            elif entry[0] == "timezone":
+                self._once(c[0], "timezone", entry[1], seen)
+                fields["timezone"] = _unquote(entry[1])
+                fields["timezone_span"] = _span(self.source, entry[1])
                 continue
             key, value = entry
             if key in seen:
@@ -227,7 +335,14 @@ class _Build(Transformer):
                 fields[key] = str(value)
                 spans.append((str(value), _span(self.source, value)))
         return s.SourceDef(str(c[0]), fields["time"], fields["dimensions"], fields["entity"], tuple(entries),
-                           tuple(spans), span=_span(self.source, c[0]))
+                           fields["format"], fields["timezone"], tuple(spans), fields.get("format_span"),
+                           fields.get("timezone_span"), span=_span(self.source, c[0]))
+
+    def _once(self, source, key: str, token, seen: set[str]) -> None:
+        if key in seen:
+            raise TreeSyntaxError(error(f"source '{source}' gives '{key}' twice", _span(self.source, token),
+                                        f"keep one '{key}'", "syntax"))
+        seen.add(key)
 
     def formula(self, meta, c):
         return (c[0], c[1])
@@ -283,7 +398,8 @@ _TERMINAL_WORDS = {
     "_LINK": "'<~'",
 }
 
-_STATEMENT_KEYWORDS = ("tree", "grain", "import", "include", "param", "source", "metric", "target", "alert")
+_STATEMENT_KEYWORDS = ("tree", "grain", "import", "include", "currency", "param", "source", "metric", "target",
+                       "alert")
 _SYMBOL_HINTS = {
     "×": "multiply with '*'",
     "÷": "divide with '/'",
