@@ -136,6 +136,13 @@ def test_long_formulas_and_lists_break_inside_100_columns():
 
 
 SAMPLE = (ROOT / "trees" / "crm_ltv.tree").read_text("utf-8")
+# Trees with every construct: the bundled ones, and doc examples with bindings, checkpoints, time formats.
+_KEYS = ("with orders", "checkpoints", 'format "', "timezone", "currency", "include")
+_VARIED = [(w, t) for w, t in EXAMPLES if w.endswith(".tree") or any(key in t for key in _KEYS)]
+# The default run takes one example of each construct; the slow run (.ci/steps.d/61-fmt.sh) takes them all.
+_FIRST = {"trees/crm_ltv.tree"} | {next(w for w, t in _VARIED if key in t and not w.endswith(".tree"))
+                                   for key in _KEYS if any(key in t for _, t in _VARIED)}
+VARIED = [pytest.param(w, t, id=w, marks=() if w in _FIRST else pytest.mark.slow) for w, t in _VARIED]
 
 
 def _respaced(text: str, seed: int) -> str:
@@ -146,15 +153,17 @@ def _respaced(text: str, seed: int) -> str:
     return "".join(str(t) + rng.choice(gaps) for t in tokens)
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_the_layout_does_not_depend_on_the_original_spacing(seed):
-    plain = _respaced(SAMPLE, -1)
-    assert formatting.format_text(_respaced(SAMPLE, seed)) == formatting.format_text(plain)
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize(("where", "text"), VARIED)
+def test_the_layout_does_not_depend_on_the_original_spacing(where, text, seed):
+    plain = _respaced(text, -1)
+    assert formatting.format_text(_respaced(text, seed)) == formatting.format_text(plain)
 
 
 @pytest.mark.parametrize("own_line", [False, True], ids=["trailing", "own-line"])
-def test_a_comment_after_any_token_is_kept_in_place(own_line):
-    _, tokens, _ = formatting._parse(SAMPLE)
+@pytest.mark.parametrize(("where", "original"), VARIED)
+def test_a_comment_after_any_token_is_kept_in_place(where, original, own_line):
+    _, tokens, _ = formatting._parse(original)
     pieces = []
     for i, token in enumerate(tokens):
         pieces.append(str(token))
@@ -163,8 +172,8 @@ def test_a_comment_after_any_token_is_kept_in_place(own_line):
     out = formatting.format_text(text)
     assert _comments(out) == [f"# note {i}" for i in range(len(tokens))]
     assert formatting.format_text(out) == out
-    assert _statements(out) == _statements(SAMPLE)
-    assert _compiled(out) == _compiled(SAMPLE)
+    assert _statements(out) == _statements(original)
+    assert _compiled(out) == _compiled(original)
     # Each comment stays next to its token: on the token's line, or on its own line before the next.
     lines = out.splitlines()
     for i, token in enumerate(tokens[:-1]):
