@@ -37,7 +37,7 @@ from collections.abc import Iterator
 import attrs
 from lark import Lark, Token, Tree
 
-from .errors import Diagnostic, MetrictreeError, error
+from .errors import MetrictreeError, TreeSyntaxError, error
 from .parsing import parse
 
 WIDTH = 100
@@ -52,8 +52,12 @@ class FormatError(MetrictreeError):
 def format_text(text: str, filename: str = "<string>") -> str:
     """The tree-file text in the canonical layout. Raises `TreeSyntaxError` when the text does not parse."""
     parse(text, filename)  # the friendly diagnostics for a file that does not parse
-    tree, tokens, comments = _parse(text)
-    out = _render(_Layout(text, tokens, comments).document(tree), WIDTH)
+    try:
+        tree, tokens, comments = _parse(text)
+        out = _render(_Layout(text, tokens, comments).document(tree), WIDTH)
+    except RecursionError:
+        raise TreeSyntaxError(error(f"{filename} nests brackets too deeply to be laid out", None,
+                                    "remove brackets that group a single value: ((x)) is x", "nesting")) from None
     ordered = sorted([*tokens, *comments], key=lambda t: t.start_pos)
     _check_same_tokens([str(t).rstrip() if t.type == "COMMENT" else str(t) for t in ordered], out, filename)
     return out
@@ -95,11 +99,14 @@ def _parse(text: str) -> tuple[Tree, list[Token], list[Token]]:
 
 
 def _tokens(tree: Tree) -> Iterator[Token]:
-    for child in tree.children:
-        if isinstance(child, Token):
-            yield child
-        elif isinstance(child, Tree):
-            yield from _tokens(child)
+    """The tokens under a node, in order (walked without recursion: brackets may nest deeply)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Token):
+            yield node
+        elif isinstance(node, Tree):
+            stack.extend(reversed(node.children))
 
 
 def _words(text: str) -> list[str]:
@@ -606,4 +613,4 @@ def _fits(parts: list, rest: list, width: int) -> bool:
     return False
 
 
-__all__ = ["FormatError", "Diagnostic", "format_text", "is_formatted", "WIDTH"]
+__all__ = ["WIDTH", "FormatError", "format_text", "is_formatted"]

@@ -225,6 +225,16 @@ def test_a_file_that_does_not_parse_gets_the_usual_diagnostic():
     assert caught.value.diagnostics[0].render().startswith("shop.tree:")
 
 
+def test_brackets_nested_too_deeply_are_a_clear_error_not_a_crash():
+    deep = "source o { time t }\nmetric x = " + "(" * 3000 + "sum(o.a)" + ")" * 3000 + "\n"
+    try:
+        out = formatting.format_text(deep)
+    except TreeSyntaxError as exc:
+        assert "nest" in exc.diagnostics[0].message
+    else:
+        assert formatting.format_text(out) == out
+
+
 # --------------------------------------------------------------------------- the command
 
 

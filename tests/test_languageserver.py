@@ -111,7 +111,8 @@ def test_diagnostics_are_what_check_prints(tmp_path):
         # Fixing the typo clears the error; a syntax error comes back with its span.
         fixed = BROKEN.replace("paid_ordrs", "paid_orders")
         client.text_document_did_change(lsp.DidChangeTextDocumentParams(
-            lsp.VersionedTextDocumentIdentifier(uri=uri, version=2), [lsp.TextDocumentContentChangeWholeDocument(fixed)]))
+            lsp.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            [lsp.TextDocumentContentChangeWholeDocument(fixed)]))
         assert [d for d in await next_diagnostics(uri) if d.severity == lsp.DiagnosticSeverity.Error] == []
         client.text_document_did_change(lsp.DidChangeTextDocumentParams(
             lsp.VersionedTextDocumentIdentifier(uri=uri, version=3),
@@ -203,7 +204,8 @@ def test_hover_definition_completion_and_formatting(tmp_path):
 
         # Formatting: one edit to the fmt layout.
         client.text_document_did_change(lsp.DidChangeTextDocumentParams(
-            lsp.VersionedTextDocumentIdentifier(uri=uri, version=3), [lsp.TextDocumentContentChangeWholeDocument(text)]))
+            lsp.VersionedTextDocumentIdentifier(uri=uri, version=3),
+            [lsp.TextDocumentContentChangeWholeDocument(text)]))
         await next_diagnostics(uri)
         edits = await asyncio.wait_for(client.text_document_formatting_async(lsp.DocumentFormattingParams(
             doc, lsp.FormattingOptions(tab_size=4, insert_spaces=True))), TIMEOUT)
