@@ -8,7 +8,8 @@ in `metrictree.rendering`. Exit codes:
 - 1 — a user mistake in a tree file, the data or an argument the engine checks
   (any `MetrictreeError`): its diagnostics go to stderr, never a traceback;
 - 2 — the command line itself is wrong (unknown option, ``--data`` without ``=`` …);
-- 3 — ``status --fail-on-alert``: an alert fired.
+- 3 — ``status --fail-on-alert``: an alert fired;
+- 4 — ``status --notify``: a notification could not be delivered (after its retries).
 
 Colour is used only when the stream is a terminal; piped output is plain text.
 """
@@ -439,6 +440,7 @@ def whatif(tree_path: str, changes: dict[str, str], period: str | None, sensitiv
 
 
 EXIT_ALERT = 3
+EXIT_UNDELIVERED = 4
 
 
 @main.command(short_help="Targets against their plan, and the alerts that fire.")
@@ -452,23 +454,46 @@ EXIT_ALERT = 3
               help=f"Exit with {EXIT_ALERT} when any alert fires (for scheduled jobs and CI).")
 @click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
                                                           "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
+@click.option("--notify", "notify", metavar="NOTIFY_CONFIG", type=click.Path(dir_okay=False),
+              help="Send each fired alert and off-track target to the webhook / e-mail this TOML file names, "
+                   "once per period (see docs/serve.md).")
+@click.option("--dry-run", is_flag=True, help="With --notify: print what would be sent; send and record nothing.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, params: dict[str, str], fmt: str,
-           fail_on_alert: bool, grain: str | None, output: str | None) -> None:
+           fail_on_alert: bool, grain: str | None, notify: str | None, dry_run: bool, output: str | None) -> None:
     """Where each target stands (start, goal, gap, plan, state) and which alerts fire.
 
     \b
     metrictree status trees/crm_ltv.tree --sample
     metrictree status shop.tree --data orders=orders.parquet --at 2026-09 --format json
     metrictree status shop.tree --data orders=orders.parquet --fail-on-alert   # in a scheduled job
+    metrictree status shop.tree --data orders=orders.parquet --notify notify.toml --dry-run
 
     \b
     Exit codes: 0 done; 1 a mistake in the tree, the data or an argument;
-    3 with --fail-on-alert, when at least one alert fires (the status is printed first).
+    3 with --fail-on-alert, when at least one alert fires (the status is printed first);
+    4 with --notify, when a notification could not be delivered (it is tried again on the next run).
     """
+    if dry_run and not notify:
+        raise click.UsageError("--dry-run goes with --notify NOTIFY_CONFIG")
     tree = load(tree_path)
-    found = tree.status(_bind_data(tree, data, sample), at=at, params=params, grain=grain)
+    bound = _bind_data(tree, data, sample)
+    config = None
+    if notify:
+        from . import notifying
+
+        config = notifying.load_config(notify, dry_run=dry_run or None)
+    found = tree.status(bound, at=at, params=params, grain=grain)
     _emit(found, fmt, output, lambda: rendering.status_view(found), lambda reporting: reporting.status_html(found))
+    if config is not None:
+        report = notifying.check_and_notify(tree, bound, config, params=params, status=found)
+        for channel, payload in report.dry_run:
+            click.echo(f"would send to {channel}:\n{payload}\n", err=True)
+        for channel, notice, why in report.failed:
+            click.echo(f"not delivered to {channel}: {notice.key} ({notice.period}): {why}", err=True)
+        _note(report.summary())
+        if report.failed:
+            click.get_current_context().exit(EXIT_UNDELIVERED)
     if fail_on_alert and found.fired:
         click.get_current_context().exit(EXIT_ALERT)
 

@@ -343,7 +343,12 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
         source = tree.sources[source_name]
         needs = aggregating.needs(tree, base, registry, by)
         counts: dict[str, int] = {}
-        table = reading.read(source, data, needs, [d for d in by if d in source.dimensions], since, until, counts)
+        try:
+            table = reading.read(source, data, needs, [d for d in by if d in source.dimensions], since, until, counts)
+        except DataError as exc:
+            from .datacheck import with_binding_hint
+
+            raise with_binding_hint(exc, source, needs) from None
         if counts.get("null_times"):
             warnings.append(f"source '{source_name}': {counts['null_times']:,} row(s) have no {source.time} (null), "
                             "so they belong to no period and no metric counts them")
