@@ -23,7 +23,7 @@ import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import aggregating, periods, reading
+from . import aggregating, backends, periods
 from . import syntax as s
 from .errors import DataError, Span, UsageError, did_you_mean, error
 from .formulas import Scope, as_array, evaluate as evaluate_expr
@@ -313,8 +313,9 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
     for source_name, base in by_source.items():
         source = tree.sources[source_name]
         needs = aggregating.needs(tree, base, registry, by)
-        table = reading.read(source, data, needs, [d for d in by if d in source.dimensions], since, until)
-        aggregates.append(aggregating.aggregate(tree, source, table, base, grain, by, values, registry))
+        request = backends.Request(tree, source, tuple(base), tuple(needs), grain, tuple(by), values, registry,
+                                   since, until)
+        aggregates.append(backends.aggregate(request, data))
 
     if by and aggregates and not any(len(a.dimensions) == len(by) for a in aggregates):
         # No source can be split: the result would have no slices at all, hence no rows.
