@@ -46,7 +46,8 @@ import metrictree
 from metrictree.localising import localise
 
 # The benchmark data sits in shared/ beside the repository (../shared/benchmarks/rca-b0).
-DATA = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "rca-b0"
+DATA = next((p / "shared" / "benchmarks" for p in Path(__file__).resolve().parents
+             if (p / "shared" / "benchmarks").is_dir()), Path("../shared/benchmarks")) / "rca-b0"
 DIMS = ("a", "b", "c", "d")
 TREE = """\
 grain day

@@ -1,4 +1,5 @@
-"""The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``whatif``, ``status``, ``graph``, ``plugins``.
+"""The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``whatif``, ``status``, ``graph``, ``serve``,
+``plugins``.
 
 The CLI only wires the stages together (load → evaluate → render); formatting lives
 in `metrictree.rendering`. Exit codes:
@@ -24,6 +25,7 @@ import click
 from rich.console import Console
 
 from . import __version__, rendering
+from .escaping import SafeConsole, markdown_text, printable
 from .compiling import check as check_tree, load as load_file
 from .errors import Diagnostic, MetrictreeError, UsageError, did_you_mean, error
 from .evaluating import Evaluation
@@ -35,6 +37,12 @@ EXPLAIN_FORMATS = ("text", "json", "markdown")
 REPORT_FORMATS = (*EXPLAIN_FORMATS, "html")
 
 
+def _include_paths() -> list[str]:
+    """The folders given with ``metrictree --include-path DIR``: includes may read .tree files there too."""
+    ctx = click.get_current_context(silent=True)
+    return list(ctx.find_root().meta.get("metrictree.include_paths", ())) if ctx else []
+
+
 def load(tree_path: str) -> Tree:
     """A tree file, or a tree a plugin ships, by name (``metrictree eval crm_ltv --sample``)."""
     from .pluginmanager import registry
@@ -42,8 +50,8 @@ def load(tree_path: str) -> Tree:
     if not Path(tree_path).exists():
         bundled = registry().trees.get(tree_path) or registry().trees.get(Path(tree_path).stem)
         if bundled is not None and not Path(tree_path).parent.name:
-            return load_file(str(bundled.path))
-    return load_file(tree_path)
+            return load_file(str(bundled.path), include_paths=_include_paths())
+    return load_file(tree_path, include_paths=_include_paths())
 
 
 # --------------------------------------------------------------------------- output
@@ -58,8 +66,8 @@ def _is_terminal(stream: IO[str]) -> bool:
 
 def _console(stream: IO[str]) -> Console:
     """A rich console on ``stream``: coloured on a terminal, plain (whatever FORCE_COLOR says) when piped."""
-    return Console(file=stream, force_terminal=_is_terminal(stream), highlight=False, emoji=False, markup=False,
-                   soft_wrap=False)
+    return SafeConsole(file=stream, force_terminal=_is_terminal(stream), highlight=False, emoji=False, markup=False,
+                       soft_wrap=False)
 
 
 def _print_diagnostics(diagnostics: Iterable[Diagnostic], *, spaced: bool) -> None:
@@ -77,7 +85,7 @@ def _print_diagnostics(diagnostics: Iterable[Diagnostic], *, spaced: bool) -> No
             if spaced:
                 console.print()
         return
-    text = "\n\n".join(d.render() for d in diagnostics)
+    text = printable("\n\n".join(d.render() for d in diagnostics))
     click.echo(text + ("\n" if spaced else ""), err=True)
 
 
@@ -85,11 +93,13 @@ def _note(text: str) -> None:
     if _is_terminal(sys.stderr):
         _console(sys.stderr).print(f"note: {text}", style="dim", soft_wrap=True)
     else:
-        click.echo(f"note: {text}", err=True)
+        click.echo(printable(f"note: {text}"), err=True)
 
 
 def _write(output: str | None, payload: str | bytes) -> None:
-    """Text or bytes to ``output`` (a file) or to stdout."""
+    """Text or bytes to ``output`` (a file) or to stdout (text to a terminal without control characters)."""
+    if isinstance(payload, str) and output is None and _is_terminal(sys.stdout):
+        payload = printable(payload)
     data = payload.encode("utf-8") if isinstance(payload, str) else payload
     if output is None:
         sys.stdout.flush()
@@ -119,7 +129,11 @@ class _Commands(click.Group):
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="metrictree", message="%(prog)s %(version)s")
-def main() -> None:
+@click.option("--include-path", "include_paths", multiple=True, metavar="DIR",
+              type=click.Path(file_okay=False, exists=True),
+              help="A folder `include` may also read .tree files from (besides the tree's own folder). Repeatable.")
+@click.pass_context
+def main(ctx: click.Context, include_paths: Sequence[str]) -> None:
     """metrictree: metric trees as files, evaluated over Arrow data.
 
     \b
@@ -128,6 +142,7 @@ def main() -> None:
       metrictree eval trees/crm_ltv.tree --sample --by region
       metrictree graph trees/crm_ltv.tree > ltv.mmd
     """
+    ctx.meta["metrictree.include_paths"] = tuple(include_paths)
 
 
 # --------------------------------------------------------------------------- check
@@ -142,10 +157,10 @@ def check(trees: Sequence[str]) -> None:
     """
     failed = False
     for path in trees:
-        diagnostics = check_tree(_bundled_path(path))
+        diagnostics = check_tree(_bundled_path(path), include_paths=_include_paths())
         _print_diagnostics(diagnostics, spaced=True)
         failed = failed or any(d.severity == "error" for d in diagnostics)
-        click.echo(rendering.check_summary(path, diagnostics))
+        click.echo(printable(rendering.check_summary(path, diagnostics)))
     if failed:
         click.get_current_context().exit(1)
 
@@ -335,7 +350,7 @@ def _emit(result: Any, fmt: str, output: str | None, view, html) -> None:
     if fmt == "json":
         _write(output, json.dumps(result.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n")
     elif fmt == "markdown":
-        _write(output, result.to_markdown())
+        _write(output, markdown_text(result.to_markdown()))
     elif fmt == "html":
         from . import reporting
 
@@ -476,6 +491,41 @@ def report(tree_path: str, data: dict[str, str], sample: bool, metric: str | Non
     page = reporting.report(tree, _bind_data(tree, data, sample), metric or _top_metric(tree), baseline, current,
                             by=_names(by), params=params, top=top)
     _write(output, page)
+
+
+# --------------------------------------------------------------------------- serve
+
+
+@main.command(short_help="Serve trees to AI assistants (MCP) and programs (JSON HTTP API).")
+@click.argument("config", metavar="CONFIG", type=click.Path(exists=True))
+@click.option("--transport", type=click.Choice(("stdio", "http")), default="stdio", show_default=True,
+              help="stdio: MCP over stdin/stdout, for an assistant that starts the server itself; "
+                   "http: the JSON API under /api/v1 and MCP over streamable HTTP at /mcp.")
+@click.option("--host", metavar="HOST", help="With --transport http: the address to listen on "
+                                             "(default: the config's, else 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), help="With --transport http: the port (default 8765).")
+@click.option("--notify", "notify", metavar="NOTIFY_CONFIG", type=click.Path(dir_okay=False),
+              help="Also check every tree's status on a schedule and send what fires (see status --notify).")
+@click.option("--every", metavar="DURATION", help="How often to check with --notify: 90s, 15m, 1h (default 1h).")
+def serve(config: str, transport: str, host: str | None, port: int | None, notify: str | None,
+          every: str | None) -> None:
+    """Serve the trees a config file names, with their data, until stopped.
+
+    \b
+    metrictree serve metrictree.toml                         # MCP over stdio
+    metrictree serve metrictree.toml --transport http --port 8765
+    METRICTREE_TOKEN=secret metrictree serve metrictree.toml --transport http --host 0.0.0.0
+
+    A changed tree file is loaded on the next request; a change that breaks it keeps the last good
+    version in service, with the error shown. See docs/serve.md.
+    """
+    import logging
+
+    from .serving import serve as run
+    from .serving.config import parse_duration
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(config, transport, host, port, notify, parse_duration(every, "--every") if every else None)
 
 
 # --------------------------------------------------------------------------- plugins

@@ -14,52 +14,50 @@ file at once (`CompileError` carries a list of diagnostics). The passes, in orde
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import attrs
 import networkx as nx
 
+from . import binding
 from . import syntax as s
 from .errors import CompileError, Diagnostic, Span, did_you_mean, error, warning
 from .functions import Aggregate, Registry, Scalar
+from .includes import MAX_INCLUDE_DEPTH, read_tree_file, resolve_include
 from .model import DIRECTIONS, GRAINS, LEVELS, SEVERITIES, Alert, Link, Metric, Param, Source, Target, Tree
 from .parsing import parse
 from .pluginmanager import registry as default_registry
 
+# ``unit currency`` (how the libraries mark money): the tree's ``currency``, or no unit when it names none.
+CURRENCY = "currency"
 _BOOLEAN_WORDS = {"yes": True, "true": True, "no": False, "false": False}
 
 
-def load(path: str | os.PathLike, registry: Registry | None = None) -> Tree:
-    """Read, parse and compile a tree file. Raises `TreeSyntaxError` or `CompileError`."""
+def load(path: str | os.PathLike, registry: Registry | None = None,
+         include_paths: Sequence[str | os.PathLike] = ()) -> Tree:
+    """Read, parse and compile a tree file. Raises `TreeSyntaxError` or `CompileError`.
+
+    ``include`` reaches the tree's folder and the ``include_paths`` only (see `metrictree.includes`).
+    """
     path = Path(path)
-    try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        raise CompileError(error(f"no tree file at {path}", hint="check the path", code="no-file")) from None
-    except IsADirectoryError:
-        raise CompileError(error(f"{path} is a folder, not a tree file", hint="name a .tree file",
-                                 code="no-file")) from None
-    except OSError as exc:
-        raise CompileError(error(f"cannot read {path}: {exc.strerror}", hint="check the file's permissions",
-                                 code="no-file")) from None
-    except UnicodeDecodeError as exc:
-        raise CompileError(error(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})",
-                                 hint="save the tree file as UTF-8", code="encoding")) from None
-    return compile_module(parse(text, str(path)), registry, file=str(path))
+    text = read_tree_file(path)
+    return compile_module(parse(text, str(path)), registry, file=str(path), include_paths=include_paths)
 
 
-def loads(text: str, name: str = "<string>", registry: Registry | None = None) -> Tree:
+def loads(text: str, name: str = "<string>", registry: Registry | None = None,
+          include_paths: Sequence[str | os.PathLike] = ()) -> Tree:
     """Parse and compile tree-file text (``include`` paths are relative to the working directory)."""
-    return compile_module(parse(text, name), registry, file=None)
+    return compile_module(parse(text, name), registry, file=None, include_paths=include_paths)
 
 
-def check(path: str | os.PathLike, registry: Registry | None = None) -> list[Diagnostic]:
+def check(path: str | os.PathLike, registry: Registry | None = None,
+          include_paths: Sequence[str | os.PathLike] = ()) -> list[Diagnostic]:
     """Every problem in a tree file, errors and warnings, without raising for errors."""
     from .errors import MetrictreeError
 
     try:
-        return list(load(path, registry).warnings)
+        return list(load(path, registry, include_paths).warnings)
     except MetrictreeError as exc:
         return list(exc.diagnostics)
 
@@ -74,13 +72,23 @@ class _Item:
     included: bool = False
 
 
-def _gather(module: s.Module, registry: Registry, problems: list[Diagnostic],
-            selections: dict[str, tuple[tuple[str, ...], Span | None]]) -> list[_Item]:
-    """Every statement of the file, its includes and its imported libraries; ``selections`` gets
-    ``import lib (a, b)`` choices."""
+@attrs.define
+class _Imports:
+    """What the imports asked for: ``import lib (a, b)`` choices, the bindings, the unbound columns."""
+
+    selections: dict[str, tuple[tuple[str, ...], Span | None]] = attrs.field(factory=dict)
+    bound: list[s.ImportStmt] = attrs.field(factory=list)
+    unbound: dict[int, binding.Unbound] = attrs.field(factory=dict)
+    statement_of: dict[str, s.ImportStmt] = attrs.field(factory=dict)
+
+
+def _gather(module: s.Module, registry: Registry, problems: list[Diagnostic], imports: _Imports,
+            folders: Sequence[Path] = ()) -> list[_Item]:
+    """Every statement of the file, its includes and its imported libraries (bound to the tree's data)."""
     items: list[_Item] = []
     seen_files: set[str] = set()
     seen_libraries: set[str] = set()
+    selections = imports.selections
 
     def visit(mod: s.Module, library: str | None, chain: tuple[str, ...], included: bool = False) -> None:
         for statement in mod.statements:
@@ -92,13 +100,32 @@ def _gather(module: s.Module, registry: Registry, problems: list[Diagnostic],
                     if names:
                         before = selections.get(name, ((), None))[0]
                         selections[name] = (tuple(dict.fromkeys(before + names)), statement.span)
-                    import_library(name, statement.span)
+                parsed = {name: parse_library(name, statement) for name in dict.fromkeys(statement.libraries)}
+                parsed = {name: mod for name, mod in parsed.items() if mod is not None}
+                if statement.bindings:
+                    imports.bound.append(statement)
+                    binding.check_names(statement, {n: binding.reads(m) for n, m in parsed.items()}, problems)
+                for name, lib in parsed.items():
+                    statements, unbound = binding.bind(lib, name, statement.bindings, registry, problems)
+                    imports.unbound.update(unbound)
+                    imports.statement_of[name] = statement
+                    visit(attrs.evolve(lib, statements=tuple(statements)), name, ())
             else:
                 items.append(_Item(statement, library, included))
 
     def include(statement: s.IncludeStmt, mod: s.Module, library: str | None, chain: tuple[str, ...]) -> None:
-        base = Path(mod.source.name).parent if mod.source and not mod.source.name.startswith("<") else Path.cwd()
-        path = (base / statement.path).resolve()
+        named = mod.source and not mod.source.name.startswith("<")
+        base = Path(mod.source.name).resolve().parent if named else Path.cwd().resolve()
+        if len(chain) > MAX_INCLUDE_DEPTH:
+            problems.append(error(f"includes nest more than {MAX_INCLUDE_DEPTH} files deep", statement.span,
+                                  "include the shared files from the top tree instead of from each other",
+                                  "include"))
+            return
+        try:
+            path = resolve_include(statement.path, base, folders, statement.span)
+        except CompileError as exc:
+            problems.extend(exc.diagnostics)
+            return
         if str(path) in chain:
             cycle = " → ".join(Path(p).name for p in (*chain[chain.index(str(path)):], str(path)))
             problems.append(error(f"include cycle: {cycle}", statement.span,
@@ -108,16 +135,19 @@ def _gather(module: s.Module, registry: Registry, problems: list[Diagnostic],
             return
         seen_files.add(str(path))
         try:
-            text = path.read_text("utf-8")
-        except OSError:
-            problems.append(error(f"cannot include '{statement.path}': no file at {path}", statement.span,
-                                  "include paths are relative to the file that includes them", "include"))
+            text = read_tree_file(path, statement.span, "included file")
+        except CompileError as exc:
+            problems.extend(exc.diagnostics)
             return
         visit(parse(text, str(path)), library, (*chain, str(path)), included=True)
 
-    def import_library(name: str, span: Span | None) -> None:
+    def parse_library(name: str, statement: s.ImportStmt) -> s.Module | None:
+        span = statement.span
         if name in seen_libraries:
-            return
+            if statement.bindings or imports.statement_of[name].bindings:
+                problems.append(error(f"library '{name}' is imported twice", span,
+                                      "import it once, with one binding of its sources", "duplicate"))
+            return None
         library = registry.libraries.get(name)
         if library is None:
             known = sorted(registry.libraries)
@@ -125,11 +155,13 @@ def _gather(module: s.Module, registry: Registry, problems: list[Diagnostic],
                 f"installed libraries: {', '.join(known)}" if known else
                 "no installed plugin provides a metric library; see `metrictree plugins`")
             problems.append(error(f"unknown library '{name}'", span, hint, "unknown-library"))
-            return
+            return None
         seen_libraries.add(name)
-        visit(parse(library.text, f"<library {name}>"), name, ())
+        return parse(library.text, f"<library {name}>")
 
     root = str(Path(module.source.name).resolve()) if module.source and not module.source.name.startswith("<") else ""
+    # Includes reach the tree's folder (the working directory for text) and the explicit include paths.
+    folders = [Path(root).parent if root else Path.cwd().resolve(), *folders]
     if root:
         seen_files.add(root)
     visit(module, None, (root,) if root else ())
@@ -177,6 +209,8 @@ class _Declarations:
     header: s.TreeHeader | None = None
     grain: str = "month"
     grain_span: Span | None = None
+    currency: str | None = None
+    currency_span: Span | None = None
     sources: dict[str, Source] = attrs.field(factory=dict)
     params: dict[str, Param] = attrs.field(factory=dict)
     metrics: dict[str, tuple[s.MetricDef, str | None]] = attrs.field(factory=dict)
@@ -238,9 +272,19 @@ def _declare(items: list[_Item], problems: list[Diagnostic]) -> _Declarations:
                     problems.append(error(f"source '{st.name}' has no time column", st.span,
                                           "add a line `time <column>` naming its date or timestamp column",
                                           "source"))
+                _check_time_options(st, problems)
                 if claim(st.name, "source", st.span, item.library):
                     d.sources[st.name] = Source(st.name, st.time, st.dimensions, st.entity,
-                                                meta.get("label"), meta.get("description"), span=st.span)
+                                                meta.get("label"), meta.get("description"), st.time_format,
+                                                st.timezone, span=st.span)
+            case s.CurrencyStmt():
+                if item.library is None:
+                    if d.currency_span is not None:
+                        problems.append(error("a second 'currency' statement", st.span,
+                                              f"the currency is already set at {d.currency_span}; keep one",
+                                              "duplicate"))
+                    else:
+                        d.currency, d.currency_span = st.currency, st.span
             case s.ParamDef():
                 meta = _meta(st.meta, {"label", "description", "unit"}, "a param", problems)
                 if claim(st.name, "param", st.span, item.library):
@@ -260,6 +304,22 @@ def _declare(items: list[_Item], problems: list[Diagnostic]) -> _Declarations:
     return d
 
 
+def _check_time_options(st: s.SourceDef, problems: list[Diagnostic]) -> None:
+    """A time format has at least one ``%`` directive; a time zone is one the zone database knows."""
+    if st.time_format is not None and "%" not in st.time_format:
+        problems.append(error(f"'{st.time_format}' is not a time format", st.format_span,
+                              'write it with strptime codes, e.g. "%d/%m/%Y %H:%M" for 01/09/2024 14:05', "time-format"))
+    if st.timezone is not None:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(st.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            problems.append(error(f"unknown time zone '{st.timezone}'", st.timezone_span,
+                                  did_you_mean(st.timezone, zoneinfo.available_timezones()) or
+                                  'use an IANA zone name, e.g. "Europe/London" or "UTC"', "timezone"))
+
+
 def _references(st: s.MetricDef) -> set[str]:
     names: set[str] = set()
     for expr in (st.formula, st.where):
@@ -271,14 +331,16 @@ def _references(st: s.MetricDef) -> set[str]:
     return names
 
 
-def _prune_libraries(d: _Declarations, selections: dict, problems: list[Diagnostic]) -> None:
+def _prune_libraries(d: _Declarations, imports: _Imports, problems: list[Diagnostic]) -> None:
     """Keep the library metrics a tree asked for and can compute.
 
     ``import crm`` asks for every crm metric; ``import crm (ltv)`` for ``ltv`` only. What the
     asked-for metrics read is kept too, from whichever library defines it. Then a kept metric
-    whose sources or names the tree lacks is dropped (silently when the whole library was
-    imported; with an error saying what is missing when it was named).
+    whose sources or names the tree lacks, or that reads a column its binding does not give,
+    is dropped: silently when the whole library was imported and it lacks a source (with a
+    warning when it lacks a bound column); with an error saying what is missing when it was named.
     """
+    selections = imports.selections
     owner = {name: lib for name, (_, lib) in d.metrics.items() if lib is not None}
     wanted: list[str] = []
     for name, library in owner.items():
@@ -302,21 +364,67 @@ def _prune_libraries(d: _Declarations, selections: dict, problems: list[Diagnost
         keep.add(name)
         stack.extend(ref for ref in _references(d.metrics[name][0]) if ref in owner)
     known = set(d.sources) | set(d.params) | {n for n in d.metrics if n not in owner or n in keep}
+    unbound = {name: binding.unbound_reads((d.metrics[name][0].formula, d.metrics[name][0].where), imports.unbound)
+               for name in keep}
     missing: dict[str, set[str]] = {}
     changed = True
     while changed:
         changed = False
         for name in sorted(keep - set(missing)):
             absent = {ref for ref in _references(d.metrics[name][0]) if ref not in known or ref in missing}
+            absent |= {u.read for u in unbound[name]}
             if absent:
                 missing[name] = absent
                 changed = True
+
+    def unbound_needs(name: str) -> list[tuple[binding.Unbound, str]]:
+        """The unbound columns ``name`` needs, each with the metric that reads it."""
+        found: dict[str, tuple[binding.Unbound, str]] = {}
+        seen, todo = set(), [name]
+        while todo:
+            current = todo.pop()
+            if current in seen or current not in keep:
+                continue
+            seen.add(current)
+            for record in unbound[current]:
+                found.setdefault(record.read, (record, current))
+            todo.extend(ref for ref in _references(d.metrics[current][0]) if ref in owner)
+        return sorted(found.values(), key=lambda x: x[0].read)
+
+    def hint(record: binding.Unbound) -> str:
+        source = d.sources.get(record.binding.source)
+        return record.hint(source.entity if source else None)
+
     for library, (names, span) in selections.items():
+        needed: dict[str, tuple[binding.Unbound, str, list[str]]] = {}
         for name in names:
-            if owner.get(name) == library and name in missing:
-                needs = ", ".join(sorted(missing[name]))
-                problems.append(error(f"{library}'s '{name}' cannot be imported: it needs {needs}", span,
+            if owner.get(name) != library or name not in missing:
+                continue
+            needs = unbound_needs(name)
+            for record, reader in needs:
+                needed.setdefault(record.read, (record, reader, []))[2].append(name)
+            if not needs:
+                listed = ", ".join(sorted(missing[name]))
+                problems.append(error(f"{library}'s '{name}' cannot be imported: it needs {listed}", span,
                                       "declare the source (and the metrics) it reads, or import less", "library"))
+        for record, reader, wanting in needed.values():
+            via = f" (read by '{reader}')" if reader not in wanting else ""
+            who = " and ".join(f"'{n}'" for n in wanting)
+            problems.append(error(f"{library}'s {who} need{'s' if len(wanting) == 1 else ''} {record.read}{via}, "
+                                  f"which the binding of {record.binding.library_source} does not give",
+                                  record.binding.span, hint(record), "unbound-column"))
+    left_out: dict[tuple[str, str], tuple[binding.Unbound, list[str]]] = {}
+    for name in sorted(missing):
+        if owner[name] in selections:
+            continue
+        for record, _ in unbound_needs(name):
+            left_out.setdefault((owner[name], record.read), (record, []))[1].append(name)
+    for (library, read), (record, names) in left_out.items():
+        problems.append(warning(f"import {library} leaves out {', '.join(names)}: "
+                                f"{'it reads' if len(names) == 1 else 'they read'} {read}, which the binding of "
+                                f"{record.binding.library_source} does not give", record.binding.span,
+                                f"{hint(record)}, or import only the metrics you need: import {library} (…)",
+                                "unbound-column"))
     for name in owner:
         if name not in keep or name in missing:
             d.metrics.pop(name, None)
@@ -356,7 +464,10 @@ class _Resolver:
 
     def metric(self, st: s.MetricDef, library: str | None) -> Metric:
         meta = _meta(st.meta, _METRIC_META, "a metric", self.problems)
-        common = dict(label=meta.get("label"), description=meta.get("description"), unit=meta.get("unit"),
+        unit = meta.get("unit")
+        if unit == CURRENCY:
+            unit = self.decl.currency
+        common = dict(label=meta.get("label"), description=meta.get("description"), unit=unit,
                       format=meta.get("format"), direction=meta.get("direction"), owner=meta.get("owner"),
                       level=meta.get("level"), controllable=meta.get("controllable"),
                       external=bool(meta.get("external", False)), library=library, span=st.name_span)
@@ -786,14 +897,18 @@ def _alerts(decl: _Declarations, metrics: dict[str, Metric], dims: set[str], res
 # --------------------------------------------------------------------------- the pipeline
 
 
-def compile_module(module: s.Module, registry: Registry | None = None, file: str | None = None) -> Tree:
+def compile_module(module: s.Module, registry: Registry | None = None, file: str | None = None,
+                   include_paths: Sequence[str | os.PathLike] = ()) -> Tree:
     """Run every pass over a parsed module; raise `CompileError` listing every error found."""
     registry = registry or default_registry()
     problems: list[Diagnostic] = []
-    selections: dict = {}
-    items = _gather(module, registry, problems, selections)
+    imports = _Imports()
+    folders = [Path(p).expanduser().resolve() for p in include_paths]
+    items = _gather(module, registry, problems, imports, folders)
     decl = _declare(items, problems)
-    _prune_libraries(decl, selections, problems)
+    for statement in imports.bound:
+        binding.check_sources(statement, decl.sources, problems)
+    _prune_libraries(decl, imports, problems)
     resolver = _Resolver(decl, registry, problems)
     metrics = {name: resolver.metric(st, library) for name, (st, library) in decl.metrics.items()}
     graph, links = _graph(metrics, decl, problems)

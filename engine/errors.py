@@ -91,6 +91,10 @@ class Diagnostic:
         return "\n".join(out)
 
 
+QUOTE_WIDTH = 100
+"""The most characters of a source line an error quotes: a file's secrets never ride along in a message."""
+
+
 def _quote(span: Span) -> list[str]:
     text = span.source.line(span.line)
     if not text.strip():
@@ -98,8 +102,16 @@ def _quote(span: Span) -> list[str]:
     gutter = f"{span.line:>5} | "
     width = (span.end_column - span.column) if span.end_line == span.line else len(text) - span.column + 1
     width = max(1, min(width, len(text) - span.column + 1))
+    column = span.column
+    if len(text) > QUOTE_WIDTH:
+        # A long line (minified, or not text at all) is quoted as a short window around the fault.
+        start = max(0, min(column - 1 - QUOTE_WIDTH // 3, len(text) - QUOTE_WIDTH))
+        head, tail = ("…" if start else ""), ("…" if start + QUOTE_WIDTH < len(text) else "")
+        text = head + text[start:start + QUOTE_WIDTH] + tail
+        column = column - start + len(head)
+        width = max(1, min(width, QUOTE_WIDTH - (column - 1 - len(head))))
     # Tabs in the line are kept under the caret so it lines up in a terminal.
-    pad = "".join(ch if ch == "\t" else " " for ch in text[: span.column - 1])
+    pad = "".join(ch if ch == "\t" else " " for ch in text[: column - 1])
     return [gutter + text.rstrip(), " " * (len(gutter) - 2) + "| " + pad + "^" * width]
 
 

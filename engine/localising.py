@@ -7,14 +7,17 @@ metric's value in a baseline and a current period, and names a few *elements* �
 
 The algorithm
 -------------
-Every leaf gets a *deviation score* ``d = 2 (current - baseline) / (|baseline| + |current|)``: a relative
-change bounded to [-2, 2] that stays finite for new (baseline 0) and vanished (current 0) segments and keeps
-its meaning for negative values. Most leaves only move by noise around a general trend: the trend is the
+Every leaf gets a *deviation score* ``d = (current - baseline) / max(|baseline|, |current|)``: the change
+relative to the larger of the two values, bounded to [-1, 1], finite for new (baseline 0) and vanished
+(current 0) segments and meaningful for negative values. Against the larger value, a relative error on
+either side stays a relative error: a forecast 25 % short of the observed value gives -0.25 whichever of
+the two was off, where the mean of the two would stretch a shortfall to a ratio of 2 and make a leaf's noise
+look like a cause. Most leaves only move by noise around a general trend: the trend is the
 median deviation, and the noise a robust standard deviation (1.4826 × the median absolute departure) whose
 variance may shrink with the leaf's size, as ``size ** power`` with the power between -1 (counts: Poisson)
 and 0 (amounts with a steady coefficient of variation), fitted to the leaves that are not outliers (Taylor's
 power law; Harvey's regression of log squared departures on log size, through medians of size bins). An
-element's deviation is the size-weighted mean of its leaves' deviations, ``D = 2 (C - B) / Σ(|b| + |c|)``.
+element's deviation is the size-weighted mean of its leaves' deviations, ``D = (C - B) / Σ max(|b|, |c|)``.
 
 The search goes layer by layer, from elements that fix one dimension to elements that fix all of them
 (RiskLoc, Squeeze): the first layer that holds an acceptable element gives the coarsest explanation, which
@@ -37,7 +40,7 @@ when it passes three tests, each a plain statistical or majority rule rather tha
   contains a root cause fails it: its normal leaves sit far from its diluted change.
 
 One half is the majority: an element is called a cause when more of it behaves like one than not. Leaves
-weigh ``w = size / (size + median size)`` with ``size = |baseline| + |current|``: a leaf of typical size
+weigh ``w = size / (size + median size)`` with ``size = max(|baseline|, |current|)``: a leaf of typical size
 counts one half, big leaves up to one, tiny leaves (whose relative changes are ruled by rounding and counting
 noise) next to nothing; the weight saturates, so a few huge leaves cannot outvote many normal ones.
 
@@ -65,7 +68,7 @@ import pyarrow.compute as pc
 
 from .errors import UsageError, did_you_mean, error
 
-__all__ = ["Element", "localise"]
+__all__ = ["Element", "Localisation", "localise"]
 
 # Significance level of the element test, for each layer as a whole (Bonferroni): the conventional 5 %.
 ALPHA = 0.05
@@ -76,6 +79,9 @@ MAD_TO_SIGMA = 1.4826
 SIGMA_FLOOR = 1e-9
 # At most this many rounds of fitting the noise model without its outliers (it settles in two or three).
 FIT_ROUNDS = 5
+# The search visits at most this many cuboids (combinations of dimensions) per pass: every cuboid of 10
+# dimensions; with more dimensions, the layers of elements that fix fewer of them (see `_layers`).
+MAX_CUBOIDS = 1024
 # An element is a cause when the majority of it (weighted leaves, leaves' departures) behaves like one.
 MAJORITY = 0.5
 
@@ -104,6 +110,42 @@ class Element:
     share: float
     leaves: int
     score: float
+    rate_baseline: float | None = None
+    rate_current: float | None = None
+    rate_effect: float | None = None
+    mix_effect: float | None = None
+
+
+@attrs.frozen
+class Localisation:
+    """The answer of `localise` / `localise_ratio`: the elements, and what to say when there are none.
+
+    It iterates over its elements and has their number as its length, so it reads like the list of
+    elements it holds.
+
+    Attributes:
+        elements: the root-cause elements, largest effect first; never one together with its parent or child.
+        spread: the change is not concentrated: most of it lies outside the elements (all of it when there are
+            none), shared by the segments in the general trend, and beyond what noise gives.
+        reason: a plain-words reason when `elements` is empty (or when the change is spread), e.g. "nothing
+            stands out from the segments' usual variation"; ``None`` otherwise.
+        mix: for ratios, the segments whose weight in the denominator moved the ratio but whose own ratio did
+            not move (a volume shift, not a cause); empty for additive metrics.
+    """
+
+    elements: tuple[Element, ...] = ()
+    spread: bool = False
+    reason: str | None = None
+    mix: tuple[Element, ...] = ()
+
+    def __iter__(self):
+        return iter(self.elements)
+
+    def __len__(self) -> int:
+        return len(self.elements)
+
+    def __getitem__(self, index):
+        return self.elements[index]
 
 
 @attrs.frozen
@@ -113,7 +155,7 @@ class _Noise:
     Attributes:
         trend: the general trend, the median deviation of the leaves.
         sigma: the noise (robust standard deviation) of the deviation of a leaf of typical size.
-        typical: the median size ``|baseline| + |current|`` of the leaves that have data.
+        typical: the median size ``max(|baseline|, |current|)`` of the leaves that have data.
         power: how the noise's variance scales with size: ``σ(size)² = sigma² (size / typical) ** power``.
         counts: the values are counts (whole numbers, none negative): no leaf's noise is below Poisson's.
     """
@@ -137,81 +179,142 @@ class _Candidate:
 
 
 def localise(leaves: pa.Table, dims: Sequence[str], baseline: str = "baseline", current: str = "current",
-             max_elements: int = 5) -> list[Element]:
+             max_elements: int | None = None, *, history: Sequence[pa.Array] | None = None) -> Localisation:
     """Name the few elements (combinations of dimension values) that explain a change of an additive metric.
 
     Args:
         leaves: one row per leaf segment: the columns `dims` and the metric's value in both periods.
         dims: the dimensions to search, at least one; values of any type, compared as strings, null being
-            a value of its own.
+            a value of its own. Any names: the search works on positions, never on its own column names.
         baseline, current: the names of the two value columns (a null value counts as 0).
-        max_elements: at most this many elements are returned.
+        max_elements: an optional cap; by default as many elements as pass the tests (the significance
+            level bounds them, so pure noise gives none).
+        history: optional earlier periods, oldest first, each an array aligned row by row with `leaves`
+            holding the leaf's value in that period (null: no data). Each leaf's own period-to-period
+            variation there, beyond the general movement of all leaves, widens its noise: a small, volatile
+            segment must move more than usual to count.
 
     Returns:
-        The elements, largest change first; never an element together with its parent or child; empty when
-        nothing stands out from the noise (including when everything moved by the same proportion).
+        A `Localisation`: the elements, largest change first, and when there are none a reason; `spread` says
+        that the change is shared by all the segments rather than concentrated.
 
     Raises:
-        UsageError: a named column is missing or not numeric, `dims` is empty or `max_elements` negative.
+        UsageError: a named column is missing or not numeric, `dims` is empty, `max_elements` negative, or a
+            history array does not match the leaves.
     """
-    dims = _check(leaves, dims, baseline, current, max_elements)
-    if leaves.num_rows == 0 or max_elements == 0:
-        return []
-    work, values = _prepare(leaves, dims, baseline, current)
+    dims = _check(leaves, dims, [baseline, current], max_elements)
+    periods = _history(leaves, history)
+    steps = None
+    if periods:
+        series = [*periods, _float(leaves[baseline])]
+        steps = list(zip(series, series[1:]))
+    found = _run(leaves, dims, _numbers(leaves[baseline]), _numbers(leaves[current]), max_elements, steps)
+    if isinstance(found, Localisation):
+        return found
+    work, chosen, values = found
+    total = _sum(work["c"]) - _sum(work["b"])
+    elements = sorted((_element(work, cand, dims, values, total) for cand in chosen), key=lambda e: -abs(e.change))
+    return _conclude(work, chosen, tuple(elements), total, dims)
+
+
+def _run(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array, max_elements: int | None,
+         steps: list[tuple[pa.Array, pa.Array]] | None,
+         floor: pa.Array | None = None) -> Localisation | tuple[pa.Table, list[_Candidate], list[list]]:
+    """The search on the values ``b → c`` of the leaves: (working table, chosen candidates, dimension values),
+    or a `Localisation` saying why there is nothing to search. `steps` are the history's ``(before, after)``
+    pairs, `floor` a known lower bound of each leaf's noise variance of ``c - b`` (e.g. binomial)."""
+    if leaves.num_rows == 0:
+        return Localisation(reason="there are no segments to compare")
+    if max_elements == 0:
+        return Localisation(reason="no elements were asked for (max_elements = 0)")
+    work, values = _prepare(leaves, dims, b, c)
     noise = _noise(work)
     if noise is None:
-        return []
-    work = _describe(work, noise)
+        return Localisation(reason="nothing changed: every segment is 0 in both periods")
+    work = _describe(work, noise, steps, floor)
+    return work, _search(work, len(dims), noise, max_elements), values
 
+
+def _search(work: pa.Table, n_dims: int, noise: _Noise, max_elements: int | None) -> list[_Candidate]:
+    """The acceptable elements, pass after pass on the leaves the earlier ones do not explain, made succinct."""
+    limit = max_elements if max_elements is not None else work.num_rows
     chosen: list[_Candidate] = []
     remaining = work
-    while len(chosen) < max_elements and remaining.num_rows:
-        picked = _next_layer(remaining, len(dims), noise, chosen, max_elements - len(chosen))
+    while len(chosen) < limit and remaining.num_rows:
+        picked = _next_layer(remaining, n_dims, noise, chosen, limit - len(chosen))
         if not picked:
             break
         chosen.extend(picked)
         for cand in picked:
             remaining = remaining.filter(pc.invert(_mask(remaining, cand)))
+    return _generalise(work, _succinct(work, chosen, noise), noise)
 
-    chosen = _succinct(work, chosen, noise)
-    total = _sum(work["c"]) - _sum(work["b"])
-    elements = [_element(work, cand, dims, values, total) for cand in chosen]
-    return sorted(elements, key=lambda e: -abs(e.change))
+
+def _conclude(work: pa.Table, chosen: list[_Candidate], elements: tuple[Element, ...], total: float,
+              dims: list[str], mix: tuple[Element, ...] = ()) -> Localisation:
+    """The `Localisation`: whether the change outside the elements is spread over all segments, and why."""
+    outside = work
+    for cand in chosen:
+        outside = outside.filter(pc.invert(_mask(outside, cand)))
+    change = _sum(outside["c"]) - _sum(outside["b"])
+    variance = _sum(outside["v"])
+    # The part of the change outside the elements is a general movement when it is beyond what the leaves'
+    # noise adds up to (at ALPHA, two-sided) and is the larger part of the whole change.
+    moved = outside.num_rows > 0 and abs(change) > NormalDist().inv_cdf(1.0 - ALPHA / 2.0) * math.sqrt(variance)
+    spread = bool(moved and abs(change) > MAJORITY * abs(total))
+    where = ", ".join(dims)
+    if elements:
+        reason = (f"most of the change is spread across all segments of {where}; the elements named add to it"
+                  if spread else None)
+    elif spread:
+        reason = f"the change is spread across all segments of {where}: none moved differently from the rest"
+    elif total == 0 and _sum(pc.abs(pc.subtract(work["c"], work["b"]))) == 0:
+        reason = "nothing changed in any segment"
+    else:
+        reason = "nothing stands out from the segments' usual variation"
+    return Localisation(elements=elements, spread=spread, reason=reason, mix=mix)
 
 
 # --------------------------------------------------------------------------- input
 
 
-def _check(leaves: pa.Table, dims: Sequence[str], baseline: str, current: str, max_elements: int) -> list[str]:
+def _check(leaves: pa.Table, dims: Sequence[str], columns: Sequence[str], max_elements: int | None) -> list[str]:
     if isinstance(dims, str):
         dims = [dims]
     dims = list(dict.fromkeys(dims))
     if not dims:
         raise UsageError(error("no dimensions to localise the change in",
                                hint="pass at least one dimension column, e.g. dims=['region']"))
-    for name in [*dims, baseline, current]:
+    for name in [*dims, *columns]:
         if name not in leaves.column_names:
             raise UsageError(error(f"the leaf table has no column '{name}'",
                                    hint=did_you_mean(name, leaves.column_names)
                                    or f"its columns: {', '.join(leaves.column_names)}", code="unknown-column"))
-    for name in (baseline, current):
+    for name in columns:
         kind = leaves.schema.field(name).type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
                 or pa.types.is_null(kind)):
             raise UsageError(error(f"the value column '{name}' is {kind}, not a number",
                                    hint="localise compares numbers: pass the metric's values per leaf"))
-    if max_elements < 0:
+    if max_elements is not None and max_elements < 0:
         raise UsageError(error(f"max_elements is {max_elements}", hint="ask for 0 or more elements"))
     return dims
 
 
-def _numbers(column: pa.ChunkedArray) -> pa.Array:
-    values = pc.fill_null(pc.cast(column, pa.float64()).combine_chunks(), 0.0)
+def _numbers(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     # A missing or non-finite value carries no information about the change: it counts as 0.
-    return pc.if_else(pc.is_finite(values), values, 0.0)
+    return pc.fill_null(_float(column), 0.0)
 
 
-def _prepare(leaves: pa.Table, dims: list[str], baseline: str, current: str) -> tuple[pa.Table, list[list]]:
+def _float(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """The values as float64, a non-finite one null."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    values = pc.cast(column, pa.float64())
+    return pc.if_else(pc.is_finite(values), values, pa.scalar(None, pa.float64()))
+
+
+def _prepare(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array) -> tuple[pa.Table, list[list]]:
     """The working table: integer codes ``k0 …`` per dimension (null is a code of its own) and the values."""
     columns: dict[str, pa.Array] = {}
     values: list[list] = []
@@ -223,8 +326,8 @@ def _prepare(leaves: pa.Table, dims: list[str], baseline: str, current: str) -> 
         names = encoded.dictionary.to_pylist()
         columns[f"k{i}"] = pc.fill_null(pc.cast(encoded.indices, pa.int32()), len(names))
         values.append([*names, None])
-    columns["b"] = _numbers(leaves[baseline])
-    columns["c"] = _numbers(leaves[current])
+    columns["b"] = b
+    columns["c"] = c
     return pa.table(columns), values
 
 
@@ -232,9 +335,9 @@ def _prepare(leaves: pa.Table, dims: list[str], baseline: str, current: str) -> 
 
 
 def _deviation(b, c, size) -> pa.Array:
-    """``2 (c - b) / size``, and 0 where the size is 0 (nothing in either period: no change)."""
+    """``(c - b) / size``, and 0 where the size is 0 (nothing in either period: no change)."""
     informative = pc.greater(size, 0.0)
-    return pc.if_else(informative, pc.divide(pc.multiply(pc.subtract(c, b), 2.0), _positive(size)), 0.0)
+    return pc.if_else(informative, pc.divide(pc.subtract(c, b), _positive(size)), 0.0)
 
 
 def _positive(values) -> pa.Array:
@@ -255,7 +358,7 @@ def _noise(work: pa.Table) -> _Noise | None:
     Returns ``None`` when no leaf has data in either period.
     """
     b, c = work["b"], work["c"]
-    size = pc.add(pc.abs(b), pc.abs(c))
+    size = pc.max_element_wise(pc.abs(b), pc.abs(c))
     informative = pc.greater(size, 0.0)
     deviation = pc.filter(_deviation(b, c, size), informative)
     if len(deviation) == 0:
@@ -338,15 +441,21 @@ def _power(log_size: pa.Array, departure: pa.Array, counts: bool = False) -> flo
     return min(0.0, max(-1.0, slope))
 
 
-def _describe(work: pa.Table, noise: _Noise) -> pa.Table:
+def _describe(work: pa.Table, noise: _Noise, steps: list[tuple[pa.Array, pa.Array]] | None = None,
+              floor: pa.Array | None = None) -> pa.Table:
     """Add each leaf's size ``s``, deviation ``d``, weight ``w``, ``wx = w |d - trend|`` and ``v``, the variance
-    of ``s × d`` under noise alone."""
-    size = pc.add(pc.abs(work["b"]), pc.abs(work["c"]))
+    of ``s × d = c - b`` under noise alone: the noise model's at the leaf's size, or the leaf's own from its
+    history, or the `floor` given, whichever is largest."""
+    size = pc.max_element_wise(pc.abs(work["b"]), pc.abs(work["c"]))
     deviation = _deviation(work["b"], work["c"], size)
     weight = pc.divide(size, pc.add(size, noise.typical))
     relative = pc.divide(size, noise.typical)
-    variance = pc.multiply(pc.multiply(size, size),
-                           pc.multiply(noise.sigma ** 2, pc.power(_positive(relative), noise.power)))
+    own = pc.multiply(noise.sigma ** 2, pc.power(_positive(relative), noise.power))
+    if steps:
+        own = pc.max_element_wise(own, pc.fill_null(_own_variance(steps), 0.0))
+    variance = pc.multiply(pc.multiply(size, size), own)
+    if floor is not None:
+        variance = pc.max_element_wise(variance, pc.fill_null(floor, 0.0))
     return (work.append_column("s", size)
             .append_column("v", pc.if_else(pc.greater(size, 0.0), variance, 0.0))
             .append_column("d", deviation)
@@ -354,20 +463,92 @@ def _describe(work: pa.Table, noise: _Noise) -> pa.Table:
             .append_column("wx", pc.multiply(weight, pc.abs(pc.subtract(deviation, noise.trend)))))
 
 
+def _history(leaves: pa.Table, history: Sequence | None) -> list[pa.Array] | None:
+    """The history arrays as float64 (nulls kept), checked against the leaves."""
+    if history is None:
+        return None
+    arrays = []
+    for i, values in enumerate(history):
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        elif not isinstance(values, pa.Array):
+            values = pa.array(values)
+        if len(values) != leaves.num_rows:
+            raise UsageError(error(f"history period {i + 1} has {len(values)} values for {leaves.num_rows} leaves",
+                                   hint="pass one array per earlier period, aligned row by row with the leaves"))
+        kind = values.type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+                or pa.types.is_null(kind)):
+            raise UsageError(error(f"history period {i + 1} is {kind}, not a number",
+                                   hint="pass the leaves' values of each earlier period"))
+        arrays.append(_float(values))
+    return arrays or None
+
+
+def _own_variance(steps: list[tuple[pa.Array, pa.Array]]) -> pa.Array:
+    """Each leaf's mean squared departure, over its history's period-to-period steps ``(before, after)`` (the
+    last one into the baseline), of its deviation from that step's general movement (the median deviation of
+    the leaves); null where the leaf has no step with data on both sides. The general movement (a season, a
+    trend of the whole business) is no leaf's own variation."""
+    total = count = None
+    for before, after in steps:
+        valid = pc.and_(pc.is_valid(before), pc.is_valid(after))
+        b, c = pc.fill_null(before, 0.0), pc.fill_null(after, 0.0)
+        size = pc.max_element_wise(pc.abs(b), pc.abs(c))
+        usable = pc.and_(valid, pc.greater(size, 0.0))
+        deviation = _deviation(b, c, size)
+        moved = pc.filter(deviation, usable)
+        general = pc.quantile(moved, 0.5)[0].as_py() if len(moved) else 0.0
+        residual = pc.subtract(deviation, general)
+        square = pc.if_else(usable, pc.multiply(residual, residual), 0.0)
+        ones = pc.if_else(usable, 1.0, 0.0)
+        total = square if total is None else pc.add(total, square)
+        count = ones if count is None else pc.add(count, ones)
+    return pc.if_else(pc.greater(count, 0.0), pc.divide(total, _positive(count)), pa.scalar(None, pa.float64()))
+
+
 # --------------------------------------------------------------------------- search
+
+
+def _layers(n_dims: int) -> int:
+    """How many layers the search visits: all of them, unless that is more than MAX_CUBOIDS cuboids, in which
+    case the layers up to the last one that keeps the count within the budget (at least the first)."""
+    total, layers = 0, 0
+    for layer in range(1, n_dims + 1):
+        total += math.comb(n_dims, layer)
+        if total > MAX_CUBOIDS and layers:
+            break
+        layers = layer
+    return layers
 
 
 def _next_layer(remaining: pa.Table, n_dims: int, noise: _Noise, chosen: list[_Candidate],
                 room: int) -> list[_Candidate]:
-    """The acceptable elements of the first layer that has any, largest change first, none overlapping."""
-    for layer in range(1, n_dims + 1):
-        summaries = [(cuboid, _summarise(remaining, cuboid)) for cuboid in combinations(range(n_dims), layer)]
+    """The acceptable elements of the first layer that has any, largest change first, none overlapping.
+
+    Memory stays bounded: one cuboid is summarised at a time, and only its elements that could pass the
+    significance test are kept (the test's bound only grows as more elements are counted, so an element
+    below the bound reached so far fails the final one too). A cuboid whose elements are single leaves
+    makes every cuboid above it a copy with more dimensions: those are skipped.
+    """
+    layers = _layers(n_dims)
+    identifying: list[set[int]] = []
+    for layer in range(1, layers + 1):
+        kept = []
+        tested = 0
+        for cuboid in combinations(range(n_dims), layer):
+            if any(one <= set(cuboid) for one in identifying):
+                continue
+            groups = _summarise(remaining, cuboid)
+            tested += pc.sum(pc.greater(groups["s_sum"], 0.0)).as_py() or 0
+            if groups.num_rows == remaining.num_rows:
+                identifying.append(set(cuboid))
+            kept.append((cuboid, _significant(groups, noise, _bound(layers, tested))))
         # Bonferroni over the layers and over each layer's elements that hold data: on pure noise, no element
         # of the whole search passes, but with probability ALPHA.
-        tested = sum(pc.sum(pc.greater(groups["s_sum"], 0.0)).as_py() or 0 for _, groups in summaries)
-        bound = NormalDist().inv_cdf(1.0 - ALPHA / (2.0 * n_dims * max(tested, 1)))
+        bound = _bound(layers, tested)
         found = []
-        for cuboid, groups in summaries:
+        for cuboid, groups in kept:
             found.extend(c for c in _candidates(remaining, cuboid, groups, noise, bound)
                          if not any(_nested(c, o) for o in chosen))
         if not found:
@@ -383,6 +564,18 @@ def _next_layer(remaining: pa.Table, n_dims: int, noise: _Noise, chosen: list[_C
     return []
 
 
+def _bound(layers: int, tested: int) -> float:
+    return NormalDist().inv_cdf(1.0 - ALPHA / (2.0 * layers * max(tested, 1)))
+
+
+def _significant(groups: pa.Table, noise: _Noise, bound: float) -> pa.Table:
+    """The groups whose deviation departs from the trend by more than `bound` times its noise."""
+    size = groups["s_sum"]
+    departure = pc.subtract(_deviation(groups["b_sum"], groups["c_sum"], size), noise.trend)
+    spread = pc.divide(pc.sqrt(groups["v_sum"]), _positive(size))
+    return groups.filter(pc.and_(pc.greater(size, 0.0), pc.greater(pc.abs(departure), pc.multiply(spread, bound))))
+
+
 def _summarise(remaining: pa.Table, cuboid: tuple[int, ...]) -> pa.Table:
     keys = [f"k{i}" for i in cuboid]
     return remaining.group_by(keys, use_threads=False).aggregate(
@@ -394,9 +587,9 @@ def _candidates(remaining: pa.Table, cuboid: tuple[int, ...], groups: pa.Table, 
     """The acceptable elements of one cuboid (see the module's docstring for the three tests)."""
     keys = [f"k{i}" for i in cuboid]
     size = groups["s_sum"]
-    # The element's deviation is the size-weighted mean of its leaves' deviations, 2 (C - B) / Σ(|b| + |c|):
-    # for non-negative values the deviation of the element's sums; with mixed signs it stays a relative
-    # change of the leaves' own magnitude instead of exploding where the sums cancel.
+    # The element's deviation is the size-weighted mean of its leaves' deviations, (C - B) / Σ max(|b|, |c|):
+    # a relative change against the leaves' own magnitude, which does not explode where sums of mixed signs
+    # cancel.
     deviation = _deviation(groups["b_sum"], groups["c_sum"], size)
     departure = pc.subtract(deviation, noise.trend)
     # Being that weighted mean, its noise is sqrt(Σ s² σ²) / Σ s: with equal leaf noise, the leaves' noise
@@ -487,6 +680,57 @@ def _succinct(work: pa.Table, chosen: list[_Candidate], noise: _Noise) -> list[_
         if not _candidates(rest, cand.cuboid, _summarise(rest, cand.cuboid), noise, cand.bound):
             kept.remove(i)
     return [chosen[i] for i in kept]
+
+
+def _generalise(work: pa.Table, chosen: list[_Candidate], noise: _Noise) -> list[_Candidate]:
+    """Name the parent instead of several of its children when the rest of the parent moved the same way.
+
+    A cause rarely moves all of its leaves by one proportion: a failing CDN hurts one device more than
+    another, and the parent can fail the ripple test where its more uniform children pass. When two or more
+    accepted elements are children of one parent along one dimension (``bitrate = 2000 & device = C1``,
+    ``bitrate = 2000 & device = C5``), the parent is the coarsest explanation if the rest of it — its leaves
+    outside those children — departs from the trend in the children's direction beyond noise (one-sided, at
+    ALPHA), or has no data: the children are then its most visible parts, not separate causes. A parent's
+    score is its children's, weighted by their changes.
+    """
+    bound = NormalDist().inv_cdf(1.0 - ALPHA)
+    while True:
+        families: dict[tuple, list[_Candidate]] = {}
+        for cand in chosen:
+            if len(cand.cuboid) < 2:
+                continue
+            for j in range(len(cand.cuboid)):
+                parent = (cand.cuboid[:j] + cand.cuboid[j + 1:], cand.codes[:j] + cand.codes[j + 1:])
+                families.setdefault(parent, []).append(cand)
+        merged = None
+        for (cuboid, codes), children in sorted(families.items(), key=lambda kv: -len(kv[1])):
+            if len(children) < 2:
+                continue
+            changes = [c.change for c in children]
+            if not (all(x > 0 for x in changes) or all(x < 0 for x in changes)):
+                continue
+            parent = _Candidate(cuboid=cuboid, codes=codes, change=0.0, score=0.0, bound=children[0].bound)
+            inside = _mask(work, parent)
+            rest = inside
+            for child in children:
+                rest = pc.and_(rest, pc.invert(_mask(work, child)))
+            part = work.filter(rest)
+            size = _sum(part["s"])
+            if size > 0:
+                departure = (_sum(part["c"]) - _sum(part["b"])) / size - noise.trend
+                spread = math.sqrt(_sum(part["v"])) / size
+                direction = 1.0 if changes[0] > 0 else -1.0
+                if not departure * direction > bound * spread:
+                    continue
+            whole = work.filter(inside)
+            weight = sum(abs(x) for x in changes)
+            score = sum(abs(c.change) * c.score for c in children) / weight
+            merged = (children, attrs.evolve(parent, change=_sum(whole["c"]) - _sum(whole["b"]), score=score))
+            break
+        if merged is None:
+            return chosen
+        children, parent = merged
+        chosen = [c for c in chosen if c not in children and not _nested(c, parent)] + [parent]
 
 
 def _sum(values) -> float:

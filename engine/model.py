@@ -8,6 +8,7 @@ methods are thin doors into those stages (`Tree.evaluate` → `metrictree.evalua
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -43,6 +44,8 @@ class Source:
         dimensions: columns a result can be sliced by (``by=[...]``).
         entity: the column identifying a customer (or account, user…), for entity functions.
         label, description: for people.
+        time_format: how the time column's text is written (``"%d/%m/%Y %H:%M"``), parsed on read.
+        timezone: the IANA zone (``"Europe/London"``) the times are local to; periods are counted there.
         span: where it was declared.
     """
 
@@ -52,6 +55,8 @@ class Source:
     entity: str | None = None
     label: str | None = None
     description: str | None = None
+    time_format: str | None = None
+    timezone: str | None = None
     span: Span | None = attrs.field(default=None, eq=False, repr=False)
 
 
@@ -185,6 +190,15 @@ class Alert:
     description: str | None = None
 
 
+def _read_only(mapping: Mapping) -> Mapping:
+    """A read-only copy: a compiled tree cannot be changed from outside."""
+    return MappingProxyType(dict(mapping))
+
+
+def _frozen_graph(graph: nx.DiGraph) -> nx.DiGraph:
+    return graph if nx.is_frozen(graph) else nx.freeze(graph)
+
+
 @attrs.frozen
 class Tree:
     """A compiled, validated metric tree.
@@ -204,13 +218,15 @@ class Tree:
     name: str
     title: str | None
     grain: str
-    sources: Mapping[str, Source]
-    params: Mapping[str, Param]
-    metrics: Mapping[str, Metric]
-    links: tuple[Link, ...]
-    targets: tuple[Target, ...]
-    alerts: tuple[Alert, ...]
-    graph: nx.DiGraph = attrs.field(eq=False, repr=False)
+    # Read-only mappings, and a frozen graph: a Tree is a value. Its hash leaves the mappings out
+    # (equal trees still hash equal: the links, rules and names already tell trees apart).
+    sources: Mapping[str, Source] = attrs.field(converter=_read_only, hash=False)
+    params: Mapping[str, Param] = attrs.field(converter=_read_only, hash=False)
+    metrics: Mapping[str, Metric] = attrs.field(converter=_read_only, hash=False)
+    links: tuple[Link, ...] = attrs.field(converter=tuple)
+    targets: tuple[Target, ...] = attrs.field(converter=tuple)
+    alerts: tuple[Alert, ...] = attrs.field(converter=tuple)
+    graph: nx.DiGraph = attrs.field(eq=False, repr=False, converter=_frozen_graph)
     warnings: tuple[Diagnostic, ...] = attrs.field(default=(), eq=False, repr=False)
     file: str | None = None
     dimensions: tuple[str, ...] = ()

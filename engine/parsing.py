@@ -186,7 +186,41 @@ class _Build(Transformer):
         return str(c[0]), tuple(str(t) for t in c[1:] if t is not None)
 
     def import_stmt(self, meta, c):
-        return s.ImportStmt(tuple(name for name, _ in c), tuple(names for _, names in c), span=self._sp(meta))
+        *libraries, bindings = c
+        return s.ImportStmt(tuple(name for name, _ in libraries), tuple(names for _, names in libraries),
+                            tuple(bindings or ()), span=self._sp(meta))
+
+    def bindings(self, meta, c):
+        seen: dict[str, s.SourceBinding] = {}
+        for binding in c:
+            if binding.library_source in seen:
+                raise TreeSyntaxError(error(f"the library source '{binding.library_source}' is bound twice",
+                                            binding.span, "keep one binding and put every column in it", "syntax"))
+            seen[binding.library_source] = binding
+        return tuple(c)
+
+    def source_binding(self, meta, c):
+        library_source, source, *columns = c
+        names: set[str] = set()
+        for column in columns:
+            if column.column in names:
+                raise TreeSyntaxError(error(f"the column '{column.column}' of {library_source} is bound twice",
+                                            column.span, "keep one of the two lines", "syntax"))
+            names.add(column.column)
+        target = source if source is not None else library_source
+        end = source if source is not None else library_source
+        span = Span(self.source, library_source.line, library_source.column, end.end_line, end.end_column)
+        return s.SourceBinding(str(library_source), str(target), tuple(columns), span, _span(self.source, target))
+
+    def column_binding(self, meta, c):
+        return s.ColumnBinding(str(c[0]), c[1], _span(self.source, c[0]))
+
+    def currency_stmt(self, meta, c):
+        return s.CurrencyStmt(c[0], span=self._sp(meta))
+
+    def currency(self, meta, c):
+        text = str(c[0])
+        return _unquote(text) if text.startswith('"') else text
 
     def include_stmt(self, meta, c):
         return s.IncludeStmt(_unquote(c[0]), span=self._sp(meta))
@@ -196,7 +230,16 @@ class _Build(Transformer):
         return s.ParamDef(str(c[0]), value, percent, c[2] or (), span=_span(self.source, c[0]))
 
     def source_time(self, meta, c):
-        return ("time", c[0])
+        return ("time", c[0], c[1], c[2])
+
+    def time_format(self, meta, c):
+        return c[0]
+
+    def time_zone(self, meta, c):
+        return c[0]
+
+    def source_timezone(self, meta, c):
+        return ("timezone", c[0])
 
     def source_entity(self, meta, c):
         return ("entity", c[0])
@@ -205,13 +248,28 @@ class _Build(Transformer):
         return ("dimensions", c)
 
     def source_def(self, meta, c):
-        fields: dict = {"time": None, "entity": None, "dimensions": ()}
+        fields: dict = {"time": None, "entity": None, "dimensions": (), "format": None, "timezone": None}
         spans = []
         entries = []
         seen: set[str] = set()
         for entry in c[1:]:
             if isinstance(entry, s.MetaEntry):
                 entries.append(entry)
+                continue
+            if entry[0] == "time":
+                _, value, time_format, zone = entry
+                if time_format is not None:
+                    fields["format"] = _unquote(time_format)
+                    fields["format_span"] = _span(self.source, time_format)
+                if zone is not None:
+                    self._once(c[0], "timezone", zone, seen)
+                    fields["timezone"] = _unquote(zone)
+                    fields["timezone_span"] = _span(self.source, zone)
+                entry = ("time", value)
+            elif entry[0] == "timezone":
+                self._once(c[0], "timezone", entry[1], seen)
+                fields["timezone"] = _unquote(entry[1])
+                fields["timezone_span"] = _span(self.source, entry[1])
                 continue
             key, value = entry
             if key in seen:
@@ -227,7 +285,14 @@ class _Build(Transformer):
                 fields[key] = str(value)
                 spans.append((str(value), _span(self.source, value)))
         return s.SourceDef(str(c[0]), fields["time"], fields["dimensions"], fields["entity"], tuple(entries),
-                           tuple(spans), span=_span(self.source, c[0]))
+                           fields["format"], fields["timezone"], tuple(spans), fields.get("format_span"),
+                           fields.get("timezone_span"), span=_span(self.source, c[0]))
+
+    def _once(self, source, key: str, token, seen: set[str]) -> None:
+        if key in seen:
+            raise TreeSyntaxError(error(f"source '{source}' gives '{key}' twice", _span(self.source, token),
+                                        f"keep one '{key}'", "syntax"))
+        seen.add(key)
 
     def formula(self, meta, c):
         return (c[0], c[1])
@@ -283,7 +348,8 @@ _TERMINAL_WORDS = {
     "_LINK": "'<~'",
 }
 
-_STATEMENT_KEYWORDS = ("tree", "grain", "import", "include", "param", "source", "metric", "target", "alert")
+_STATEMENT_KEYWORDS = ("tree", "grain", "import", "include", "currency", "param", "source", "metric", "target",
+                       "alert")
 _SYMBOL_HINTS = {
     "×": "multiply with '*'",
     "÷": "divide with '/'",

@@ -129,6 +129,65 @@ def _time_scalar(day: dt.date, type_: pa.DataType) -> pa.Scalar:
     return pa.scalar(day, pa.date32())
 
 
+def _read(dataset: ds.Dataset, source: Source, columns: list[str], condition) -> pa.Table:
+    try:
+        return dataset.to_table(columns=columns, filter=condition)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(error(f"cannot read the data of source '{source.name}': {exc}", source.span,
+                              "check the files and their column types", "read")) from None
+
+
+def _is_time(type_: pa.DataType) -> bool:
+    return pa.types.is_temporal(type_) and not pa.types.is_time(type_) and not pa.types.is_duration(type_)
+
+
+def parse_time(table: pa.Table, source: Source) -> pa.Table:
+    """The source's time column as timestamps: text parsed with its ``format``, placed in its ``timezone``.
+
+    Text is parsed by `pyarrow.compute.strptime` (C strptime codes); empty text is a missing time.
+    A value the format does not match is a `DataError` quoting it and its row. A column that
+    is already a date or timestamp needs no format (it is kept as it is); a ``timezone`` makes
+    naive timestamps local times of that zone and converts zone-aware ones to it.
+    """
+    import pyarrow.compute as pc
+
+    name, fmt, zone = source.time, source.time_format, source.timezone
+    column = table.column(name)
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if not _is_time(column.type):
+        if fmt is None:
+            raise DataError(error(
+                f"the time column '{name}' of source '{source.name}' holds {column.type}, not dates or timestamps",
+                source.span, f'name its format in the source: time {name} format "%Y-%m-%d %H:%M"', "time-type"))
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+                or pa.types.is_integer(column.type)):
+            raise DataError(error(f"the time column '{name}' of source '{source.name}' holds {column.type}, "
+                                  "not text a format can parse", source.span,
+                                  "store the times as text or as timestamps", "time-type"))
+        text = pc.utf8_trim_whitespace(pc.cast(column, pa.string()))
+        text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+        parsed = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
+        bad = pc.and_(pc.is_valid(text), pc.is_null(parsed))
+        wrong = pc.sum(bad).as_py() or 0
+        if wrong:
+            row = pc.index(bad, True).as_py()
+            more = ("" if wrong == 1 else " (1 more row does not match either)" if wrong == 2 else
+                    f" ({wrong - 1:,} more rows do not match either)")
+            raise DataError(error(
+                f"the time column '{name}' of source '{source.name}' has \"{text[row].as_py()}\" in row {row + 1:,}, "
+                f"which does not match the format \"{fmt}\"{more}", source.span,
+                "fix the format in the tree (strptime codes: %d day, %m month, %Y year, %H hour, %M minute, "
+                "%S second) or the data; rows count from 1, after a CSV file's header", "time-format"))
+        column = parsed
+    if zone is not None and pa.types.is_timestamp(column.type):
+        if column.type.tz is None:
+            column = pc.assume_timezone(column, zone, ambiguous="earliest", nonexistent="earliest")
+        else:
+            column = column.cast(pa.timestamp(column.type.unit, zone))
+    return table.set_column(table.schema.get_field_index(name), name, column)
+
+
 def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions: list[str],
          since: dt.date | None = None, until: dt.date | None = None) -> pa.Table:
     """The columns ``needs`` of one source, rows with ``since <= time < until``, validated."""
@@ -142,6 +201,12 @@ def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions:
     arrow = as_arrow(data[source.name], source, dictionary_columns)
     schema = arrow.schema
     time_type = check_schema(source, schema, needs)
+    if source.time_format is not None or source.timezone is not None:
+        # The times are parsed after reading, so the range is applied to the rows read, not pushed to the files.
+        arrow = arrow if isinstance(arrow, pa.Table) else _read(arrow, source, list(dict.fromkeys(
+            n.column for n in needs)), None)
+        arrow = parse_time(arrow, source)
+        time_type = arrow.schema.field(source.time).type
     condition = None
     if since is not None:
         condition = ds.field(source.time) >= _time_scalar(since, time_type)
@@ -150,11 +215,7 @@ def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions:
         condition = upper if condition is None else condition & upper
     columns = list(dict.fromkeys(n.column for n in needs))
     if isinstance(arrow, ds.Dataset):
-        try:
-            table = arrow.to_table(columns=columns, filter=condition)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise DataError(error(f"cannot read the data of source '{source.name}': {exc}", source.span,
-                                  "check the files and their column types", "read")) from None
+        table = _read(arrow, source, columns, condition)
     else:
         table = arrow.select(columns)
         if condition is not None:
@@ -177,12 +238,13 @@ def check_schema(source: Source, schema: pa.Schema, needs: list[Need]) -> pa.Dat
                 f"source '{source.name}' has no column '{need.column}' ({need.why})", need.span,
                 (guess + " " if guess else "") + f"its columns: {columns}", "missing-column"))
     time_type = schema.field(source.time).type
-    if not pa.types.is_temporal(time_type) or pa.types.is_time(time_type) or pa.types.is_duration(time_type):
-        span = next((n.span for n in needs if n.column == source.time), source.span)
+    converts = source.time_format is not None or source.timezone is not None
+    if not converts and not _is_time(time_type):
         raise DataError(error(
             f"the time column '{source.time}' of source '{source.name}' holds {time_type}, not dates or timestamps",
-            span, "store it as a date or timestamp (in CSV, ISO dates like 2026-10-05 are read as dates; "
-                  "in pandas use pd.to_datetime)", "time-type"))
+            source.span, "store it as a date or timestamp (in CSV, ISO dates like 2026-10-05 are read as dates; "
+                         f'in pandas use pd.to_datetime), or name its format: time {source.time} format '
+                         '"%d/%m/%Y %H:%M"', "time-type"))
     return time_type
 
 

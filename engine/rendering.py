@@ -33,6 +33,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import Diagnostic
+from .escaping import SafeConsole, markdown_text
 from .evaluating import Evaluation
 from .model import Metric, Tree
 
@@ -202,7 +203,7 @@ def to_text(renderables: RenderableType | Sequence[RenderableType], width: int =
     if not isinstance(renderables, Sequence) or isinstance(renderables, str):
         renderables = [renderables]
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width, force_terminal=False, color_system=None, highlight=False,
+    console = SafeConsole(file=buffer, width=width, force_terminal=False, color_system=None, highlight=False,
                       emoji=False, markup=False)
     console.print(Group(*_spaced(renderables)))
     return buffer.getvalue()
@@ -253,10 +254,30 @@ def evaluation_json(evaluation: Evaluation, tree: Tree) -> str:
 
 
 def evaluation_csv(table: pa.Table) -> bytes:
-    """The result table as CSV (UTF-8, a header line, nulls as empty fields)."""
+    """The result table as CSV (UTF-8, a header line, nulls as empty fields).
+
+    Text cells that a spreadsheet would run as a formula (starting with ``= + - @``, tab or carriage
+    return) get a leading ``'``; numbers are written as they are (see `metrictree.escaping`).
+    """
     sink = io.BytesIO()
-    pacsv.write_csv(_finite(table.replace_schema_metadata(None)), sink)
+    pacsv.write_csv(_neutralise_formulas(_finite(table.replace_schema_metadata(None))), sink)
     return sink.getvalue()
+
+
+def _neutralise_formulas(table: pa.Table) -> pa.Table:
+    for i, field in enumerate(table.schema):
+        column = table.column(i)
+        if pa.types.is_dictionary(field.type):
+            column = column.cast(field.type.value_type)
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+                or pa.types.is_string_view(column.type)):
+            continue
+        column = column.cast(pa.string())
+        risky = pc.fill_null(pc.match_substring_regex(column, r"^[=+\-@\t\r]"), False)
+        if pc.any(risky).as_py():
+            quoted = pc.binary_join_element_wise(pa.scalar("'"), column, pa.scalar(""))
+            table = table.set_column(i, field.name, pc.if_else(risky, quoted, column))
+    return table
 
 
 # --------------------------------------------------------------------------- graphs
@@ -554,7 +575,7 @@ def sensitivity_view(table: pa.Table, tree: Tree, metric: str, markdown: bool = 
             el = f"{r['elasticity']:+.2f}" if r["elasticity"] is not None else NULL
             lines.append(f"| {r['label']} | {number(r['value'], u)} | {number(r['effect'], unit, signed=True)} | "
                          f"{el} |")
-        return "\n".join(lines) + "\n"
+        return markdown_text("\n".join(lines) + "\n")
     out = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", title_justify="left",
                 title=f"What moves {tree.metrics[metric].title} most? Each driver +1 %", title_style="bold")
     for header, justify in (("driver", "left"), ("value", "right"), ("effect", "right"), ("elasticity", "right")):

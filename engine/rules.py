@@ -748,7 +748,9 @@ def pace_text(t: TargetStatus, grain: str) -> str:
 
 
 def markdown(status: Status) -> str:
-    """A status as Markdown: a table of targets by level, their checkpoints, then the alerts."""
+    """A status as Markdown: a table of targets by level, their checkpoints, then the alerts (no raw HTML)."""
+    from .escaping import markdown_text
+
     out = [f"# Status of {status.title or status.tree} at {status.at or '—'}", ""]
     if status.params:
         out += ["Params: " + ", ".join(f"`{k} = {v:g}`" for k, v in status.params.items()), ""]
@@ -792,7 +794,7 @@ def markdown(status: Status) -> str:
             out.append("| " + " | ".join(_cell(x) for x in (
                 state, a.severity, f"`{a.condition}`", a.where or "all", a.value_text, message)) + " |")
         out.append("")
-    return "\n".join(out)
+    return markdown_text("\n".join(out))
 
 
 def _alert_order(a: AlertStatus) -> tuple[int, int]:

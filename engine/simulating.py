@@ -143,6 +143,7 @@ class Scenario:
                 "targets": [t.to_dict() for t in self.targets], "notes": list(self.notes)}
 
     def to_markdown(self) -> str:
+        from .escaping import markdown_text
         from .narrating import change_in_points, number
 
         lines = [f"# What if … ({self.tree}, {self.period})", "",
@@ -157,7 +158,7 @@ class Scenario:
             for t in self.targets:
                 lines.append(f"| {t.condition} by {t.deadline} | {_met(t.met_before)} | {_met(t.met_after)} |")
         lines += ["", *[f"- {note}" for note in self.notes]]
-        return "\n".join(lines) + "\n"
+        return markdown_text("\n".join(lines) + "\n")
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()

@@ -210,11 +210,47 @@ class GrainStmt(Statement):
 
 
 @attrs.frozen
+class ColumnBinding:
+    """``amount = invoices.Quantity * invoices.UnitPrice``: a library column as a row-level expression."""
+
+    column: str
+    expr: Expr
+    span: Span | None = attrs.field(eq=False, repr=False, default=None)
+
+
+@attrs.frozen
+class SourceBinding:
+    """``orders = invoices { … }``: the library's source ``orders`` is the tree's ``invoices``.
+
+    Attributes:
+        library_source: the source name the library's metrics read (``orders``).
+        source: the tree's source it stands for (the same name when written ``orders { … }``).
+        columns: the library's columns, each bound to an expression over ``source``.
+        span: the ``orders = invoices`` part; ``source_span``: the tree source's name.
+    """
+
+    library_source: str
+    source: str
+    columns: tuple[ColumnBinding, ...] = ()
+    span: Span | None = attrs.field(eq=False, repr=False, default=None)
+    source_span: Span | None = attrs.field(eq=False, repr=False, default=None)
+
+
+@attrs.frozen
 class ImportStmt(Statement):
-    """``import crm`` (every metric whose sources the tree declares) or ``import crm (ltv, aov)`` (those only)."""
+    """``import crm`` (every metric whose sources the tree declares) or ``import crm (ltv, aov)`` (those only);
+    ``… with orders = invoices { amount = … }`` binds the libraries' sources and columns to the tree's."""
 
     libraries: tuple[str, ...]
     only: tuple[tuple[str, ...], ...] = ()
+    bindings: tuple[SourceBinding, ...] = ()
+
+
+@attrs.frozen
+class CurrencyStmt(Statement):
+    """``currency GBP``: the unit of every metric declared ``unit currency`` (the libraries' money metrics)."""
+
+    currency: str
 
 
 @attrs.frozen
@@ -237,7 +273,11 @@ class SourceDef(Statement):
     dimensions: tuple[str, ...] = ()
     entity: str | None = None
     meta: tuple[MetaEntry, ...] = ()
+    time_format: str | None = None
+    timezone: str | None = None
     entry_spans: tuple[tuple[str, Span | None], ...] = attrs.field(default=(), eq=False, repr=False)
+    format_span: Span | None = attrs.field(default=None, eq=False, repr=False)
+    timezone_span: Span | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen

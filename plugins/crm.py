@@ -18,6 +18,7 @@ each counts customers per period and slice, after the metric's ``where`` filter:
                                            counting the first period as 1
 =========================================  ==================================================================
 
+Rows whose entity is null (guest checkouts) belong to no customer and are not counted.
 States are taken within each slice: with ``by=["channel"]`` a customer who bought on
 the app last month and only on the web this month has churned from the app slice.
 Survey functions: ``nps(score)`` = % promoters (9–10) − % detractors (0–6) on a 0–10
@@ -106,8 +107,13 @@ def _shifted(table: pa.Table, by: int) -> pa.Table:
 
 
 def _counting(reduce):
-    """Wrap a reduce over normalised rows, restoring null slices in its output."""
+    """Wrap a reduce over normalised rows, restoring null slices in its output.
+
+    A row with no customer (a null entity: a guest checkout) is nobody's activity, so it is left out.
+    """
     def wrapped(rows: pa.Table, keys: list[str]) -> pa.Table:
+        if rows.column(VALUE).null_count:
+            rows = rows.filter(pc.is_valid(rows.column(VALUE)))
         result = reduce(_normalised(rows, keys), keys)
         return _restored(result, rows, keys)
     wrapped.__doc__ = reduce.__doc__
