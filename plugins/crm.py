@@ -330,6 +330,7 @@ def metrictree_trees(register):
 
 
 def _sql():
+    import attrs
     from sqlglot import exp
 
     from metrictree.backends import forms as f
@@ -452,9 +453,22 @@ def _sql():
             *keys(rows, "p"))
         return f.with_tables(select, [("__present", present(rows)), ("__first", first_periods(rows))])
 
+    def customers_only(query):
+        """The query over the kept rows that have a customer (a null entity is nobody's activity)."""
+        def wrapped(rows):
+            known = exp.select(exp.Star()).from_(f.table(rows.table)).where(
+                exp.Not(this=exp.Is(this=f.col(VALUE), expression=exp.null())))
+            built = query(attrs.evolve(rows, table="__customers"))
+            own = built.args.get("with_")
+            ctes = [exp.CTE(this=known, alias=exp.TableAlias(this=exp.to_identifier("__customers", quoted=True))),
+                    *(own.expressions if own is not None else [])]
+            built.set("with_", exp.With(expressions=ctes))
+            return built
+        return wrapped
+
     def state(name: str, query_for, empty=0):
         def plan(ctx, source, **options):
-            return [f.SqlPartial(ctx.entity, "custom", empty, query=query_for(ctx, options))]
+            return [f.SqlPartial(ctx.entity, "custom", empty, query=customers_only(query_for(ctx, options)))]
         return f.SqlForm(name, plan)
 
     states = (

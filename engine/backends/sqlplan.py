@@ -127,6 +127,10 @@ def _aggregate(how: str, value: exp.Expression | None, mask: exp.Expression | No
     return agg
 
 
+def _is_time(t: pa.DataType) -> bool:
+    return pa.types.is_date(t) or pa.types.is_timestamp(t)
+
+
 def _constant(node: s.Expr, params: Mapping[str, float]):
     if isinstance(node, s.Literal):
         return node.value
@@ -147,6 +151,14 @@ def plan(tree: Tree, source: Source, metrics: list[Metric], grain: str, by: list
                                                                                  table.schema.types, strict=True)}
     dims = dry.dimensions
     time_type = schema.field(source.time).type
+    if source.time_format is not None or not _is_time(time_type):
+        raise DataError(error(
+            f"the time column '{source.time}' of source '{source.name}' holds {time_type}, which the {backend} "
+            "backend does not parse", source.span, "store the times as dates or timestamps in the database (or a "
+            "view that converts them), or evaluate this source from a file", "time-type"))
+    if source.timezone is not None and pa.types.is_timestamp(time_type) and time_type.tz:
+        time_type = pa.timestamp(time_type.unit, source.timezone)  # zoned times, seen in the source's zone
+    # (naive times with a `timezone` are already wall-clock times of that zone: their periods are as they are)
     time = column(source.time)
     period = period_expression(time, time_type, grain)
     window = time_range(time, time_type, since, until)
