@@ -23,7 +23,7 @@ _COMPARE = {"==": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT
 _ARITHMETIC = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul}
 
 DOUBLE = exp.DataType.build("double")
-BIGINT = exp.DataType.build("bigint")
+INT = exp.DataType.build("int")
 
 
 def column(name: str, table: str | None = None) -> exp.Column:
@@ -101,7 +101,7 @@ class RowSql:
         return column(node.column)
 
     def _number(self, value: exp.Expression) -> exp.Expression:
-        return exp.cast(value, BIGINT) if is_boolean(value, self.schema) else value
+        return exp.cast(value, INT) if is_boolean(value, self.schema) else value
 
     def _binary(self, node: s.Binary):
         left, right = self.build(node.left), self.build(node.right)

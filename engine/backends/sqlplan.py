@@ -34,7 +34,7 @@ from ..errors import DataError, error
 from ..functions import ROWS, Registry
 from ..model import Metric, Source, Tree
 from .forms import SqlContext, SqlForm, SqlRows
-from .rowsql import BIGINT, DOUBLE, RowSql, column, is_boolean, literal
+from .rowsql import DOUBLE, RowSql, column, is_boolean, literal
 
 PERIOD = aggregating.PERIOD
 INT = exp.DataType.build("int")
@@ -111,14 +111,14 @@ def time_range(time: exp.Expression, type_: pa.DataType, since: dt.date | None,
     return exp.and_(*tests) if tests else None
 
 
-def _aggregate(how: str, value: exp.Expression | None, mask: exp.Expression | None, schema: pa.Schema):
+def _aggregate(how: str, value: exp.Expression | None, mask: exp.Expression | None, boolean: bool):
     if how == "count_all" or value is None:
         agg = exp.Count(this=exp.Star())
     elif how == "count_distinct":
         agg = exp.Count(this=exp.Distinct(expressions=[value]))
     else:
-        if how == "sum" and is_boolean(value, schema):
-            value = exp.cast(value, BIGINT)
+        if how == "sum" and boolean:
+            value = exp.cast(value, INT)  # true counts 1 (every engine casts a boolean to int; not all to bigint)
         agg = _AGGREGATES[how](this=value)
     if mask is not None:
         agg = exp.Filter(this=agg, expression=exp.Where(this=mask))
@@ -187,7 +187,8 @@ def plan(tree: Tree, source: Source, metrics: list[Metric], grain: str, by: list
             name = partials[key] = f"__p{len(partials)}"
             value_ref = None if value_column is None else column(value_column)
             mask_ref = None if mask is None else column(mask)
-            aggregates[name] = _aggregate(key[2], value_ref, mask_ref, schema)
+            boolean = value is not None and is_boolean(value, schema)
+            aggregates[name] = _aggregate(key[2], value_ref, mask_ref, boolean)
         types[partials[key]] = dry_types[arrow_column]
         return partials[key]
 

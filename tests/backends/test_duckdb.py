@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import metrictree
-from conftest import TREES, same_values
+from backend_support import TREES, same_values
 from metrictree.errors import DataError
 
 duckdb = pytest.importorskip("duckdb")

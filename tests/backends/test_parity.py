@@ -1,7 +1,7 @@
 """Every bundled tree, evaluated and explained on each engine, gives what the Arrow backend gives.
 
-The engines: DuckDB (always, in process), PostgreSQL (a real server: METRICTREE_TEST_POSTGRES_URL,
-started by .ci/setup.d/30-postgres.sh), Spark (local mode, marked slow: .ci/steps.d/50-spark.sh).
+The engines: DuckDB (always, in process) and PostgreSQL (a real server: METRICTREE_TEST_POSTGRES_URL,
+started by .ci/setup.d/30-postgres.sh).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 import metrictree
-from conftest import BUNDLED, TREES, same_values
+from backend_support import BUNDLED, TREES, same_values
 
 
 def _tree(name):
