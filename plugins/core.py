@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from metrictree.functions import ROWS, Aggregate, AggregateContext, Computed, Frame, Partial, Scalar
 from metrictree.hookspecs import hookimpl
 
@@ -236,9 +235,8 @@ def metrictree_functions(register):
 
 
 def _sql_forms():
-    from sqlglot import exp
-
     from metrictree.backends.forms import SqlForm, SqlPartial
+    from sqlglot import exp
 
     def count(ctx, x=ROWS):
         return [SqlPartial(None, "count_all", 0)] if x is ROWS else [SqlPartial(x, "count", 0)]

@@ -28,10 +28,8 @@ at or above ``positive_from``.
 
 from __future__ import annotations
 
-
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from metrictree import periods
 from metrictree.functions import Aggregate, AggregateContext, Computed, Library, Partial, TreeFile
 from metrictree.hookspecs import hookimpl
@@ -331,9 +329,8 @@ def metrictree_trees(register):
 
 def _sql():
     import attrs
-    from sqlglot import exp
-
     from metrictree.backends import forms as f
+    from sqlglot import exp
 
     def keys(rows, table=None):
         return [f.col(k, table) for k in rows.keys]

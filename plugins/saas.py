@@ -35,10 +35,8 @@ the tree ``saas_mrr`` (``metrictree eval saas_mrr --sample``).
 
 from __future__ import annotations
 
-
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from metrictree.functions import ROWS, Aggregate, AggregateContext, Library, Partial, TreeFile
 from metrictree.hookspecs import hookimpl
 
@@ -91,9 +89,8 @@ def metrictree_trees(register):
 
 def _sql_closing_sum(ctx, x):
     """The rows at the latest time of their period, found by a window over the period."""
-    from sqlglot import exp
-
     from metrictree.backends.forms import SqlPartial
+    from sqlglot import exp
 
     if x is ROWS:
         raise TypeError("give it a column, e.g. closing_sum(subscriptions.mrr)")

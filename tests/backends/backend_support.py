@@ -48,7 +48,6 @@ def same_values(a, b, path="") -> list[str]:
 
 def load_duckdb(tables: dict[str, pa.Table], timezone: str | None = None):
     import duckdb
-
     from metrictree.backends.duckdb import DuckDB
 
     con = duckdb.connect()
@@ -77,9 +76,7 @@ def _pg_type(t: pa.DataType) -> str:
 def load_postgres(tables: dict[str, pa.Table], timezone: str | None = None):
     """Each table in a fresh schema of the test database, by COPY; bound through a read-only session."""
     import psycopg
-
     from metrictree.backends.postgres import Postgres
-
     from psycopg import sql
 
     schema = f"t_{uuid.uuid4().hex[:10]}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from backend_support import ENGINES, LOADERS, need
 
+
 @pytest.fixture(scope="module", params=ENGINES)
 def engine_name(request):
     need(request.param)

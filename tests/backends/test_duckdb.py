@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import metrictree
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-import metrictree
 from backend_support import TREES, same_values
 from metrictree.errors import DataError
 

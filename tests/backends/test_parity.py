@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import metrictree
 import pyarrow as pa
 import pytest
-
-import metrictree
 from backend_support import BUNDLED, TREES, same_values
 
 
@@ -55,7 +54,7 @@ def test_every_bundled_tree_explains_the_same(name, sample, on_engine):
 
 def _awkward() -> dict[str, pa.Table]:
     """Nulls everywhere they can be, a month with no rows, a zero denominator, zoned timestamps."""
-    utc = dt.timezone.utc
+    utc = dt.UTC
     times = [dt.datetime(2026, 1, 31, 20, 30, tzinfo=utc), dt.datetime(2026, 1, 5, tzinfo=utc),
              dt.datetime(2026, 2, 28, 23, 0, tzinfo=utc), None, dt.datetime(2026, 4, 2, tzinfo=utc),
              dt.datetime(2026, 4, 30, 22, 0, tzinfo=utc), dt.datetime(2026, 4, 15, tzinfo=utc),

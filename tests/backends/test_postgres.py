@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import socket
 
-import pytest
-
 import metrictree
+import pytest
 from backend_support import POSTGRES_URL, TREES, load_postgres, same_values
 from metrictree.errors import DataError, UsageError
 
@@ -96,7 +95,6 @@ def test_clear_errors(tree, sample, loaded):
 
 def test_the_cli_reads_a_postgres_binding(loaded, tmp_path):
     from click.testing import CliRunner
-
     from metrictree.cli import main
 
     bound, _ = loaded

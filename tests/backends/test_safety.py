@@ -9,10 +9,9 @@ there and the results equal the Arrow backend's.
 from __future__ import annotations
 
 import attrs
+import metrictree
 import pyarrow as pa
 import pytest
-
-import metrictree
 from backend_support import TREES, same_values
 from metrictree import syntax as s
 from metrictree.errors import DataError
