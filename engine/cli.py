@@ -1,5 +1,5 @@
-"""The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``whatif``, ``status``, ``graph``, ``serve``,
-``plugins``.
+"""The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``whatif``, ``status``, ``graph``, ``fmt``,
+``serve``, ``plugins`` …
 
 The CLI only wires the stages together (load → evaluate → render); formatting lives
 in `metrictree.rendering`. Exit codes:
@@ -324,12 +324,15 @@ def graph(tree_path: str, fmt: str, output: str | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True,
               help="Text for a terminal; JSON; Markdown; or a self-contained HTML page with a waterfall chart.")
 @click.option("--depth", type=click.IntRange(min=1), help="Show this many levels of drivers.")
-@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
-              help="How many root causes (and segments per driver) to show.")
+@click.option("--top", type=click.IntRange(min=1),
+              help="At most this many root causes (default: as many as stand out in the data).")
+@click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
+                                                          "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
+@click.option("--verbose", is_flag=True, help="Also show how each split was made (lmdi, shapley …) and the residual.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def explain(tree_path: str, metric: str | None, baseline: str | None, current: str | None, by: Sequence[str],
-            data: dict[str, str], sample: bool, params: dict[str, str], fmt: str, depth: int | None, top: int,
-            output: str | None) -> None:
+            data: dict[str, str], sample: bool, params: dict[str, str], fmt: str, depth: int | None, top: int | None,
+            grain: str | None, verbose: bool, output: str | None) -> None:
     """Why did a metric move? Exact contributions down the formulas, then the segments behind them.
 
     \b
@@ -341,17 +344,17 @@ def explain(tree_path: str, metric: str | None, baseline: str | None, current: s
     name = metric or _top_metric(tree)
     dims = _names(by)
     explanation = tree.explain(_bind_data(tree, data, sample), name, baseline, current,
-                               by=dims, params=params, top=top)
-    _emit(explanation, fmt, output, lambda: rendering.explanation_view(explanation, depth, top),
-          lambda reporting: reporting.explanation_html(explanation))
+                               by=dims, grain=grain, params=params, top=top)
+    _emit(explanation, fmt, output, lambda: rendering.explanation_view(explanation, depth, verbose=verbose),
+          lambda reporting: reporting.explanation_html(explanation), verbose=verbose)
 
 
-def _emit(result: Any, fmt: str, output: str | None, view, html) -> None:
+def _emit(result: Any, fmt: str, output: str | None, view, html, verbose: bool = False) -> None:
     """A result (explanation, status) as JSON, Markdown, HTML or a terminal view, to ``output`` or stdout."""
     if fmt == "json":
         _write(output, json.dumps(result.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n")
     elif fmt == "markdown":
-        _write(output, markdown_text(result.to_markdown()))
+        _write(output, markdown_text(result.to_markdown(verbose) if verbose else result.to_markdown()))
     elif fmt == "html":
         from . import reporting
 
@@ -436,9 +439,11 @@ EXIT_ALERT = 3
               help="Text for a terminal; JSON; Markdown; or a self-contained HTML page.")
 @click.option("--fail-on-alert", is_flag=True,
               help=f"Exit with {EXIT_ALERT} when any alert fires (for scheduled jobs and CI).")
+@click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
+                                                          "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, params: dict[str, str], fmt: str,
-           fail_on_alert: bool, output: str | None) -> None:
+           fail_on_alert: bool, grain: str | None, output: str | None) -> None:
     """Where each target stands (start, goal, gap, plan, state) and which alerts fire.
 
     \b
@@ -451,7 +456,7 @@ def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, p
     3 with --fail-on-alert, when at least one alert fires (the status is printed first).
     """
     tree = load(tree_path)
-    found = tree.status(_bind_data(tree, data, sample), at=at, params=params)
+    found = tree.status(_bind_data(tree, data, sample), at=at, params=params, grain=grain)
     _emit(found, fmt, output, lambda: rendering.status_view(found), lambda reporting: reporting.status_html(found))
     if fail_on_alert and found.fired:
         click.get_current_context().exit(EXIT_ALERT)
@@ -471,11 +476,14 @@ def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, p
 @click.option("--by", "by", multiple=True, metavar="DIM[,DIM...]",
               help="Dimensions to look for root causes in (default: every dimension of the tree).")
 @_param_option
-@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
-              help="How many root causes (and segments per driver) to show.")
+@click.option("--top", type=click.IntRange(min=1),
+              help="At most this many root causes (default: as many as stand out in the data).")
+@click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
+                                                          "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def report(tree_path: str, data: dict[str, str], sample: bool, metric: str | None, baseline: str | None,
-           current: str | None, by: Sequence[str], params: dict[str, str], top: int, output: str | None) -> None:
+           current: str | None, by: Sequence[str], params: dict[str, str], top: int | None, grain: str | None,
+           output: str | None) -> None:
     """Write one self-contained HTML report: why the metric moved (summary, waterfall, root causes), the tree as
     a graph with each metric's value, change and history (click a metric for its details), and the KPI status.
 
@@ -490,7 +498,7 @@ def report(tree_path: str, data: dict[str, str], sample: bool, metric: str | Non
 
     tree = load(tree_path)
     page = reporting.report(tree, _bind_data(tree, data, sample), metric or _top_metric(tree), baseline, current,
-                            by=_names(by), params=params, top=top)
+                            by=_names(by), params=params, top=top, grain=grain)
     _write(output, page)
 
 
@@ -527,6 +535,79 @@ def serve(config: str, transport: str, host: str | None, port: int | None, notif
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run(config, transport, host, port, notify, parse_duration(every, "--every") if every else None)
+
+
+# --------------------------------------------------------------------------- fmt
+
+
+def _tree_files(paths: Sequence[str]) -> list[Path]:
+    files: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        files.extend(sorted(path.rglob("*.tree")) if path.is_dir() else [path])
+    return files
+
+
+@main.command(short_help="Lay tree files out in the canonical format.")
+@click.argument("paths", metavar="PATH...", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("--check", is_flag=True, help="Change nothing; exit with 1 if any file would be reformatted.")
+@click.option("--diff", is_flag=True, help="Change nothing; print what would change as a unified diff.")
+def fmt(paths: Sequence[str], check: bool, diff: bool) -> None:
+    """Rewrite tree files (and the .tree files in folders) in metrictree's one layout.
+
+    Only whitespace changes, comments are kept, and the formatted file means exactly
+    what the original meant. `-` reads a tree from stdin and writes it to stdout.
+
+    \b
+    metrictree fmt trees/
+    metrictree fmt --check trees/        # in CI: exit 1 if a file is not formatted
+    metrictree fmt --diff shop.tree
+    """
+    import difflib
+
+    from .formatting import format_text
+
+    if list(paths) == ["-"]:
+        _write(None, format_text(sys.stdin.read(), "<stdin>"))
+        return
+    changed = unchanged = 0
+    failed = False
+    for path in _tree_files(paths):
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            _print_diagnostics([error(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}",
+                                      hint="name a UTF-8 .tree file", code="no-file")], spaced=False)
+            failed = True
+            continue
+        try:
+            formatted = format_text(text, str(path))
+        except MetrictreeError as exc:
+            _print_diagnostics(exc.diagnostics, spaced=True)
+            failed = True
+            continue
+        if formatted == text:
+            unchanged += 1
+            continue
+        changed += 1
+        if diff:
+            click.echo("".join(difflib.unified_diff(text.splitlines(True), formatted.splitlines(True),
+                                                    str(path), str(path))), nl=False)
+        if check:
+            click.echo(f"would reformat {path}", err=True)
+        elif not diff:
+            path.write_text(formatted, "utf-8")
+            click.echo(f"reformatted {path}", err=True)
+
+    def files(n: int) -> str:
+        return f"{n} file{'s' if n != 1 else ''}"
+
+    verb = "would be reformatted" if check or diff else "reformatted"
+    summary = [f"{files(changed)} {verb}"] if changed else []
+    summary += [f"{files(unchanged)} left unchanged"] if unchanged else []
+    click.echo(", ".join(summary) or "no tree files", err=True)
+    if failed or (check and changed):
+        click.get_current_context().exit(1)
 
 
 # --------------------------------------------------------------------------- plugins

@@ -231,8 +231,42 @@ def _run(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array, max_elemen
     noise = _noise(work)
     if noise is None:
         return Localisation(reason="nothing changed: every segment is 0 in both periods")
-    work = _describe(work, noise, steps, floor)
-    return work, _search(work, len(dims), noise, max_elements), values
+    described = _describe(work, noise, steps, floor)
+    chosen = _search(described, len(dims), noise, max_elements)
+    still = _stood_still(described, chosen, noise)
+    if still is not None:
+        # The elements found are the segments that did not move while most of the rest did: "no change" is
+        # the normal state, the moving majority the cause. The noise is that of the still segments.
+        calm = _noise(work.filter(still))
+        if calm is not None:
+            again = _describe(work, calm, steps, floor)
+            other = _search(again, len(dims), calm, max_elements)
+            if other and _stood_still(again, other, calm) is None:
+                return again, other, values
+    return described, chosen, values
+
+
+def _stood_still(work: pa.Table, chosen: list[_Candidate], noise: _Noise) -> pa.Array | None:
+    """The mask of the leaves of the chosen elements that are segments that did not move — their deviation is
+    nearer 0 than the trend, and within their noise of 0 (at their test's bound) — or ``None`` if none is.
+    The mask holds their leaves outside the other elements."""
+    masks = [_mask(work, cand) for cand in chosen]
+    mask = None
+    for i, cand in enumerate(chosen):
+        # Judged on its leaves outside the other elements: a still segment crossed by a moving one is still.
+        inside = masks[i]
+        for j, other in enumerate(masks):
+            if j != i:
+                inside = pc.and_(inside, pc.invert(other))
+        part = work.filter(inside)
+        size = _sum(part["s"])
+        if not size > 0:
+            continue
+        deviation = (_sum(part["c"]) - _sum(part["b"])) / size
+        spread = math.sqrt(_sum(part["v"])) / size
+        if abs(deviation) < abs(deviation - noise.trend) and abs(deviation) <= cand.bound * spread:
+            mask = inside if mask is None else pc.or_(mask, inside)
+    return mask
 
 
 def _search(work: pa.Table, n_dims: int, noise: _Noise, max_elements: int | None) -> list[_Candidate]:
@@ -717,10 +751,10 @@ def _generalise(work: pa.Table, chosen: list[_Candidate], noise: _Noise) -> list
             part = work.filter(rest)
             size = _sum(part["s"])
             if size > 0:
-                departure = (_sum(part["c"]) - _sum(part["b"])) / size - noise.trend
+                deviation = (_sum(part["c"]) - _sum(part["b"])) / size
                 spread = math.sqrt(_sum(part["v"])) / size
                 direction = 1.0 if changes[0] > 0 else -1.0
-                if not departure * direction > bound * spread:
+                if not (deviation - noise.trend) * direction > bound * spread:
                     continue
             whole = work.filter(inside)
             weight = sum(abs(x) for x in changes)

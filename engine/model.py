@@ -290,7 +290,7 @@ class Tree:
 
     def explain(self, data: Mapping[str, Any], metric: str, baseline: str | None = None, current: str | None = None,
                 by: Sequence[str] | str | None = None, grain: str | None = None,
-                params: Mapping[str, float] | None = None, top: int = 5) -> Explanation:
+                params: Mapping[str, float] | None = None, top: int | None = None) -> Explanation:
         """Why ``metric`` moved from ``baseline`` to ``current``; see `metrictree.explaining.explain`.
 
         Periods are labels at the tree's grain (``2026-10``) or ranges (``2026-06..2026-09``, compared as
@@ -303,13 +303,13 @@ class Tree:
         return explain(self, data, metric, baseline, current, by, grain=grain, params=params, top=top)
 
     def status(self, data: Mapping[str, Any], at: str | None = None,
-               params: Mapping[str, float] | None = None) -> Status:
+               params: Mapping[str, float] | None = None, grain: str | None = None) -> Status:
         """Every target (start, goal, gap, plan, state) and alert (fired or not) at period ``at``; see
-        `metrictree.rules.status`. ``at`` defaults to the last period with data.
+        `metrictree.rules.status`. ``at`` defaults to the last period with data; ``grain`` to the tree's.
         """
         from .rules import status
 
-        return status(self, data, at=at, params=params)
+        return status(self, data, at=at, params=params, grain=grain)
 
     def simulate(self, data: Mapping[str, Any], changes: Mapping[str, Any], period: str | None = None,
                  params: Mapping[str, float] | None = None) -> Scenario:

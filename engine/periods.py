@@ -100,6 +100,26 @@ _FORMS = (
 )
 
 
+_EXAMPLES = {"day": "2026-10-05", "week": "2026-W41", "month": "2026-10", "quarter": "2026-Q4", "year": "2026"}
+
+
+def grain_of(text: str) -> str | None:
+    """The grain a period label is written at (``2026-W41`` → ``week``), or ``None`` for no label."""
+    text = str(text).strip()
+    return next((form for pattern, form in _FORMS if pattern.match(text)), None)
+
+
+def parse_at(text: str, grain: str, *, end: bool = False) -> int:
+    """The period index of a label that must be written at ``grain`` (`parse`, but strict): ``2026-W41`` at
+    grain week; ``2026-10`` at grain week is an error rather than the weeks of October."""
+    form = grain_of(text)
+    if form is not None and form != grain:
+        raise UsageError(error(f"'{text}' is a {form}, but the periods are {grain}s",
+                               hint=f"write a {grain} such as {_EXAMPLES[grain]}, or pass --grain {form}",
+                               code="period"))
+    return parse(text, grain, end=end)
+
+
 def date_range(text: str) -> tuple[dt.date, dt.date]:
     """The first and last day a period label covers (``2026-10`` → Oct 1 … Oct 31)."""
     text = str(text).strip()

@@ -433,31 +433,33 @@ def _tone(change: float | None, direction: str | None) -> str:
     return "green" if good else "red"
 
 
-def explanation_view(explanation, depth: int | None = None, top: int = 5) -> Group:
+def explanation_view(explanation, depth: int | None = None, top: int = 5, verbose: bool = False) -> Group:
     """An `Explanation` for a terminal: the sentences, the driver tree with bars, the root causes.
 
     Each driver shows baseline → current, its change, its contribution to the root's change (in the
     root's units) with a bar, and its share. Influence children are dimmed and labelled: they are
-    not part of the sum. ``depth`` limits the levels shown; ``top`` the segments and root causes.
+    not part of the sum. ``depth`` limits the levels shown; ``top`` the segments per driver. A share has
+    its contribution's sign. ``verbose`` adds how each split was made (lmdi, shapley …) and the residual.
     """
     from rich.tree import Tree as RichTree
 
-    from .narrating import change_in_points, number, where_text
+    from .narrating import amount as number
+    from .narrating import change_in_points, part_text, percent, share_of, where_text
 
     e = explanation
     title = Text(f"{e.label} ({e.metric}) · {e.baseline.period} → {e.current.period}", style="bold")
     story = Text("\n".join(e.summary()))
     root = RichTree(Text.assemble((f"{e.label}  ", "bold"), f"{number(e.baseline.value, e.unit)} → "
                                   f"{number(e.current.value, e.unit)}  ",
-                                  (change_in_points(e.change, e.unit), _tone(e.change, e.direction)),
-                                  (f"   [{e.method}]", "dim")))
+                                  (change_in_points(e.change, e.unit, True), _tone(e.change, e.direction)),
+                                  (f"   [{e.method}]" if verbose else "", "dim")))
 
-    def segment_line(seg) -> Text:
+    def segment_line(seg, unit: str | None) -> Text:
         part = f"{number(seg.contribution, e.unit, signed=True)}" if seg.contribution is not None else ""
-        mix = (f"  (mix {number(seg.mix, None, signed=True)}, rate {number(seg.rate, None, signed=True)})"
+        mix = (f"  (mix {number(seg.mix, e.unit, signed=True)}, rate {number(seg.rate, e.unit, signed=True)})"
                if seg.mix is not None else "")
-        return Text(f"{where_text(seg.where)}: {number(seg.baseline)} → {number(seg.current)}  {part}{mix}",
-                    style="dim")
+        return Text(f"{where_text(seg.where)}: {number(seg.baseline, unit)} → {number(seg.current, unit)}  "
+                    f"{part}{mix}", style="dim")
 
     def add(node, driver, level: int) -> None:
         if driver.kind == "influence":
@@ -471,41 +473,45 @@ def explanation_view(explanation, depth: int | None = None, top: int = 5) -> Gro
                                   (f"{number(driver.baseline, driver.unit)} → {number(driver.current, driver.unit)}"
                                    if driver.baseline is not None else "", "dim"), (facts, "dim"))
         else:
-            share = f"{driver.share * 100:5.0f}%".replace("-", "−") if driver.share is not None else ""
+            share = f"{percent(share_of(driver.contribution, e.change)):>5}"
             label = Text.assemble(
                 (f"{driver.label}", "bold" if level == 1 else ""), "  ",
                 f"{number(driver.baseline, driver.unit)} → {number(driver.current, driver.unit)}  ",
-                (change_in_points(driver.change, driver.unit), _tone(driver.change, driver.direction)), "   ",
+                (change_in_points(driver.change, driver.unit, True), _tone(driver.change, driver.direction)), "   ",
                 (f"{number(driver.contribution, e.unit, signed=True)} ", "bold"),
                 (_bar(driver.share), "red" if (driver.contribution or 0) * (e.change or 0) > 0 and
                  _tone(e.change, e.direction) == "red" else "cyan"), f" {share}",
-                (f"  [{driver.method}]" if driver.drivers else "", "dim"))
+                (f"  [{driver.method}]" if driver.drivers and verbose else "", "dim"))
         branch = node.add(label)
         for seg in driver.segments[:top]:
-            branch.add(segment_line(seg))
+            branch.add(segment_line(seg, driver.unit))
         if depth is None or level < depth:
             for child in driver.drivers:
                 add(branch, child, level + 1)
 
     for seg in e.segments[:top]:
-        root.add(segment_line(seg))
+        root.add(segment_line(seg, e.unit))
     for driver in e.drivers:
         add(root, driver, 1)
     parts: list[RenderableType] = [title, story, Text(""), root]
     if e.root_causes:
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, title="Root causes", title_justify="left",
                       title_style="bold", header_style="bold")
-        for header, justify in (("#", "right"), ("metric", "left"), ("segment", "left"), ("baseline", "right"),
-                                ("current", "right"), ("contribution", "right"), ("share", "right")):
-            table.add_column(header, justify=justify, no_wrap=header != "segment")
-        for i, cause in enumerate(e.root_causes[:top], 1):
-            share = f"{cause.share * 100:.0f}%" if cause.share is not None else NULL
-            table.add_row(str(i), cause.metric, where_text(cause.where), number(cause.baseline),
-                          number(cause.current), number(cause.contribution, e.unit, signed=True), share)
+        for header, justify in (("#", "right"), ("segment", "left"), ("what moved there", "left"),
+                                ("effect", "right"), ("share", "right")):
+            table.add_column(header, justify=justify, no_wrap=header in ("#", "effect", "share"))
+        for i, cause in enumerate(e.root_causes, 1):
+            moved = "\n".join(part_text(p) + (f"  {number(p.contribution, e.unit, signed=True)}"
+                                              if len(cause.parts) > 1 else "") for p in cause.parts)
+            table.add_row(str(i), where_text(cause.where), moved, number(cause.contribution, e.unit, signed=True),
+                          percent(share_of(cause.contribution, e.change)) or NULL)
         parts += [Text(""), table]
+    elif e.reason:
+        parts += [Text(""), Text("Root causes: " + e.reason + ".")]
     for note in e.notes:
         parts.append(Text(f"note: {note}", style="dim"))
-    parts.append(Text(f"Formula contributions add up to the change (residual {e.residual:.1e}).", style="dim"))
+    if verbose:
+        parts.append(Text(f"Formula contributions add up to the change (residual {e.residual:.1e}).", style="dim"))
     return Group(*parts)
 
 
