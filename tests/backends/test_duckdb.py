@@ -121,3 +121,74 @@ def test_an_aggregate_without_a_sql_form_is_named(tmp_path, sample):
         assert tree.evaluate({"orders": sample["orders"]}).num_rows > 0  # on Arrow it runs
     finally:
         pluginmanager.unregister(name=name)
+
+
+def test_url_forms_and_a_connections_file(tree, sample, files, tmp_path, monkeypatch):
+    paths, database = files
+    monkeypatch.chdir(database.parent)
+    relative = {name: f"duckdb:///shop.duckdb#main.{name}" for name in sample}
+    assert same_values(tree.evaluate(sample), tree.evaluate(relative)) == []
+    scanned = {name: f"duckdb:///{path.name}" for name, path in paths.items()}
+    assert same_values(tree.evaluate(sample), tree.evaluate(scanned)) == []
+    (tmp_path / "connections.toml").write_text(f'[local]\nurl = "duckdb:///{database}"\n', "utf-8")
+    monkeypatch.setenv("METRICTREE_CONNECTIONS", str(tmp_path / "connections.toml"))
+    named = {name: f"@local#{name}" for name in sample}
+    assert same_values(tree.evaluate(sample), tree.evaluate(named)) == []
+
+
+@pytest.mark.parametrize(("binding", "message"), [
+    ("duckdb://", "name a file"),
+    ("duckdb:///orders.xlsx", "cannot tell the format"),
+    ("duckdb:///missing.parquet", "no data file"),
+    ("@nowhere#orders", "no connections file|has no connection"),
+    ("@local", "add the table after #"),
+    ("spark:orders", "not part of this version"),
+    ("duckdb:///shop.duckdb#a..b", "not a table name"),
+])
+def test_bad_bindings_are_clear_errors(tree, sample, files, monkeypatch, binding, message):
+    from metrictree.errors import MetrictreeError
+
+    monkeypatch.chdir(files[1].parent)
+    monkeypatch.delenv("METRICTREE_CONNECTIONS", raising=False)
+    with pytest.raises(MetrictreeError, match=message):
+        tree.evaluate({**sample, "orders": binding}, metrics=["revenue"])
+
+
+def test_the_cli_scans_a_parquet_file_with_duckdb(files):
+    from click.testing import CliRunner
+
+    from metrictree.cli import main
+
+    paths, database = files
+    runner = CliRunner()
+    via_duckdb = runner.invoke(main, ["eval", str(TREES / "crm_ltv.tree"), "--sample", "--metrics", "revenue,customers",
+                                      "--data", f"orders=duckdb:///{paths['orders']}", "--format", "csv"])
+    direct = runner.invoke(main, ["eval", str(TREES / "crm_ltv.tree"), "--sample", "--metrics", "revenue,customers",
+                                  "--data", f"orders={paths['orders']}", "--format", "csv"])
+    assert via_duckdb.exit_code == 0, via_duckdb.output
+    assert via_duckdb.output == direct.output
+    missing = runner.invoke(main, ["eval", str(TREES / "crm_ltv.tree"), "--sample",
+                                   "--data", f"orders=duckdb:///{database}#nothing"])
+    assert missing.exit_code == 1 and "Traceback" not in missing.output
+
+
+def test_a_source_time_zone(tmp_path, sample):
+    """``timezone`` in the source: zoned times are seen in that zone on DuckDB as on Arrow."""
+    import datetime as dt
+
+    utc = dt.timezone.utc
+    times = [dt.datetime(2026, 1, 31, 16, 30, tzinfo=utc), dt.datetime(2026, 2, 28, 14, 59, tzinfo=utc),
+             dt.datetime(2026, 2, 28, 15, 0, tzinfo=utc), dt.datetime(2026, 3, 31, 23, 0, tzinfo=utc)]
+    rows = pa.table({"at": pa.array(times, pa.timestamp("us", tz="UTC")), "amount": [1.0, 2.0, 4.0, 8.0]})
+    path = tmp_path / "tz.tree"
+    path.write_text('source orders { time at  timezone "Asia/Tokyo" }\nmetric revenue = sum(orders.amount)\n', "utf-8")
+    tree = metrictree.load(path)
+    con = duckdb.connect()
+    con.sql("SET TimeZone = 'UTC'")
+    expected = tree.evaluate({"orders": rows}, grain="month")
+    # 16:30 UTC on Jan 31 is Feb 1 in Tokyo; 15:00 UTC on Feb 28 is Mar 1 there.
+    assert expected.column("period").to_pylist() == ["2026-02", "2026-03", "2026-04"]
+    assert expected.column("revenue").to_pylist() == [3.0, 4.0, 8.0]
+    for grain in ("month", "day", "week"):
+        assert same_values(tree.evaluate({"orders": rows}, grain=grain),
+                           tree.evaluate({"orders": con.from_arrow(rows)}, grain=grain)) == []
