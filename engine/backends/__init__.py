@@ -9,13 +9,13 @@ Every backend answers one question — the partials of one source's base metrics
   there (`aggregating`). Anything Arrow-readable: tables, files, datasets, DataFrames.
 * `SqlBackend` (sql.py): compiles the partials to SQL with sqlglot (`sqlplan`, `rowsql`, the
   plugins' `forms.SqlForm`s) and runs them where the data lives; only the aggregates come back.
-  The engines: DuckDB (duckdb.py) and PostgreSQL (postgres.py); the same plans generate SQL for other
-  sqlglot dialects (Snowflake, BigQuery, Trino, ClickHouse: `dialects`).
+  The engines: DuckDB (duckdb.py), PostgreSQL (postgres.py) and Spark (spark.py); the same plans generate
+  SQL for other sqlglot dialects (Snowflake, BigQuery, Trino, ClickHouse: `dialects`).
 
 Derived formulas, explain, rules and renderers run on the small result either way. A source is
 bound to a backend by what its data is: a `SqlTable` (from `table`, a ``duckdb://`` or
-``postgresql://`` URL, see `bindings`) or a DuckDB relation goes to its engine; anything else
-to Arrow.
+``postgresql://`` URL, see `bindings`), a DuckDB relation or a Spark DataFrame goes to its
+engine; anything else to Arrow.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def aggregate(request: Request, data: Mapping[str, Any]) -> SourceAggregate:
 def table(connection: Any, name: str) -> Any:
     """A table of a database connection, to bind a source to: ``data={"orders": table(con, "orders")}``.
 
-    ``connection``: a DuckDB connection or a psycopg connection. ``name`` may carry a
+    ``connection``: a DuckDB connection, a psycopg connection or a Spark session. ``name`` may carry a
     schema (``analytics.orders``).
     """
     from .sql import table_of

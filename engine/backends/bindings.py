@@ -5,6 +5,8 @@
                                                after ``duckdb:///`` is relative, ``duckdb:////data/…`` absolute
 ``duckdb:///orders.parquet``                   a Parquet / CSV / JSON file (or glob) scanned by DuckDB
 ``postgresql://user@host:5432/db#sales.orders``  a PostgreSQL table (``schema.table``), read-only session
+``spark:sales.orders``                         a table of the Spark catalog (a local-mode session)
+``spark:///data/orders.parquet``               a Parquet / CSV / JSON path read by Spark
 ``@warehouse#sales.orders``                    a table of the connection ``warehouse`` of the connections file
 =============================================  ==============================================================
 
@@ -64,10 +66,15 @@ def parse(text: str) -> SqlTable:
             raise _bad(text, "add the table after #: postgresql://user@host/db#schema.table")
         return Postgres.connect(base).table(fragment)
     if base.startswith("spark:"):
-        raise UsageError(error("spark: bindings are not supported yet: the Spark backend is not part of this version",
-                               hint="write the data to Parquet and bind the file, or scan it with DuckDB "
-                                    "(duckdb:///data.parquet)", code="binding"))
-    raise _bad(text, "start it with duckdb://, postgresql:// or @connection")
+        from .spark import Spark
+
+        rest = text.removeprefix("spark:")
+        if rest.startswith("//"):
+            return Spark.local().path(rest.removeprefix("//"))
+        if not rest:
+            raise _bad(text, "name a table: spark:sales.orders, or a path: spark:///data/orders.parquet")
+        return Spark.local().table(rest)
+    raise _bad(text, "start it with duckdb://, postgresql://, spark: or @connection")
 
 
 def _bad(text: str, hint: str) -> UsageError:

@@ -1,6 +1,6 @@
 """The SQL backends' common part: bind a source to a table of an engine, run its plan there.
 
-An engine (DuckDB, PostgreSQL) only knows how to tell a relation's columns as an
+An engine (DuckDB, PostgreSQL, Spark) only knows how to tell a relation's columns as an
 Arrow schema and how to run one generated query into a small Arrow table; planning
 (`sqlplan`) and turning the answer into a `SourceAggregate` are the same for all of them.
 Every query an engine runs is kept in ``engine.log`` with the number of rows it sent back,
@@ -135,10 +135,10 @@ def as_sql_table(binding: Any) -> SqlTable | None:
         from .duckdb import DuckDB
 
         return DuckDB.of_relation(binding)
-    if module.startswith("pyspark"):
-        raise UsageError(error("a Spark DataFrame cannot be bound yet: the Spark backend is not part of this "
-                               "version", hint="write the data to Parquet and bind the file, or scan it with "
-                                               "DuckDB (duckdb:///data.parquet)", code="binding"))
+    if module.startswith("pyspark") and type(binding).__name__ == "DataFrame":
+        from .spark import Spark
+
+        return Spark.of_dataframe(binding)
     from .bindings import is_binding, parse
 
     if is_binding(binding):
@@ -156,5 +156,9 @@ def table_of(connection: Any, name: str) -> SqlTable:
         from .postgres import Postgres
 
         return Postgres(connection).table(name)
+    if module.startswith("pyspark"):
+        from .spark import Spark
+
+        return Spark(connection).table(name)
     raise UsageError(error(f"cannot read tables from a {type(connection).__name__}",
-                           hint="pass a DuckDB connection or a psycopg connection", code="binding"))
+                           hint="pass a DuckDB connection, a psycopg connection or a Spark session", code="binding"))

@@ -95,6 +95,19 @@ def load_postgres(tables: dict[str, pa.Table], timezone: str | None = None):
     return {name: engine.table(f"{schema}.{name}") for name in tables}, engine
 
 
+def load_spark(tables: dict[str, pa.Table], timezone: str | None = None):
+    """Each table as a temporary view of a local-mode session (one per process)."""
+    from metrictree.backends.spark import Spark
+
+    engine = Spark.local(timezone=timezone)
+    bound = {}
+    for name, table in tables.items():
+        view = f"t_{uuid.uuid4().hex[:10]}_{name}"
+        engine.session.createDataFrame(table).createOrReplaceTempView(view)  # pyspark ≥ 4 takes Arrow tables
+        bound[name] = engine.table(view)
+    return bound, engine
+
+
 def need(engine: str):
     if engine == "duckdb":
         pytest.importorskip("duckdb")
@@ -102,9 +115,11 @@ def need(engine: str):
         pytest.importorskip("psycopg")
         if not POSTGRES_URL:
             pytest.skip("no PostgreSQL server: set METRICTREE_TEST_POSTGRES_URL (.ci/setup.d/30-postgres.sh does)")
+    elif engine == "spark":
+        pytest.importorskip("pyspark")
 
 
-LOADERS = {"duckdb": load_duckdb, "postgres": load_postgres}
-ENGINES = ["duckdb", "postgres"]
+LOADERS = {"duckdb": load_duckdb, "postgres": load_postgres, "spark": load_spark}
+ENGINES = ["duckdb", "postgres", pytest.param("spark", marks=pytest.mark.slow)]
 
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import metrictree
 import pytest
 import sqlglot
 from backend_support import BUNDLED, TREES
-
-import metrictree
 from metrictree.backends.dialects import sql_for
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -29,7 +28,7 @@ def test_bundled_tree_sql(name, dialect, sample):
     queries = sql_for(tree, schemas, dialect, by=list(tree.dimensions[:1]))
     text = "\n\n".join(f"-- source {source}, query {i + 1}\n{q};" for source, qs in queries.items()
                        for i, q in enumerate(qs)) + "\n"
-    for source, qs in queries.items():
+    for qs in queries.values():
         for q in qs:
             sqlglot.parse_one(q, read=dialect)  # what is generated parses back in its dialect
     path = SNAPSHOTS / f"{name}.{dialect}.sql"

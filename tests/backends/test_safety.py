@@ -15,6 +15,7 @@ import pytest
 from backend_support import TREES, same_values
 from metrictree import syntax as s
 from metrictree.errors import DataError
+from sqlglot import exp
 
 HOSTILE = ["paid'; DROP TABLE orders; --", 'quote " and \' both', "/* comment */ paid", "line\nbreak;",
            "Ünïcödé ✓ 😀", "\\'; SELECT 1; --", "paid"]
@@ -58,16 +59,16 @@ def test_hostile_values_and_keyword_columns(literal, load, tmp_path):
     tree = _tree(tmp_path, literal)
     for by in ([], ["select"], ["select", "région"]):
         assert same_values(tree.evaluate(tables, by=by), tree.evaluate(bound, by=by)) == []
-    # The tables are all still there, whole.
-    again, _ = bound, engine
-    assert tree.evaluate(again).num_rows == tree.evaluate(tables).num_rows
+    # The table is still there, whole.
+    count = exp.select(exp.Count(this=exp.Star())).from_(bound["orders"].relation)
+    assert engine.run(bound["orders"], count).column(0)[0].as_py() == tables["orders"].num_rows
 
 
 def test_hostile_column_names_from_the_python_api(load, tmp_path):
     """A column name no tree file could write (quotes, a semicolon, a comment) is still one quoted identifier."""
     name = 'amount"; DROP TABLE orders; --'
     tables = {"orders": pa.table({"when": pa.array([0, 31, 40], pa.date32()), name: [1.5, 2.0, 4.0]})}
-    bound, engine = load(tables)
+    bound, _engine = load(tables)
     path = tmp_path / "t.tree"
     path.write_text("source orders { time when }\nmetric revenue = sum(orders.amount)\n", "utf-8")
     tree = metrictree.load(path)
