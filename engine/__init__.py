@@ -10,7 +10,6 @@ The public API is what this module exports; everything else may change.
 from __future__ import annotations
 
 from .compiling import check, load, loads
-from .evaluating import Evaluation, NullReason, null_reasons
 from .errors import (
     CompileError,
     DataError,
@@ -25,9 +24,22 @@ from .functions import Aggregate, AggregateContext, Computed, Library, Partial, 
 from .hookspecs import hookimpl
 from .model import Alert, Link, Metric, Param, Source, Target, Tree
 from .parsing import parse
-from .rules import AlertStatus, Checkpoint, MetricValue, Status, TargetStatus
 
 __version__ = "0.1.0"
+
+# Imported on first use, so that `metrictree check` and `import metrictree` do not load the evaluation
+# stack (pyarrow.dataset, which imports pandas when it is installed).
+_LAZY = {"Evaluation": "evaluating", "NullReason": "evaluating", "Skipped": "evaluating",
+         "null_reasons": "evaluating", "AlertStatus": "rules", "Checkpoint": "rules",
+         "MetricValue": "rules", "Status": "rules", "TargetStatus": "rules"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'metrictree' has no attribute {name!r}")
 
 __all__ = [
     "Aggregate", "AggregateContext", "Alert", "CompileError", "Computed", "DataError", "Diagnostic", "Library",

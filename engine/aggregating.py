@@ -44,6 +44,7 @@ from . import syntax as s
 from .errors import DataError, error
 from .formulas import Scope, as_array, evaluate
 from .functions import ROWS, Aggregate, AggregateContext, Partial, Registry
+from .presence import Presence
 from .model import Metric, Source, Tree
 from .reading import Need
 
@@ -96,6 +97,7 @@ class SourceAggregate:
     calls: Mapping[str, tuple[CallPlan, ...]]
     dimensions: tuple[str, ...]
     extra: tuple[pa.Table, ...] = ()
+    skipped: tuple[tuple[str, int, str], ...] = ()  # (metric, rows, why) for rows a function could not count
 
 
 def aggregate_calls(metric: Metric, registry: Registry) -> list[s.Call]:
@@ -149,6 +151,8 @@ class _Spec:
     how: str
     values: Any
     mask: str  # a key of the masks; "" for every row
+    extra: Any = None  # presence: the row-level integer whose maximum each triple carries
+    reduce: Any = None  # presence: the function from the `Presence` to its counts
 
 
 def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric], grain: str, by: list[str],
@@ -161,6 +165,8 @@ def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric]
     held: list[object] = []  # every planned values array stays alive, so no two share an id()
     custom: list[pa.Table] = []
     plans: dict[str, tuple[CallPlan, ...]] = {}
+    presences: dict[str, s.Call] = {}
+    skipped: list[tuple[str, int, str]] = []
 
     def column(node: s.Column):
         if node.column not in columns:
@@ -198,6 +204,21 @@ def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric]
         custom.append(result)
         return column
 
+    def add_presence(partial: Partial, mask, mask_key: str, metric: Metric, call: s.Call) -> str:
+        """A presence partial: its reduce gets the (entity, slice, period) triples of the kept rows."""
+        values = partial.values
+        held.extend([values, partial.extra])
+        kept_nulls = pc.is_null(values) if mask is None else pc.and_(mask, pc.is_null(values))
+        nulls = pc.sum(pc.cast(kept_nulls, pa.int64())).as_py() or 0
+        if nulls and not any(m == metric.name for m, _, _ in skipped):
+            entity = source.entity or "the entity"
+            skipped.append((metric.name, nulls, f"{nulls:,} row(s) of source '{source.name}' have no {entity} "
+                                                f"(guest rows) and are not counted as customers by {call.name}()"))
+        key = ("presence", len(specs))
+        specs[key] = _Spec(f"__p{len(specs)}", "presence", values, mask_key, partial.extra, partial.reduce)
+        presences[specs[key].column] = call
+        return specs[key].column
+
     def add_partial(partial: Partial, mask_key: str) -> str:
         values, how = partial.values, partial.how
         if values is None or how == "count_all":
@@ -226,7 +247,7 @@ def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric]
                                           "check the column's type in the data, or cast it when exporting"
                                           if column_type and "source itself" not in problem else None, "type"))
             ctx = AggregateContext(source.name, table.num_rows, period,
-                                   table.column(source.entity) if fn.entity else None, mask, grain,
+                                   column(s.Column(source.name, source.entity)) if fn.entity else None, mask, grain,
                                    table.column(source.time))
             try:
                 planned = fn.plan(ctx, *args, **kwargs)
@@ -239,8 +260,9 @@ def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric]
                 raise DataError(error(f"{call.name}() cannot aggregate the source '{source.name}' itself",
                                       call.span, f"pass one of its columns, like {call.name}({source.name}.<column>); "
                                                  f"count({source.name}) counts its rows", "function"))
-            cols = tuple(add_custom(p, mask, call) if p.how == "custom" else add_partial(p, mask_key)
-                         for p in planned)
+            cols = tuple(add_custom(p, mask, call) if p.how == "custom" else
+                         add_presence(p, mask, mask_key, metric, call) if p.how == "presence" else
+                         add_partial(p, mask_key) for p in planned)
             # Rows whose input is undefined (a division by zero in the row-level expression) must not
             # vanish from the sum silently: count them per group, so the group's value becomes null.
             undefined = tuple((add_partial(Partial(pc.fill_null(note_mask, False), "sum", 0), mask_key),
@@ -250,8 +272,15 @@ def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric]
         plans[metric.name] = tuple(call_plans)
 
     keys = GroupKeys.encode(period, {d: table.column(d) for d in dims})
-    grouped = compute_partials(keys, list(specs.values()), masks, table.num_rows)
-    return SourceAggregate(source, grouped, plans, dims, tuple(custom))
+    grouped, found = compute_partials(keys, list(specs.values()), masks, table.num_rows)
+    for column_name, result in found.items():
+        call = presences[column_name]
+        if not {"__slice", "__period", "__value"} <= set(result.column_names):
+            raise DataError(error(f"{call.name}() failed on source '{source.name}': its reduce returned "
+                                  f"{result.column_names}, not __slice, __period and __value", call.span,
+                                  "this is a problem in the plugin that provides the function", "function"))
+        custom.append(keys.presence_groups(result, column_name))
+    return SourceAggregate(source, grouped, plans, dims, tuple(custom), tuple(skipped))
 
 
 def _row_condition(metric: Metric, column: Callable, name: Callable, registry: Registry, rows: int):
@@ -377,6 +406,55 @@ class GroupKeys:
             stages.append(stage)
         return cls(codes, tuple(parts), tuple(stages))
 
+    @property
+    def slices(self) -> int:
+        """How many slice codes there are: every combination of the dimensions' codes (with their null slot)."""
+        return functools.reduce(lambda a, b: a * b, (p.size for p in self.components[1:]), 1)
+
+    def split(self, codes: pa.Array) -> tuple[pa.Array, pa.Array]:
+        """The period offset (``periods`` for rows without a time) and the slice code of some group keys."""
+        codes = pc.cast(codes, pa.int64())
+        if all(stage is None for stage in self.stages):
+            period = pc.divide(codes, self.slices)
+            return period, pc.subtract(codes, pc.multiply(period, self.slices))
+        # Renumbered keys (too many combinations): a slice's code is its place among the slices of every key.
+        decoded = self.decode(codes)
+        period = pc.index_in(decoded[PERIOD], value_set=self.components[0].values)
+        every = self._slice_names(_array(self.codes.unique()) if self.codes.num_chunks else pa.array([], pa.int64()))
+        at = pc.index_in(self._slice_names(codes), value_set=pc.unique(every))
+        return pc.cast(period, pa.int64()), pc.cast(at, pa.int64())
+
+    def _slice_names(self, codes: pa.Array) -> pa.Array:
+        decoded = self.decode(codes)
+        names = [pc.fill_null(pc.cast(decoded[p.name], pa.string()), "\x00") for p in self.components[1:]]
+        return pc.binary_join_element_wise(*names, "\x1f") if len(names) > 1 else names[0]
+
+    @property
+    def periods(self) -> int:
+        """How many periods the keys span (their offsets are 0 … periods-1)."""
+        return self.components[0].size - 1
+
+    def presence_groups(self, result: pa.Table, column: str) -> pa.Table:
+        """A presence reduce's ``__slice``, ``__period`` (offset), ``__value`` as ``__period``, the dimensions, ``column``."""
+        first = self.components[0].values[0].as_py() if self.periods else 0
+        offsets = pc.cast(result.column("__period"), pa.int64())
+        slices = _array(pc.cast(result.column("__slice"), pa.int64()))
+        out = {PERIOD: pc.cast(pc.add(offsets, first), self.components[0].values.type)}
+        if len(self.components) > 1:
+            if all(stage is None for stage in self.stages):
+                decoded = self.decode(slices)  # period code 0: the slice code is the key
+            else:
+                decoded = self._decode_slices(slices)
+            out.update({p.name: decoded[p.name] for p in self.components[1:]})
+        out[column] = result.column("__value")
+        return pa.table(out)
+
+    def _decode_slices(self, slices: pa.Array) -> dict[str, pa.Array]:
+        keys = _array(self.codes.unique()) if self.codes.num_chunks else pa.array([], self.codes.type)
+        _, codes = self.split(keys)
+        at = pc.index_in(slices, value_set=codes)
+        return {name: pc.take(values, at) for name, values in self.decode(keys).items()}
+
     def decode(self, codes: pa.Array) -> dict[str, pa.Array]:
         """The period and dimension values of some codes (of `codes`' type), by column name."""
         codes = pc.cast(codes, pa.int64())
@@ -437,10 +515,11 @@ def _dictionary(values: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def compute_partials(keys: GroupKeys, specs: list[_Spec], masks: Mapping[str, pa.ChunkedArray],
-                     rows: int) -> pa.Table:
-    """One row per group key present in the data: ``__period``, the dimensions, then each spec's column."""
+                     rows: int) -> tuple[pa.Table, dict[str, pa.Table]]:
+    """One row per group key present in the data: ``__period``, the dimensions, then each spec's column;
+    and the result of each presence spec (its reduce's ``__slice``, ``__period``, ``__value``), by column."""
     combinable = [sp for sp in specs if sp.how in _COMBINE or (sp.how == "mean" and _is_plain_number(sp.values))]
-    distinct = [sp for sp in specs if sp.how == "count_distinct"]
+    distinct = [sp for sp in specs if sp.how in ("count_distinct", "presence")]
     direct = [sp for sp in specs if sp not in combinable and sp not in distinct]
     mask_columns = {m: f"__m{i}" for i, m in enumerate(dict.fromkeys(sp.mask for sp in combinable + distinct
                                                                       if sp.mask))}
@@ -448,13 +527,36 @@ def compute_partials(keys: GroupKeys, specs: list[_Spec], masks: Mapping[str, pa
     first, wanted, steps = _first_grouping(keys.codes, combinable, masks, mask_columns, rows)
     present = _array(pc.unique(first.column(_KEY)) if mask_columns else first.column(_KEY))
     results = _combined(first, present, combinable, mask_columns, wanted, steps)
-    for sp, (k, v) in _distinct_counts(keys.codes, distinct, masks, rows, first, mask_columns).items():
-        results[sp.column] = _align(present, k, v, 0)
+    found, shared = {}, {}
+    for sp, counted in _distinct_counts(keys.codes, distinct, masks, rows, first, mask_columns).items():
+        if sp.how == "presence":
+            # One presence for every customer state over the same entity, filter and extra.
+            same = (id(sp.values), sp.mask, id(sp.extra))
+            if same not in shared:
+                shared[same] = _presence(keys, *counted)
+            found[sp.column] = sp.reduce(shared[same])
+        else:
+            results[sp.column] = _align(present, *counted, 0)
     if direct:
         k, values = _masked_grouping(keys.codes, direct, masks, rows)
         for sp in direct:
             results[sp.column] = _align(present, k, values[sp.column], 0 if sp.how in _ZERO_IF_NO_ROWS else None)
-    return pa.table({**keys.decode(present), **{sp.column: results[sp.column] for sp in specs}})
+    table = pa.table({**keys.decode(present), **{sp.column: results[sp.column] for sp in specs
+                                                 if sp.how != "presence"}})
+    return table, found
+
+
+def _presence(keys: GroupKeys, key: pa.Array, entity: pa.Array, rows: pa.Array, extra: pa.Array | None) -> Presence:
+    """The distinct (group key, entity value) pairs as a `Presence`, entities numbered."""
+    period, slice_ = keys.split(key)
+    columns = {"e": entity, "s": slice_, "p": period, "r": pc.cast(rows, pa.int64())}
+    if extra is not None:
+        columns["x"] = extra
+    table = pa.table(columns).filter(pc.less(period, keys.periods))  # rows without a time fall in no period
+    encoded = pc.dictionary_encode(_array(table.column("e")))  # once over the pairs, far fewer than the rows
+    return Presence(pc.cast(encoded.indices, pa.int64()), *(_array(table.column(c)) for c in "spr"),
+                    _array(table.column("x")) if extra is not None else None, keys.periods, len(encoded.dictionary),
+                    keys.slices)
 
 
 def _is_plain_number(values) -> bool:
@@ -531,18 +633,29 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
         by_values.setdefault(id(sp.values), []).append(sp)
     for group in by_values.values():
         values = as_array(group[0].values, rows)
+        presences = [sp for sp in group if sp.how == "presence"]
         mask_keys = list(dict.fromkeys(sp.mask for sp in group))
         keep = pc.is_valid(values)
         if "" not in mask_keys:
             keep = pc.and_(keep, functools.reduce(pc.or_, [masks[m] for m in mask_keys]))
         flags = {m: f"__f{i}" for i, m in enumerate(mask_keys) if m and len(mask_keys) > 1}
-        rows_table = pa.table({_KEY: codes, "__x": values, "__keep": keep, **{f: masks[m] for m, f in flags.items()}})
+        extras = {id(sp.extra): f"__e{i}" for i, sp in enumerate(presences) if sp.extra is not None}
+        extra_values = {}
+        for sp in presences:
+            if sp.extra is not None and extras[id(sp.extra)] not in extra_values:
+                extra = as_array(sp.extra, rows)
+                if flags and sp.mask:
+                    extra = pc.if_else(masks[sp.mask], extra, pa.scalar(None, extra.type))
+                extra_values[extras[id(sp.extra)]] = extra
+        rows_table = pa.table({_KEY: codes, "__x": values, "__keep": keep,
+                               **{f: pc.cast(masks[m], pa.int8()) for m, f in flags.items()}, **extra_values})
         batches = rows_table.to_batches()
         # The keys each batch holds: a range of keys only looks at the batches that may hold it,
         # few of them when the rows come in time order.
         spans = [tuple(v.as_py() for v in pc.min_max(b.column(0)).values()) for b in batches]
 
-        def count(bounds: tuple[int, int] | None, batches=batches, spans=spans, mask_keys=mask_keys, flags=flags):
+        def count(bounds: tuple[int, int] | None, batches=batches, spans=spans, mask_keys=mask_keys, flags=flags,
+                  pairs_wanted=bool(presences), extras=tuple(extra_values)):
             if bounds is None:
                 candidates = pa.Table.from_batches(batches, rows_table.schema)
                 part = candidates.filter(candidates.column("__keep"))
@@ -551,16 +664,23 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
                 candidates = pa.Table.from_batches(_batches_holding(batches, spans, low, high), rows_table.schema)
                 part = candidates.filter(pc.and_(candidates.column("__keep"),
                                                  _between(candidates.column(_KEY), low, high)))
-            if not flags:
+            if not flags and not pairs_wanted:
                 counted = part.group_by([_KEY], use_threads=False).aggregate(
                     [("__x", "count_distinct", pc.CountOptions(mode="only_valid"))])
                 return {mask_keys[0]: (counted.column(_KEY), counted.column("__x_count_distinct"))}
-            pairs = part.group_by([_KEY, "__x"], use_threads=False).aggregate([(f, "any") for f in flags.values()])
+            # Distinct (key, value) pairs, with their number of rows under each filter.
+            pairs = part.group_by([_KEY, "__x"], use_threads=False).aggregate(
+                [([], "count_all"), *((f, "sum") for f in flags.values()), *((x, "max") for x in extras)])
             found = {}
             for mask in mask_keys:
-                chosen = pairs if not mask else pairs.filter(pairs.column(f"{flags[mask]}_any"))
+                rows_in = pairs.column("count_all") if not mask or not flags else pairs.column(f"{flags[mask]}_sum")
+                chosen = pairs if not mask or not flags else pairs.filter(pc.greater(rows_in, 0))
+                if flags and mask:
+                    rows_in = chosen.column(f"{flags[mask]}_sum")
                 counted = chosen.group_by([_KEY], use_threads=False).aggregate([([], "count_all")])
                 found[mask] = (counted.column(_KEY), counted.column("count_all"))
+                found[("pairs", mask)] = (chosen.column(_KEY), chosen.column("__x"), rows_in,
+                                          {x: chosen.column(f"{x}_max") for x in extras})
             return found
 
         kept_by = [mask_columns[m] for m in mask_keys if m] if "" not in mask_keys else []
@@ -573,7 +693,15 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
             with ThreadPoolExecutor(max_workers=min(len(ranges), pa.cpu_count())) as pool:
                 parts = list(pool.map(count, ranges))
         for sp in group:
-            out[sp] = tuple(pa.concat_arrays([_array(p[sp.mask][i]) for p in parts]) for i in (0, 1))
+            if sp.how != "presence":
+                out[sp] = tuple(pa.concat_arrays([_array(p[sp.mask][i]) for p in parts]) for i in (0, 1))
+                continue
+            pieces = [p[("pairs", sp.mask)] for p in parts]
+            key, entity, counts = (pa.concat_arrays([_array(p[i]) for p in pieces]) for i in range(3))
+            extra = None
+            if sp.extra is not None:
+                extra = pa.concat_arrays([_array(p[3][extras[id(sp.extra)]]) for p in pieces])
+            out[sp] = (key, entity, counts, extra)
     return out
 
 

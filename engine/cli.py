@@ -8,7 +8,8 @@ in `metrictree.rendering`. Exit codes:
 - 1 — a user mistake in a tree file, the data or an argument the engine checks
   (any `MetrictreeError`): its diagnostics go to stderr, never a traceback;
 - 2 — the command line itself is wrong (unknown option, ``--data`` without ``=`` …);
-- 3 — ``status --fail-on-alert``: an alert fired.
+- 3 — ``status --fail-on-alert``: an alert fired;
+- 4 — ``status --notify``: a notification could not be delivered (after its retries).
 
 Colour is used only when the stream is a terminal; piped output is plain text.
 """
@@ -19,7 +20,7 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -28,8 +29,10 @@ from . import __version__, rendering
 from .escaping import SafeConsole, markdown_text, printable
 from .compiling import check as check_tree, load as load_file
 from .errors import Diagnostic, MetrictreeError, UsageError, did_you_mean, error
-from .evaluating import Evaluation
 from .model import GRAINS, Tree
+
+if TYPE_CHECKING:
+    from .evaluating import Evaluation
 
 FORMATS = ("table", "json", "csv")
 GRAPH_FORMATS = ("mermaid", "dot", "svg", "png")
@@ -148,23 +151,6 @@ def main(ctx: click.Context, include_paths: Sequence[str]) -> None:
 # --------------------------------------------------------------------------- check
 
 
-@main.command(short_help="Validate tree files.")
-@click.argument("trees", metavar="TREE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def check(trees: Sequence[str]) -> None:
-    """Validate tree files: print every error and warning, then one summary line per file.
-
-    Exits with 1 if any file has an error; warnings alone do not fail.
-    """
-    failed = False
-    for path in trees:
-        diagnostics = check_tree(_bundled_path(path), include_paths=_include_paths())
-        _print_diagnostics(diagnostics, spaced=True)
-        failed = failed or any(d.severity == "error" for d in diagnostics)
-        click.echo(printable(rendering.check_summary(path, diagnostics)))
-    if failed:
-        click.get_current_context().exit(1)
-
-
 # --------------------------------------------------------------------------- eval
 
 
@@ -234,6 +220,31 @@ def _bind_data(tree: Tree, given: dict[str, str], sample: bool) -> dict[str, Any
     return data
 
 
+@main.command(short_help="Validate tree files.")
+@click.argument("trees", metavar="TREE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@_data_options
+def check(trees: Sequence[str], data: dict[str, str], sample: bool) -> None:
+    """Validate tree files: print every error and warning, then one summary line per file.
+
+    With --data (or --sample), also check each tree against the data's schemas: every column it
+    reads is there, and its time columns hold dates (or text with a format). No row is read.
+    Exits with 1 if any file has an error; warnings alone do not fail.
+    """
+    failed = False
+    for path in trees:
+        diagnostics = check_tree(_bundled_path(path), include_paths=_include_paths())
+        if (data or sample) and not any(d.severity == "error" for d in diagnostics):
+            from .datacheck import check_data
+
+            tree = load(path)
+            diagnostics = [*diagnostics, *check_data(tree, _bind_data(tree, data, sample))]
+        _print_diagnostics(diagnostics, spaced=True)
+        failed = failed or any(d.severity == "error" for d in diagnostics)
+        click.echo(printable(rendering.check_summary(path, diagnostics)))
+    if failed:
+        click.get_current_context().exit(1)
+
+
 @main.command("eval", short_help="Evaluate a tree over data.")
 @click.argument("tree_path", metavar="TREE", type=click.Path(dir_okay=False))
 @_data_options
@@ -261,6 +272,8 @@ def eval_(tree_path: str, data: dict[str, str], sample: bool, grain: str | None,
     tree = load(tree_path)
     evaluation = tree.evaluation(_bind_data(tree, data, sample), grain=grain, by=_names(by) or (), start=start,
                                  end=end, metrics=_names(metrics), params=params)
+    for warning_text in evaluation.warnings:
+        _note(warning_text)
     if fmt == "json":
         _write(output, rendering.evaluation_json(evaluation, tree) + "\n")
         return
@@ -268,7 +281,7 @@ def eval_(tree_path: str, data: dict[str, str], sample: bool, grain: str | None,
         _write(output, rendering.evaluation_csv(evaluation.table))
     else:
         _print_tables(evaluation, tree, output)
-    for reason in evaluation.nulls:
+    for reason in (*evaluation.nulls, *evaluation.skipped):
         _note(str(reason))
 
 
@@ -428,6 +441,7 @@ def whatif(tree_path: str, changes: dict[str, str], period: str | None, sensitiv
 
 
 EXIT_ALERT = 3
+EXIT_UNDELIVERED = 4
 
 
 @main.command(short_help="Targets against their plan, and the alerts that fire.")
@@ -441,23 +455,46 @@ EXIT_ALERT = 3
               help=f"Exit with {EXIT_ALERT} when any alert fires (for scheduled jobs and CI).")
 @click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
                                                           "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
+@click.option("--notify", "notify", metavar="NOTIFY_CONFIG", type=click.Path(dir_okay=False),
+              help="Send each fired alert and off-track target to the webhook / e-mail this TOML file names, "
+                   "once per period (see docs/serve.md).")
+@click.option("--dry-run", is_flag=True, help="With --notify: print what would be sent; send and record nothing.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, params: dict[str, str], fmt: str,
-           fail_on_alert: bool, grain: str | None, output: str | None) -> None:
+           fail_on_alert: bool, grain: str | None, notify: str | None, dry_run: bool, output: str | None) -> None:
     """Where each target stands (start, goal, gap, plan, state) and which alerts fire.
 
     \b
     metrictree status trees/crm_ltv.tree --sample
     metrictree status shop.tree --data orders=orders.parquet --at 2026-09 --format json
     metrictree status shop.tree --data orders=orders.parquet --fail-on-alert   # in a scheduled job
+    metrictree status shop.tree --data orders=orders.parquet --notify notify.toml --dry-run
 
     \b
     Exit codes: 0 done; 1 a mistake in the tree, the data or an argument;
-    3 with --fail-on-alert, when at least one alert fires (the status is printed first).
+    3 with --fail-on-alert, when at least one alert fires (the status is printed first);
+    4 with --notify, when a notification could not be delivered (it is tried again on the next run).
     """
+    if dry_run and not notify:
+        raise click.UsageError("--dry-run goes with --notify NOTIFY_CONFIG")
     tree = load(tree_path)
-    found = tree.status(_bind_data(tree, data, sample), at=at, params=params, grain=grain)
+    bound = _bind_data(tree, data, sample)
+    config = None
+    if notify:
+        from . import notifying
+
+        config = notifying.load_config(notify, dry_run=dry_run or None)
+    found = tree.status(bound, at=at, params=params, grain=grain)
     _emit(found, fmt, output, lambda: rendering.status_view(found), lambda reporting: reporting.status_html(found))
+    if config is not None:
+        report = notifying.check_and_notify(tree, bound, config, params=params, status=found)
+        for channel, payload in report.dry_run:
+            click.echo(f"would send to {channel}:\n{payload}\n", err=True)
+        for channel, notice, why in report.failed:
+            click.echo(f"not delivered to {channel}: {notice.key} ({notice.period}): {why}", err=True)
+        _note(report.summary())
+        if report.failed:
+            click.get_current_context().exit(EXIT_UNDELIVERED)
     if fail_on_alert and found.fired:
         click.get_current_context().exit(EXIT_ALERT)
 
@@ -608,6 +645,63 @@ def fmt(paths: Sequence[str], check: bool, diff: bool) -> None:
     click.echo(", ".join(summary) or "no tree files", err=True)
     if failed or (check and changed):
         click.get_current_context().exit(1)
+
+
+# --------------------------------------------------------------------------- import
+
+
+@main.group("import", short_help="Write a tree file from another tool's metric definitions.")
+def import_() -> None:
+    """Write a tree file from metric definitions kept elsewhere (dbt / MetricFlow)."""
+
+
+@import_.command("dbt", short_help="A tree from a dbt project's MetricFlow semantic models and metrics.")
+@click.argument("path", metavar="PATH", type=click.Path(exists=False))
+@click.option("--grain", type=click.Choice(GRAINS), default="month", show_default=True,
+              help="The tree's grain (windows and offsets are counted in it).")
+@click.option("--name", help="The tree's name (default: the dbt project's).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+def import_dbt(path: str, grain: str, name: str | None, output: str | None) -> None:
+    """Read a dbt project's semantic models and metrics (its YAML, or the target/semantic_manifest.json dbt
+    writes) and write them as a tree: semantic models become sources, measures base metrics, simple, ratio,
+    derived and cumulative metrics formulas. What has no equivalent is listed on stderr and at the top of the
+    tree file.
+
+    \b
+    metrictree import dbt path/to/dbt_project -o shop.tree
+    metrictree import dbt path/to/dbt_project/target/semantic_manifest.json --grain week
+    """
+    from .importing_dbt import import_dbt as translate
+
+    try:
+        imported = translate(path, grain=grain, name=name)
+    except ImportError as exc:
+        raise UsageError(error(f"reading dbt projects needs {exc.name}", hint='pip install "metrictree[dbt]"',
+                               code="missing-extra")) from None
+    _write(output, imported.text)
+    for note in imported.notes:
+        _note(f"not expressed: {note}")
+    if output is not None:
+        click.echo(f"wrote {output}: {len(imported.tables)} source(s); bind them to the dbt models "
+                   + ", ".join(f"{s}={t}" for s, t in imported.tables.items()), err=True)
+
+
+# --------------------------------------------------------------------------- lsp
+
+
+@main.command(short_help="Run the language server (for editors), on stdio.")
+def lsp() -> None:
+    """Run the metrictree language server on stdin/stdout, for VS Code, Neovim and other editors:
+    diagnostics as `check` prints them, hover, go to definition, completion and formatting.
+
+    Needs the `lsp` extra: pip install "metrictree[lsp]". See docs/authoring.md.
+    """
+    try:
+        from .languageserver import serve
+    except ImportError as exc:
+        raise UsageError(error(f"the language server needs pygls ({exc.name} is not installed)",
+                               hint='pip install "metrictree[lsp]"', code="missing-extra")) from None
+    serve()
 
 
 # --------------------------------------------------------------------------- plugins

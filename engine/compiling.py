@@ -14,6 +14,7 @@ file at once (`CompileError` carries a list of diagnostics). The passes, in orde
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -190,8 +191,10 @@ def _meta(entries: Iterable[s.MetaEntry], allowed: set[str], what: str, problems
             value = _BOOLEAN_WORDS[value]
         if entry.key == "format":
             try:
+                if any(len(n) > 3 for n in re.findall(r"\d+", value)):
+                    raise ValueError("a width or precision over 999")  # format() would fill memory
                 format(1234.5678, value)
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, OverflowError, MemoryError):
                 problems.append(error(f"'{value}' is not a number format", entry.span,
                                       'use a Python format spec, e.g. ",.0f" (1,235) or ".1%" (12.3%)', "metadata"))
                 continue
@@ -409,7 +412,8 @@ def _prune_libraries(d: _Declarations, imports: _Imports, problems: list[Diagnos
                                       "declare the source (and the metrics) it reads, or import less", "library"))
         for record, reader, wanting in needed.values():
             via = f" (read by '{reader}')" if reader not in wanting else ""
-            who = " and ".join(f"'{n}'" for n in wanting)
+            quoted = [f"'{n}'" for n in wanting]
+            who = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
             problems.append(error(f"{library}'s {who} need{'s' if len(wanting) == 1 else ''} {record.read}{via}, "
                                   f"which the binding of {record.binding.library_source} does not give",
                                   record.binding.span, hint(record), "unbound-column"))
@@ -741,8 +745,31 @@ def _units(metrics: dict[str, Metric], problems: list[Diagnostic]) -> None:
             inferred[name] = declared or found
         return inferred[name]
 
-    for name in metrics:
+    # Dependencies first, so metric_unit never recurses more than one metric deep (chains may be thousands long).
+    for name in _dependency_order(metrics):
         metric_unit(name)
+
+
+def _dependency_order(metrics: dict[str, Metric]) -> list[str]:
+    """Every metric after the metrics its formula reads, walked without recursion (cycles are cut)."""
+    order: list[str] = []
+    seen: set[str] = set()
+    for root in metrics:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(metrics[root].inputs))]
+        while stack:
+            name, children = stack[-1]
+            for child in children:
+                if child in metrics and child not in seen:
+                    seen.add(child)
+                    stack.append((child, iter(metrics[child].inputs)))
+                    break
+            else:
+                stack.pop()
+                order.append(name)
+    return order
 
 
 # --------------------------------------------------------------------------- lints

@@ -63,6 +63,30 @@ class NullReason:
 
 
 @attrs.frozen
+class Skipped:
+    """Rows of a source a metric could not count, and why (guest orders have no customer to count).
+
+    Attributes:
+        metric: the metric.
+        rows: how many rows of the data read were left out.
+        reason: the cause, in words.
+        span: the metric in the tree file.
+    """
+
+    metric: str
+    rows: int
+    reason: str
+    span: Span | None = attrs.field(default=None, eq=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "rows": self.rows, "reason": self.reason,
+                "at": str(self.span) if self.span else None}
+
+    def __str__(self) -> str:
+        return f"{self.metric}: {self.reason}"
+
+
+@attrs.frozen
 class Evaluation:
     """The result of evaluating a tree.
 
@@ -72,6 +96,8 @@ class Evaluation:
         grain: the grain used.
         by: the dimensions the result is sliced by.
         covered: the first and last periods that have rows in the data read (``None``: no data read).
+        warnings: what was left out of the result and why (rows with no time), in words.
+        skipped: rows some metrics could not count (rows with no customer id, for customer states).
     """
 
     table: pa.Table
@@ -79,6 +105,8 @@ class Evaluation:
     grain: str
     by: tuple[str, ...]
     covered: tuple[str, str] | None = None
+    warnings: tuple[str, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
 
     def to_table(self) -> pa.Table:
         """The table, with the reasons for nulls in its schema metadata (see `null_reasons`)."""
@@ -310,12 +338,22 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
         if metric.kind == "base":
             by_source.setdefault(metric.source, []).append(metric)
     aggregates = []
+    warnings: list[str] = []
     for source_name, base in by_source.items():
         source = tree.sources[source_name]
         needs = aggregating.needs(tree, base, registry, by)
+        counts: dict[str, int] = {}
         request = backends.Request(tree, source, tuple(base), tuple(needs), grain, tuple(by), values, registry,
                                    since, until)
-        aggregates.append(backends.aggregate(request, data))
+        try:
+            aggregates.append(backends.aggregate(request, data, counts))
+        except DataError as exc:
+            from .datacheck import with_binding_hint
+
+            raise with_binding_hint(exc, source, needs) from None
+        if counts.get("null_times"):
+            warnings.append(f"source '{source_name}': {counts['null_times']:,} row(s) have no {source.time} (null), "
+                            "so they belong to no period and no metric counts them")
 
     if by and aggregates and not any(len(a.dimensions) == len(by) for a in aggregates):
         # No source can be split: the result would have no slices at all, hence no rows.
@@ -342,7 +380,10 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
         metric = tree.metrics[name]
         if metric.kind == "derived":
             columns[name] = _derived(tree, metric, columns, grid, values, registry, notes)
-    return _result(tree, grid, by, grain, selected, columns, notes, first, last)
+    result = _result(tree, grid, by, grain, selected, columns, notes, first, last)
+    skipped = tuple(Skipped(metric, rows, reason, tree.metrics[metric].span) for agg in aggregates
+                    for metric, rows, reason in agg.skipped if metric in selected)
+    return attrs.evolve(result, warnings=tuple(warnings), skipped=skipped)
 
 
 def _finish_base(metric: Metric, plans, laid: dict[str, pa.Array], grid: Grid, params: Mapping[str, float],
@@ -484,4 +525,4 @@ def _result(tree: Tree, grid: Grid, by: list[str], grain: str, selected: list[st
     return Evaluation(table, tuple(reasons), grain, tuple(by), covered)
 
 
-__all__ = ["Evaluation", "Grid", "NullReason", "evaluate", "null_reasons"]
+__all__ = ["Evaluation", "Grid", "NullReason", "Skipped", "evaluate", "null_reasons"]

@@ -368,8 +368,36 @@ class _Layout:
     def rule_link_stmt(self, c):  # NAME <~ NAME ("," NAME)*
         return [*self.tok(c[0]), _SPACE, *self.tok(c[1]), _SPACE, _Nest([self.names(c[2:])])]
 
-    def rule_import_stmt(self, c):  # "import" library ("," library)*
-        return [*self.tok(c[0]), _SPACE, _Nest([self.names(c[1:])])]
+    def rule_import_stmt(self, c):  # "import" library ("," library)* [bindings]
+        head = [*self.tok(c[0]), _SPACE, _Nest([self.names(c[1:-1])])]
+        return head if c[-1] is None else [*head, _SPACE, *self.doc(c[-1])]
+
+    def rule_bindings(self, c):  # "with" source_binding ("," source_binding)*
+        """One binding after ``with``; several on one line if they fit, else each on a line of its own."""
+        if len(c) == 2:
+            return [*self.tok(c[0]), _SPACE, *self.doc(c[1])]
+        parts: list = []
+        for child in c[1:]:
+            if isinstance(child, Token) and str(child) == ",":
+                parts += self.tok(child)
+            else:
+                parts += [_LINE, *self.doc(child)]
+        return [*self.tok(c[0]), _group([_Nest(parts)])]
+
+    def rule_source_binding(self, c):  # NAME ["=" NAME] "{" (column_binding ","?)* "}"
+        head = self.spaced([x for x in c[:3] if x is not None])
+        entries: list[list] = []
+        for child in c[4:-1]:
+            if isinstance(child, Token) and str(child) == ",":
+                entries[-1].append(child)
+            else:
+                entries.append([child])
+        # Entries not separated by commas read as one run of words on one line: one a line then.
+        bare = any(not (isinstance(e[-1], Token) and str(e[-1]) == ",") for e in entries[:-1])
+        return [*head, _SPACE, *self.block(c[3], entries, c[-1], expand=bare)]
+
+    def rule_column_binding(self, c):  # NAME "=" expr
+        return [*self.tok(c[0]), _SPACE, *self.tok(c[1]), _SPACE, _Nest(self.doc(c[2]))]
 
     def rule_library(self, c):  # NAME ["(" NAME ("," NAME)* ")"]
         if c[1] is None:

@@ -19,14 +19,26 @@ and a sentence for each kind of undefined value, never inf or a silent 0.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
-import pyarrow as pa
 
 from .errors import PluginError, error
 
-Values = pa.Array | pa.ChunkedArray
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    Values = pa.Array | pa.ChunkedArray
+
+
+def __getattr__(name: str):
+    # ``Values`` at run time, without importing pyarrow when this module is imported (`metrictree check`
+    # compiles trees with the registry and needs no Arrow).
+    if name == "Values":
+        import pyarrow as pa
+
+        return pa.Array | pa.ChunkedArray
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @attrs.frozen
@@ -48,7 +60,7 @@ def as_computed(result: Values | Computed) -> Computed:
 
 # --------------------------------------------------------------------------- aggregates
 
-How = Literal["sum", "count", "count_all", "min", "max", "mean", "count_distinct", "any", "all", "custom"]
+How = Literal["sum", "count", "count_all", "min", "max", "mean", "count_distinct", "any", "all", "custom", "presence"]
 
 
 @attrs.frozen
@@ -64,12 +76,20 @@ class Partial:
             holding only the rows the metric's filter keeps; it returns one row per group it has a value for,
             with the ``keys`` columns and ``__value``. Groups may include periods with no rows of their own
             (customers who churned in a period where the slice had no orders).
+            For ``how="presence"`` (``values`` is an entity column): ``reduce(presence) -> table`` gets the
+            `metrictree.presence.Presence` of the kept rows and returns ``__slice``, ``__period`` (offsets, as in `Presence`) and
+            ``__value``. Every presence partial over the same entity and filter shares one grouping of the
+            rows, with the distinct counts of that column; rows whose entity is null are left out (and counted).
+        extra: for ``how="presence"``: a row-level integer whose maximum over the rows of each (entity, slice,
+            period) the presence carries as ``extra`` (e.g. how many periods after it a row keeps a customer
+            active).
     """
 
     values: Values | None
     how: How
     empty: Any = None
-    reduce: Callable[[Any, list[str]], Any] | None = None
+    reduce: Callable[..., Any] | None = None
+    extra: Values | None = None
 
 
 @attrs.frozen
@@ -184,6 +204,10 @@ Function = Aggregate | Scalar
 @attrs.frozen
 class Library:
     """A metric library an author pulls in with ``import name``: tree-language text.
+
+    Its metrics read sources and columns under the library's own names; a tree binds them to its
+    data in the import (``import name with orders = invoices { amount = … }``, `metrictree.binding`).
+    Money metrics are written ``unit currency``, which becomes the importing tree's ``currency``.
 
     Attributes:
         name: the name after ``import``.

@@ -22,20 +22,26 @@ import math
 import re
 from collections.abc import Sequence
 
+from typing import TYPE_CHECKING
+
 import attrs
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from . import lazy
 from .errors import Diagnostic
 from .escaping import SafeConsole, markdown_text
-from .evaluating import Evaluation
 from .model import Metric, Tree
+
+if TYPE_CHECKING:
+    from .evaluating import Evaluation
+
+# Arrow only when an evaluation is rendered: `metrictree check` renders diagnostics and imports none of it.
+pa = lazy.module("pyarrow")
+pc = lazy.module("pyarrow.compute")
 
 NULL = "—"
 PERCENT = "%"
@@ -250,6 +256,8 @@ def evaluation_json(evaluation: Evaluation, tree: Tree) -> str:
         "rows": table.to_pylist(),
         "nulls": [reason.to_dict() for reason in evaluation.nulls],
     }
+    if evaluation.warnings:
+        document["warnings"] = list(evaluation.warnings)
     return json.dumps(document, ensure_ascii=False, indent=2, allow_nan=False)
 
 
@@ -260,6 +268,8 @@ def evaluation_csv(table: pa.Table) -> bytes:
     return) get a leading ``'``; numbers are written as they are (see `metrictree.escaping`).
     """
     sink = io.BytesIO()
+    import pyarrow.csv as pacsv
+
     pacsv.write_csv(_neutralise_formulas(_finite(table.replace_schema_metadata(None))), sink)
     return sink.getvalue()
 

@@ -18,7 +18,8 @@ each counts customers per period and slice, after the metric's ``where`` filter:
                                            counting the first period as 1
 =========================================  ==================================================================
 
-Rows whose entity is null (guest checkouts) belong to no customer and are not counted.
+Rows whose entity is null (guest checkouts) belong to no customer and are not counted;
+the evaluation says how many there were (``Evaluation.skipped``, a note on the command line).
 States are taken within each slice: with ``by=["channel"]`` a customer who bought on
 the app last month and only on the web this month has churned from the app slice.
 Survey functions: ``nps(score)`` = % promoters (9–10) − % detractors (0–6) on a 0–10
@@ -28,207 +29,139 @@ at or above ``positive_from``.
 
 from __future__ import annotations
 
-import pyarrow as pa
-import pyarrow.compute as pc
-from metrictree import periods
+from typing import TYPE_CHECKING
+
+from metrictree import lazy
 from metrictree.functions import Aggregate, AggregateContext, Computed, Library, Partial, TreeFile
 from metrictree.hookspecs import hookimpl
 
-PERIOD, VALUE, TIME = "__period", "__value", "__time"
-_NULL_KEY = "\x00null"
+# Arrow is imported when a function first runs, not when the plugin is loaded (`metrictree check`).
+pa = lazy.module("pyarrow")
+pc = lazy.module("pyarrow.compute")
 
-
-# --------------------------------------------------------------------------- presence tables
-
-
-def _is_text(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t)
-
-
-def _normalised(rows: pa.Table, keys: list[str]) -> pa.Table:
-    """Plain string keys with nulls replaced, so that joins match null slices too.
-
-    Arrow's joins never match a null key, so a null slice (a string, or any other dimension with
-    nulls, cast to string for the join) gets a stand-in key that `_restored` turns back into null.
-    """
-    columns = {}
-    for name in rows.column_names:
-        column = rows.column(name)
-        if pa.types.is_dictionary(column.type):
-            column = pc.cast(column, column.type.value_type)
-        if name in keys and name != PERIOD and (_is_text(column.type) or column.null_count):
-            column = pc.fill_null(pc.cast(column, pa.string()), _NULL_KEY)
-        columns[name] = column
-    return pa.table(columns)
-
-
-def _restored(table: pa.Table, rows: pa.Table, keys: list[str]) -> pa.Table:
-    """Null slices back to null, and keys back to the type they have in ``rows``."""
-    for name in keys:
-        if name == PERIOD:
-            continue
-        original = rows.schema.field(name).type
-        if pa.types.is_dictionary(original):
-            original = original.value_type
-        column = table.column(name)
-        if pa.types.is_string(column.type):  # `_normalised` made it a string key
-            column = pc.if_else(pc.equal(column, _NULL_KEY), pa.scalar(None, column.type), column)
-            table = table.set_column(table.schema.get_field_index(name), name, pc.cast(column, original))
-    return table
-
-
-def _present(rows: pa.Table, keys: list[str]) -> pa.Table:
-    """One row per (keys, customer) with activity, and its number of rows."""
-    return rows.group_by([*keys, VALUE]).aggregate([([], "count_all")]).select([*keys, VALUE, "count_all"])
-
-
-def _count(table: pa.Table, keys: list[str]) -> pa.Table:
-    counted = table.group_by(keys).aggregate([([], "count_all")])
-    return counted.rename_columns([c if c != "count_all" else VALUE for c in counted.column_names])
-
-
-def _first_periods(rows: pa.Table) -> pa.Table:
-    first = rows.group_by([VALUE]).aggregate([(PERIOD, "min")])
-    return first.rename_columns([VALUE if c == VALUE else "__first" for c in first.column_names])
-
-
-def _lag(values) -> pa.Array:
-    """Each value's predecessor in the array (null for the first)."""
-    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    return pa.concat_arrays([pa.nulls(1, values.type), values.slice(0, max(len(values) - 1, 0))])[: len(values)]
-
-
-def _shifted(table: pa.Table, by: int) -> pa.Table:
-    index = table.schema.get_field_index(PERIOD)
-    return table.set_column(index, PERIOD, pc.add(table.column(PERIOD), pa.scalar(by, table.schema.field(
-        PERIOD).type)))
-
-
-def _counting(reduce):
-    """Wrap a reduce over normalised rows, restoring null slices in its output.
-
-    A row with no customer (a null entity: a guest checkout) is nobody's activity, so it is left out.
-    """
-    def wrapped(rows: pa.Table, keys: list[str]) -> pa.Table:
-        if rows.column(VALUE).null_count:
-            rows = rows.filter(pc.is_valid(rows.column(VALUE)))
-        result = reduce(_normalised(rows, keys), keys)
-        return _restored(result, rows, keys)
-    wrapped.__doc__ = reduce.__doc__
-    return wrapped
-
+if TYPE_CHECKING:
+    from metrictree.presence import Presence
 
 # --------------------------------------------------------------------------- customer states
+#
+# Each state is a reduce over the `Presence` of the rows a metric keeps: the distinct (customer, slice,
+# period) triples as integer arrays sorted by customer, slice and period, computed once for all the
+# customer-state functions (and distinct counts) over the same entity and filter. A state is a
+# comparison between neighbouring triples, then a count per slice and period. Rows whose customer id is
+# null (guest orders) are not customers: the presence leaves them out, and evaluation says how many.
 
 
-@_counting
-def _churned(rows, keys):
-    present = _present(rows, keys).select([*keys, VALUE])
-    lost = _shifted(present, 1).join(present, [*keys, VALUE], join_type="left anti")
-    return _count(lost, keys)
+def _lag(values: pa.Array) -> pa.Array:
+    """Each value's predecessor in the array (null for the first)."""
+    if not len(values):
+        return values
+    return pa.concat_arrays([pa.nulls(1, values.type), values.slice(0, len(values) - 1)])
 
 
-@_counting
-def _retained(rows, keys):
-    present = _present(rows, keys).select([*keys, VALUE])
-    kept = _shifted(present, 1).join(present, [*keys, VALUE], join_type="left semi")
-    return _count(kept, keys)
+def _active(presence: Presence) -> pa.Table:
+    return presence.count()
 
 
-@_counting
-def _new(rows, keys):
-    present = _present(rows, keys).join(_first_periods(rows), VALUE)
-    return _count(present.filter(pc.equal(present.column(PERIOD), present.column("__first"))), keys)
+def _active_within(presence: Presence) -> pa.Table:
+    """Customers active in the period, or in a later one their activity's window reaches (``extra``)."""
+    reach = pc.max(presence.extra).as_py() if len(presence) else 0
+    reach = max(reach or 0, 0)
+    width = presence.periods + reach + 1
+    group = pc.add(pc.multiply(presence.entity, presence.slices), presence.slice)
+    pieces = []
+    for step in range(reach + 1):
+        covered = pc.greater_equal(presence.extra, step) if step else None
+        codes = pc.add(pc.multiply(group, width), pc.add(presence.period, step))
+        pieces.append(pc.filter(codes, covered) if covered is not None else codes)
+    codes = pc.unique(pa.chunked_array(pieces, pa.int64()))
+    period = pc.subtract(codes, pc.multiply(pc.divide(codes, width), width))
+    slice_ = pc.subtract(pc.divide(codes, width), pc.multiply(pc.divide(pc.divide(codes, width), presence.slices),
+                                                              presence.slices))
+    counted = pa.table({"__slice": slice_, "__period": period}).group_by(["__slice", "__period"],
+                                                                        use_threads=False).aggregate(
+        [([], "count_all")])
+    return counted.rename_columns(["__slice", "__period", "__value"])
 
 
-@_counting
-def _returning(rows, keys):
-    present = _present(rows, keys).join(_first_periods(rows), VALUE)
-    return _count(present.filter(pc.greater(present.column(PERIOD), present.column("__first"))), keys)
+def _new(presence: Presence) -> pa.Table:
+    return presence.count(pc.equal(presence.period, presence.first_period()))
+
+
+def _returning(presence: Presence) -> pa.Table:
+    return presence.count(pc.greater(presence.period, presence.first_period()))
+
+
+def _churned(presence: Presence) -> pa.Table:
+    """Present in a period and not in the next: churned in the next."""
+    return presence.count(pc.invert(presence.precedes()), shift=1)
+
+
+def _retained(presence: Presence) -> pa.Table:
+    return presence.count(presence.follows())
 
 
 def _reactivated(after: int):
-    @_counting
-    def reduce(rows, keys):
+    def reduce(presence: Presence) -> pa.Table:
         """Customers back after at least ``after`` periods without activity (in any slice)."""
-        overall = rows.group_by([VALUE, PERIOD]).aggregate([]).sort_by([(VALUE, "ascending"), (PERIOD, "ascending")])
-        entity, period = overall.column(VALUE), pc.cast(overall.column(PERIOD), pa.int64())
-        same = pc.fill_null(pc.equal(entity, _lag(entity)), False)
-        gap = pc.subtract(pc.subtract(period, _lag(period)), 1)
-        back = pc.and_(same, pc.fill_null(pc.greater_equal(gap, after), False))
-        flagged = overall.filter(back).select([VALUE, PERIOD])
-        present = _present(rows, keys).join(flagged, [VALUE, PERIOD], join_type="left semi")
-        return _count(present, keys)
-    return reduce
-
-
-def _active(window_days: int, grain: str):
-    @_counting
-    def reduce(rows, keys):
-        """Customers active in the period, or within ``window_days`` after an activity."""
-        if window_days <= 0:
-            return _count(_present(rows, keys).select([*keys, VALUE]), keys)
-        times = rows.column(TIME)
-        if not pa.types.is_timestamp(times.type):
-            times = pc.cast(pc.cast(times, pa.date32()), pa.timestamp("s"))
-        until = pc.add(times, pa.scalar(window_days * 86_400 - 1, pa.duration("s")).cast(pa.duration(
-            times.type.unit)))
-        last = pc.cast(periods.index(until, grain), rows.schema.field(PERIOD).type)
-        spans = pa.table({**{k: rows.column(k) for k in keys}, VALUE: rows.column(VALUE), "__last": last})
-        spans = spans.group_by([*keys, VALUE, "__last"]).aggregate([])
-        reach = pc.max(pc.subtract(spans.column("__last"), spans.column(PERIOD))).as_py() or 0
-        pieces = []
-        for step in range(reach + 1):
-            covered = spans.filter(pc.less_equal(pc.add(spans.column(PERIOD), step), spans.column("__last")))
-            pieces.append(_shifted(covered.select([*keys, VALUE]), step))
-        return _count(pa.concat_tables(pieces).group_by([*keys, VALUE]).aggregate([]), keys)
+        overall = presence.overall()
+        back = pc.less(overall.first_period(), overall.period)
+        for step in range(1, after + 1):
+            back = pc.and_(back, pc.invert(overall.follows(step)))
+        return presence.count(presence.holds(overall, back))
     return reduce
 
 
 def _repeat(min_purchases: int, over: str):
-    @_counting
-    def reduce(rows, keys):
+    def reduce(presence: Presence) -> pa.Table:
         """Active customers with at least ``min_purchases`` rows in the period (or up to its end)."""
-        present = _present(rows, keys)
         if over == "period":
-            return _count(present.filter(pc.greater_equal(present.column("count_all"), min_purchases)), keys)
-        per_period = rows.group_by([VALUE, PERIOD]).aggregate([([], "count_all")]).sort_by(
-            [(VALUE, "ascending"), (PERIOD, "ascending")])
-        running = pc.cumulative_sum(per_period.column("count_all"))
-        entity = per_period.column(VALUE)
+            return presence.count(pc.greater_equal(presence.rows, min_purchases))
+        overall = presence.overall()
+        order = pc.sort_indices(overall.codes())
+        entity, rows = pc.take(overall.entity, order), pc.take(overall.rows, order)
+        running = pc.cumulative_sum(rows)
         starts = pc.fill_null(pc.not_equal(entity, _lag(entity)), True)
         # Running total within each customer: subtract the total reached before the customer's first row.
-        offset = pc.if_else(starts, pc.subtract(running, per_period.column("count_all")), pa.scalar(None, pa.int64()))
-        offset = pc.fill_null_forward(offset)
-        ever = pc.subtract(running, offset)
-        qualified = per_period.filter(pc.greater_equal(ever, min_purchases)).select([VALUE, PERIOD])
-        return _count(present.join(qualified, [VALUE, PERIOD], join_type="left semi"), keys)
+        before = pc.fill_null_forward(pc.if_else(starts, pc.subtract(running, rows), pa.scalar(None, pa.int64())))
+        qualified = pc.greater_equal(pc.subtract(running, before), min_purchases)
+        ever = pc.take(qualified, pc.sort_indices(order))  # back in the presence's own order
+        return presence.count(presence.holds(overall, ever))
     return reduce
 
 
-@_counting
-def _lifetime(rows, keys):
+def _lifetime(presence: Presence) -> pa.Table:
     """Mean periods since first activity (first period = 1) over the period's active customers."""
-    present = _present(rows, keys).join(_first_periods(rows), VALUE)
-    age = pc.add(pc.subtract(pc.cast(present.column(PERIOD), pa.int64()), pc.cast(present.column("__first"),
-                                                                                      pa.int64())), 1)
-    aged = present.select(keys).append_column("__age", pc.cast(age, pa.float64()))
-    mean = aged.group_by(keys).aggregate([("__age", "mean")])
-    return mean.rename_columns([c if c != "__age_mean" else VALUE for c in mean.column_names])
+    age = pc.cast(pc.add(pc.subtract(presence.period, presence.first_period()), 1), pa.float64())
+    return presence.total(age, how="mean")
 
 
-def _state(name: str, doc: str, reduce_for, empty=0, keywords=None, check_kw=None):
+def _state(name: str, doc: str, reduce_for, empty=0, keywords=None, check_kw=None, extra=None):
     keywords = keywords or {}
 
     def plan(ctx: AggregateContext, source, **options):
         values = {**keywords, **options}
         if check_kw is not None:
             check_kw(values)
-        return [Partial(ctx.entity, "custom", empty, reduce=reduce_for(ctx, values))]
+        return [Partial(ctx.entity, "presence", empty, reduce=reduce_for(values),
+                        extra=extra(ctx, values) if extra is not None else None)]
 
     return Aggregate(name, plan, entity=True, lookback=True, keywords=keywords, doc=doc,
                      check=lambda *types: None if types == (None,) else
                      f"{name}() takes the source itself, e.g. {name}(orders)")
+
+
+def _window_reach(ctx: AggregateContext, values: dict):
+    """How many periods after its own each row keeps its customer active (``window`` days from its time)."""
+    days = int(values["window"])
+    if days <= 0:
+        return None
+    from metrictree import periods
+
+    times = ctx.time
+    if not pa.types.is_timestamp(times.type):
+        times = pc.cast(pc.cast(times, pa.date32()), pa.timestamp("s"))
+    until = pc.add(times, pa.scalar(days * 86_400 - 1, pa.duration("s")).cast(pa.duration(times.type.unit)))
+    return pc.subtract(pc.cast(periods.index(until, ctx.grain), pa.int64()), pc.cast(ctx.period, pa.int64()))
 
 
 def _whole(name: str, minimum: int):
@@ -245,20 +178,20 @@ def _whole(name: str, minimum: int):
 
 STATES = (
     _state("active_customers", "Customers active in the period (window=N days keeps them active N days).",
-           lambda ctx, kw: _active(int(kw["window"]), ctx.grain), keywords={"window": 0},
-           check_kw=_whole("active_customers", 0)),
-    _state("new_customers", "Customers whose first activity falls in the period.", lambda ctx, kw: _new),
-    _state("returning_customers", "Active customers who were active before.", lambda ctx, kw: _returning),
-    _state("churned_customers", "Active in the previous period, not in this one.", lambda ctx, kw: _churned),
-    _state("retained_customers", "Active in the previous period and in this one.", lambda ctx, kw: _retained),
+           lambda kw: _active_within if int(kw["window"]) > 0 else _active, keywords={"window": 0},
+           check_kw=_whole("active_customers", 0), extra=_window_reach),
+    _state("new_customers", "Customers whose first activity falls in the period.", lambda kw: _new),
+    _state("returning_customers", "Active customers who were active before.", lambda kw: _returning),
+    _state("churned_customers", "Active in the previous period, not in this one.", lambda kw: _churned),
+    _state("retained_customers", "Active in the previous period and in this one.", lambda kw: _retained),
     _state("reactivated_customers", "Back after at least `after` periods without activity.",
-           lambda ctx, kw: _reactivated(int(kw["after"])), keywords={"after": 2},
+           lambda kw: _reactivated(int(kw["after"])), keywords={"after": 2},
            check_kw=_whole("reactivated_customers", 1)),
     _state("repeat_customers", "Active customers with at least `min_purchases` purchases (over period or ever).",
-           lambda ctx, kw: _repeat(int(kw["min_purchases"]), kw["over"]),
+           lambda kw: _repeat(int(kw["min_purchases"]), kw["over"]),
            keywords={"min_purchases": 2, "over": "period"}, check_kw=_whole("repeat_customers", 1)),
     _state("customer_lifetime", "Mean periods since first activity of the period's active customers.",
-           lambda ctx, kw: _lifetime, empty=None),
+           lambda kw: _lifetime, empty=None),
 )
 
 

@@ -35,10 +35,15 @@ the tree ``saas_mrr`` (``metrictree eval saas_mrr --sample``).
 
 from __future__ import annotations
 
-import pyarrow as pa
-import pyarrow.compute as pc
+
+from metrictree import lazy
+
 from metrictree.functions import ROWS, Aggregate, AggregateContext, Library, Partial, TreeFile
 from metrictree.hookspecs import hookimpl
+
+# Arrow is imported when a function first runs, not when the plugin is loaded (`metrictree check`).
+pa = lazy.module("pyarrow")
+pc = lazy.module("pyarrow.compute")
 
 
 def _check_closing(*types):

@@ -467,3 +467,109 @@ def test_nps_on_a_text_column():
     error = evaluate_error(SURVEYS, "metric n = nps(surveys.score)", data=data)
     assert "nps() needs a numeric score column, but the column holds string" in str(error)
     assert "surveys" in str(error)
+
+
+# --------------------------------------------------------------------------- guests, and a reference by brute force
+
+
+def test_guest_rows_are_not_customers_and_are_counted():
+    # Two returning customers plus a guest (no customer id) each month.
+    days = [JAN, JAN, JAN, FEB, FEB, FEB]
+    data = {"orders": pa.table({"day": pa.array(days, pa.date32()), "region": ["north"] * 6,
+                                "customer_id": ["A", "B", None, "A", "B", None]})}
+    t = tree(ORDERS, "metric churned = churned_customers(orders)", "metric active = active_customers(orders)",
+             "metric orders_n = count(orders)")
+    evaluation = t.evaluation(data)
+    assert evaluation.table.column("churned").to_pylist() == [0, 0]
+    assert evaluation.table.column("active").to_pylist() == [2, 2]
+    assert evaluation.table.column("orders_n").to_pylist() == [3, 3]
+    skipped = {s.metric: s for s in evaluation.skipped}
+    assert set(skipped) == {"churned", "active"}
+    assert skipped["churned"].rows == 2 and "customer_id" in skipped["churned"].reason
+
+
+def test_guest_rows_are_named_on_stderr_by_the_cli(tmp_path):
+    import pyarrow.parquet
+    from click.testing import CliRunner
+
+    from metrictree.cli import main
+
+    path = tmp_path / "orders.parquet"
+    pyarrow.parquet.write_table(pa.table({"day": pa.array([JAN, FEB, FEB], pa.date32()), "region": ["n"] * 3,
+                               "customer_id": ["A", "A", None]}), path)
+    tree_file = tmp_path / "t.tree"
+    tree_file.write_text(ORDERS + "\nmetric churned = churned_customers(orders)\n")
+    result = CliRunner().invoke(main, ["eval", str(tree_file), "--data", f"orders={path}"])
+    assert result.exit_code == 0, result.output
+    assert "note: churned: 1 row(s) of source 'orders' have no customer_id" in result.stderr
+    assert "customer_id" not in result.stdout
+
+
+def _reference(rows, states):
+    """Every state per (period, region) by brute force over Python sets (rows: customer, region, month, paid)."""
+    kept = [(c, r, m) for c, r, m, paid in rows if paid and c is not None]
+    months = sorted({m for _, _, m, _ in rows})
+    regions = {r for _, r, _, _ in rows}
+    present = {}
+    for c, r, m in kept:
+        present.setdefault((r, m), set()).add(c)
+    count = {}
+    for c, r, m in kept:
+        count[(c, r, m)] = count.get((c, r, m), 0) + 1
+    first = {}
+    for c, _, m in kept:
+        first[c] = min(first.get(c, m), m)
+    overall = {}
+    for c, _, m in kept:
+        overall.setdefault(c, set()).add(m)
+    out = {}
+    for r in regions:
+        for i, m in enumerate(months):
+            now = present.get((r, m), set())
+            before = present.get((r, months[i - 1]), set()) if i else set()
+            out[("active", r, m)] = len(now)
+            out[("new", r, m)] = sum(first[c] == m for c in now)
+            out[("returning", r, m)] = sum(first[c] < m for c in now)
+            out[("churned", r, m)] = len(before - now)
+            out[("retained", r, m)] = len(before & now)
+            out[("repeat", r, m)] = sum(count[(c, r, m)] >= 2 for c in now)
+
+            def back(c, m=m):
+                earlier = [p for p in overall[c] if p < m]
+                return bool(earlier) and m - max(earlier) - 1 >= 2
+            out[("reactivated", r, m)] = sum(back(c) for c in now)
+            ages = [m - first[c] + 1 for c in now]
+            out[("lifetime", r, m)] = sum(ages) / len(ages) if ages else None
+    return {k: v for k, v in out.items() if k[0] in states}
+
+
+def test_states_equal_a_brute_force_reference_on_random_orders():
+    import random
+
+    rng = random.Random(7)
+    rows = []
+    for _ in range(3000):
+        customer = rng.choice([None] * 3 + [f"c{i}" for i in range(150)])
+        rows.append((customer, rng.choice(["n", "s", None]), rng.randrange(1, 13), rng.random() < 0.8))
+    days = [D(2025, m, 1 + rng.randrange(28)) for _, _, m, _ in rows]
+    data = {"orders": pa.table({"day": pa.array(days, pa.date32()), "region": [r for _, r, _, _ in rows],
+                                "customer_id": [c for c, _, _, _ in rows],
+                                "status": ["paid" if p else "refunded" for *_, p in rows]})}
+    names = ("active", "new", "returning", "churned", "retained", "repeat", "reactivated", "lifetime")
+    calls = {"active": "active_customers", "new": "new_customers", "returning": "returning_customers",
+             "churned": "churned_customers", "retained": "retained_customers", "repeat": "repeat_customers",
+             "reactivated": "reactivated_customers", "lifetime": "customer_lifetime"}
+    t = tree(ORDERS, *(f"metric {n} = {calls[n]}(orders) {PAID}" for n in names),
+             f"metric buyers = count_distinct(orders.customer_id) {PAID}")
+    table = t.evaluate(data, by="region")
+    expected = _reference(rows, names)
+    months = {f"2025-{m:02d}": m for m in range(1, 13)}
+    got = {}
+    for i in range(table.num_rows):
+        r, m = table.column("region")[i].as_py(), months[table.column("period")[i].as_py()]
+        for n in names:
+            got[(n, r, m)] = table.column(n)[i].as_py()
+        assert table.column("buyers")[i].as_py() == got[("active", r, m)]
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value), key

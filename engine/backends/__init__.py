@@ -68,8 +68,9 @@ class Backend(Protocol):
 
     name: str
 
-    def aggregate(self, request: Request, binding: Any) -> SourceAggregate:
-        """The partials of ``request.metrics`` per (period, slice) of the data ``binding``."""
+    def aggregate(self, request: Request, binding: Any, counts: dict[str, int] | None = None) -> SourceAggregate:
+        """The partials of ``request.metrics`` per (period, slice) of the data ``binding``; ``counts``, if
+        given, gets ``null_times``: how many rows have no time (they belong to no period)."""
 
 
 def _in_engine(binding: Any) -> bool:
@@ -93,17 +94,17 @@ def backend_for(binding: Any) -> Backend:
     return ArrowBackend()
 
 
-def aggregate(request: Request, data: Mapping[str, Any]) -> SourceAggregate:
-    """One source's partials, computed by the backend its data is bound to."""
+def aggregate(request: Request, data: Mapping[str, Any], counts: dict[str, int] | None = None) -> SourceAggregate:
+    """One source's partials, computed by the backend its data is bound to (``counts``: see `Backend`)."""
     binding = data.get(request.source.name)
     if _in_engine(binding):
         from .sql import as_sql_table
 
         table = as_sql_table(binding)
-        return table.engine.aggregate(request, table)
+        return table.engine.aggregate(request, table, counts)
     from .arrow import ArrowBackend
 
-    return ArrowBackend().aggregate(request, data)
+    return ArrowBackend().aggregate(request, data, counts)
 
 
 def table(connection: Any, name: str) -> Any:

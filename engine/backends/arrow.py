@@ -14,9 +14,9 @@ class ArrowBackend:
 
     name = "arrow"
 
-    def aggregate(self, request, data: Mapping[str, Any]) -> SourceAggregate:
+    def aggregate(self, request, data: Mapping[str, Any], counts: dict[str, int] | None = None) -> SourceAggregate:
         source = request.source
         dims = [d for d in request.by if d in source.dimensions]
-        table = reading.read(source, data, list(request.needs), dims, request.since, request.until)
+        table = reading.read(source, data, list(request.needs), dims, request.since, request.until, counts)
         return aggregating.aggregate(request.tree, source, table, list(request.metrics), request.grain,
                                      list(request.by), request.params, request.registry)

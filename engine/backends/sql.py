@@ -88,12 +88,19 @@ class SqlEngine:
                             request.params, request.registry, forms(), table.relation, schema, self.dialect,
                             self.name, request.since, request.until)
 
-    def aggregate(self, request, table: SqlTable) -> SourceAggregate:
+    def aggregate(self, request, table: SqlTable, counts: dict[str, int] | None = None) -> SourceAggregate:
         source = request.source
         schema = self.schema(table)
         reading.check_schema(source, schema, list(request.needs))
         plan = self.plan(request, table, schema)
         main = _typed(self.run(table, plan.main), plan.types)
+        # Rows with no time come back as the group of no period, whatever the range: counted, then left out.
+        timeless = pc.is_null(main.column(PERIOD))
+        if counts is not None:
+            counts["null_times"] = pc.sum(pc.filter(main.column(sqlplan.ROWS), timeless)).as_py() or 0
+        main = main.drop_columns([sqlplan.ROWS])
+        if request.since is not None or request.until is not None:
+            main = main.filter(pc.invert(timeless))
         if main.num_rows == 0:
             raise reading.no_rows(source, request.since, request.until)
         extra = []

@@ -41,6 +41,7 @@ INT = exp.DataType.build("int")
 _AGGREGATES = {"sum": exp.Sum, "count": exp.Count, "min": exp.Min, "max": exp.Max, "mean": exp.Avg,
                "any": exp.LogicalOr, "all": exp.LogicalAnd}
 _EPOCH = "1970-01-01"
+ROWS = "__rows"  # the main query's count of rows per group (the group of no period: rows with no time)
 
 
 @attrs.frozen
@@ -246,7 +247,9 @@ def plan(tree: Tree, source: Source, metrics: list[Metric], grain: str, by: list
 
     inner = exp.select(*(e.as_(name, quoted=True) for name, e in rows.items())).from_(relation)
     if window is not None:
-        inner = inner.where(window)
+        # Rows with no time are kept, in the group of no period, to be counted (a warning says how many).
+        inner = inner.where(exp.or_(exp.Is(this=column(source.time), expression=exp.null()), exp.Paren(this=window)))
+    aggregates[ROWS] = exp.Count(this=exp.Star())
     keys = [column(PERIOD), *(column(f"__d{i}") for i in range(len(dims)))]
     outer = exp.select(column(PERIOD), *(column(f"__d{i}").as_(d, quoted=True) for i, d in enumerate(dims)),
                        *(a.as_(name, quoted=True) for name, a in aggregates.items()))
