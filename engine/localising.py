@@ -100,7 +100,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import combinations
+from itertools import combinations, pairwise
 from statistics import NormalDist
 
 import attrs
@@ -255,7 +255,7 @@ def localise(leaves: pa.Table, dims: Sequence[str], baseline: str = "baseline", 
     steps = None
     if periods:
         series = [*periods, _float(leaves[baseline])]
-        steps = list(zip(series, series[1:]))
+        steps = list(pairwise(series))
     found = _run(leaves, dims, _numbers(leaves[baseline]), _numbers(leaves[current]), max_elements, steps)
     if isinstance(found, Localisation):
         return found
