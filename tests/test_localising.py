@@ -493,3 +493,27 @@ def test_a_cause_that_hits_its_parts_unevenly_is_named_whole():
     for seed in range(2):
         result = localise(leaf_table(dims, effects, noise=0.01, seed=seed), list(dims))
         assert found(result) == [{"region": "East"}]
+
+
+def test_history_of_a_segment_that_swings_as_a_whole():
+    # Every leaf of channel = phone jumps together from month to month (one small channel's promotions):
+    # each leaf's own swing is modest next to the whole channel's, so the channel's history is what counts.
+    rng = random.Random(5)
+    regions = [f"r{i}" for i in range(12)]
+    channels = ["web", "app", "shop", "phone"]
+    months = 8
+    swing = [1.0 + (0.5 if t % 2 else -0.3) for t in range(months)]
+    rows, series = [], []
+    for region in regions:
+        for channel in channels:
+            level = rng.uniform(50, 150) * (0.3 if channel == "phone" else 1.0)
+            values = [level * (swing[t] if channel == "phone" else 1.0) * (1 + rng.gauss(0, 0.03))
+                      for t in range(months)]
+            if channel == "web" and region == "r3":
+                values[-1] = values[-2] * 0.4
+            rows.append({"region": region, "channel": channel, "baseline": values[-2], "current": values[-1]})
+            series.append(values[:-2])
+    table = pa.Table.from_pylist(rows)
+    history = [pa.array([s[t] for s in series]) for t in range(months - 2)]
+    assert {"channel": "phone"} in found(localise(table, ["region", "channel"]))
+    assert found(localise(table, ["region", "channel"], history=history)) == [{"region": "r3", "channel": "web"}]
