@@ -90,7 +90,7 @@ def test_each_fired_alert_and_off_track_target_reaches_the_webhook_once_per_peri
     ltv = webhook.received[1]["blocks"][0]["text"]["text"]
     assert "alert fired: change(ltv) < -10%" in ltv
     assert "value −27.2% · threshold −10.0% · gap −17.22 pp" in ltv
-    assert "top root cause: Revenue in segment = regular:" in ltv and "(77 %)" in ltv
+    assert "top root cause: Average order value in channel = app & region = North:" in ltv and "(11 %)" in ltv
     target = webhook.received[2]["blocks"][0]["text"]["text"]
     assert "value 19.7% · plan now 28.9% · gap +10.27 pp · goal 30.0%" in target
 
