@@ -726,13 +726,13 @@ def _reason(units: list[_Unit], found, root_change: float) -> str:
         return (f"no metric carrying at least {WEIGHT_SHARE:.0%} of the {direction} can be split by the "
                 "dimensions asked for")
     dims = list(dict.fromkeys(d for unit in units for d in unit.dims))
-    told = next((f.reason for _, f in found if f.reason), None) or "no segment stands out from its own variation"
-    return f"the {direction} is spread across {_plural(dims)}: {told}"
+    if any(f.spread for _, f in found):
+        return f"the {direction} is spread across {_plural(dims)}: no segment moved differently from the rest"
+    return f"the {direction} is spread across {_plural(dims)}: no segment stands out from its usual variation"
 
 
 def _plural(dims: Sequence[str]) -> str:
-    words = [f"all {d} values" for d in dims]
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    return "every " + _and(dims)
 
 
 __all__ = ["Drilled", "Part", "RootCause", "Segment", "WEIGHT_SHARE", "drill", "is_additive", "ratio_parts"]

@@ -152,7 +152,7 @@ def test_nothing_concentrated_says_so_and_still_shows_the_segments():
     data = {"orders": pa.table({k: [r[i] for r in rows] for i, k in enumerate(names)})}
     e = metrictree.loads(SHOP, "shop.tree").explain(data, "revenue", "2026-03", "2026-04", by=["region"])
     assert e.root_causes == ()
-    assert e.reason.startswith("the fall is spread across all region values")
+    assert e.reason.startswith("the fall is spread across every region: ")
     assert any(e.reason[0].upper() + e.reason[1:] in line for line in e.summary())
     assert len(e.segments) == 3
 
