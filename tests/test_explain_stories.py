@@ -181,3 +181,23 @@ def test_acquisition_drop_in_one_channel_is_named():
     e = tree.explain(data, "new_customers", "2026-05", "2026-06")
     assert not any("add up" in note for note in e.notes)
     assert [dict(c.where) for c in e.root_causes][:1] == [{"channel": "app"}]
+
+
+def test_a_pure_mix_shift_is_mix_not_a_cause():
+    """More orders from the cheap channel, every channel's basket unchanged: AOV falls by mix alone."""
+    rng = random.Random(9)
+    rows = []
+    for month in range(1, 6):
+        for channel, price, n in (("web", 120.0, 200), ("app", 100.0, 200), ("marketplace", 50.0, 100)):
+            n = n * 2 if month == 5 and channel == "marketplace" else n
+            for i in range(n + rng.randint(-5, 5)):
+                rows.append((dt.date(2026, month, 1 + i % 28), "North", channel, "regular", i,
+                             rng.gauss(price, price * 0.1)))
+    names = ("day", "region", "channel", "segment", "customer_id", "amount")
+    data = {"orders": pa.table({k: [r[i] for r in rows] for i, k in enumerate(names)})}
+    e = metrictree.loads(SHOP, "shop.tree").explain(data, "aov", "2026-04", "2026-05", by=["channel"])
+    assert {"channel": "marketplace"} not in [dict(c.where) for c in e.root_causes]
+    [marketplace] = [m for m in e.mix if dict(m.where) == {"channel": "marketplace"}]
+    assert marketplace.mix < 0 and abs(marketplace.mix) > 10 * abs(marketplace.rate)
+    text = e.to_markdown()
+    assert "channel = marketplace: its weight in aov moved, not its own value" in text
