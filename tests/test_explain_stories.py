@@ -201,3 +201,27 @@ def test_a_pure_mix_shift_is_mix_not_a_cause():
     assert marketplace.mix < 0 and abs(marketplace.mix) > 10 * abs(marketplace.rate)
     text = e.to_markdown()
     assert "channel = marketplace: its weight in aov moved, not its own value" in text
+
+
+def test_top_caps_the_list_and_json_carries_parts_reason_and_mix():
+    tree = metrictree.loads(SHOP, "shop.tree")
+    data = two_causes()
+    assert len(tree.explain(data, "revenue", "2026-05", "2026-06").root_causes) >= 2
+    capped = tree.explain(data, "revenue", "2026-05", "2026-06", top=1)
+    assert len(capped.root_causes) == 1
+    found = capped.to_dict()
+    assert {"reason", "mix"} <= set(found)
+    part = found["root_causes"][0]["parts"][0]
+    assert {"metric", "label", "kind", "baseline", "current", "change", "contribution", "exact"} <= set(part)
+
+
+def test_the_html_says_why_no_root_cause_is_named():
+    from metrictree.reporting import explanation_html
+
+    rows = [(dt.date(2026, m, 1 + i % 28), r, "web", "regular", i, 100.0 * (0.8 if m == 4 else 1.0) + (i % 7))
+            for m in (1, 2, 3, 4) for r in ("North", "South", "East") for i in range(60)]
+    names = ("day", "region", "channel", "segment", "customer_id", "amount")
+    data = {"orders": pa.table({k: [r[i] for r in rows] for i, k in enumerate(names)})}
+    e = metrictree.loads(SHOP, "shop.tree").explain(data, "revenue", "2026-03", "2026-04", by=["region"])
+    assert e.root_causes == () and e.reason
+    assert "The fall is spread across every region" in explanation_html(e)
