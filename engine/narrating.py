@@ -175,7 +175,9 @@ def markdown(explanation: Explanation, verbose: bool = False) -> str:
         lines += ["", "## Mix, not causes", ""] + [f"- {mix_text(seg, e)}" for seg in e.mix]
     if e.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in e.notes]
-    lines += ["", "Contributions add up to the change exactly"
-              + (f" (residual {e.residual:.2e})" if verbose else "") + "; influence links are shown with their "
-              "association over the history and are not part of the sum."]
+    exact = abs(e.residual) <= 1e-9 * max(1.0, abs(e.change))
+    lines += ["", ("Contributions add up to the change exactly" + (f" (residual {e.residual:.2e})" if verbose else "")
+                   if exact else f"Contributions leave {amount(e.residual, e.unit, signed=True)} of the change "
+                   "unexplained (an input has no value in one of the periods)")
+              + "; influence links are shown with their association over the history and are not part of the sum."]
     return "\n".join(lines) + "\n"
