@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 
 from . import aggregating, periods
 from . import syntax as s
+from .errors import DataError
 from .evaluating import evaluate
 from .functions import Aggregate, Partial, Registry
 from .model import Metric, Tree
@@ -242,7 +243,7 @@ def _counts_entities(metric: Metric, registry: Registry) -> bool:
     return bool(aggregate is not None and aggregate.entity)
 
 
-def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]], first_period: int, grain: str,
+def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]], grain: str,
           params, registry: Registry, top: int | None, every_dimension: bool) -> Drilled:
     """The segments and root causes of the change ``builder`` split; see the module docstring."""
     notes: list[str] = []
@@ -257,7 +258,7 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
     needed = list(dict.fromkeys([*((name, 0) for name in shown), *(p for parts in candidates.values() for p in parts)]))
 
     baseline_start = spans[0][0]
-    lo = min(max(first_period, baseline_start - HISTORY_PERIODS), min(a for a, _ in spans))
+    lo = min(baseline_start - HISTORY_PERIODS, min(a for a, _ in spans))
     hi = max(b for _, b in spans)
     history_periods = [p for p in range(lo, min(a for a, _ in spans)) if not any(a <= p <= b for a, b in spans)]
 
@@ -348,7 +349,19 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
     they are exact; an offset reads the periods that many earlier (``customers[-1]``)."""
     names = list(dict.fromkeys(name for name, _ in wanted))
     sliceable, shared_registry, twin_of = _fractional(tree, names, registry)
-    start = lo + min(0, *(offset for _, offset in wanted))
+    earliest = min(0, *(offset for _, offset in wanted))
+    start = lo + earliest
+    compared = min(a for a, _ in spans) + earliest
+    if start < compared:
+        # Where the data starts, from one unsliced pass over the history: slices are laid out from there on,
+        # not over empty periods before it.
+        try:
+            probe = evaluate(tree, data, grain=grain, metrics=names, params=params,
+                             start=periods.label(start, grain), end=periods.label(compared - 1, grain),
+                             registry=registry).covered
+        except DataError:  # no rows before the compared periods
+            probe = None
+        start = compared if probe is None else max(start, periods.parse(probe[0], grain))
 
     def sliced(by_dims: list[str], columns: list[str], first: int = start):
         return evaluate(sliceable, data, grain=grain, by=by_dims, metrics=columns, params=params,

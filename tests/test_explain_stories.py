@@ -118,12 +118,11 @@ def test_the_readme_story_has_no_cancelling_pair(explanation):
     assert {"channel": "app", "region": "North"} in [dict(c.where) for c in explanation.root_causes]
 
 
-@pytest.mark.xfail(strict=True, reason="localise_ratio names no element on the sample's churn rate by region × "
-                                       "segment (regular 35 % → 61 % in every region); see "
-                                       "bench/README_rca.md, 'Shop scenarios'")
 def test_the_readme_story_names_the_churn_of_regular_customers(explanation):
-    regular = [c for c in explanation.root_causes if dict(c.where) == {"segment": "regular"}]
-    assert regular and any(p.metric == "churn_rate" for p in regular[0].parts)
+    first = explanation.root_causes[0]
+    assert dict(first.where) == {"segment": "regular"}
+    assert first.parts[0].metric == "churn_rate" and first.parts[0].kind == "rate"
+    assert first.share > 0.9
 
 
 def test_churn_of_regular_customers_is_shown_on_the_branch_that_carries_the_fall(explanation):
