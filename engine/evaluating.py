@@ -330,7 +330,7 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
         raise UsageError(error(f"the range {start}..{end} is empty: it ends before it starts",
                                hint="swap --from and --to", code="period"))
     since = None if first is None or _looks_back(tree, order, registry) else periods.first_day(first, grain)
-    until = periods.first_day(last + 1, grain) if last is not None else None
+    until = _day_after(last, grain) if last is not None else None
 
     by_source: dict[str, list[Metric]] = {}
     for name in order:
@@ -384,6 +384,14 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
     skipped = tuple(Skipped(metric, rows, reason, tree.metrics[metric].span) for agg in aggregates
                     for metric, rows, reason in agg.skipped if metric in selected)
     return attrs.evolve(result, warnings=tuple(warnings), skipped=skipped)
+
+
+def _day_after(last: int, grain: str):
+    """The first day after period ``last``; ``None`` past the calendar's end (9999-12-31): nothing is later."""
+    try:
+        return periods.first_day(last + 1, grain)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _finish_base(metric: Metric, plans, laid: dict[str, pa.Array], grid: Grid, params: Mapping[str, float],
