@@ -339,8 +339,11 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
     for source_name, base in by_source.items():
         source = tree.sources[source_name]
         needs = aggregating.needs(tree, base, registry, by)
-        table = reading.read(source, data, needs, [d for d in by if d in source.dimensions], since, until)
-        aggregates.append(aggregating.aggregate(tree, source, table, base, grain, by, values, registry))
+        # The source's rows stream through the partial aggregation in tables of a few million rows, so the
+        # memory held is the partial state (groups, distinct pairs), not the rows.
+        pieces = reading.scan(source, data, needs, [d for d in by if d in source.dimensions], since, until,
+                              progress=_reporter(f"{source_name}: reading"))
+        aggregates.append(aggregating.aggregate_stream(tree, source, pieces, base, grain, by, values, registry))
 
     if by and aggregates and not any(len(a.dimensions) == len(by) for a in aggregates):
         # No source can be split: the result would have no slices at all, hence no rows.
@@ -371,6 +374,15 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
     skipped = tuple(Skipped(metric, rows, reason, tree.metrics[metric].span) for agg in aggregates
                     for metric, rows, reason in agg.skipped if metric in selected)
     return attrs.evolve(result, skipped=skipped) if skipped else result
+
+
+def _reporter(stage: str):
+    """The progress callback of a scan: to `metrictree.progress`'s current callback, if one is set."""
+    from . import progress
+
+    if progress.current() is None:
+        return None
+    return lambda done, total: progress.report(stage, done, total)
 
 
 def _finish_base(metric: Metric, plans, laid: dict[str, pa.Array], grid: Grid, params: Mapping[str, float],
