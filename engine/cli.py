@@ -125,7 +125,7 @@ class _Commands(click.Group):
         from . import progress
 
         # A progress bar on a terminal for scans longer than about a second (not with --quiet, not when piped).
-        bar = progress.TerminalBar(sys.stderr) if _is_terminal(sys.stderr) else None
+        bar = progress.TerminalBar(sys.stderr, delay=progress.delay()) if _is_terminal(sys.stderr) else None
 
         def show(step: progress.Progress) -> None:
             if bar is not None and not ctx.meta.get("metrictree.quiet"):

@@ -13,8 +13,8 @@ with `reporting`::
         tree.evaluate({"orders": "orders.parquet"})
 
 The command line shows `TerminalBar` (a rich progress bar on stderr) when stderr is a terminal, only
-once a scan has taken more than about a second, and erases it when the command is done; nothing when
-stderr is piped or a file, or with ``--quiet``.
+once a scan has taken more than about a second (``METRICTREE_PROGRESS_DELAY`` seconds), and erases it
+when the command is done; nothing when stderr is piped or a file, or with ``--quiet``.
 """
 
 from __future__ import annotations
@@ -66,6 +66,16 @@ def report(stage: str, done: int, total: int | None = None, unit: str = "rows") 
     callback = _current.get()
     if callback is not None:
         callback(Progress(stage, done, total, unit))
+
+
+def delay() -> float:
+    """Seconds a stage runs before the command line shows its bar: ``METRICTREE_PROGRESS_DELAY``, default 1."""
+    import os
+
+    try:
+        return max(0.0, float(os.environ.get("METRICTREE_PROGRESS_DELAY", "1")))
+    except ValueError:
+        return 1.0
 
 
 def current() -> Callback | None:
