@@ -250,6 +250,7 @@ class _StreamState:
         self.groups: list[pa.Table] = []  # decoded (period, dims, filters) sub-groups, with their reductions
         self.pairs: dict[str, list[pa.Table]] = {}  # per column (its first spec): decoded distinct pairs
         self.merged_rows: dict[str, int] = {}
+        self.vocabulary: dict[str, pa.Array] = {}  # per column: its distinct values, in code order
         self.counted_by: dict[str, tuple] = {}  # per column: its filters, their flag columns, whether states read it
         self.done: dict[str, list[pa.Table]] = {}  # per column: distinct counts of the periods already final
         self.how: dict[str, str] = {}
@@ -279,8 +280,12 @@ class _StreamState:
                                                     any(sp.how == "presence" for sp in group))
             for name, pairs in found.items():
                 held = self.pairs.setdefault(name, [])
-                held.append(self._decoded(planned.keys, pairs))
                 mask_keys, flags, states = self.counted_by[name]
+                if states:
+                    # Customer states hold their pairs to the end: as integer codes, 4 bytes each.
+                    pairs = pairs.set_column(pairs.schema.get_field_index("__x"), "__x",
+                                             self._coded(name, pairs.column("__x")))
+                held.append(self._decoded(planned.keys, pairs))
                 if complete_before is not None and not states:
                     held[:] = self._finalised(name, held, complete_before, mask_keys, flags)
                 # Pairs repeated across batches (a customer active in the same month in two of them) are held
@@ -294,6 +299,24 @@ class _StreamState:
         for metric, (rows, entity, function) in planned.skipped.items():
             before = self.skipped.get(metric, [0, entity, function])
             self.skipped[metric] = [before[0] + rows, entity, function]
+
+    def _coded(self, name: str, values) -> pa.Array:
+        """The values of a column's pairs as integer codes shared by every piece (a vocabulary that grows), so
+        that pairs merge as integers, and take 4 bytes a pair whatever the values are."""
+        values = _array(values)
+        encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
+        seen = self.vocabulary.get(name)
+        if seen is None:
+            self.vocabulary[name] = encoded.dictionary
+            return pc.cast(encoded.indices, pa.int32())
+        codes = pc.index_in(encoded.dictionary, value_set=seen)
+        new = pc.is_null(codes)
+        if pc.any(new).as_py():
+            fresh = pc.filter(encoded.dictionary, new)
+            numbers = pa.array(range(len(seen), len(seen) + len(fresh)), pa.int32())
+            codes = pc.replace_with_mask(pc.cast(codes, pa.int32()), new, numbers)
+            self.vocabulary[name] = pa.concat_arrays([seen, fresh.cast(seen.type)])
+        return pc.take(pc.cast(codes, pa.int32()), encoded.indices)
 
     def _finalised(self, name: str, held: list[pa.Table], before: int, mask_keys: list[str],
                    flags: dict[str, str]) -> list[pa.Table]:
@@ -827,7 +850,11 @@ def _presence(keys: GroupKeys, key: pa.Array, entity: pa.Array, rows: pa.Array, 
     if extra is not None:
         columns["x"] = extra
     table = pa.table(columns).filter(pc.less(period, keys.periods))  # rows without a time fall in no period
-    encoded = pc.dictionary_encode(_array(table.column("e")))  # once over the pairs, far fewer than the rows
+    entity = _array(table.column("e"))
+    if pa.types.is_dictionary(entity.type):
+        entity = entity.indices
+    # Numbered densely (0 … entities-1, every code present), once over the pairs, far fewer than the rows.
+    encoded = pc.dictionary_encode(entity)
     return Presence(pc.cast(encoded.indices, pa.int64()), *(_array(table.column(c)) for c in "spr"),
                     _array(table.column("x")) if extra is not None else None, keys.periods, len(encoded.dictionary),
                     keys.slices)

@@ -275,10 +275,10 @@ def _empty(source: Source, since: dt.date | None, until: dt.date | None) -> Data
 
 # A stream of rows is handed on in tables of about this many rows (whole Parquet row groups, so often more):
 # big enough for the grouping kernels to run at full speed, small enough that the working memory of one
-# table (its columns and the aggregation's temporaries, some 250 bytes a row) stays a few hundred megabytes.
-# On the 10M-row benchmark, tables of 1M / 2M / 4M rows / everything at once: peak 540 / 763 / 979 / 804 MB,
-# for the same CPU time within 10 %.
-ROWS_PER_TABLE = 1 << 20
+# table (its columns and the aggregation's temporaries, 100-250 bytes a row) stays well under a gigabyte.
+# Measured on the 10M-row benchmark (bench/README.md): streaming costs up to half as much CPU again as one
+# table, in exchange for a peak that no longer grows with the rows.
+ROWS_PER_TABLE = 1 << 22
 
 
 @attrs.frozen
