@@ -1,5 +1,5 @@
-"""The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``whatif``, ``status``, ``graph``, ``serve``,
-``plugins``.
+"""The ``metrictree`` command line: ``check``, ``eval``, ``explain``, ``whatif``, ``status``, ``graph``, ``fmt``,
+``serve``, ``plugins`` …
 
 The CLI only wires the stages together (load → evaluate → render); formatting lives
 in `metrictree.rendering`. Exit codes:
@@ -8,7 +8,8 @@ in `metrictree.rendering`. Exit codes:
 - 1 — a user mistake in a tree file, the data or an argument the engine checks
   (any `MetrictreeError`): its diagnostics go to stderr, never a traceback;
 - 2 — the command line itself is wrong (unknown option, ``--data`` without ``=`` …);
-- 3 — ``status --fail-on-alert``: an alert fired.
+- 3 — ``status --fail-on-alert``: an alert fired;
+- 4 — ``status --notify``: a notification could not be delivered (after its retries).
 
 Colour is used only when the stream is a terminal; piped output is plain text.
 """
@@ -165,23 +166,6 @@ def main(ctx: click.Context, include_paths: Sequence[str]) -> None:
 # --------------------------------------------------------------------------- check
 
 
-@main.command(short_help="Validate tree files.")
-@click.argument("trees", metavar="TREE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def check(trees: Sequence[str]) -> None:
-    """Validate tree files: print every error and warning, then one summary line per file.
-
-    Exits with 1 if any file has an error; warnings alone do not fail.
-    """
-    failed = False
-    for path in trees:
-        diagnostics = check_tree(_bundled_path(path), include_paths=_include_paths())
-        _print_diagnostics(diagnostics, spaced=True)
-        failed = failed or any(d.severity == "error" for d in diagnostics)
-        click.echo(printable(rendering.check_summary(path, diagnostics)))
-    if failed:
-        click.get_current_context().exit(1)
-
-
 # --------------------------------------------------------------------------- eval
 
 
@@ -222,8 +206,9 @@ def _data_options(command):
     command = click.option("--sample", is_flag=True,
                            help="Use the bundled sample shop data (--data entries override it).")(command)
     return click.option("--data", "data", multiple=True, metavar="SOURCE=PATH", callback=_assignments("SOURCE=PATH"),
-                        help="Bind a source to a Parquet, CSV or Arrow file or folder. "
-                             "Repeat for each source.")(command)
+                        help="Bind a source to a Parquet, CSV or Arrow file or folder, or to a table where it "
+                             "lives: duckdb:///shop.duckdb#orders, postgresql://user@host/db#schema.table, "
+                             "@connection#table (docs/backends.md). Repeat for each source.")(command)
 
 
 _param_option = click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
@@ -259,6 +244,31 @@ def _bind_data(tree: Tree, given: dict[str, str], sample: bool) -> dict[str, Any
     return data
 
 
+@main.command(short_help="Validate tree files.")
+@click.argument("trees", metavar="TREE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@_data_options
+def check(trees: Sequence[str], data: dict[str, str], sample: bool) -> None:
+    """Validate tree files: print every error and warning, then one summary line per file.
+
+    With --data (or --sample), also check each tree against the data's schemas: every column it
+    reads is there, and its time columns hold dates (or text with a format). No row is read.
+    Exits with 1 if any file has an error; warnings alone do not fail.
+    """
+    failed = False
+    for path in trees:
+        diagnostics = check_tree(_bundled_path(path), include_paths=_include_paths())
+        if (data or sample) and not any(d.severity == "error" for d in diagnostics):
+            from .datacheck import check_data
+
+            tree = load(path)
+            diagnostics = [*diagnostics, *check_data(tree, _bind_data(tree, data, sample))]
+        _print_diagnostics(diagnostics, spaced=True)
+        failed = failed or any(d.severity == "error" for d in diagnostics)
+        click.echo(printable(rendering.check_summary(path, diagnostics)))
+    if failed:
+        click.get_current_context().exit(1)
+
+
 @main.command("eval", short_help="Evaluate a tree over data.")
 @click.argument("tree_path", metavar="TREE", type=click.Path(dir_okay=False))
 @_data_options
@@ -286,6 +296,8 @@ def eval_(tree_path: str, data: dict[str, str], sample: bool, grain: str | None,
     tree = load(tree_path)
     evaluation = tree.evaluation(_bind_data(tree, data, sample), grain=grain, by=_names(by) or (), start=start,
                                  end=end, metrics=_names(metrics), params=params)
+    for warning_text in evaluation.warnings:
+        _note(warning_text)
     if fmt == "json":
         _write(output, rendering.evaluation_json(evaluation, tree) + "\n")
         return
@@ -349,12 +361,15 @@ def graph(tree_path: str, fmt: str, output: str | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True,
               help="Text for a terminal; JSON; Markdown; or a self-contained HTML page with a waterfall chart.")
 @click.option("--depth", type=click.IntRange(min=1), help="Show this many levels of drivers.")
-@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
-              help="How many root causes (and segments per driver) to show.")
+@click.option("--top", type=click.IntRange(min=1),
+              help="At most this many root causes (default: as many as stand out in the data).")
+@click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
+                                                          "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
+@click.option("--verbose", is_flag=True, help="Also show how each split was made (lmdi, shapley …) and the residual.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def explain(tree_path: str, metric: str | None, baseline: str | None, current: str | None, by: Sequence[str],
-            data: dict[str, str], sample: bool, params: dict[str, str], fmt: str, depth: int | None, top: int,
-            output: str | None) -> None:
+            data: dict[str, str], sample: bool, params: dict[str, str], fmt: str, depth: int | None, top: int | None,
+            grain: str | None, verbose: bool, output: str | None) -> None:
     """Why did a metric move? Exact contributions down the formulas, then the segments behind them.
 
     \b
@@ -366,17 +381,17 @@ def explain(tree_path: str, metric: str | None, baseline: str | None, current: s
     name = metric or _top_metric(tree)
     dims = _names(by)
     explanation = tree.explain(_bind_data(tree, data, sample), name, baseline, current,
-                               by=dims, params=params, top=top)
-    _emit(explanation, fmt, output, lambda: rendering.explanation_view(explanation, depth, top),
-          lambda reporting: reporting.explanation_html(explanation))
+                               by=dims, grain=grain, params=params, top=top)
+    _emit(explanation, fmt, output, lambda: rendering.explanation_view(explanation, depth, verbose=verbose),
+          lambda reporting: reporting.explanation_html(explanation), verbose=verbose)
 
 
-def _emit(result: Any, fmt: str, output: str | None, view, html) -> None:
+def _emit(result: Any, fmt: str, output: str | None, view, html, verbose: bool = False) -> None:
     """A result (explanation, status) as JSON, Markdown, HTML or a terminal view, to ``output`` or stdout."""
     if fmt == "json":
         _write(output, json.dumps(result.to_dict(), ensure_ascii=False, indent=2, allow_nan=False) + "\n")
     elif fmt == "markdown":
-        _write(output, markdown_text(result.to_markdown()))
+        _write(output, markdown_text(result.to_markdown(verbose) if verbose else result.to_markdown()))
     elif fmt == "html":
         from . import reporting
 
@@ -450,6 +465,7 @@ def whatif(tree_path: str, changes: dict[str, str], period: str | None, sensitiv
 
 
 EXIT_ALERT = 3
+EXIT_UNDELIVERED = 4
 
 
 @main.command(short_help="Targets against their plan, and the alerts that fire.")
@@ -461,23 +477,48 @@ EXIT_ALERT = 3
               help="Text for a terminal; JSON; Markdown; or a self-contained HTML page.")
 @click.option("--fail-on-alert", is_flag=True,
               help=f"Exit with {EXIT_ALERT} when any alert fires (for scheduled jobs and CI).")
+@click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
+                                                          "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
+@click.option("--notify", "notify", metavar="NOTIFY_CONFIG", type=click.Path(dir_okay=False),
+              help="Send each fired alert and off-track target to the webhook / e-mail this TOML file names, "
+                   "once per period (see docs/serve.md).")
+@click.option("--dry-run", is_flag=True, help="With --notify: print what would be sent; send and record nothing.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, params: dict[str, str], fmt: str,
-           fail_on_alert: bool, output: str | None) -> None:
+           fail_on_alert: bool, grain: str | None, notify: str | None, dry_run: bool, output: str | None) -> None:
     """Where each target stands (start, goal, gap, plan, state) and which alerts fire.
 
     \b
     metrictree status trees/crm_ltv.tree --sample
     metrictree status shop.tree --data orders=orders.parquet --at 2026-09 --format json
     metrictree status shop.tree --data orders=orders.parquet --fail-on-alert   # in a scheduled job
+    metrictree status shop.tree --data orders=orders.parquet --notify notify.toml --dry-run
 
     \b
     Exit codes: 0 done; 1 a mistake in the tree, the data or an argument;
-    3 with --fail-on-alert, when at least one alert fires (the status is printed first).
+    3 with --fail-on-alert, when at least one alert fires (the status is printed first);
+    4 with --notify, when a notification could not be delivered (it is tried again on the next run).
     """
+    if dry_run and not notify:
+        raise click.UsageError("--dry-run goes with --notify NOTIFY_CONFIG")
     tree = load(tree_path)
-    found = tree.status(_bind_data(tree, data, sample), at=at, params=params)
+    bound = _bind_data(tree, data, sample)
+    config = None
+    if notify:
+        from . import notifying
+
+        config = notifying.load_config(notify, dry_run=dry_run or None)
+    found = tree.status(bound, at=at, params=params, grain=grain)
     _emit(found, fmt, output, lambda: rendering.status_view(found), lambda reporting: reporting.status_html(found))
+    if config is not None:
+        report = notifying.check_and_notify(tree, bound, config, params=params, status=found)
+        for channel, payload in report.dry_run:
+            click.echo(f"would send to {channel}:\n{payload}\n", err=True)
+        for channel, notice, why in report.failed:
+            click.echo(f"not delivered to {channel}: {notice.key} ({notice.period}): {why}", err=True)
+        _note(report.summary())
+        if report.failed:
+            click.get_current_context().exit(EXIT_UNDELIVERED)
     if fail_on_alert and found.fired:
         click.get_current_context().exit(EXIT_ALERT)
 
@@ -496,11 +537,14 @@ def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, p
 @click.option("--by", "by", multiple=True, metavar="DIM[,DIM...]",
               help="Dimensions to look for root causes in (default: every dimension of the tree).")
 @_param_option
-@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
-              help="How many root causes (and segments per driver) to show.")
+@click.option("--top", type=click.IntRange(min=1),
+              help="At most this many root causes (default: as many as stand out in the data).")
+@click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
+                                                          "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def report(tree_path: str, data: dict[str, str], sample: bool, metric: str | None, baseline: str | None,
-           current: str | None, by: Sequence[str], params: dict[str, str], top: int, output: str | None) -> None:
+           current: str | None, by: Sequence[str], params: dict[str, str], top: int | None, grain: str | None,
+           output: str | None) -> None:
     """Write one self-contained HTML report: why the metric moved (summary, waterfall, root causes), the tree as
     a graph with each metric's value, change and history (click a metric for its details), and the KPI status.
 
@@ -515,7 +559,7 @@ def report(tree_path: str, data: dict[str, str], sample: bool, metric: str | Non
 
     tree = load(tree_path)
     page = reporting.report(tree, _bind_data(tree, data, sample), metric or _top_metric(tree), baseline, current,
-                            by=_names(by), params=params, top=top)
+                            by=_names(by), params=params, top=top, grain=grain)
     _write(output, page)
 
 
@@ -552,6 +596,136 @@ def serve(config: str, transport: str, host: str | None, port: int | None, notif
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run(config, transport, host, port, notify, parse_duration(every, "--every") if every else None)
+
+
+# --------------------------------------------------------------------------- fmt
+
+
+def _tree_files(paths: Sequence[str]) -> list[Path]:
+    files: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        files.extend(sorted(path.rglob("*.tree")) if path.is_dir() else [path])
+    return files
+
+
+@main.command(short_help="Lay tree files out in the canonical format.")
+@click.argument("paths", metavar="PATH...", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("--check", is_flag=True, help="Change nothing; exit with 1 if any file would be reformatted.")
+@click.option("--diff", is_flag=True, help="Change nothing; print what would change as a unified diff.")
+def fmt(paths: Sequence[str], check: bool, diff: bool) -> None:
+    """Rewrite tree files (and the .tree files in folders) in metrictree's one layout.
+
+    Only whitespace changes, comments are kept, and the formatted file means exactly
+    what the original meant. `-` reads a tree from stdin and writes it to stdout.
+
+    \b
+    metrictree fmt trees/
+    metrictree fmt --check trees/        # in CI: exit 1 if a file is not formatted
+    metrictree fmt --diff shop.tree
+    """
+    import difflib
+
+    from .formatting import format_text
+
+    if list(paths) == ["-"]:
+        _write(None, format_text(sys.stdin.read(), "<stdin>"))
+        return
+    changed = unchanged = 0
+    failed = False
+    for path in _tree_files(paths):
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            _print_diagnostics([error(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}",
+                                      hint="name a UTF-8 .tree file", code="no-file")], spaced=False)
+            failed = True
+            continue
+        try:
+            formatted = format_text(text, str(path))
+        except MetrictreeError as exc:
+            _print_diagnostics(exc.diagnostics, spaced=True)
+            failed = True
+            continue
+        if formatted == text:
+            unchanged += 1
+            continue
+        changed += 1
+        if diff:
+            click.echo("".join(difflib.unified_diff(text.splitlines(True), formatted.splitlines(True),
+                                                    str(path), str(path))), nl=False)
+        if check:
+            click.echo(f"would reformat {path}", err=True)
+        elif not diff:
+            path.write_text(formatted, "utf-8")
+            click.echo(f"reformatted {path}", err=True)
+
+    def files(n: int) -> str:
+        return f"{n} file{'s' if n != 1 else ''}"
+
+    verb = "would be reformatted" if check or diff else "reformatted"
+    summary = [f"{files(changed)} {verb}"] if changed else []
+    summary += [f"{files(unchanged)} left unchanged"] if unchanged else []
+    click.echo(", ".join(summary) or "no tree files", err=True)
+    if failed or (check and changed):
+        click.get_current_context().exit(1)
+
+
+# --------------------------------------------------------------------------- import
+
+
+@main.group("import", short_help="Write a tree file from another tool's metric definitions.")
+def import_() -> None:
+    """Write a tree file from metric definitions kept elsewhere (dbt / MetricFlow)."""
+
+
+@import_.command("dbt", short_help="A tree from a dbt project's MetricFlow semantic models and metrics.")
+@click.argument("path", metavar="PATH", type=click.Path(exists=False))
+@click.option("--grain", type=click.Choice(GRAINS), default="month", show_default=True,
+              help="The tree's grain (windows and offsets are counted in it).")
+@click.option("--name", help="The tree's name (default: the dbt project's).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+def import_dbt(path: str, grain: str, name: str | None, output: str | None) -> None:
+    """Read a dbt project's semantic models and metrics (its YAML, or the target/semantic_manifest.json dbt
+    writes) and write them as a tree: semantic models become sources, measures base metrics, simple, ratio,
+    derived and cumulative metrics formulas. What has no equivalent is listed on stderr and at the top of the
+    tree file.
+
+    \b
+    metrictree import dbt path/to/dbt_project -o shop.tree
+    metrictree import dbt path/to/dbt_project/target/semantic_manifest.json --grain week
+    """
+    from .importing_dbt import import_dbt as translate
+
+    try:
+        imported = translate(path, grain=grain, name=name)
+    except ImportError as exc:
+        raise UsageError(error(f"reading dbt projects needs {exc.name}", hint='pip install "metrictree[dbt]"',
+                               code="missing-extra")) from None
+    _write(output, imported.text)
+    for note in imported.notes:
+        _note(f"not expressed: {note}")
+    if output is not None:
+        click.echo(f"wrote {output}: {len(imported.tables)} source(s); bind them to the dbt models "
+                   + ", ".join(f"{s}={t}" for s, t in imported.tables.items()), err=True)
+
+
+# --------------------------------------------------------------------------- lsp
+
+
+@main.command(short_help="Run the language server (for editors), on stdio.")
+def lsp() -> None:
+    """Run the metrictree language server on stdin/stdout, for VS Code, Neovim and other editors:
+    diagnostics as `check` prints them, hover, go to definition, completion and formatting.
+
+    Needs the `lsp` extra: pip install "metrictree[lsp]". See docs/authoring.md.
+    """
+    try:
+        from .languageserver import serve
+    except ImportError as exc:
+        raise UsageError(error(f"the language server needs pygls ({exc.name} is not installed)",
+                               hint='pip install "metrictree[lsp]"', code="missing-extra")) from None
+    serve()
 
 
 # --------------------------------------------------------------------------- plugins

@@ -14,6 +14,7 @@ file at once (`CompileError` carries a list of diagnostics). The passes, in orde
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -190,8 +191,10 @@ def _meta(entries: Iterable[s.MetaEntry], allowed: set[str], what: str, problems
             value = _BOOLEAN_WORDS[value]
         if entry.key == "format":
             try:
+                if any(len(n) > 3 for n in re.findall(r"\d+", value)):
+                    raise ValueError("a width or precision over 999")  # format() would fill memory
                 format(1234.5678, value)
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, OverflowError, MemoryError):
                 problems.append(error(f"'{value}' is not a number format", entry.span,
                                       'use a Python format spec, e.g. ",.0f" (1,235) or ".1%" (12.3%)', "metadata"))
                 continue
@@ -409,7 +412,8 @@ def _prune_libraries(d: _Declarations, imports: _Imports, problems: list[Diagnos
                                       "declare the source (and the metrics) it reads, or import less", "library"))
         for record, reader, wanting in needed.values():
             via = f" (read by '{reader}')" if reader not in wanting else ""
-            who = " and ".join(f"'{n}'" for n in wanting)
+            quoted = [f"'{n}'" for n in wanting]
+            who = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
             problems.append(error(f"{library}'s {who} need{'s' if len(wanting) == 1 else ''} {record.read}{via}, "
                                   f"which the binding of {record.binding.library_source} does not give",
                                   record.binding.span, hint(record), "unbound-column"))
@@ -435,6 +439,9 @@ def _prune_libraries(d: _Declarations, imports: _Imports, problems: list[Diagnos
 # --------------------------------------------------------------------------- resolve
 
 
+SUGGESTION_BUDGET = 50
+
+
 @attrs.define
 class _Resolver:
     """Resolves the names of one formula and classifies its metric."""
@@ -442,12 +449,24 @@ class _Resolver:
     decl: _Declarations
     registry: Registry
     problems: list[Diagnostic]
+    # Suggestions cost a comparison with every name: a file of thousands of unknown names gets
+    # suggestions for the first ones only, so that it still compiles in seconds.
+    suggestions_left: int = SUGGESTION_BUDGET
+    _names: list[str] | None = None
 
     def names(self) -> list[str]:
-        return list(self.decl.metrics) + list(self.decl.params)
+        if self._names is None:
+            self._names = list(self.decl.metrics) + list(self.decl.params)
+        return self._names
+
+    def suggest(self, name: str, pool: Iterable[str]) -> str | None:
+        if self.suggestions_left <= 0:
+            return None
+        self.suggestions_left -= 1
+        return did_you_mean(name, pool)
 
     def unknown(self, name: str, span: Span | None, what: str, pool: Iterable[str], hint: str | None = None) -> None:
-        self.problems.append(error(f"unknown {what} '{name}'", span, did_you_mean(name, pool) or hint,
+        self.problems.append(error(f"unknown {what} '{name}'", span, self.suggest(name, pool) or hint,
                                    "unknown-name"))
 
     def is_aggregate_call(self, node: s.Expr) -> bool:
@@ -547,7 +566,7 @@ class _Resolver:
                 return
             owners = list(sources) or list(self.decl.sources)
             columns = [f"{src}.{node.name}" for src in owners]
-            guess = did_you_mean(node.name, self.names())
+            guess = self.suggest(node.name, self.names())
             self.problems.append(error(
                 f"unknown name '{node.name}'", node.span,
                 guess or (f"columns are written with their source: {' or '.join(columns[:3])}" if columns else None),
@@ -741,8 +760,31 @@ def _units(metrics: dict[str, Metric], problems: list[Diagnostic]) -> None:
             inferred[name] = declared or found
         return inferred[name]
 
-    for name in metrics:
+    # Dependencies first, so metric_unit never recurses more than one metric deep (chains may be thousands long).
+    for name in _dependency_order(metrics):
         metric_unit(name)
+
+
+def _dependency_order(metrics: dict[str, Metric]) -> list[str]:
+    """Every metric after the metrics its formula reads, walked without recursion (cycles are cut)."""
+    order: list[str] = []
+    seen: set[str] = set()
+    for root in metrics:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(metrics[root].inputs))]
+        while stack:
+            name, children = stack[-1]
+            for child in children:
+                if child in metrics and child not in seen:
+                    seen.add(child)
+                    stack.append((child, iter(metrics[child].inputs)))
+                    break
+            else:
+                stack.pop()
+                order.append(name)
+    return order
 
 
 # --------------------------------------------------------------------------- lints
@@ -919,7 +961,8 @@ def compile_module(module: s.Module, registry: Registry | None = None, file: str
     ruled = {t.metric for t in targets} | {m for a in alerts for m in a.metrics}
     _lints(metrics, graph, ruled, problems)
     if not metrics and not any(p.severity == "error" for p in problems):
-        problems.append(error("the tree defines no metrics", None, "add at least one `metric name = …`", "empty"))
+        start = Span(module.source, 1, 1, 1, 2) if module.source is not None else None
+        problems.append(error("the tree defines no metrics", start, "add at least one `metric name = …`", "empty"))
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise CompileError(sorted(problems, key=_position))

@@ -23,7 +23,7 @@ import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import aggregating, periods, reading
+from . import aggregating, backends, periods
 from . import syntax as s
 from .errors import DataError, Span, UsageError, did_you_mean, error
 from .formulas import Scope, as_array, evaluate as evaluate_expr
@@ -96,6 +96,7 @@ class Evaluation:
         grain: the grain used.
         by: the dimensions the result is sliced by.
         covered: the first and last periods that have rows in the data read (``None``: no data read).
+        warnings: what was left out of the result and why (rows with no time), in words.
         skipped: rows some metrics could not count (rows with no customer id, for customer states).
     """
 
@@ -104,6 +105,7 @@ class Evaluation:
     grain: str
     by: tuple[str, ...]
     covered: tuple[str, str] | None = None
+    warnings: tuple[str, ...] = ()
     skipped: tuple[Skipped, ...] = ()
 
     def to_table(self) -> pa.Table:
@@ -328,7 +330,7 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
         raise UsageError(error(f"the range {start}..{end} is empty: it ends before it starts",
                                hint="swap --from and --to", code="period"))
     since = None if first is None or _looks_back(tree, order, registry) else periods.first_day(first, grain)
-    until = periods.first_day(last + 1, grain) if last is not None else None
+    until = _day_after(last, grain) if last is not None else None
 
     by_source: dict[str, list[Metric]] = {}
     for name in order:
@@ -336,14 +338,22 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
         if metric.kind == "base":
             by_source.setdefault(metric.source, []).append(metric)
     aggregates = []
+    warnings: list[str] = []
     for source_name, base in by_source.items():
         source = tree.sources[source_name]
         needs = aggregating.needs(tree, base, registry, by)
-        # The source's rows stream through the partial aggregation in tables of a few million rows, so the
-        # memory held is the partial state (groups, distinct pairs), not the rows.
-        pieces = reading.scan(source, data, needs, [d for d in by if d in source.dimensions], since, until,
-                              progress=_reporter(f"{source_name}: reading"))
-        aggregates.append(aggregating.aggregate_stream(tree, source, pieces, base, grain, by, values, registry))
+        counts: dict[str, int] = {}
+        request = backends.Request(tree, source, tuple(base), tuple(needs), grain, tuple(by), values, registry,
+                                   since, until)
+        try:
+            aggregates.append(backends.aggregate(request, data, counts))
+        except DataError as exc:
+            from .datacheck import with_binding_hint
+
+            raise with_binding_hint(exc, source, needs) from None
+        if counts.get("null_times"):
+            warnings.append(f"source '{source_name}': {counts['null_times']:,} row(s) have no {source.time} (null), "
+                            "so they belong to no period and no metric counts them")
 
     if by and aggregates and not any(len(a.dimensions) == len(by) for a in aggregates):
         # No source can be split: the result would have no slices at all, hence no rows.
@@ -373,16 +383,15 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
     result = _result(tree, grid, by, grain, selected, columns, notes, first, last)
     skipped = tuple(Skipped(metric, rows, reason, tree.metrics[metric].span) for agg in aggregates
                     for metric, rows, reason in agg.skipped if metric in selected)
-    return attrs.evolve(result, skipped=skipped) if skipped else result
+    return attrs.evolve(result, warnings=tuple(warnings), skipped=skipped)
 
 
-def _reporter(stage: str):
-    """The progress callback of a scan: to `metrictree.progress`'s current callback, if one is set."""
-    from . import progress
-
-    if progress.current() is None:
+def _day_after(last: int, grain: str):
+    """The first day after period ``last``; ``None`` past the calendar's end (9999-12-31): nothing is later."""
+    try:
+        return periods.first_day(last + 1, grain)
+    except (ValueError, OverflowError):
         return None
-    return lambda done, total: progress.report(stage, done, total)
 
 
 def _finish_base(metric: Metric, plans, laid: dict[str, pa.Array], grid: Grid, params: Mapping[str, float],

@@ -29,21 +29,17 @@ from typing import Any
 import attrs
 import networkx as nx
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from . import periods
 from . import syntax as s
 from .decomposing import Decomposer
+from .drilling import HISTORY_PERIODS, Part, RootCause, Segment, drill, ratio_parts
 from .errors import DataError, UsageError, did_you_mean, error
-from .evaluating import Evaluation, evaluate, normalise_by, resolve_params
-from .states import States, history, prepare, states
-from . import aggregating
-from .functions import Aggregate, Partial, Registry
-from .model import Metric, Tree
+from .evaluating import Evaluation, normalise_by, resolve_params
+from .functions import Registry
+from .model import Tree
 from .pluginmanager import registry as default_registry
-
-# A base metric is drilled into segments when it carries at least this share of the root's change.
-WEIGHT_SHARE = 0.05
+from .states import States, history, prepare, states
 
 
 # --------------------------------------------------------------------------- the result
@@ -58,34 +54,6 @@ class PeriodValue:
 
     def to_dict(self) -> dict[str, Any]:
         return {"period": self.period, "value": self.value}
-
-
-@attrs.frozen
-class Segment:
-    """One slice of a driver: its values, and its part of the root's change.
-
-    Attributes:
-        where: dimension → value.
-        baseline, current, change: the driver's value in this slice.
-        contribution: the slice's part of the root's change (root units).
-        mix, rate: for ratio metrics, the parts of the slice's effect due to its weight moving (mix) and its
-            own ratio moving (rate), in the metric's units; ``mix + rate`` is the slice's effect on the metric.
-    """
-
-    where: Mapping[str, Any]
-    baseline: float | None
-    current: float | None
-    change: float | None
-    contribution: float | None
-    mix: float | None = None
-    rate: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {"where": dict(self.where), "baseline": self.baseline, "current": self.current, "change": self.change,
-               "contribution": self.contribution}
-        if self.mix is not None or self.rate is not None:
-            out.update(mix=self.mix, rate=self.rate)
-        return out
 
 
 @attrs.frozen
@@ -156,31 +124,6 @@ class Driver:
 
 
 @attrs.frozen
-class RootCause:
-    """A finding: a slice of a base metric that explains part of the root's change.
-
-    Attributes:
-        metric: the base metric.
-        where: dimension → value (one or several dimensions).
-        contribution: its part of the root's change, in the root's units.
-        share: contribution / root change.
-        baseline, current, change: the base metric in that slice.
-    """
-
-    metric: str
-    where: Mapping[str, Any]
-    contribution: float
-    share: float | None
-    baseline: float | None = None
-    current: float | None = None
-    change: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, "where": dict(self.where), "contribution": self.contribution,
-                "share": self.share, "baseline": self.baseline, "current": self.current, "change": self.change}
-
-
-@attrs.frozen
 class Explanation:
     """Why ``metric`` moved from ``baseline`` to ``current``.
 
@@ -196,6 +139,9 @@ class Explanation:
         notes: anything the reader should know (a dimension a source lacks, non-additive metrics…).
         method: how the root's change was split among its drivers.
         segments: the root's own slices (its change by segment; mix / rate for a ratio).
+        reason: why no root cause is named (the change is spread evenly …), one sentence; ``None`` when
+            causes are named.
+        mix: for ratios, segments whose weight moved at an unchanged rate: a mix shift, not a cause.
     """
 
     tree: str
@@ -214,6 +160,8 @@ class Explanation:
     notes: tuple[str, ...] = ()
     method: str = "additive"
     segments: tuple[Segment, ...] = ()
+    reason: str | None = None
+    mix: tuple[Segment, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (nulls as ``None``, never NaN)."""
@@ -222,7 +170,8 @@ class Explanation:
                 "relative_change": self.relative_change, "method": self.method,
                 "drivers": [d.to_dict() for d in self.drivers],
                 "segments": [x.to_dict() for x in self.segments],
-                "root_causes": [r.to_dict() for r in self.root_causes], "residual": self.residual,
+                "root_causes": [r.to_dict() for r in self.root_causes], "reason": self.reason,
+                "mix": [x.to_dict() for x in self.mix], "residual": self.residual,
                 "by": list(self.by), "notes": list(self.notes), "summary": self.summary()}
 
     def contributions(self) -> pa.Table:
@@ -258,10 +207,10 @@ class Explanation:
 
         return sentences(self)
 
-    def to_markdown(self) -> str:
+    def to_markdown(self, verbose: bool = False) -> str:
         from .narrating import markdown
 
-        return markdown(self)
+        return markdown(self, verbose)
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
@@ -280,12 +229,12 @@ def _span(text: str, grain: str) -> tuple[int, int]:
     for sep in ("..", ":"):
         if sep in str(text):
             start, end = (part.strip() for part in str(text).split(sep, 1))
-            first, last = periods.parse(start, grain), periods.parse(end, grain, end=True)
+            first, last = periods.parse_at(start, grain), periods.parse_at(end, grain, end=True)
             if first > last:
                 raise UsageError(error(f"the range {text} ends before it starts", hint="write it as START..END",
                                        code="period"))
             return first, last
-    return periods.parse(text, grain), periods.parse(text, grain, end=True)
+    return periods.parse_at(text, grain), periods.parse_at(text, grain, end=True)
 
 
 def _describe(span: tuple[int, int], grain: str) -> str:
@@ -299,7 +248,7 @@ def _describe(span: tuple[int, int], grain: str) -> str:
 
 def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | None = None,
             current: str | None = None, by: Sequence[str] | str | None = None, grain: str | None = None,
-            params: Mapping[str, Any] | None = None, top: int = 5, registry: Registry | None = None) -> Explanation:
+            params: Mapping[str, Any] | None = None, top: int | None = None, registry: Registry | None = None) -> Explanation:
     """Explain the change of ``metric`` between two periods; see the module docstring."""
     registry = registry or default_registry()
     grain = periods.check_grain(grain or tree.grain)
@@ -322,7 +271,9 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     end = max(x[1] for x in (current_span, baseline_span) if x) if (current_span or baseline_span) else None
     # Influence children are judged over the whole history; without them, the two periods are enough.
     influenced = any(k == "influence" for _, _, k in tree.graph.edges(prepared.wanted, data="kind"))
-    start = None if influenced or not (current_span and baseline_span) else min(current_span[0], baseline_span[0])
+    # The history the segments' noise is learnt from is read as well (it also says where the data starts).
+    start = None if influenced or not (current_span and baseline_span) else \
+        min(current_span[0], baseline_span[0]) - HISTORY_PERIODS
     observed_history = history(prepared, data, grain, values_of_params, end, registry, start)
     table = observed_history.table
     if table.num_rows == 0:
@@ -338,8 +289,11 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
         baseline_span = (current_span[0] - size, current_span[0] - 1)
     for name, span_ in (("baseline", baseline_span), ("current", current_span)):
         if span_[1] < data_first or span_[0] > data_last:
+            # Only part of the data was read: say what the whole of it covers.
+            whole = history(prepared, data, grain, values_of_params, None, registry, None).covered or covered
             raise DataError(error(f"the {name} period {_describe(span_, grain)} has no data",
-                                  hint=f"the data covers {covered[0]} to {covered[1]}", code="period"))
+                                  hint=f"the data covers {whole[0]} to {whole[1]} (at grain {grain})",
+                                  code="period"))
 
     spans = [baseline_span, current_span]
     world = states(prepared, table, spans, first, values_of_params, registry)
@@ -360,21 +314,22 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     leaf_total = sum(contrib for contrib in builder.leaf_contributions.values())
     residual = change - leaf_total if builder.leaf_contributions else residual
 
-    notes: list[str] = []
-    root_causes: list[RootCause] = []
+    notes: tuple[str, ...] = ()
+    root_causes: tuple[RootCause, ...] = ()
     root_segments: tuple[Segment, ...] = ()
-    if by:
-        drill = _drill(tree, data, builder, by, spans, grain, values_of_params, registry, notes, top,
-                       every_dimension)
-        drivers = tuple(_attach_segments(d, drill) for d in drivers)
-        if metric in drill:
-            root_segments = drill[metric].segments
-        root_causes = sorted((rc for found in drill.values() for rc in found.causes),
-                             key=lambda rc: -abs(rc.contribution))[:top]
+    reason, mix = None, ()
+    if by and change:
+        drilled = drill(tree, data, builder, by, spans, data_first, grain, values_of_params, registry, top,
+                        every_dimension)
+        drivers = tuple(_attach_segments(d, drilled.segments) for d in drivers)
+        root_segments = drilled.segments.get(metric, ())
+        root_causes, reason, mix, notes = drilled.root_causes, drilled.reason, drilled.mix, drilled.notes
+    elif by:
+        reason = f"{tree.metrics[metric].title} did not change: there is nothing to localise"
     m = tree.metrics[metric]
     return Explanation(tree.name, metric, m.title, m.unit, m.direction, PeriodValue(b_label, root_b),
                        PeriodValue(c_label, root_c), change, change / abs(root_b) if root_b else None,
-                       tuple(drivers), tuple(root_causes), residual, tuple(by), tuple(notes), method, root_segments)
+                       tuple(drivers), root_causes, residual, tuple(by), notes, method, root_segments, reason, mix)
 
 
 @attrs.define
@@ -385,6 +340,8 @@ class _Builder:
     registry: Registry
     root_change: float
     leaf_contributions: dict[str, float] = attrs.field(factory=dict)
+    # ratio → its direct children's parts of its contribution (summed over the ratio's occurrences).
+    ratio_children: dict[str, dict[str, float]] = attrs.field(factory=dict)
     base_contributions: dict[str, float] = attrs.field(factory=dict)
     derived_contributions: dict[str, float] = attrs.field(factory=dict)
 
@@ -418,10 +375,16 @@ class _Builder:
             decomposer = Decomposer(self.world.scope, leaf)
             split = decomposer.split(metric.formula, contribution)
             method = split.method
+            if ratio_parts(metric, self.tree, self.registry):
+                parts = self.ratio_children.setdefault(name, {})
+                for ref, part in split.contributions.items():
+                    parts[ref] = parts.get(ref, 0.0) + part
             for ref, part in split.contributions.items():
                 if ref in inverse_shift:
                     source, offset = inverse_shift[ref]
-                    drivers.append(self.leaf_driver(ref, f"{source}[{offset}]", part, "shift"))
+                    drivers.append(self.leaf_driver(ref, f"{source}[{offset}]", part, "shift",
+                                                    _shifted_label(self.tree.metrics[source], offset),
+                                                    self.tree.metrics[source].unit))
                 elif ref in inverse_call:
                     drivers.append(self.leaf_driver(ref, self.world.prepared.hidden[ref].formula.to_source(), part, "shift"))
                 else:
@@ -434,11 +397,12 @@ class _Builder:
                 drivers.append(self.influence(name, child, path | {name}))
         return tuple(drivers), method
 
-    def leaf_driver(self, ref: str, text: str, contribution: float, kind: str) -> Driver:
+    def leaf_driver(self, ref: str, text: str, contribution: float, kind: str, label: str | None = None,
+                    unit: str | None = None) -> Driver:
         b, c = self.pair(ref)
         self.leaf_contributions[text] = self.leaf_contributions.get(text, 0.0) + contribution
-        return Driver(text, text, kind, b, c, None if b is None or c is None else c - b, contribution,
-                      self.share(contribution), "leaf")
+        return Driver(text, label or text, kind, b, c, None if b is None or c is None else c - b, contribution,
+                      self.share(contribution), "leaf", unit=unit)
 
     def driver(self, name: str, contribution: float, path: set[str]) -> Driver:
         metric = self.tree.metrics[name]
@@ -461,6 +425,15 @@ class _Builder:
         return Driver(name, metric.title, "influence", b, c, None if b is None or c is None else c - b, None, None,
                       "influence", children, association=association, unit=metric.unit,
                       direction=metric.direction)
+
+
+def _shifted_label(metric, offset: int) -> str:
+    """``customers[-1]`` for people: "Paying customers, previous period"."""
+    if offset == -1:
+        return f"{metric.title}, previous period"
+    if offset < 0:
+        return f"{metric.title}, {-offset} periods earlier"
+    return f"{metric.title}, {offset} periods later"
 
 
 def _association(table: pa.Table, parent: str, child: str) -> Association:
@@ -490,266 +463,20 @@ def _association(table: pa.Table, parent: str, child: str) -> Association:
 # --------------------------------------------------------------------------- segments
 
 
-@attrs.frozen
-class _Drill:
-    segments: tuple[Segment, ...]
-    causes: tuple[RootCause, ...]
-
-
-def _ratio_parts(metric: Metric, tree: Tree, registry: Registry) -> tuple[str, str] | None:
-    """``(numerator, denominator)`` when a metric is ``a / b`` of two additive base metrics of one source."""
-    f = metric.formula
-    if not (metric.kind == "derived" and isinstance(f, s.Binary) and f.op == "/" and isinstance(f.left, s.Name)
-            and isinstance(f.right, s.Name)):
-        return None
-    a, b = tree.metrics.get(f.left.name), tree.metrics.get(f.right.name)
-    if a is None or b is None or a.kind != "base" or b.kind != "base" or a.source != b.source:
-        return None
-    if not (_is_additive(a, registry) and _is_additive(b, registry)):
-        return None
-    return a.name, b.name
-
-
-def _drill(tree: Tree, data, builder: _Builder, by: list[str], spans, grain: str, params, registry,
-           notes: list[str], top: int, every_dimension: bool) -> dict[str, _Drill]:
-    from .localising import localise
-
-    total = abs(builder.root_change) or 1.0
-    weighty = [name for name, contribution in builder.base_contributions.items()
-               if abs(contribution) >= WEIGHT_SHARE * total]
-    ratios = {name: parts for name, contribution in builder.derived_contributions.items()
-              if abs(contribution) >= WEIGHT_SHARE * total
-              and (parts := _ratio_parts(tree.metrics[name], tree, registry))}
-    needed = list(dict.fromkeys([*weighty, *(p for parts in ratios.values() for p in parts)]))
-    by_source: dict[str, list[str]] = {}
-    for name in needed:
-        by_source.setdefault(tree.metrics[name].source, []).append(name)
-    lo = min(a for a, _ in spans)
-    hi = max(b for _, b in spans)
-    found: dict[str, _Drill] = {}
-    leaves_of: dict[str, tuple[pa.Table, list[str]]] = {}
-    sliceable, registry, column_of = _fractional(tree, needed, registry)
-    for source_name, names in by_source.items():
-        source = tree.sources[source_name]
-        dims = [d for d in by if d in source.dimensions]
-        missing = [d for d in by if d not in source.dimensions]
-        if missing and not every_dimension:
-            notes.append(f"source '{source_name}' has no dimension {', '.join(missing)}: "
-                         f"{', '.join(names)} drilled by {', '.join(dims) or 'nothing'}")
-        if not dims:
-            continue
-        sliced = evaluate(sliceable, data, grain=grain, by=dims, metrics=[column_of[n] for n in names],
-                          params=params, start=periods.label(lo, grain), end=periods.label(hi, grain),
-                          registry=registry)
-        for name in names:
-            leaves_of[name] = (_leaf_table(sliced.table, dims, column_of[name], spans, grain), dims)
-    for name in weighty:
-        if name not in leaves_of:
-            continue
-        leaves, dims = leaves_of[name]
-        metric = tree.metrics[name]
-        additive = _is_additive(metric, registry) or column_of[name] != name
-        if column_of[name] != name:
-            notes.append(f"{name} counts distinct values, which do not add up across segments: each is shared "
-                         "equally among the segments it appears in within a period, so the segments add up to "
-                         "the total")
-        elif not additive:
-            notes.append(f"{name} = {metric.formula.to_source()} is computed segment by segment and does not add "
-                         "up across them exactly (a customer in two segments counts in both): its segments' "
-                         "shares of the change are approximate")
-        delta = _total(leaves, "current") - _total(leaves, "baseline")
-        scale = builder.base_contributions[name] / delta if delta else None
-        causes = []
-        if scale is not None:
-            for element in localise(leaves, dims, max_elements=top):
-                part = scale * element.change
-                causes.append(RootCause(name, element.where, part, builder.share(part), element.baseline,
-                                        element.current, element.change))
-        found[name] = _Drill(tuple(_segments(leaves, dims)), tuple(causes))
-    for name, (numerator, denominator) in ratios.items():
-        if numerator in leaves_of and denominator in leaves_of:
-            segments = _mix_rate(leaves_of[numerator], leaves_of[denominator][0])
-            causes = _rate_causes(name, leaves_of[numerator], leaves_of[denominator][0], builder, top)
-            found[name] = _Drill(tuple(segments), tuple(causes))
-    return found
-
-
-def _rate_causes(name: str, numerator: tuple[pa.Table, list[str]], denominator: pa.Table, builder: _Builder,
-                 top: int) -> list[RootCause]:
-    """Where a ratio's own value moved (the rate effect), localised over the leaves.
-
-    Each leaf's rate effect is ``w̄ₛ · (rₛ₁ − rₛ₀)`` (see `_mix_rate`); handing the localisation
-    ``w̄ₛ·rₛ₀ → w̄ₛ·rₛ₁`` makes it look for elements whose leaves' ratio moved in one proportion, and
-    an element's rate effect is the sum over its leaves. Its contribution to the root is that sum times
-    the ratio's scale (its contribution / its change).
-    """
-    from .localising import localise
-
-    leaves, dims = numerator
-    contribution = builder.derived_contributions.get(name)
-    n0, n1 = leaves.column("baseline"), leaves.column("current")
-    d0, d1 = denominator.column("baseline"), denominator.column("current")
-    total0, total1 = _total(denominator, "baseline"), _total(denominator, "current")
-    if not total0 or not total1 or contribution is None:
-        return []
-    both = pc.and_(pc.greater(d0, 0), pc.greater(d1, 0))
-    keep = leaves.filter(both)
-    n0, n1, d0, d1 = (pc.filter(c, both) for c in (n0, n1, d0, d1))
-    r0, r1 = pc.divide(n0, d0), pc.divide(n1, d1)
-    weight = pc.divide(pc.add(pc.divide(d0, total0), pc.divide(d1, total1)), 2.0)
-    rated = pa.table({**{d: keep.column(d) for d in dims}, "baseline": pc.multiply(weight, r0),
-                      "current": pc.multiply(weight, r1), "__n0": n0, "__n1": n1, "__d0": d0, "__d1": d1})
-    values = builder.world.pair(name)
-    change = values[1] - values[0] if None not in values else None
-    if not change:
-        return []
-    scale = contribution / change
-    causes = []
-    for element in localise(rated.select([*dims, "baseline", "current"]), dims, max_elements=top):
-        inside = None
-        for dim, value in element.where.items():
-            test = pc.is_null(rated.column(dim)) if value is None else pc.equal(rated.column(dim), value)
-            inside = test if inside is None else pc.and_(inside, test)
-        part = rated.filter(inside)
-        ratio0 = _total(part, "__n0") / _total(part, "__d0") if _total(part, "__d0") else None
-        ratio1 = _total(part, "__n1") / _total(part, "__d1") if _total(part, "__d1") else None
-        effect = scale * element.change
-        causes.append(RootCause(name, element.where, effect, builder.share(effect), ratio0, ratio1,
-                                None if ratio0 is None or ratio1 is None else ratio1 - ratio0))
-    return causes
-
-
-def _distinct_share(rows: pa.Table, keys: list[str]) -> pa.Table:
-    """Each distinct value counts 1 per period, shared equally among the slices it appears in."""
-    rows = rows.filter(pc.is_valid(rows.column("__value")))
-    rows = pa.table({name: pc.cast(col, col.type.value_type) if pa.types.is_dictionary(col.type) else col
-                     for name, col in zip(rows.column_names, rows.columns, strict=True)})
-    pairs = rows.group_by([*keys, "__value"]).aggregate([])
-    slices = pairs.group_by([aggregating.PERIOD, "__value"]).aggregate([([], "count_all")])
-    joined = pairs.join(slices, [aggregating.PERIOD, "__value"])
-    weight = pc.divide(1.0, pc.cast(joined.column("count_all"), pa.float64()))
-    shared = joined.select(keys).append_column("__weight", weight).group_by(keys).aggregate([("__weight", "sum")])
-    return shared.select([*keys, "__weight_sum"]).rename_columns([*keys, "__value"])
-
-
-_SHARE = Aggregate("__distinct_share", lambda ctx, values: [Partial(values, "custom", 0.0, reduce=_distinct_share)],
-                   doc="count_distinct shared among the segments a value appears in (explain only)")
-
-
-def _fractional(tree: Tree, names: list[str], registry: Registry) -> tuple[Tree, Registry, dict[str, str]]:
-    """A tree where every distinct count among ``names`` has a twin that adds up across segments."""
-    column_of = {name: name for name in names}
-    twins = {}
-    for name in names:
-        metric = tree.metrics[name]
-        if isinstance(metric.formula, s.Call) and metric.formula.name == "count_distinct":
-            twin = f"__shared_{name}"
-            twins[twin] = attrs.evolve(metric, name=twin, formula=attrs.evolve(metric.formula,
-                                                                                name="__distinct_share"))
-            column_of[name] = twin
-    if not twins:
-        return tree, registry, column_of
-    graph = tree.graph.copy()
-    for twin, metric in twins.items():
-        graph.add_node(twin, metric=metric)
-    shared = attrs.evolve(registry, aggregates={**registry.aggregates, _SHARE.name: _SHARE})
-    return attrs.evolve(tree, metrics={**tree.metrics, **twins}, graph=graph), shared, column_of
-
-
-def _total(leaves: pa.Table, column: str) -> float:
-    return pc.sum(leaves.column(column)).as_py() or 0.0
-
-
-def _mix_rate(numerator: tuple[pa.Table, list[str]], denominator: pa.Table, per_dimension: int = 3) -> list[Segment]:
-    """Per slice of each dimension, a ratio's change split into mix and rate, exactly.
-
-    ``R = Σ wₛ rₛ`` with weights ``wₛ = Dₛ / D`` and slice ratios ``rₛ = Nₛ / Dₛ``; then
-    ``ΔR = Σ (Δwₛ · r̄ₛ + w̄ₛ · Δrₛ)`` with midpoint means ``r̄``, ``w̄`` — the mix effect and the rate
-    effect, the interaction split half and half. A slice absent in one state has weight 0 there, and its
-    ratio is taken from the other state, so the identity still holds.
-    """
-    leaves, dims = numerator
-    out = []
-    for dim in dims:
-        n = leaves.group_by([dim]).aggregate([("baseline", "sum"), ("current", "sum")])
-        d = denominator.group_by([dim]).aggregate([("baseline", "sum"), ("current", "sum")])
-        d = d.rename_columns([dim, "d0", "d1"])
-        joined = n.join(d, dim, join_type="full outer").to_pylist()
-        d0 = sum(r["d0"] or 0.0 for r in joined)
-        d1 = sum(r["d1"] or 0.0 for r in joined)
-        if not d0 or not d1:
-            continue
-        segments = []
-        for row in joined:
-            n0, n1 = row["baseline_sum"] or 0.0, row["current_sum"] or 0.0
-            s0, s1 = row["d0"] or 0.0, row["d1"] or 0.0
-            r0 = n0 / s0 if s0 else None
-            r1 = n1 / s1 if s1 else None
-            r0, r1 = (r0 if r0 is not None else r1), (r1 if r1 is not None else r0)
-            if r0 is None:
-                continue
-            w0, w1 = s0 / d0, s1 / d1
-            mix = (w1 - w0) * (r0 + r1) / 2
-            rate = (w0 + w1) / 2 * (r1 - r0)
-            segments.append(Segment({dim: row[dim]}, r0 if s0 else None, r1 if s1 else None,
-                                    (r1 - r0) if s0 and s1 else None, mix + rate, mix=mix, rate=rate))
-        segments.sort(key=lambda seg: -abs(seg.contribution))
-        out.extend(segments[:per_dimension])
-    return out
-
-
-def _is_additive(metric: Metric, registry: Registry) -> bool:
-    """Sums and counts of rows add up across segments; distinct counts, means, min and max do not."""
-    formula = metric.formula
-    return isinstance(formula, s.Call) and formula.name in ("sum", "count")
-
-
-def _leaf_table(table: pa.Table, dims: list[str], name: str, spans, grain: str) -> pa.Table:
-    labels = table.column("period")
-    distinct = pc.unique(labels)
-    index_of = pa.array([periods.parse(p, grain) for p in distinct.to_pylist()], pa.int64())
-    period_index = pc.take(index_of, pc.index_in(labels, value_set=distinct))
-    parts = []
-    for lo, hi in spans:
-        inside = pc.and_(pc.greater_equal(period_index, lo), pc.less_equal(period_index, hi))
-        chunk = table.filter(inside).group_by(dims).aggregate([(name, "mean")])
-        parts.append(chunk)
-    keys = pa.concat_tables([p.select(dims) for p in parts]).group_by(dims).aggregate([])
-    joined = keys
-    for state, part in zip(("baseline", "current"), parts, strict=True):
-        joined = joined.join(part.rename_columns([*dims, state]), dims, join_type="left outer")
-    joined = joined.select([*dims, "baseline", "current"])
-    filled = {c: pc.fill_null(joined.column(c), 0.0) for c in ("baseline", "current")}
-    return pa.table({**{d: pc.cast(joined.column(d), pa.string()) for d in dims}, **filled}).sort_by(
-        [(d, "ascending") for d in dims])
-
-
-def _segments(leaves: pa.Table, dims: list[str], per_dimension: int = 3) -> list[Segment]:
-    """The top slices of each single dimension by |change|; their contribution is the change, in the
-    metric's units (scaled to the root's later)."""
-    out = []
-    for dim in dims:
-        grouped = leaves.group_by([dim]).aggregate([("baseline", "sum"), ("current", "sum")])
-        change = pc.subtract(grouped.column("current_sum"), grouped.column("baseline_sum"))
-        order = pc.array_sort_indices(pc.abs(change), order="descending")
-        for i in order.to_pylist()[:per_dimension]:
-            delta = change[i].as_py()
-            out.append(Segment({dim: grouped.column(dim)[i].as_py()}, grouped.column("baseline_sum")[i].as_py(),
-                               grouped.column("current_sum")[i].as_py(), delta, delta))
-    return out
-
-
-def _attach_segments(driver: Driver, drill: dict[str, _Drill]) -> Driver:
-    children = tuple(_attach_segments(d, drill) for d in driver.drivers)
-    found = drill.get(driver.metric)
-    if found is None or driver.kind != "formula":
+def _attach_segments(driver: Driver, found: Mapping[str, tuple[Segment, ...]]) -> Driver:
+    children = tuple(_attach_segments(d, found) for d in driver.drivers)
+    segments = found.get(driver.metric)
+    if segments is None or driver.kind != "formula":
         return attrs.evolve(driver, drivers=children)
     # Segment effects are in the driver's own units; this occurrence's scale turns them into root units.
     scale = (driver.contribution / driver.change) if driver.change and driver.contribution is not None else None
-    segments = tuple(attrs.evolve(seg, contribution=seg.contribution * scale
-                                  if scale is not None and seg.contribution is not None else None)
-                     for seg in found.segments)
-    return attrs.evolve(driver, drivers=children, segments=segments)
+
+    def scaled(value: float | None) -> float | None:
+        return value * scale if scale is not None and value is not None else None
+
+    return attrs.evolve(driver, drivers=children, segments=tuple(
+        attrs.evolve(seg, contribution=scaled(seg.contribution), mix=scaled(seg.mix), rate=scaled(seg.rate))
+        for seg in segments))
 
 
-__all__ = ["Association", "Driver", "Explanation", "PeriodValue", "RootCause", "Segment", "explain"]
+__all__ = ["Association", "Driver", "Explanation", "Part", "PeriodValue", "RootCause", "Segment", "explain"]

@@ -96,10 +96,14 @@ def _arithmetic(node: s.Binary, scope: Scope, left: Value, right: Value) -> Valu
         left = pc.cast(left, pa.int64())
     if pa.types.is_boolean(right.type):
         right = pc.cast(right, pa.int64())
-    op = {"+": pc.add, "-": pc.subtract, "*": pc.multiply}[node.op]
+    op = {"+": pc.add_checked, "-": pc.subtract_checked, "*": pc.multiply_checked}[node.op]
     if pa.types.is_decimal(left.type) or pa.types.is_decimal(right.type):
         left, right = _as_float(left), _as_float(right)
-    return op(left, right)
+    try:
+        return op(left, right)
+    except pa.ArrowInvalid:
+        # Whole numbers past 2**63: Arrow's plain kernels would wrap around; floats do not.
+        return op(_as_float(left), _as_float(right))
 
 
 def _divide(node: s.Binary, scope: Scope, left: Value, right: Value) -> Value:
@@ -165,7 +169,10 @@ def _unary(node: s.Unary, scope: Scope) -> Value:
         raise DataError(error(f"'{node.operand.to_source()}' is {value.type}, not a number, in {node.to_source()}",
                               node.operand.span, "a minus sign needs a number; check the column's type in the data",
                               "type"))
-    return pc.negate(value)
+    try:
+        return pc.negate_checked(value)
+    except pa.ArrowInvalid:  # -(-2**63)
+        return pc.negate(_as_float(value))
 
 
 def _kind(t: pa.DataType) -> str | None:

@@ -259,14 +259,18 @@ class Tree:
     def requirements(self, metrics: Iterable[str]) -> list[str]:
         """The given metrics and every metric their formulas need, in evaluation order."""
         formula = nx.subgraph_view(self.graph, filter_edge=lambda a, b: self.graph.edges[a, b]["kind"] == "formula")
+        # One walk from all of them at once: a metric's inputs are read once, however many metrics need it.
         needed: set[str] = set()
-        for name in metrics:
-            needed.add(name)
-            needed.update(nx.descendants(formula, name))
+        stack = list(metrics)
+        while stack:
+            name = stack.pop()
+            if name not in needed:
+                needed.add(name)
+                stack.extend(formula.successors(name))
         position = {name: i for i, name in enumerate(self.metrics)}
-        depth: dict[str, int] = {}
+        depth = _depths(formula.subgraph(needed))
         # Stable order: dependencies first, otherwise as declared.
-        return sorted(needed, key=lambda n: (_depth(formula, n, depth), position[n]))
+        return sorted(needed, key=lambda n: (depth[n], position[n]))
 
     # ---- the stages
 
@@ -290,7 +294,7 @@ class Tree:
 
     def explain(self, data: Mapping[str, Any], metric: str, baseline: str | None = None, current: str | None = None,
                 by: Sequence[str] | str | None = None, grain: str | None = None,
-                params: Mapping[str, float] | None = None, top: int = 5) -> Explanation:
+                params: Mapping[str, float] | None = None, top: int | None = None) -> Explanation:
         """Why ``metric`` moved from ``baseline`` to ``current``; see `metrictree.explaining.explain`.
 
         Periods are labels at the tree's grain (``2026-10``) or ranges (``2026-06..2026-09``, compared as
@@ -303,13 +307,13 @@ class Tree:
         return explain(self, data, metric, baseline, current, by, grain=grain, params=params, top=top)
 
     def status(self, data: Mapping[str, Any], at: str | None = None,
-               params: Mapping[str, float] | None = None) -> Status:
+               params: Mapping[str, float] | None = None, grain: str | None = None) -> Status:
         """Every target (start, goal, gap, plan, state) and alert (fired or not) at period ``at``; see
-        `metrictree.rules.status`. ``at`` defaults to the last period with data.
+        `metrictree.rules.status`. ``at`` defaults to the last period with data; ``grain`` to the tree's.
         """
         from .rules import status
 
-        return status(self, data, at=at, params=params)
+        return status(self, data, at=at, params=params, grain=grain)
 
     def simulate(self, data: Mapping[str, Any], changes: Mapping[str, Any], period: str | None = None,
                  params: Mapping[str, float] | None = None) -> Scenario:
@@ -341,7 +345,9 @@ class Tree:
         return tree_markdown(self)
 
 
-def _depth(graph: nx.DiGraph, node: str, memo: dict[str, int]) -> int:
-    if node not in memo:
-        memo[node] = 1 + max((_depth(graph, c, memo) for c in graph.successors(node)), default=-1)
-    return memo[node]
+def _depths(graph: nx.DiGraph) -> dict[str, int]:
+    """How far each node is above the leaves (0 for a leaf), without recursion: trees may be thousands deep."""
+    depth: dict[str, int] = {}
+    for node in nx.dfs_postorder_nodes(graph):  # children before parents in a DAG
+        depth[node] = 1 + max((depth.get(c, -1) for c in graph.successors(node)), default=-1)
+    return depth

@@ -28,6 +28,13 @@ def grammar() -> Lark:
     return Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=True)
 
 
+MAX_NESTING = 200
+"""How deeply constructs may nest (brackets, calls, ``not``, the terms of one sum): later stages walk
+expressions recursively, and no real formula comes near this."""
+
+INT64 = 2**63
+
+
 def parse(text: str, filename: str = "<string>") -> s.Module:
     """Parse one tree file. Raises `TreeSyntaxError` with a friendly diagnostic."""
     source = SourceFile(filename, text)
@@ -37,12 +44,27 @@ def parse(text: str, filename: str = "<string>") -> s.Module:
         raise TreeSyntaxError(_diagnose(exc, source)) from None
     except lark.exceptions.VisitError as exc:  # pragma: no cover - transformer bugs are ours
         raise exc.orig_exc from None
+    _check_nesting(tree, source)
     try:
         return s.Module(tuple(_Build(source).transform(tree).children), source)
     except lark.exceptions.VisitError as exc:
         if isinstance(exc.orig_exc, TreeSyntaxError):
             raise exc.orig_exc from None
         raise
+
+
+def _check_nesting(tree: lark.Tree, source: SourceFile) -> None:
+    """A `TreeSyntaxError` at the first construct nested deeper than `MAX_NESTING` (walked without recursion)."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise TreeSyntaxError(error(
+                f"this expression nests more than {MAX_NESTING} levels deep", _span(source, node.meta),
+                "split it into metrics of their own (metric part = …), or shorten a very long sum", "too-deep"))
+        # A call's argument list is part of the call: abs(abs(x)) nests two levels, not four.
+        stack.extend((child, depth + (child.data != "arguments")) for child in node.children
+                     if isinstance(child, lark.Tree))
 
 
 # --------------------------------------------------------------------------- syntax nodes
@@ -60,8 +82,29 @@ def _unquote(token: str) -> str:
     return re.sub(r'\\(.)', lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
 
 
+class _NumberProblem(ValueError):
+    pass
+
+
+_WHOLE = re.compile(r"[+-]?\d+")
+
+
 def _number(text: str) -> float | int:
-    return int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
+    """A number literal: whole numbers exactly (they must fit in 64 bits), others as floats (finite)."""
+    if _WHOLE.fullmatch(text):
+        digits = text.lstrip("+-").lstrip("0")
+        if len(digits) > 19 or not -INT64 <= int(text) < INT64:
+            raise _NumberProblem(f"the whole number {_excerpt(text)} does not fit in 64 bits",
+                                 "write it as a decimal with an exponent (e.g. 1.5e20) if a float is meant")
+        return int(text)
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _NumberProblem(f"the number {_excerpt(text)} is too large for a float", "the largest is about 1.8e308")
+    return value
+
+
+def _excerpt(text: str, limit: int = 24) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @v_args(meta=True)
@@ -76,11 +119,18 @@ class _Build(Transformer):
         return None if getattr(meta, "empty", False) else _span(self.source, meta)
 
     # -- literals and names
+    def _num(self, token, text: str | None = None) -> float | int:
+        try:
+            return _number(str(token) if text is None else text)
+        except _NumberProblem as exc:
+            message, hint = exc.args
+            raise TreeSyntaxError(error(message, _span(self.source, token), hint, "number")) from None
+
     def number(self, meta, c):
-        return s.Literal(_number(c[0]), span=self._sp(meta))
+        return s.Literal(self._num(c[0]), span=self._sp(meta))
 
     def percent(self, meta, c):
-        return s.Literal(_number(c[0][:-1]) / 100, percent=True, span=self._sp(meta))
+        return s.Literal(self._num(c[0], c[0][:-1]) / 100, percent=True, span=self._sp(meta))
 
     def string(self, meta, c):
         return s.Literal(_unquote(c[0]), span=self._sp(meta))
@@ -101,7 +151,8 @@ class _Build(Transformer):
         return s.Column(str(c[0]), str(c[1]), span=self._sp(meta))
 
     def shift(self, meta, c):
-        return s.Shift(str(c[0]), int(c[1]), span=self._sp(meta))
+        offset = self._num(c[1])
+        return s.Shift(str(c[0]), offset, span=self._sp(meta))
 
     def call(self, meta, c):
         args = c[1] or []
@@ -151,8 +202,8 @@ class _Build(Transformer):
     def signed_number(self, meta, c):
         text = str(c[0])
         if text.endswith("%"):
-            return (_number(text[:-1]) / 100, True)
-        return (_number(text), False)
+            return (self._num(c[0], text[:-1]) / 100, True)
+        return (self._num(c[0]), False)
 
     # -- metadata
     def _meta(key, convert=str):  # noqa: N805
@@ -410,6 +461,9 @@ def _stray_name(text: str, source: SourceFile, pos: int) -> Diagnostic:
     guess = did_you_mean(word, _STATEMENT_KEYWORDS)
     if guess:
         return error(f"unknown statement '{word}'", span, guess, "syntax")
+    if re.search(r"\bimport\s[^\n]*$", text[:start]) and did_you_mean(word, ["with"]):
+        return error(f"unexpected name '{word}'", span, "did you mean 'with'? (import crm with orders = invoices "
+                                                         "{ amount = invoices.Total })", "syntax")
     return error(f"unexpected name '{word}'", span,
                  "a statement starts with a keyword (metric, source, param, target, alert …) or is an influence "
                  "link 'parent <~ child'; inside a formula, join names with an operator (+ - * /)", "syntax")

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".txt": "csv",
             ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc"}
+_FORMAT_NAMES = {"parquet": "Parquet", "csv": "CSV", "ipc": "Arrow"}
 
 
 @attrs.frozen
@@ -54,9 +55,22 @@ class Need:
 
 def _format_of(path: Path) -> str:
     if path.is_dir():
+        # Every file Arrow would read (it skips names starting with '.' or '_') must be of one format:
+        # a CSV file read as Parquet is an error at best, wrong numbers at worst.
+        found: dict[str, list[str]] = {}
         for child in sorted(path.rglob("*")):
-            if child.is_file() and child.suffix.lower() in _FORMATS:
-                return _FORMATS[child.suffix.lower()]
+            relative = child.relative_to(path)
+            if child.is_file() and not any(part.startswith((".", "_")) for part in relative.parts):
+                fmt = _FORMATS.get(child.suffix.lower(), "")
+                found.setdefault(fmt, []).append(str(relative))
+        if len(found) > 1:
+            kinds = "; ".join(f"{_FORMAT_NAMES.get(fmt, 'not a data file')}: {', '.join(files[:3])}"
+                              + (" …" if len(files) > 3 else "") for fmt, files in found.items())
+            raise DataError(error(f"the folder {path} mixes files of several formats ({kinds})",
+                                  hint="keep one format per folder (move other files out, or start their names "
+                                       "with '_' or '.'), or bind each file to its own source", code="format"))
+        if found and "" not in found:
+            return next(iter(found))
         raise DataError(error(f"the folder {path} holds no Parquet, CSV or Arrow files",
                               hint="point at a file or a folder of .parquet / .csv / .arrow files", code="no-data"))
     fmt = _FORMATS.get(path.suffix.lower())
@@ -97,12 +111,30 @@ def _dataset(path: Path, dictionary_columns: list[str]) -> ds.Dataset:
                                                                   f"{fmt} file", code="read")) from None
 
 
+def _without_views(table: pa.Table) -> pa.Table:
+    """View types (polars ≥ 1 hands strings over as ``string_view``) as their plain types, which every
+    kernel takes."""
+    plain = {pa.types.is_string_view: pa.large_string(), pa.types.is_binary_view: pa.large_binary()}
+    fields = []
+    for field in table.schema:
+        type_ = field.type
+        value = type_.value_type if pa.types.is_dictionary(type_) else type_
+        target = next((to for test, to in plain.items() if test(value)), None)
+        if target is not None:
+            type_ = pa.dictionary(type_.index_type, target) if pa.types.is_dictionary(type_) else target
+        fields.append(field.with_type(type_))
+    schema = pa.schema(fields, metadata=table.schema.metadata)
+    return table if schema.equals(table.schema) else table.cast(schema)
+
+
 def as_arrow(value: Any, source: Source, dictionary_columns: list[str]) -> pa.Table | ds.Dataset:
     """Anything a source can be bound to, as an Arrow table or dataset (not read yet when a dataset)."""
-    if isinstance(value, pa.Table) or _is_dataset(value):
+    if isinstance(value, pa.Table):
+        return _without_views(value)
+    if _is_dataset(value):
         return value
     if isinstance(value, pa.RecordBatch):
-        return pa.Table.from_batches([value])
+        return _without_views(pa.Table.from_batches([value]))
     if isinstance(value, str | os.PathLike):
         path = Path(value).expanduser()
         if not path.exists():
@@ -110,7 +142,7 @@ def as_arrow(value: Any, source: Source, dictionary_columns: list[str]) -> pa.Ta
                                   "check the path given for this source", "no-data"))
         return _dataset(path, dictionary_columns)
     if hasattr(value, "__arrow_c_stream__"):
-        return pa.RecordBatchReader.from_stream(value).read_all()
+        return _without_views(pa.RecordBatchReader.from_stream(value).read_all())
     if type(value).__module__.startswith("pandas"):
         return pa.Table.from_pandas(value, preserve_index=False)
     raise DataError(error(f"cannot read the data for source '{source.name}' from a {type(value).__name__}",
@@ -153,6 +185,38 @@ def _is_time(type_: pa.DataType) -> bool:
     return pa.types.is_temporal(type_) and not pa.types.is_time(type_) and not pa.types.is_duration(type_)
 
 
+_ROUND_TRIP_CODES = frozenset("dmYyHMSbB%")
+
+
+def _check_real_dates(text, parsed, source: Source) -> None:
+    """strptime rolls an impossible day over (31/02/2024 becomes 2 March): written back, such a date differs.
+
+    Checked for the formats that write back exactly what they read, up to leading zeros, case and spacing.
+    """
+    import re
+
+    import pyarrow.compute as pc
+
+    if not set(re.findall(r"%(.)", source.time_format)) <= _ROUND_TRIP_CODES:
+        return
+
+    def plain(values):
+        values = pc.replace_substring_regex(pc.utf8_lower(values), r"\s+", " ")
+        return pc.replace_substring_regex(values, r"(^|\D)0+(\d)", r"\1\2")
+
+    # A rolled-over day lands on the 1st, 2nd or 3rd of the next month: only those rows are written back.
+    rows = pc.indices_nonzero(pc.fill_null(pc.less_equal(pc.day(parsed), 3), False))
+    text, back = pc.take(text, rows), pc.strftime(pc.take(parsed, rows), format=source.time_format)
+    off = pc.fill_null(pc.not_equal(plain(text), plain(back)), False)
+    if pc.any(off).as_py():
+        first = pc.index(off, True).as_py()
+        row = rows[first].as_py()
+        raise DataError(error(
+            f"the time column '{source.time}' of source '{source.name}' has \"{text[first].as_py()}\" in row "
+            f"{row + 1:,}, which is not a real date or time (it would be read as {back[first].as_py()})",
+            source.span, "fix the value in the data; rows count from 1, after a CSV file's header", "time-format"))
+
+
 def parse_time(table: pa.Table, source: Source) -> pa.Table:
     """The source's time column as timestamps: text parsed with its ``format``, placed in its ``timezone``.
 
@@ -191,6 +255,7 @@ def parse_time(table: pa.Table, source: Source) -> pa.Table:
                 f"which does not match the format \"{fmt}\"{more}", source.span,
                 "fix the format in the tree (strptime codes: %d day, %m month, %Y year, %H hour, %M minute, "
                 "%S second) or the data; rows count from 1, after a CSV file's header", "time-format"))
+        _check_real_dates(text, parsed, source)
         column = parsed
     if zone is not None and pa.types.is_timestamp(column.type):
         if column.type.tz is None:
@@ -200,8 +265,48 @@ def parse_time(table: pa.Table, source: Source) -> pa.Table:
     return table.set_column(table.schema.get_field_index(name), name, column)
 
 
+def _check_text(source: Source, arrow: pa.Table | ds.Dataset, needs: list[Need]) -> None:
+    """Arrow's CSV reader reads text that is not UTF-8 as bytes: say so, naming the file and the column."""
+    if not _is_dataset(arrow):
+        return
+    import pyarrow.dataset as ds
+
+    if not isinstance(arrow, ds.FileSystemDataset) or not isinstance(arrow.format, ds.CsvFileFormat):
+        return
+    for need in needs:
+        field = arrow.schema.field(need.column)
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            files = [f for f in arrow.files if pa.types.is_binary(_csv_type(arrow, f, need.column))] or arrow.files
+            raise DataError(error(
+                f"the column '{need.column}' of source '{source.name}' in {files[0]} is not UTF-8 text "
+                f"({need.why})", need.span,
+                "save the file as UTF-8 (e.g. iconv -f cp1251 -t utf-8 in.csv > out.csv), or read it yourself with "
+                "pyarrow.csv.ReadOptions(encoding=...) and pass the table", "encoding"))
+
+
+def _csv_type(dataset: ds.FileSystemDataset, file: str, column: str) -> pa.DataType:
+    import pyarrow.dataset as ds
+
+    try:
+        return ds.dataset(file, format=dataset.format).schema.field(column).type
+    except (pa.ArrowInvalid, KeyError, OSError):
+        return pa.binary()
+
+
+def _null_times(source: Source, arrow: pa.Table | ds.Dataset) -> int:
+    """How many rows have no time: they belong to no period, so no metric counts them."""
+    if _is_dataset(arrow):
+        import pyarrow.compute as pc
+
+        try:
+            return arrow.count_rows(filter=pc.field(source.time).is_null())
+        except (pa.ArrowInvalid, OSError):
+            return 0  # reading the rows reports it
+    return arrow.column(source.time).null_count
+
+
 def _bound(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions: list[str],
-           since: dt.date | None, until: dt.date | None) -> tuple[Any, list[str], Any]:
+           since: dt.date | None, until: dt.date | None, counts: dict[str, int] | None) -> tuple[Any, list[str], Any]:
     """The data of one source checked against its needs: (table or dataset, columns, time filter)."""
     if source.name not in data:
         given = ", ".join(sorted(data)) or "none"
@@ -212,28 +317,17 @@ def _bound(source: Source, data: Mapping[str, Any], needs: list[Need], dimension
     dictionary_columns = list(dict.fromkeys([*dimensions, *(n.column for n in needs if n.dictionary)]))
     arrow = as_arrow(data[source.name], source, dictionary_columns)
     schema = arrow.schema
-    names = set(schema.names)
-    for need in needs:
-        if need.column not in names:
-            guess = did_you_mean(need.column, names)
-            columns = ", ".join(schema.names[:12]) + (" …" if len(schema.names) > 12 else "")
-            raise DataError(error(
-                f"source '{source.name}' has no column '{need.column}' ({need.why})", need.span,
-                (guess + " " if guess else "") + f"its columns: {columns}", "missing-column"))
-    time_type = schema.field(source.time).type
+    time_type = check_schema(source, schema, needs)
+    _check_text(source, arrow, needs)
     converts = source.time_format is not None or source.timezone is not None
-    if not converts and not _is_time(time_type):
-        raise DataError(error(
-            f"the time column '{source.time}' of source '{source.name}' holds {time_type}, not dates or timestamps",
-            source.span, "store it as a date or timestamp (in CSV, ISO dates like 2026-10-05 are read as dates; "
-                         f'in pandas use pd.to_datetime), or name its format: time {source.time} format '
-                         '"%d/%m/%Y %H:%M"', "time-type"))
     if converts:
         # The times are parsed after reading, so the range is applied to the rows read, not pushed to the files.
         arrow = arrow if isinstance(arrow, pa.Table) else _read(arrow, source, list(dict.fromkeys(
             n.column for n in needs)), None)
         arrow = parse_time(arrow, source)
         time_type = arrow.schema.field(source.time).type
+    if counts is not None:
+        counts["null_times"] = _null_times(source, arrow)
     condition = None
     if since is not None or until is not None:
         import pyarrow.compute as pc
@@ -248,9 +342,12 @@ def _bound(source: Source, data: Mapping[str, Any], needs: list[Need], dimension
 
 
 def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions: list[str],
-         since: dt.date | None = None, until: dt.date | None = None) -> pa.Table:
-    """The columns ``needs`` of one source, rows with ``since <= time < until``, validated."""
-    arrow, columns, condition = _bound(source, data, needs, dimensions, since, until)
+         since: dt.date | None = None, until: dt.date | None = None, counts: dict[str, int] | None = None) -> pa.Table:
+    """The columns ``needs`` of one source, rows with ``since <= time < until``, validated.
+
+    ``counts``, if given, gets ``null_times``: how many rows were left out for having no time.
+    """
+    arrow, columns, condition = _bound(source, data, needs, dimensions, since, until, counts)
     if _is_dataset(arrow):
         table = _read(arrow, source, columns, condition)
     else:
@@ -260,11 +357,34 @@ def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions:
     # Each Parquet row group brings its own dictionary; grouping needs one per column.
     table = table.unify_dictionaries()
     if table.num_rows == 0:
-        raise _empty(source, since, until)
+        raise no_rows(source, since, until)
     return table
 
 
-def _empty(source: Source, since: dt.date | None, until: dt.date | None) -> DataError:
+def check_schema(source: Source, schema: pa.Schema, needs: list[Need]) -> pa.DataType:
+    """Every column ``needs`` is in ``schema`` and the time column holds times; returns the time column's type."""
+    names = set(schema.names)
+    for need in needs:
+        if need.column not in names:
+            guess = did_you_mean(need.column, names)
+            columns = ", ".join(schema.names[:12]) + (" …" if len(schema.names) > 12 else "")
+            raise DataError(error(
+                f"source '{source.name}' has no column '{need.column}' ({need.why})", need.span,
+                (guess + " " if guess else "") + f"its columns: {columns}", "missing-column"))
+    time_type = schema.field(source.time).type
+    converts = source.time_format is not None or source.timezone is not None
+    if not converts and not _is_time(time_type):
+        span = next((n.span for n in needs if n.column == source.time), source.span)
+        raise DataError(error(
+            f"the time column '{source.time}' of source '{source.name}' holds {time_type}, not dates or timestamps",
+            span, "store it as a date or timestamp (in CSV, ISO dates like 2026-10-05 are read as dates; "
+                  f'in pandas use pd.to_datetime), or name its format: time {source.time} format '
+                  '"%d/%m/%Y %H:%M"', "time-type"))
+    return time_type
+
+
+def no_rows(source: Source, since: dt.date | None, until: dt.date | None) -> DataError:
+    """The error for a source with no rows (in the range read)."""
     window = ""
     if since or until:
         window = f" between {since or 'the start'} and {until - dt.timedelta(days=1) if until else 'the end'}"
@@ -298,22 +418,24 @@ class Piece:
 
 
 def scan(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions: list[str],
-         since: dt.date | None = None, until: dt.date | None = None, rows_per_table: int | None = None,
-         progress: Callable[[int, int | None], None] | None = None) -> Iterator[Piece]:
+         since: dt.date | None = None, until: dt.date | None = None, counts: dict[str, int] | None = None,
+         rows_per_table: int | None = None) -> Iterator[Piece]:
     """`read`, as a stream: tables of about ``rows_per_table`` rows each (default `ROWS_PER_TABLE`) (one per stretch of Parquet row
     groups, CSV blocks or Arrow record batches), so that a caller that reduces each one holds one at a time.
 
-    ``progress(rows, total)`` is called after each record batch with the rows read so far and the rows
-    expected (``None`` when unknown, e.g. for CSV). Data already in memory comes as one table.
+    ``counts``: as for `read`. After each table the rows read so far and the rows expected (``None`` when
+    unknown, e.g. for CSV) go to `metrictree.progress` (stage "<source>: reading"), if a callback is set.
+    Data already in memory comes as one table.
     """
     rows_per_table = rows_per_table or ROWS_PER_TABLE
-    arrow, columns, condition = _bound(source, data, needs, dimensions, since, until)
+    arrow, columns, condition = _bound(source, data, needs, dimensions, since, until, counts)
+    progress = _progress(source)
     if not _is_dataset(arrow):
         table = arrow.select(columns)
         if condition is not None:
             table = table.filter(condition)
         if table.num_rows == 0:
-            raise _empty(source, since, until)
+            raise no_rows(source, since, until)
         if progress is not None:
             progress(table.num_rows, table.num_rows)
         yield Piece(table.unify_dictionaries(), last=True)
@@ -344,7 +466,7 @@ def scan(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions:
     if pending:
         yield Piece(pa.Table.from_batches(pending).unify_dictionaries())
     elif not handed:
-        raise _empty(source, since, until)
+        raise no_rows(source, since, until)
 
 
 def _unreadable(source: Source, exc: Exception) -> DataError:
@@ -410,7 +532,7 @@ def _read_pieces(dataset: Any, pieces: list, source: Source, columns: list[str],
             yield piece
             piece = None  # not held while the next run is read
     if not handed:
-        raise _empty(source, since, until)
+        raise no_rows(source, since, until)
 
 
 def _rows_expected(dataset: Any) -> int | None:
@@ -422,3 +544,13 @@ def _rows_expected(dataset: Any) -> int | None:
         return dataset.count_rows()
     except (pa.ArrowInvalid, OSError):
         return None
+
+
+def _progress(source: Source) -> Callable[[int, int | None], None] | None:
+    """Where a scan reports how far it has got: `metrictree.progress`'s current callback, if one is set."""
+    from . import progress
+
+    if progress.current() is None:
+        return None
+    stage = f"{source.name}: reading"
+    return lambda done, total: progress.report(stage, done, total)

@@ -256,6 +256,8 @@ def evaluation_json(evaluation: Evaluation, tree: Tree) -> str:
         "rows": table.to_pylist(),
         "nulls": [reason.to_dict() for reason in evaluation.nulls],
     }
+    if evaluation.warnings:
+        document["warnings"] = list(evaluation.warnings)
     return json.dumps(document, ensure_ascii=False, indent=2, allow_nan=False)
 
 
@@ -441,31 +443,38 @@ def _tone(change: float | None, direction: str | None) -> str:
     return "green" if good else "red"
 
 
-def explanation_view(explanation, depth: int | None = None, top: int = 5) -> Group:
+def _largest_segments(segments, top: int) -> list:
+    """The ``top`` segments with the largest contributions, whatever their dimension."""
+    return sorted(segments, key=lambda seg: -abs(seg.contribution or 0.0))[:top]
+
+
+def explanation_view(explanation, depth: int | None = None, top: int = 3, verbose: bool = False) -> Group:
     """An `Explanation` for a terminal: the sentences, the driver tree with bars, the root causes.
 
     Each driver shows baseline → current, its change, its contribution to the root's change (in the
     root's units) with a bar, and its share. Influence children are dimmed and labelled: they are
-    not part of the sum. ``depth`` limits the levels shown; ``top`` the segments and root causes.
+    not part of the sum. ``depth`` limits the levels shown; ``top`` the segments per driver. A share has
+    its contribution's sign. ``verbose`` adds how each split was made (lmdi, shapley …) and the residual.
     """
     from rich.tree import Tree as RichTree
 
-    from .narrating import change_in_points, number, where_text
+    from .narrating import amount as number
+    from .narrating import change_in_points, part_text, percent, share_of, where_text
 
     e = explanation
     title = Text(f"{e.label} ({e.metric}) · {e.baseline.period} → {e.current.period}", style="bold")
     story = Text("\n".join(e.summary()))
     root = RichTree(Text.assemble((f"{e.label}  ", "bold"), f"{number(e.baseline.value, e.unit)} → "
                                   f"{number(e.current.value, e.unit)}  ",
-                                  (change_in_points(e.change, e.unit), _tone(e.change, e.direction)),
-                                  (f"   [{e.method}]", "dim")))
+                                  (change_in_points(e.change, e.unit, True), _tone(e.change, e.direction)),
+                                  (f"   [{e.method}]" if verbose else "", "dim")))
 
-    def segment_line(seg) -> Text:
-        part = f"{number(seg.contribution, e.unit, signed=True)}" if seg.contribution is not None else ""
-        mix = (f"  (mix {number(seg.mix, None, signed=True)}, rate {number(seg.rate, None, signed=True)})"
+    def segment_line(seg, unit: str | None) -> Text:
+        part = f"{change_in_points(seg.contribution, e.unit, True)}" if seg.contribution is not None else ""
+        mix = (f"  (mix {change_in_points(seg.mix, e.unit, True)}, rate {change_in_points(seg.rate, e.unit, True)})"
                if seg.mix is not None else "")
-        return Text(f"{where_text(seg.where)}: {number(seg.baseline)} → {number(seg.current)}  {part}{mix}",
-                    style="dim")
+        return Text(f"{where_text(seg.where)}: {number(seg.baseline, unit)} → {number(seg.current, unit)}  "
+                    f"{part}{mix}", style="dim")
 
     def add(node, driver, level: int) -> None:
         if driver.kind == "influence":
@@ -479,41 +488,63 @@ def explanation_view(explanation, depth: int | None = None, top: int = 5) -> Gro
                                   (f"{number(driver.baseline, driver.unit)} → {number(driver.current, driver.unit)}"
                                    if driver.baseline is not None else "", "dim"), (facts, "dim"))
         else:
-            share = f"{driver.share * 100:5.0f}%".replace("-", "−") if driver.share is not None else ""
+            share = f"{percent(share_of(driver.contribution, e.change)):>5}"
             label = Text.assemble(
                 (f"{driver.label}", "bold" if level == 1 else ""), "  ",
                 f"{number(driver.baseline, driver.unit)} → {number(driver.current, driver.unit)}  ",
-                (change_in_points(driver.change, driver.unit), _tone(driver.change, driver.direction)), "   ",
-                (f"{number(driver.contribution, e.unit, signed=True)} ", "bold"),
+                (change_in_points(driver.change, driver.unit, True), _tone(driver.change, driver.direction)), "   ",
+                (f"{change_in_points(driver.contribution, e.unit, True)} ", "bold"),
                 (_bar(driver.share), "red" if (driver.contribution or 0) * (e.change or 0) > 0 and
                  _tone(e.change, e.direction) == "red" else "cyan"), f" {share}",
-                (f"  [{driver.method}]" if driver.drivers else "", "dim"))
+                (f"  [{driver.method}]" if driver.drivers and verbose else "", "dim"))
         branch = node.add(label)
-        for seg in driver.segments[:top]:
-            branch.add(segment_line(seg))
+        places = occurrences.get(driver.metric, [])
+        if driver.kind != "influence" and len(places) > 1:
+            # A metric the formulas use in several places: what it does in all of them together.
+            net = sum(c for _, c in places)
+            net = 0.0 if abs(net) <= 1e-9 * abs(e.change or 1.0) else net
+            if places[0][1] is driver.contribution:
+                where = ", ".join(f"{change_in_points(c, e.unit, True)} under {parent}" for parent, c in places)
+                branch.add(Text(f"in all: {change_in_points(net, e.unit, True)} ({where})", style="dim"))
+        for seg in _largest_segments(driver.segments, top):
+            branch.add(segment_line(seg, driver.unit))
         if depth is None or level < depth:
             for child in driver.drivers:
                 add(branch, child, level + 1)
 
-    for seg in e.segments[:top]:
-        root.add(segment_line(seg))
+    occurrences: dict[str, list] = {}
+
+    def collect(driver, parent: str) -> None:
+        if driver.kind != "influence" and driver.contribution is not None:
+            occurrences.setdefault(driver.metric, []).append((parent, driver.contribution))
+        for child in driver.drivers:
+            collect(child, driver.label)
+
+    for driver in e.drivers:
+        collect(driver, e.label)
+    for seg in _largest_segments(e.segments, top):
+        root.add(segment_line(seg, e.unit))
     for driver in e.drivers:
         add(root, driver, 1)
     parts: list[RenderableType] = [title, story, Text(""), root]
     if e.root_causes:
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, title="Root causes", title_justify="left",
                       title_style="bold", header_style="bold")
-        for header, justify in (("#", "right"), ("metric", "left"), ("segment", "left"), ("baseline", "right"),
-                                ("current", "right"), ("contribution", "right"), ("share", "right")):
-            table.add_column(header, justify=justify, no_wrap=header != "segment")
-        for i, cause in enumerate(e.root_causes[:top], 1):
-            share = f"{cause.share * 100:.0f}%" if cause.share is not None else NULL
-            table.add_row(str(i), cause.metric, where_text(cause.where), number(cause.baseline),
-                          number(cause.current), number(cause.contribution, e.unit, signed=True), share)
+        for header, justify in (("#", "right"), ("segment", "left"), ("what moved there", "left"),
+                                ("effect", "right"), ("share", "right")):
+            table.add_column(header, justify=justify, no_wrap=header in ("#", "effect", "share"))
+        for i, cause in enumerate(e.root_causes, 1):
+            moved = "\n".join(part_text(p) + (f"  {change_in_points(p.contribution, e.unit, True)}"
+                                              if len(cause.parts) > 1 else "") for p in cause.parts)
+            table.add_row(str(i), where_text(cause.where), moved, change_in_points(cause.contribution, e.unit, True),
+                          percent(share_of(cause.contribution, e.change)) or NULL)
         parts += [Text(""), table]
+    elif e.reason:
+        parts += [Text(""), Text("Root causes: " + e.reason + ".")]
     for note in e.notes:
         parts.append(Text(f"note: {note}", style="dim"))
-    parts.append(Text(f"Formula contributions add up to the change (residual {e.residual:.1e}).", style="dim"))
+    if verbose:
+        parts.append(Text(f"Formula contributions add up to the change (residual {e.residual:.1e}).", style="dim"))
     return Group(*parts)
 
 

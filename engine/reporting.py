@@ -39,7 +39,7 @@ import networkx as nx
 
 from . import periods
 from .errors import MetrictreeError, UsageError, error
-from .narrating import number, sentences, where_text
+from .narrating import mix_text, number, part_text, sentences, share_of, where_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from .evaluating import Evaluation
@@ -919,11 +919,10 @@ def _details(data: ReportData, name: str, element_id: str, shown: bool) -> str:
         children = e.drivers if name == e.metric else (view.driver.drivers if view.driver is not None else ())
         parts = [d for d in children if d.kind != "influence" and d.contribution is not None]
         if parts:
-            method = e.method if name == e.metric else view.driver.method
             why.append(f"<h4>Its drivers' parts</h4><p class='mt-small mt-muted' style='margin:0 0 4px'>"
-                       f"{_e(_method_text(method))}; in the units of {_e(e.label)}</p><table><tbody>")
+                       f"in the units of {_e(e.label)}</p><table><tbody>")
             for d in parts:
-                share_text = percent(d.share)
+                share_text = percent(share_of(d.contribution, e.change))
                 why.append(f"<tr><td>{_e(d.label)}</td><td class='mt-num mt-{tone(d.contribution, e.direction)}'>"
                            f"{_e(signed(d.contribution, root_unit))}</td>"
                            f"<td class='mt-num mt-muted'>{_e(share_text)}</td></tr>")
@@ -942,12 +941,13 @@ def _details(data: ReportData, name: str, element_id: str, shown: bool) -> str:
         segments = e.segments if name == e.metric else (view.driver.segments if view.driver is not None else ())
         if segments:
             where.append(_segments_table(segments, unit, root_unit))
-        causes = [c for c in e.root_causes if c.metric == name]
+        causes = [(c, p) for c in e.root_causes for p in c.parts if p.metric == name]
         if causes:
             more.append("<h4>Root causes in it</h4><ul class='mt-small'>")
-            for c in causes:
-                more.append(f"<li>{_e(where_text(c.where))}: {_e(signed(c.contribution, root_unit))}"
-                           + (f" ({percent(c.share)})" if c.share is not None else "") + "</li>")
+            for c, p in causes:
+                more.append(f"<li>{_e(where_text(c.where))}: {_e(part_text(p))}, "
+                            f"{_e(signed(p.contribution, root_unit))}"
+                            + (f" ({percent(share_of(p.contribution, e.change))})" if e.change else "") + "</li>")
             more.append("</ul>")
     if data.status is not None:
         targets = [t for t in data.status.targets if t.metric == name]
@@ -960,11 +960,6 @@ def _details(data: ReportData, name: str, element_id: str, shown: bool) -> str:
     return (f'<section class="mt-details" id="{element_id}" data-metric="{_e(name)}"{hidden}>'
             f'<div class="mt-details-head">{"".join(head)}</div><div class="mt-blocks">'
             + "".join(f'<div class="mt-block">{"".join(b)}</div>' for b in blocks if b) + "</div></section>")
-
-
-def _method_text(method: str) -> str:
-    return {"additive": "split additively (a sum)", "lmdi": "split by the log-mean Divisia index (a product or "
-            "ratio)", "shapley": "split by exact Shapley values", "leaf": "a leaf"}.get(method, method)
 
 
 def _segment_carrier(e: Explanation) -> Driver | None:
@@ -1066,20 +1061,28 @@ def _causes(e: Explanation) -> str:
     if e.root_causes:
         out.append(f'<p class="mt-hint">The slices of the data that explain most of the change, by '
                    f'{_e(", ".join(e.by))}.</p><ol class="mt-causes">')
+        direction = "rise" if e.change > 0 else "fall"
         for i, c in enumerate(e.root_causes, 1):
-            share = f"{percent(c.share)} of the change" if c.share is not None else ""
+            share = (f"{c.share * 100:.0f} % of the {direction}" if c.share is not None and c.share > 0
+                     else f"against the {direction}")
             moved = tone(c.contribution, e.direction)
+            detail = "; ".join(part_text(p) + (f" ({signed(p.contribution, e.unit)})" if len(c.parts) > 1 else "")
+                               for p in c.parts)
             out.append(f'<li data-metric="{_e(c.metric)}"><span class="mt-rank">{i}</span>'
                        f'<span class="mt-cause-where">{_e(where_text(c.where))}</span>'
                        f'<span class="mt-cause-value mt-{moved}">'
                        f"{_e(signed(c.contribution, e.unit))}</span>"
-                       f'<span class="mt-cause-detail">{_e(c.metric)} {_e(_number(c.baseline))} → '
-                       f'{_e(_number(c.current))}' + (f" · {_e(share)}" if share else "") + "</span></li>")
+                       f'<span class="mt-cause-detail">{_e(detail)} · {_e(share)}</span></li>')
         out.append("</ol>")
+    elif e.reason:
+        out.append(f'<p class="mt-empty">{_e(e.reason[0].upper() + e.reason[1:])}.</p>')
     elif e.by:
         out.append('<p class="mt-empty">No single slice stands out: the change is spread across the segments.</p>')
     else:
         out.append('<p class="mt-empty">No dimensions were drilled into.</p>')
+    if e.mix:
+        out.append("<h4>Mix, not a cause</h4><ul class='mt-small'>"
+                   + "".join(f"<li>{_e(mix_text(m, e))}</li>" for m in e.mix) + "</ul>")
     carrier = _segment_carrier(e)
     if carrier is not None:
         out.append(f"<h4>Where {_e(carrier.label)} moved</h4>"
@@ -1094,12 +1097,12 @@ def _drivers_table(e: Explanation, ids: Mapping[str, str] | None) -> str:
     out = ['<section class="mt-card" id="mt-drivers"><details open><summary>Every driver</summary>',
            "<div class='mt-table-wrap'><table><thead><tr><th>driver</th><th class='mt-num'>"
            f"{_e(e.baseline.period)}</th><th class='mt-num'>{_e(e.current.period)}</th><th class='mt-num'>change</th>"
-           "<th class='mt-num'>part of the change</th><th class='mt-num'>share</th><th>method</th></tr></thead><tbody>"]
+           "<th class='mt-num'>part of the change</th><th class='mt-num'>share</th></tr></thead><tbody>"]
 
     def row(d: Driver, depth: int) -> None:
         target = f' data-target="{ids[d.metric]}"' if ids and d.metric in ids else ""
         tag = '<span class="mt-influence-tag">influence, not in the sum</span>' if d.kind == "influence" else ""
-        share = d.share
+        share = share_of(d.contribution, e.change)
         meter = (f'<span class="mt-meter mt-{tone(d.contribution, e.direction)}"><span style="width:'
                  f'{min(abs(share), 1.0) * 100:.0f}%"></span></span>{percent(share)}') if share is not None else ""
         part = _e(signed(d.contribution, e.unit)) if d.contribution is not None else ""
@@ -1109,16 +1112,16 @@ def _drivers_table(e: Explanation, ids: Mapping[str, str] | None) -> str:
                    f"<td class='mt-num'>{_e(_number(d.current, d.unit))}</td>"
                    f"<td class='mt-num mt-{tone(d.change, d.direction)}'>{_e(signed(d.change, d.unit))}</td>"
                    f"<td class='mt-num'>{part}"
-                   f"</td><td class='mt-num'>{meter}</td><td class='mt-muted'>{_e(d.method)}</td></tr>")
+                   f"</td><td class='mt-num'>{meter}</td></tr>")
         for child in d.drivers:
             row(child, depth + 1)
 
     for driver in e.drivers:
         row(driver, 0)
     out.append("</tbody></table></div>")
-    out.append(f"<p class='mt-hint' style='margin-top:8px'>The parts add up to the change exactly "
-               f"(residual {e.residual:.1e}). Influence links are shown with their own change and are never "
-               f"added into the sum.</p></details></section>")
+    out.append("<p class='mt-hint' style='margin-top:8px'>The parts add up to the change exactly. "
+               "Influence links are shown with their own change and are never "
+               "added into the sum.</p></details></section>")
     return "".join(out)
 
 
@@ -1383,19 +1386,20 @@ def tree_markdown(tree: Tree) -> str:
 
 def report(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | None = None,
            current: str | None = None, by: Sequence[str] | str | None = None,
-           params: Mapping[str, Any] | None = None, top: int = 5, engine: str = "auto") -> str:
+           params: Mapping[str, Any] | None = None, top: int | None = None, engine: str = "auto",
+           grain: str | None = None) -> str:
     """Explain ``metric`` between two periods, take the KPI status at the current one and the history up to it,
-    and return the report (`report_html`)."""
-    explanation = tree.explain(data, metric, baseline, current, by=by, params=params, top=top)
+    and return the report (`report_html`); ``grain`` overrides the tree's."""
+    explanation = tree.explain(data, metric, baseline, current, by=by, params=params, top=top, grain=grain)
     last = explanation.current.period.partition("..")[2] or explanation.current.period
     missing = [name for name in tree.sources if name not in data]
     readable = [name for name, m in tree.metrics.items() if m.kind != "group" and not any(
         tree.metrics[r].source in missing for r in tree.requirements([name]) if tree.metrics[r].kind == "base")]
-    history = tree.evaluation(data, params=params, end=last, metrics=readable) if readable else None
+    history = tree.evaluation(data, grain=grain, params=params, end=last, metrics=readable) if readable else None
     status, notes = None, []
     if tree.targets or tree.alerts:
         try:
-            status = tree.status(data, at=last, params=params)
+            status = tree.status(data, at=last, params=params, grain=grain)
         except MetrictreeError as exc:
             if not missing:
                 raise

@@ -556,16 +556,21 @@ def _value_unit(tree: Tree, alert: Alert) -> str | None:
 
 
 def status(tree: Tree, data: Mapping[str, Any], at: str | None = None, params: Mapping[str, Any] | None = None,
-           registry: Registry | None = None) -> Status:
-    """Every target and alert of ``tree`` at period ``at`` (default: the last period with data)."""
+           registry: Registry | None = None, grain: str | None = None) -> Status:
+    """Every target and alert of ``tree`` at period ``at`` (default: the last period with data), at ``grain``
+    (default: the tree's)."""
     registry = registry or default_registry()
     if not isinstance(data, Mapping):
         raise UsageError(error(f"data must map source names to tables, got a {type(data).__name__}",
                                hint=f"e.g. data={{'{next(iter(tree.sources), 'orders')}': table}}", code="no-data"))
-    grain = tree.grain
+    grain = periods.check_grain(grain or tree.grain)
     values = resolve_params(tree, params)
     overrides = {name: values[name] for name in (params or {})}
-    # A label at a coarser grain means its last period: the status "at 2026-Q4" is the status in December.
+    # A label at a coarser grain means its last period: the status "at 2026-Q4" is the status in December;
+    # a finer one (a week at grain month) is an error, never the month it ends in.
+    form = periods.grain_of(at) if at is not None else None
+    if form is not None and GRAINS.index(form) < GRAINS.index(grain):
+        periods.parse_at(at, grain)
     at_index = periods.parse(at, grain, end=True) if at is not None else None
     augmented, hidden = _hidden_alerts(tree)
 

@@ -53,7 +53,26 @@ def _int_arg(value, name: str, fn: str) -> int:
 
 
 def _plan_sum(ctx: AggregateContext, x):
-    return [Partial(x, "sum", 0)]
+    return [Partial(_summable(x), "sum", 0)]
+
+
+_INT64_LIMIT = 2**63
+
+
+def _summable(x):
+    """Whole numbers whose sum could pass 2**63 summed as 38-digit decimals: exactly, never wrapping.
+
+    Arrow's integer sums wrap around on overflow (two amounts of 2**63-1 would sum to -2). One pass for the
+    column's bounds tells whether any group's sum could overflow; only then are the values widened, so the
+    usual columns keep their fast integer sums. A sum that needs the decimals becomes a float metric.
+    """
+    if not isinstance(x, pa.Array | pa.ChunkedArray) or not pa.types.is_integer(x.type) or len(x) == 0:
+        return x
+    bounds = pc.min_max(x)
+    lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+    if lo is None or max(abs(lo), abs(hi)) * len(x) < _INT64_LIMIT:
+        return x
+    return pc.cast(x, pa.decimal128(38, 0))
 
 
 def _plan_count(ctx: AggregateContext, x=ROWS):
@@ -127,9 +146,15 @@ def _round(x, digits=0):
 
 
 def _digits(value) -> int:
+    if isinstance(value, pa.Array | pa.ChunkedArray):
+        # A constant broadcast to a column (round(3.14159, 2)): one value for every row.
+        distinct = pc.unique(value).to_pylist()
+        if len(distinct) != 1:
+            raise ValueError("round() needs one number of digits for every row, not a column of them")
+        value = distinct[0]
     raw = value.as_py() if isinstance(value, pa.Scalar) else value
-    if not isinstance(raw, int | float) or isinstance(raw, bool) or raw != int(raw):
-        raise ValueError(f"round() needs a whole number of digits, got {raw!r}")
+    if not isinstance(raw, int | float) or isinstance(raw, bool) or not -300 <= raw <= 300 or raw != int(raw):
+        raise ValueError(f"round() needs a whole number of digits (-300 … 300), got {raw!r}")
     return int(raw)
 
 
@@ -233,3 +258,30 @@ def metrictree_functions(register):
     for function in AGGREGATES + SCALARS:
         register(function)
 
+
+
+# --------------------------------------------------------------------------- SQL forms (backends)
+
+
+def _sql_forms():
+    from metrictree.backends.forms import SqlForm, SqlPartial
+    from sqlglot import exp
+
+    def count(ctx, x=ROWS):
+        return [SqlPartial(None, "count_all", 0)] if x is ROWS else [SqlPartial(x, "count", 0)]
+
+    return (
+        SqlForm("sum", lambda ctx, x: [SqlPartial(x, "sum", 0)]),
+        SqlForm("count", count),
+        SqlForm("count_distinct", lambda ctx, x: [SqlPartial(x, "count_distinct", 0)]),
+        SqlForm("avg", lambda ctx, x: [SqlPartial(exp.cast(x, exp.DataType.build("double")), "sum", 0.0),
+                                       SqlPartial(x, "count", 0)]),
+        SqlForm("min", lambda ctx, x: [SqlPartial(x, "min", None)]),
+        SqlForm("max", lambda ctx, x: [SqlPartial(x, "max", None)]),
+    )
+
+
+@hookimpl
+def metrictree_sql_forms(register):
+    for form in _sql_forms():
+        register(form)

@@ -293,3 +293,24 @@ def test_import_example():
         assert math.isclose(row["aov"], row["revenue"] / row["paid_orders"])
     finally:
         pluginmanager.unregister(plugin)
+
+
+def test_the_retail_binding_example_runs_on_the_retail_fixture():
+    import pyarrow.compute as pc
+    import pyarrow.csv as csv
+
+    path = Path(__file__).resolve().parent / "data" / "retail.csv"
+    block = _block_with("tree-fragment", "invoices.Quantity * invoices.UnitPrice")
+    tree = metrictree.loads(block.text, NAME)
+    assert tree.metrics["revenue"].unit == "GBP" and tree.metrics["revenue"].library == "crm"
+    rows = {r["period"]: r for r in tree.evaluate({"invoices": path}).to_pylist()}
+    lines = csv.read_csv(path)
+    month = pc.utf8_slice_codeunits(lines["InvoiceDate"], 3, 10)
+    for period, r in rows.items():
+        sold = lines.filter(pc.and_(pc.equal(month, f"{period[5:]}/{period[:4]}"), pc.greater(lines["Quantity"], 0)))
+        revenue = pc.sum(pc.multiply(sold["Quantity"], sold["UnitPrice"])).as_py()
+        orders = pc.count_distinct(sold["InvoiceNo"]).as_py()
+        assert r["revenue"] == pytest.approx(revenue) and r["paid_orders"] == orders
+        assert r["aov"] == pytest.approx(revenue / orders)
+    assert list(rows) == ["2024-09", "2024-10", "2024-11"]
+    assert rows["2024-10"]["churn_rate"] == pytest.approx(1 / 3)  # 13047 bought in September only
