@@ -265,8 +265,11 @@ def metrictree_trees(register):
 
 def _sql():
     import attrs
-    from metrictree.backends import forms as f
     from sqlglot import exp
+
+    from metrictree.backends import forms as f
+
+    PERIOD, VALUE, TIME = "__period", "__value", "__time"  # the columns of the kept rows (`SqlRows`)
 
     def keys(rows, table=None):
         return [f.col(k, table) for k in rows.keys]
