@@ -68,9 +68,7 @@ def _source_problems(tree: Tree, source: Source, metrics: list[Metric], schema: 
             hint = (guess + " " if guess else "") + f"its columns: {columns}"
             library = metric.library if need.span is not None and need.span.file.startswith("<library ") else None
             if library is not None:
-                hint += (f"; {library} reads {source.name}.{need.column} under its own name: bind it to a column "
-                         f"of yours in the import, e.g. import {library} (…) with {source.name} "
-                         f"{{ {need.column} = {source.name}.<column>, … }}")
+                hint += "; " + _binding_hint(library, source.name, need.column)
             problems.append(error(f"source '{source.name}' has no column '{need.column}' ({need.why})", need.span,
                                   hint, "missing-column"))
     if source.time in names:
@@ -84,3 +82,22 @@ def _source_problems(tree: Tree, source: Source, metrics: list[Metric], schema: 
                 source.span, f'name its format in the source: time {source.time} format "%d/%m/%Y %H:%M" '
                              "(strptime codes)" if text else "store it as a date or timestamp", "time-type"))
     return problems
+
+
+def _binding_hint(library: str, source: str, column: str) -> str:
+    return (f"{library} reads {source}.{column} under its own name: bind it to a column of yours in the import, "
+            f"e.g. import {library} (…) with {source} {{ {column} = {source}.<column>, … }}")
+
+
+def with_binding_hint(exc: DataError, source: Source, wanted: list) -> DataError:
+    """A missing-column error for a column a library reads under its own name, with the binding to write."""
+    diagnostics = []
+    for d in exc.diagnostics:
+        need = next((n for n in wanted if d.span is not None and n.span == d.span and n.span.file == d.span.file),
+                    None)
+        if d.code == "missing-column" and need is not None and need.span.file.startswith("<library "):
+            library = need.span.file[len("<library "):-1]
+            hint = f"{d.hint}; {_binding_hint(library, source.name, need.column)}"
+            d = Diagnostic(d.severity, d.message, d.span, hint, d.code)
+        diagnostics.append(d)
+    return DataError(diagnostics)

@@ -23,7 +23,7 @@ import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import aggregating, periods, reading
+from . import aggregating, backends, periods
 from . import syntax as s
 from .errors import DataError, Span, UsageError, did_you_mean, error
 from .formulas import Scope, as_array, evaluate as evaluate_expr
@@ -343,11 +343,17 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
         source = tree.sources[source_name]
         needs = aggregating.needs(tree, base, registry, by)
         counts: dict[str, int] = {}
-        table = reading.read(source, data, needs, [d for d in by if d in source.dimensions], since, until, counts)
+        request = backends.Request(tree, source, tuple(base), tuple(needs), grain, tuple(by), values, registry,
+                                   since, until)
+        try:
+            aggregates.append(backends.aggregate(request, data, counts))
+        except DataError as exc:
+            from .datacheck import with_binding_hint
+
+            raise with_binding_hint(exc, source, needs) from None
         if counts.get("null_times"):
             warnings.append(f"source '{source_name}': {counts['null_times']:,} row(s) have no {source.time} (null), "
                             "so they belong to no period and no metric counts them")
-        aggregates.append(aggregating.aggregate(tree, source, table, base, grain, by, values, registry))
 
     if by and aggregates and not any(len(a.dimensions) == len(by) for a in aggregates):
         # No source can be split: the result would have no slices at all, hence no rows.

@@ -11,11 +11,10 @@
    contribution, in the root's units;
 4. influence children (``<~``) are shown with their own change and their association
    with the parent over the history, never added into the sum;
-5. for the base metrics that carry weight, evaluate them by the ``by`` dimensions in
-   the two periods and localise the change (`localising`): the few segments
-   that explain most of it, with their contribution to the root;
-6. ratio metrics (``a / b`` of two additive metrics) get a mix / rate split per
-   segment, exact, the interaction split symmetrically.
+5. take the base metrics and ratios that carry weight into the data (`drilling`): evaluate them by
+   the ``by`` dimensions in the two periods and the ones before, localise each (`localising`,
+   `localising_ratio`: ratios as rate vs mix), and value every segment found through the whole
+   tree: one ranked list of root causes, each with its parts and its net effect on the root.
 
 The maths is written out in docs/explain.md.
 """
@@ -317,7 +316,7 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     root_segments: tuple[Segment, ...] = ()
     reason, mix = None, ()
     if by and change:
-        drilled = drill(tree, data, builder, by, spans, data_first, grain, values_of_params, registry, top,
+        drilled = drill(tree, data, builder, by, spans, grain, values_of_params, registry, top,
                         every_dimension)
         drivers = tuple(_attach_segments(d, drilled.segments) for d in drivers)
         root_segments = drilled.segments.get(metric, ())

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 import attrs
 from lark import Lark, Token, Tree
 
-from .errors import Diagnostic, MetrictreeError, error
+from .errors import MetrictreeError, TreeSyntaxError, error
 from .parsing import parse
 
 WIDTH = 100
@@ -52,8 +52,12 @@ class FormatError(MetrictreeError):
 def format_text(text: str, filename: str = "<string>") -> str:
     """The tree-file text in the canonical layout. Raises `TreeSyntaxError` when the text does not parse."""
     parse(text, filename)  # the friendly diagnostics for a file that does not parse
-    tree, tokens, comments = _parse(text)
-    out = _render(_Layout(text, tokens, comments).document(tree), WIDTH)
+    try:
+        tree, tokens, comments = _parse(text)
+        out = _render(_Layout(text, tokens, comments).document(tree), WIDTH)
+    except RecursionError:
+        raise TreeSyntaxError(error(f"{filename} nests brackets too deeply to be laid out", None,
+                                    "remove brackets that group a single value: ((x)) is x", "nesting")) from None
     ordered = sorted([*tokens, *comments], key=lambda t: t.start_pos)
     _check_same_tokens([str(t).rstrip() if t.type == "COMMENT" else str(t) for t in ordered], out, filename)
     return out
@@ -95,11 +99,14 @@ def _parse(text: str) -> tuple[Tree, list[Token], list[Token]]:
 
 
 def _tokens(tree: Tree) -> Iterator[Token]:
-    for child in tree.children:
-        if isinstance(child, Token):
-            yield child
-        elif isinstance(child, Tree):
-            yield from _tokens(child)
+    """The tokens under a node, in order (walked without recursion: brackets may nest deeply)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Token):
+            yield node
+        elif isinstance(node, Tree):
+            stack.extend(reversed(node.children))
 
 
 def _words(text: str) -> list[str]:
@@ -279,8 +286,11 @@ class _Layout:
         for statement in tree.children:
             self.starts_line(statement)
         for statement in tree.children:
+            # A comment after a statement's last token ends the line: it does not break the statement's groups.
+            last = list(_tokens(statement))[-1] if isinstance(statement, Tree) else statement
+            after = self.trailing.pop(last.start_pos, None)
             parts.extend(self.doc(statement))
-            parts.append(_HARD)
+            parts.extend([after, _HARD] if after is not None else [_HARD])
         parts.extend(self.end_comments)
         return parts
 
@@ -329,17 +339,17 @@ class _Layout:
         formula = c[2]
         if formula is not None:
             equals, expr, where = formula.children
-            head += [_SPACE, *self.tok(equals), _SPACE, _Nest([_group([*self.doc(expr), *self.clause(where)])])]
+            head += [_SPACE, *self.tok(equals), _SPACE, _group([*self.doc(expr), *self.clause(where)])]
         return self._with_block(head, c[3])
 
     def clause(self, where) -> list:
         if where is None:
             return []
         keyword, condition = where.children
-        return [_LINE, *self.tok(keyword), _SPACE, _Nest(self.doc(condition))]
+        return [_Nest([_LINE, *self.tok(keyword), _SPACE, *self.doc(condition)])]
 
     def rule_alert_stmt(self, c):
-        head = [*self.tok(c[0]), _SPACE, _Nest([_group([*self.doc(c[1]), *self.clause(c[2])])])]
+        head = [*self.tok(c[0]), _SPACE, _group([*self.doc(c[1]), *self.clause(c[2])])]
         return self._with_block(head, c[3])
 
     def rule_target_stmt(self, c):
@@ -347,7 +357,9 @@ class _Layout:
         clauses: list = []
         if c[6] is not None:
             clauses += [_LINE, *self.doc(c[6])]
-        clauses += self.clause(c[7])
+        if c[7] is not None:
+            keyword, condition = c[7].children
+            clauses += [_LINE, *self.tok(keyword), _SPACE, *self.doc(condition)]
         if clauses:
             head = [_group([*head, _Nest(clauses)])]
         return self._with_block(head, c[8])
@@ -422,12 +434,10 @@ class _Layout:
                 operands.append((None, n))
 
         flatten(node)
-        parts: list = []
-        for op, operand in operands:
-            if op is not None:
-                parts += [_LINE, *self.tok(op), _SPACE]
-            parts += self.doc(operand)
-        return [_group(parts)]
+        first, rest = self.doc(operands[0][1]), []
+        for op, operand in operands[1:]:
+            rest += [_LINE, *self.tok(op), _SPACE, *self.doc(operand)]
+        return [_group([*first, _Nest(rest)])]
 
     def rule_add(self, c):
         return self._chain(Tree("add", c))
@@ -603,4 +613,4 @@ def _fits(parts: list, rest: list, width: int) -> bool:
     return False
 
 
-__all__ = ["FormatError", "Diagnostic", "format_text", "is_formatted", "WIDTH"]
+__all__ = ["WIDTH", "FormatError", "format_text", "is_formatted"]

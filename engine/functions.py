@@ -205,6 +205,10 @@ Function = Aggregate | Scalar
 class Library:
     """A metric library an author pulls in with ``import name``: tree-language text.
 
+    Its metrics read sources and columns under the library's own names; a tree binds them to its
+    data in the import (``import name with orders = invoices { amount = … }``, `metrictree.binding`).
+    Money metrics are written ``unit currency``, which becomes the importing tree's ``currency``.
+
     Attributes:
         name: the name after ``import``.
         text: tree-file text (sources, params, metrics) merged into the importing tree.

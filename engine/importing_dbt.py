@@ -11,7 +11,8 @@ The translation, piece by piece:
 - a simple metric becomes its measure's aggregate with the metric's ``filter`` as
   ``where`` (or, unfiltered and of the measure's name, just takes the metric's label);
 - a ratio metric becomes ``numerator / denominator``; a derived metric its ``expr``,
-  with ``offset_window`` inputs as time shifts (``revenue[-1]``);
+  with ``offset_window`` inputs as time shifts (``revenue[-1]``); an input with its own
+  ``filter`` becomes a base metric of its own (its measure with all the filters);
 - a cumulative metric becomes ``cumulative_sum(m)`` (no window), or, for a window of n
   periods of the tree's grain, the running total less the running total n periods
   earlier (``m_to_date - coalesce(m_to_date[-n], 0)``, which over the first periods of
@@ -429,13 +430,28 @@ class _Translation:
     def input_metric(self, ref: dict, metrics: dict[str, dict], owner: str) -> str:
         name = ref["name"]
         if self.filters(ref):
-            raise NotExpressible(f"the input '{name}' of '{owner}' has its own filter")
+            return self.filtered_input(ref, metrics, owner)
         if name not in self.metric_names:
             if name in metrics:
                 self.metric(metrics[name], metrics)
             if name not in self.metric_names:
                 raise NotExpressible(f"its input metric '{name}' could not be expressed")
         return self.metric_names[name]
+
+    def filtered_input(self, ref: dict, metrics: dict[str, dict], owner: str) -> str:
+        """An input with its own filter (``numerator: {name: orders, filter: …}``): a base metric of its own,
+        the input's measure with every filter on the way, when the input is a simple metric."""
+        name = ref["name"]
+        metric = metrics.get(name)
+        if metric is None or metric.get("type") != "simple":
+            raise NotExpressible(f"the input '{name}' of '{owner}' has its own filter, and '{name}' is not a "
+                                 "simple metric (only a measure can take a filter)")
+        measure_ref = (metric.get("type_params") or {}).get("measure") or {}
+        measure, model = self.measure(measure_ref.get("name"))
+        helper = _identifier(f"{owner}_{ref.get('alias') or name}")
+        body = self.aggregate(measure, model, self.filters(metric) + self.filters(measure_ref) + self.filters(ref))
+        self.define(helper, body, "", "metric", f"'{name}' as '{owner}' filters it")
+        return helper
 
     def metric(self, metric: dict, metrics: dict[str, dict]) -> None:
         """Translate one metric (after its inputs); a failure is noted and the metric left out."""

@@ -203,9 +203,11 @@ def describe(analysis: Analysis, symbol: Symbol) -> str:
     if symbol.kind == "metric":
         metric = analysis.tree.metrics.get(symbol.name) if analysis.tree else None
         meta = {e.key: e.value for e in st.meta}
-        formula = st.formula.to_source() if st.formula is not None else None
-        if formula and st.where is not None:
-            formula += f" where {st.where.to_source()}"
+        # The compiled formula, when there is one: for a library metric it is the one bound to the tree's columns.
+        source_formula, source_where = (metric.formula, metric.where) if metric else (st.formula, st.where)
+        formula = source_formula.to_source() if source_formula is not None else None
+        if formula and source_where is not None:
+            formula += f" where {source_where.to_source()}"
         label = metric.label if metric else meta.get("label")
         kind = metric.kind if metric else ("group" if st.formula is None else "metric")
         lines.append(f"**{symbol.name}**" + (f" — {label}" if label else "") + f" ({kind} metric)")

@@ -461,6 +461,9 @@ def _stray_name(text: str, source: SourceFile, pos: int) -> Diagnostic:
     guess = did_you_mean(word, _STATEMENT_KEYWORDS)
     if guess:
         return error(f"unknown statement '{word}'", span, guess, "syntax")
+    if re.search(r"\bimport\s[^\n]*$", text[:start]) and did_you_mean(word, ["with"]):
+        return error(f"unexpected name '{word}'", span, "did you mean 'with'? (import crm with orders = invoices "
+                                                         "{ amount = invoices.Total })", "syntax")
     return error(f"unexpected name '{word}'", span,
                  "a statement starts with a keyword (metric, source, param, target, alert …) or is an influence "
                  "link 'parent <~ child'; inside a formula, join names with an operator (+ - * /)", "syntax")

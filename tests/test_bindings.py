@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import metrictree
+import pytest
 from metrictree import syntax as s
 from metrictree.errors import CompileError, TreeSyntaxError
 
@@ -406,7 +405,6 @@ def test_the_libraries_name_no_currency_of_their_own():
 
 def cli(*args: str):
     from click.testing import CliRunner
-
     from metrictree.cli import main
 
     try:
@@ -466,7 +464,6 @@ def test_crm_on_a_generated_retail_csv_equals_duckdb(tmp_path):
     """The lead's invoice-log generator, exported as the UCI file is (UK dates as text), read through a binding."""
     import pyarrow.compute as pc
     import pyarrow.csv as csv
-
     from metrictree.retail import invoice_log
 
     pytest.importorskip("numpy", reason="the invoice-log generator needs numpy")
@@ -515,3 +512,22 @@ def test_the_canonical_layout_of_bindings():
         "    }",
     ]
     assert format_text("import email with emails { sent = emails.n }\n") == "import email with emails { sent = emails.n }\n"
+
+
+def test_a_misspelt_with_is_named():
+    with pytest.raises(TreeSyntaxError) as caught:
+        metrictree.parse("import crm (aov) wiht orders = invoices { amount = invoices.x }\n", "t.tree")
+    (d,) = caught.value.diagnostics
+    assert (d.message, d.span.column) == ("unexpected name 'wiht'", 18)
+    assert d.hint.startswith("did you mean 'with'?")
+
+
+def test_eval_of_an_unbound_import_on_other_names_says_how_to_bind():
+    # The case of issue 13: `import crm` on retail data checks, then cannot find 'amount'.
+    tree = metrictree.loads(PLAIN, "retail.tree")
+    with pytest.raises(metrictree.MetrictreeError) as caught:
+        tree.evaluate({"orders": DATA / "retail.csv"})
+    (d,) = caught.value.diagnostics
+    assert d.message == "source 'orders' has no column 'amount' (read by metric 'revenue')"
+    assert d.hint.endswith("crm reads orders.amount under its own name: bind it to a column of yours in the "
+                           "import, e.g. import crm (…) with orders { amount = orders.<column>, … }")

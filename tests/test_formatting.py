@@ -78,6 +78,13 @@ def test_formatting_is_idempotent_and_keeps_the_meaning(where, text):
         assert _compiled(once) == before
 
 
+def test_the_example_in_the_authoring_docs_is_what_fmt_does():
+    page = (ROOT / "docs" / "authoring.md").read_text("utf-8")
+    before, after = re.findall(r"```(?:text|tree-fragment)\n(.*?)```", page.split("For example", 1)[1], re.S)[:2]
+    assert formatting.format_text(before) != before
+    assert formatting.format_text(before) == after
+
+
 def test_the_layout():
     messy = """tree   shop "Shop"
 grain month
@@ -129,6 +136,13 @@ def test_long_formulas_and_lists_break_inside_100_columns():
 
 
 SAMPLE = (ROOT / "trees" / "crm_ltv.tree").read_text("utf-8")
+# Trees with every construct: the bundled ones, and doc examples with bindings, checkpoints, time formats.
+_KEYS = ("with orders", "checkpoints", 'format "', "timezone", "currency", "include")
+_VARIED = [(w, t) for w, t in EXAMPLES if w.endswith(".tree") or any(key in t for key in _KEYS)]
+# The default run takes one example of each construct; the slow run (.ci/steps.d/61-fmt.sh) takes them all.
+_FIRST = {"trees/crm_ltv.tree"} | {next(w for w, t in _VARIED if key in t and not w.endswith(".tree"))
+                                   for key in _KEYS if any(key in t for _, t in _VARIED)}
+VARIED = [pytest.param(w, t, id=w, marks=() if w in _FIRST else pytest.mark.slow) for w, t in _VARIED]
 
 
 def _respaced(text: str, seed: int) -> str:
@@ -139,15 +153,17 @@ def _respaced(text: str, seed: int) -> str:
     return "".join(str(t) + rng.choice(gaps) for t in tokens)
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_the_layout_does_not_depend_on_the_original_spacing(seed):
-    plain = _respaced(SAMPLE, -1)
-    assert formatting.format_text(_respaced(SAMPLE, seed)) == formatting.format_text(plain)
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize(("where", "text"), VARIED)
+def test_the_layout_does_not_depend_on_the_original_spacing(where, text, seed):
+    plain = _respaced(text, -1)
+    assert formatting.format_text(_respaced(text, seed)) == formatting.format_text(plain)
 
 
 @pytest.mark.parametrize("own_line", [False, True], ids=["trailing", "own-line"])
-def test_a_comment_after_any_token_is_kept_in_place(own_line):
-    _, tokens, _ = formatting._parse(SAMPLE)
+@pytest.mark.parametrize(("where", "original"), VARIED)
+def test_a_comment_after_any_token_is_kept_in_place(where, original, own_line):
+    _, tokens, _ = formatting._parse(original)
     pieces = []
     for i, token in enumerate(tokens):
         pieces.append(str(token))
@@ -156,8 +172,8 @@ def test_a_comment_after_any_token_is_kept_in_place(own_line):
     out = formatting.format_text(text)
     assert _comments(out) == [f"# note {i}" for i in range(len(tokens))]
     assert formatting.format_text(out) == out
-    assert _statements(out) == _statements(SAMPLE)
-    assert _compiled(out) == _compiled(SAMPLE)
+    assert _statements(out) == _statements(original)
+    assert _compiled(out) == _compiled(original)
     # Each comment stays next to its token: on the token's line, or on its own line before the next.
     lines = out.splitlines()
     for i, token in enumerate(tokens[:-1]):
@@ -192,6 +208,12 @@ metric revenue = sum(orders.amount) {
     assert out == text
 
 
+def test_a_comment_after_a_statement_does_not_break_its_block():
+    text = 'metric revenue = sum(orders.amount) { unit RUB }  # paid only\nmetric x = f(a,  # why\n  b)\n'
+    assert formatting.format_text(text) == (
+        "metric revenue = sum(orders.amount) { unit RUB }  # paid only\nmetric x = f(\n    a,  # why\n    b\n)\n")
+
+
 def test_blank_lines_are_kept_but_never_more_than_one():
     text = "\n\n# a\n\n\n\nsource orders { time t }\n\n\n\nmetric r = sum(orders.amount)\n\n\n"
     assert formatting.format_text(text) == "# a\n\nsource orders { time t }\n\nmetric r = sum(orders.amount)\n"
@@ -201,6 +223,16 @@ def test_a_file_that_does_not_parse_gets_the_usual_diagnostic():
     with pytest.raises(TreeSyntaxError) as caught:
         formatting.format_text("metric aov = revenue / \n", "shop.tree")
     assert caught.value.diagnostics[0].render().startswith("shop.tree:")
+
+
+def test_brackets_nested_too_deeply_are_a_clear_error_not_a_crash():
+    deep = "source o { time t }\nmetric x = " + "(" * 3000 + "sum(o.a)" + ")" * 3000 + "\n"
+    try:
+        out = formatting.format_text(deep)
+    except TreeSyntaxError as exc:
+        assert "nest" in exc.diagnostics[0].message
+    else:
+        assert formatting.format_text(out) == out
 
 
 # --------------------------------------------------------------------------- the command

@@ -74,6 +74,17 @@ metric aov = revenue / paid_ordrs
 """
 
 
+BOUND = """source invoices {
+    time InvoiceDate
+    entity CustomerID
+}
+import crm (aov) with orders = invoices {
+    amount = invoices.Quantity * invoices.UnitPrice
+    customer_id = invoices.CustomerID
+    status = "paid"
+}
+metric twice = revenue * 2 { level strategic }
+"""
 WARNED = "source orders { time order_date }\nmetric revenue = sum(orders.amount) { level strategic }\n"
 
 
@@ -100,7 +111,8 @@ def test_diagnostics_are_what_check_prints(tmp_path):
         # Fixing the typo clears the error; a syntax error comes back with its span.
         fixed = BROKEN.replace("paid_ordrs", "paid_orders")
         client.text_document_did_change(lsp.DidChangeTextDocumentParams(
-            lsp.VersionedTextDocumentIdentifier(uri=uri, version=2), [lsp.TextDocumentContentChangeWholeDocument(fixed)]))
+            lsp.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            [lsp.TextDocumentContentChangeWholeDocument(fixed)]))
         assert [d for d in await next_diagnostics(uri) if d.severity == lsp.DiagnosticSeverity.Error] == []
         client.text_document_did_change(lsp.DidChangeTextDocumentParams(
             lsp.VersionedTextDocumentIdentifier(uri=uri, version=3),
@@ -112,6 +124,15 @@ def test_diagnostics_are_what_check_prints(tmp_path):
         assert got.severity == lsp.DiagnosticSeverity.Warning
         assert got.message.startswith("strategic metric 'revenue' has no drivers")
         assert (got.range.start.line, got.range.start.character) == (1, 7)
+        # A library metric bound to the tree's columns: the hover shows the bound formula.
+        bound = tmp_path / "bound.tree"
+        bound.write_text(BOUND)
+        uri = _open(client, bound, BOUND)
+        assert list(await next_diagnostics(uri)) == []
+        hover = await asyncio.wait_for(client.text_document_hover_async(lsp.HoverParams(
+            lsp.TextDocumentIdentifier(uri), lsp.Position(9, 17))), TIMEOUT)
+        assert "revenue = sum(invoices.Quantity * invoices.UnitPrice)" in hover.contents.value
+        assert "from the library `crm`" in hover.contents.value
 
     _run(body, tmp_path)
 
@@ -183,7 +204,8 @@ def test_hover_definition_completion_and_formatting(tmp_path):
 
         # Formatting: one edit to the fmt layout.
         client.text_document_did_change(lsp.DidChangeTextDocumentParams(
-            lsp.VersionedTextDocumentIdentifier(uri=uri, version=3), [lsp.TextDocumentContentChangeWholeDocument(text)]))
+            lsp.VersionedTextDocumentIdentifier(uri=uri, version=3),
+            [lsp.TextDocumentContentChangeWholeDocument(text)]))
         await next_diagnostics(uri)
         edits = await asyncio.wait_for(client.text_document_formatting_async(lsp.DocumentFormattingParams(
             doc, lsp.FormattingOptions(tab_size=4, insert_spaces=True))), TIMEOUT)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import metrictree
 import pyarrow as pa
 import pyarrow.csv as csv
 import pytest
-
-import metrictree
 from metrictree.errors import CompileError, DataError, TreeSyntaxError
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -99,7 +98,7 @@ def test_a_time_zone_makes_naive_times_local_and_converts_aware_ones():
     text = 'source s {\n    time t\n    timezone "America/New_York"\n}\nmetric n = count(s)\n'
     naive = pa.table({"t": pa.array([dt.datetime(2024, 9, 30, 23, 30)], pa.timestamp("s"))})
     assert [(r["period"], r["n"]) for r in evaluate(text, {"s": naive})] == [("2024-09", 1)]
-    aware = pa.table({"t": pa.array([dt.datetime(2024, 10, 1, 2, 0, tzinfo=dt.timezone.utc)],
+    aware = pa.table({"t": pa.array([dt.datetime(2024, 10, 1, 2, 0, tzinfo=dt.UTC)],
                                     pa.timestamp("s", "UTC"))})  # 22:00 on 30 September in New York
     assert [(r["period"], r["n"]) for r in evaluate(text, {"s": aware})] == [("2024-09", 1)]
 
