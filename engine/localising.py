@@ -22,7 +22,9 @@ The contract
   value in that period (null: no data). A leaf's own period-to-period variation there — beyond the general
   movement of all leaves in that step, which is a season or trend, not the leaf's own — widens its noise
   when it is larger than what the two compared periods give: a small, naturally volatile segment has to move
-  more than usual to be named, and cannot outrank a large one that clearly broke.
+  more than usual to be named, and cannot outrank a large one that clearly broke. The same holds for every
+  element on its summed history: leaves that swing together (a small channel's monthly promotions) vary
+  more as a whole than their variances add up to.
 * The result, `Localisation` (frozen): ``elements`` (largest change first, never one with its parent or
   child), ``spread`` (the change is not concentrated: most of it lies outside the elements — all of it when
   there are none — and beyond noise), ``reason`` (plain words when there are no elements, e.g. "nothing
