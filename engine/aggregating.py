@@ -31,7 +31,8 @@ figures); the plan works the same for every plugin's partials:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+import itertools
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -100,6 +101,19 @@ class SourceAggregate:
     skipped: tuple[tuple[str, int, str], ...] = ()  # (metric, rows, why) for rows a function could not count
 
 
+def _type_hint(args) -> str:
+    """How to fix a text column given to a numeric aggregate, with one of its values as an example."""
+    for a in args:
+        if a is not ROWS and not isinstance(a, pa.Scalar) and (pa.types.is_string(a.type)
+                                                               or pa.types.is_large_string(a.type)):
+            valid = pc.drop_null(a)
+            if len(valid):
+                example = str(valid[0].as_py())[:20]
+                return (f"its values are text, like {example!r}: write numbers with a decimal point and no "
+                        "currency sign or thousands separator (10.5, not 10,5 or $10.50), or cast it when exporting")
+    return "check the column's type in the data, or cast it when exporting"
+
+
 def aggregate_calls(metric: Metric, registry: Registry) -> list[s.Call]:
     """The aggregate calls of a base metric's formula (not their nested scalar calls)."""
     calls, stack = [], [metric.formula]
@@ -155,8 +169,307 @@ class _Spec:
     reduce: Any = None  # presence: the function from the `Presence` to its counts
 
 
+@attrs.frozen(eq=False)
+class _Planned:
+    """One table's partials, planned: what `compute_partials` (or one step of a stream) computes."""
+
+    plans: Mapping[str, tuple[CallPlan, ...]]
+    specs: tuple[_Spec, ...]
+    masks: Mapping[str, Any]
+    keys: GroupKeys
+    rows: int
+    dims: tuple[str, ...]
+    custom: tuple[pa.Table, ...]
+    presences: Mapping[str, s.Call]
+    skipped: Mapping[str, tuple[int, str, str]]  # metric → (rows, entity column, function)
+
+    @property
+    def streams(self) -> bool:
+        """Whether the partials merge across batches of rows (custom reduces need all the rows at once)."""
+        return not self.custom and all(_mergeable(sp) for sp in self.specs)
+
+
+def _mergeable(sp: _Spec) -> bool:
+    return sp.how in _COMBINE or sp.how in ("count_distinct", "presence") or (
+        sp.how == "mean" and _is_plain_number(sp.values))
+
+
+def _skipped(planned_skips: Mapping[str, tuple[int, str, str]], source: Source) -> tuple[tuple[str, int, str], ...]:
+    return tuple((metric, rows, f"{rows:,} row(s) of source '{source.name}' have no {entity} (guest rows) and are "
+                                f"not counted as customers by {function}()")
+                 for metric, (rows, entity, function) in planned_skips.items() if rows)
+
+
 def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric], grain: str, by: list[str],
               params: Mapping[str, float], registry: Registry) -> SourceAggregate:
+    planned = _plan(tree, source, table, metrics, grain, by, params, registry)
+    grouped, found = compute_partials(planned.keys, list(planned.specs), planned.masks, planned.rows)
+    custom = [*planned.custom, *_presence_tables(planned.keys, found, planned.presences, source)]
+    return SourceAggregate(source, grouped, planned.plans, planned.dims, tuple(custom),
+                           _skipped(planned.skipped, source))
+
+
+def aggregate_stream(tree: Tree, source: Source, pieces: Iterable, metrics: list[Metric], grain: str,
+                     by: list[str], params: Mapping[str, float], registry: Registry) -> SourceAggregate:
+    """`aggregate` over a stream of tables (`metrictree.reading.Piece`: batches of rows of one source, of the
+    same columns).
+
+    Each batch is reduced to a *partial state* — its sums, counts, minima … per (group key, filter), and
+    for distinct counts and customer states its distinct (group key, value) pairs — and the states are
+    merged as they come, so the memory held depends on the number of groups and of distinct values, not
+    on the number of rows. When the files' statistics say that no later piece holds rows of a period (rows
+    written in time order), the distinct counts of the groups of that period are final: they are counted
+    and their pairs dropped. Partials that need every row at once (a plugin's custom reduce) make the
+    stream be gathered into one table first.
+    """
+    pieces = iter(pieces)
+    first = next(pieces)
+    second = None if first.last else next(pieces, None)
+    if second is None:
+        return aggregate(tree, source, first.table, metrics, grain, by, params, registry)
+    planned = _plan(tree, source, first.table, metrics, grain, by, params, registry)
+    if not planned.streams:
+        whole = pa.concat_tables([first.table, second.table, *(p.table for p in pieces)],
+                                 promote_options="permissive").unify_dictionaries()
+        return aggregate(tree, source, whole, metrics, grain, by, params, registry)
+    state = _StreamState(planned.dims)
+    state.add(planned, _period_of(first, source, grain))
+    # Hold one piece at a time: drop each (and its plan, which holds its columns) before reading the next.
+    del first, planned
+    piece = second
+    while piece is not None:
+        planned = _plan(tree, source, piece.table, metrics, grain, by, params, registry)
+        state.add(planned, _period_of(piece, source, grain))
+        piece = None
+        piece = next(pieces, None)
+        if piece is not None:
+            planned = None
+    return state.finish(source, planned)
+
+
+def _period_of(piece, source: Source, grain: str) -> int | None:
+    """The period of a piece's watermark: no later piece has rows in an earlier period."""
+    if piece.after is None:
+        return None
+    time_type = piece.table.schema.field(source.time).type
+    return period_index(pa.array([piece.after], time_type), grain)[0].as_py()
+
+
+class _StreamState:
+    """The merged partial state of the batches seen so far (see `aggregate_stream`)."""
+
+    def __init__(self, dims: tuple[str, ...]) -> None:
+        self.dims = dims
+        self.groups: list[pa.Table] = []  # decoded (period, dims, filters) sub-groups, with their reductions
+        self.pairs: dict[str, list[pa.Table]] = {}  # per column (its first spec): decoded distinct pairs
+        self.merged_rows: dict[str, int] = {}
+        self.vocabulary: dict[str, pa.Array] = {}  # per column: its distinct values, in code order
+        self.counted_by: dict[str, tuple] = {}  # per column: its filters, their flag columns, whether states read it
+        self.done: dict[str, list[pa.Table]] = {}  # per column: distinct counts of the periods already final
+        self.how: dict[str, str] = {}
+        self.skipped: dict[str, list] = {}
+        self.wanted = self.steps = self.mask_columns = None
+
+    def add(self, planned: _Planned, complete_before: int | None = None) -> None:
+        specs = list(planned.specs)
+        combinable = [sp for sp in specs if sp.how in _COMBINE or sp.how == "mean"]
+        distinct = [sp for sp in specs if sp.how in ("count_distinct", "presence")]
+        self.mask_columns = {m: f"__m{i}" for i, m in enumerate(dict.fromkeys(sp.mask for sp in combinable + distinct
+                                                                              if sp.mask))}
+        first, self.wanted, self.steps = _first_grouping(planned.keys.codes, combinable, planned.masks,
+                                                         self.mask_columns, planned.rows)
+        self.how = {out: _COMBINE[h] for (_, h), out in self.steps.items()}
+        self.groups = self._merged(self.groups, self._decoded(planned.keys, first),
+                                   [*self.mask_columns.values()], {c: self.how[c] for c in self.how})
+        if distinct:
+            found = _distinct_counts(planned.keys.codes, distinct, planned.masks, planned.rows, first,
+                                     self.mask_columns, pairs_only=True)
+            groups: dict[int, list[_Spec]] = {}
+            for sp in distinct:
+                groups.setdefault(id(sp.values), []).append(sp)
+            for group in groups.values():
+                mask_keys = list(dict.fromkeys(sp.mask for sp in group))
+                self.counted_by[group[0].column] = (mask_keys, _flags(group),
+                                                    any(sp.how == "presence" for sp in group))
+            for name, pairs in found.items():
+                held = self.pairs.setdefault(name, [])
+                mask_keys, flags, states = self.counted_by[name]
+                if states:
+                    # Customer states hold their pairs to the end: as integer codes, 4 bytes each.
+                    pairs = pairs.set_column(pairs.schema.get_field_index("__x"), "__x",
+                                             self._coded(name, pairs.column("__x")))
+                held.append(self._decoded(planned.keys, pairs))
+                if complete_before is not None and not states:
+                    held[:] = self._finalised(name, held, complete_before, mask_keys, flags)
+                # Pairs repeated across batches (a customer active in the same month in two of them) are held
+                # once they outgrow what was merged last: amortised, each pair is merged a bounded number of times.
+                size = sum(p.num_rows for p in held)
+                if size > 2 * max(self.merged_rows.get(name, 0), _ROWS_PER_PART * 64):
+                    keys, coded = self._encoded(held)
+                    merged = _deduplicated(coded)
+                    self.pairs[name] = [self._decoded(keys, merged)]
+                    self.merged_rows[name] = merged.num_rows
+        for metric, (rows, entity, function) in planned.skipped.items():
+            before = self.skipped.get(metric, [0, entity, function])
+            self.skipped[metric] = [before[0] + rows, entity, function]
+
+    def _coded(self, name: str, values) -> pa.Array:
+        """The values of a column's pairs as integer codes shared by every piece (a vocabulary that grows), so
+        that pairs merge as integers, and take 4 bytes a pair whatever the values are."""
+        values = _array(values)
+        encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
+        seen = self.vocabulary.get(name)
+        if seen is None:
+            self.vocabulary[name] = encoded.dictionary
+            return pc.cast(encoded.indices, pa.int32())
+        codes = pc.index_in(encoded.dictionary, value_set=seen)
+        new = pc.is_null(codes)
+        if pc.any(new).as_py():
+            fresh = pc.filter(encoded.dictionary, new)
+            numbers = pa.array(range(len(seen), len(seen) + len(fresh)), pa.int32())
+            codes = pc.replace_with_mask(pc.cast(codes, pa.int32()), new, numbers)
+            self.vocabulary[name] = pa.concat_arrays([seen, fresh.cast(seen.type)])
+        return pc.take(pc.cast(codes, pa.int32()), encoded.indices)
+
+    def _finalised(self, name: str, held: list[pa.Table], before: int, mask_keys: list[str],
+                   flags: dict[str, str]) -> list[pa.Table]:
+        """Count the pairs of the periods before ``before`` (no later piece has rows there) and drop them."""
+        table = pa.concat_tables(held, promote_options="permissive").unify_dictionaries() if len(held) > 1 \
+            else held[0]
+        early = pc.less(table.column(PERIOD), pa.scalar(before, table.schema.field(PERIOD).type))
+        final, rest = table.filter(early), table.filter(pc.invert(early))
+        if final.num_rows:
+            if len(held) > 1:  # a period that spans two pieces has pairs in both: once each
+                final = self._merged([final, final.slice(0, 0)], None, ["__x"],
+                                     {c: ("max" if c.startswith("__e") else "sum") for c in final.column_names
+                                      if c not in (PERIOD, *self.dims, "__x")})[0]
+            counts = {f"__n{i}": pc.cast(pc.greater(final.column(flags[m]), 0) if m and flags else
+                                         pc.is_valid(final.column("__x")), pa.int64())
+                      for i, m in enumerate(mask_keys)}
+            by = [PERIOD, *self.dims]
+            done = pa.table({**{c: final.column(c) for c in by}, **counts}).group_by(by, use_threads=False).aggregate(
+                [(c, "sum") for c in counts])
+            self.done.setdefault(name, []).append(done.rename_columns([c.removesuffix("_sum")
+                                                                       for c in done.column_names]))
+        return [rest]
+
+    def _decoded(self, keys: GroupKeys, table: pa.Table) -> pa.Table:
+        """``table`` with its group keys replaced by their period and dimension values."""
+        decoded = keys.decode(_array(table.column(_KEY)), dictionary=True)
+        return pa.table({**decoded, **{c: table.column(c) for c in table.column_names if c != _KEY}})
+
+    def _merged(self, held: list[pa.Table], new: pa.Table | None, keys: list[str], ops: dict[str, str]) -> list:
+        tables = [*held, new] if new is not None else held
+        if len(tables) == 1:
+            return tables
+        table = pa.concat_tables(tables, promote_options="permissive").unify_dictionaries()
+        by = [PERIOD, *self.dims, *keys]
+        merged = table.group_by(by, use_threads=False).aggregate([(c, op, _options(op)) for c, op in ops.items()])
+        return [merged.select([*by, *(f"{c}_{op}" for c, op in ops.items())]).rename_columns([*by, *ops])]
+
+    def _encoded(self, tables: list[pa.Table]) -> tuple[GroupKeys, list[pa.Table]]:
+        """One group key encoding over the period and dimensions of ``tables``; each with ``__key`` instead."""
+        period = pa.chunked_array([t.column(PERIOD).combine_chunks() for t in tables])
+        kinds = {d: tables[0].schema.field(d).type for d in self.dims}
+        dims = {d: pa.chunked_array([t.column(d).combine_chunks().cast(kinds[d]) for t in tables]) for d in self.dims}
+        keys = GroupKeys.encode(period, dims)
+        codes = _array(keys.codes)
+        offsets = list(itertools.accumulate([0, *(t.num_rows for t in tables)]))
+        coded = [t.drop_columns([PERIOD, *self.dims]).add_column(0, _KEY, codes.slice(lo, hi - lo))
+                 for t, lo, hi in zip(tables, offsets, offsets[1:], strict=False)]
+        return keys, coded
+
+    def finish(self, source: Source, planned: _Planned) -> SourceAggregate:
+        """The merged state as a `SourceAggregate`: one group key encoding over every group and pair."""
+        names = list(self.pairs)
+        done_names = [n for n in names if self.done.get(n)]
+        done_tables = [pa.concat_tables(self.done[n], promote_options="permissive") for n in done_names]
+        pieces = [len(self.groups), *(len(self.pairs[n]) for n in names)]
+        keys, coded = self._encoded([*self.groups, *(p for n in names for p in self.pairs[n]), *done_tables])
+        finished = dict(zip(done_names, coded[len(coded) - len(done_tables):], strict=True))
+        starts = list(itertools.accumulate([0, *pieces]))
+        groups = coded[:pieces[0]]
+        first = groups[0] if len(groups) == 1 else _regrouped(pa.concat_tables(groups), [*self.mask_columns.values()],
+                                                            self.how)
+        pair_tables = {n: _deduplicated(coded[lo:hi]) for n, lo, hi in zip(names, starts[1:], starts[2:], strict=False)}
+
+        specs = list(planned.specs)
+        combinable = [sp for sp in specs if sp.how in _COMBINE or sp.how == "mean"]
+        present = _array(pc.unique(first.column(_KEY)) if self.mask_columns else first.column(_KEY))
+        results = _combined(first, present, combinable, self.mask_columns, self.wanted, self.steps)
+        found, shared = {}, {}
+        by_values: dict[int, list[_Spec]] = {}
+        for sp in specs:
+            if sp.how in ("count_distinct", "presence"):
+                by_values.setdefault(id(sp.values), []).append(sp)
+        for group in by_values.values():
+            pairs_table = pair_tables[group[0].column]
+            extras = _extras(group)
+            mask_keys = list(dict.fromkeys(sp.mask for sp in group))
+            parts = [_from_pairs(pairs_table, mask_keys, _flags(group), tuple(extras.values()))]
+            if group[0].column in finished:
+                # The periods counted as they became final: their counts, in the same shape.
+                done = finished[group[0].column]
+                parts.append({m: (done.column(_KEY), done.column(f"__n{i}")) for i, m in enumerate(mask_keys)})
+            counted = _gathered(group, parts, extras)
+            for sp, value in counted.items():
+                if sp.how == "presence":
+                    same = (sp.mask, id(sp.extra))
+                    if same not in shared:
+                        shared[same] = _presence(keys, *value)
+                    found[sp.column] = sp.reduce(shared[same])
+                else:
+                    results[sp.column] = _align(present, *value, 0)
+        table = pa.table({**keys.decode(present), **{sp.column: results[sp.column] for sp in specs
+                                                     if sp.how != "presence"}})
+        extra = _presence_tables(keys, found, planned.presences, source)
+        skipped = _skipped({m: tuple(v) for m, v in self.skipped.items()}, source)
+        return SourceAggregate(source, table, planned.plans, planned.dims, tuple(extra), skipped)
+
+
+def _regrouped(table: pa.Table, keys: list[str], ops: Mapping[str, str]) -> pa.Table:
+    """Rows of ``table`` with the same ``__key`` and ``keys`` merged: each column by its ``ops``."""
+    by = [_KEY, *keys]
+    merged = table.group_by(by, use_threads=False).aggregate([(c, op, _options(op)) for c, op in ops.items()])
+    return merged.select([*by, *(f"{c}_{op}" for c, op in ops.items())]).rename_columns([*by, *ops])
+
+
+def _deduplicated(pieces: list[pa.Table]) -> pa.Table:
+    """Distinct (key, value) pairs of several batches as one table: the pairs of a key found in more than one
+    batch are merged (their rows summed, extras maximised); the others, most of them when the rows come in
+    time order, are taken as they are."""
+    if len(pieces) == 1:
+        return pieces[0]
+    ops = {c: ("max" if c.startswith("__e") else "sum") for c in pieces[0].column_names if c not in (_KEY, "__x")}
+    seen = pa.chunked_array([pc.unique(p.column(_KEY)) for p in pieces])
+    counted = pc.value_counts(seen)
+    shared = pc.filter(counted.field("values"), pc.greater(counted.field("counts"), 1))
+    if not len(shared):
+        return pa.concat_tables(pieces)
+    apart, together = [], []
+    for piece in pieces:
+        repeated = pc.is_in(piece.column(_KEY), value_set=shared)
+        apart.append(piece.filter(pc.invert(repeated)))
+        together.append(piece.filter(repeated))
+    merged = _regrouped(pa.concat_tables(together, promote_options="permissive").unify_dictionaries(), ["__x"], ops)
+    return pa.concat_tables([*apart, merged.select(pieces[0].column_names)], promote_options="permissive")
+
+
+def _presence_tables(keys: GroupKeys, found: Mapping[str, pa.Table], presences: Mapping[str, s.Call],
+                     source: Source) -> list[pa.Table]:
+    tables = []
+    for column_name, result in found.items():
+        call = presences[column_name]
+        if not {"__slice", "__period", "__value"} <= set(result.column_names):
+            raise DataError(error(f"{call.name}() failed on source '{source.name}': its reduce returned "
+                                  f"{result.column_names}, not __slice, __period and __value", call.span,
+                                  "this is a problem in the plugin that provides the function", "function"))
+        tables.append(keys.presence_groups(result, column_name))
+    return tables
+
+
+def _plan(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric], grain: str, by: list[str],
+          params: Mapping[str, float], registry: Registry) -> _Planned:
     period = period_index(table.column(source.time), grain)
     dims = tuple(d for d in by if d in source.dimensions)
     columns: dict[str, pa.ChunkedArray] = {}
@@ -166,7 +479,7 @@ def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric]
     custom: list[pa.Table] = []
     plans: dict[str, tuple[CallPlan, ...]] = {}
     presences: dict[str, s.Call] = {}
-    skipped: list[tuple[str, int, str]] = []
+    skipped: dict[str, tuple[int, str, str]] = {}
 
     def column(node: s.Column):
         if node.column not in columns:
@@ -210,10 +523,8 @@ def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric]
         held.extend([values, partial.extra])
         kept_nulls = pc.is_null(values) if mask is None else pc.and_(mask, pc.is_null(values))
         nulls = pc.sum(pc.cast(kept_nulls, pa.int64())).as_py() or 0
-        if nulls and not any(m == metric.name for m, _, _ in skipped):
-            entity = source.entity or "the entity"
-            skipped.append((metric.name, nulls, f"{nulls:,} row(s) of source '{source.name}' have no {entity} "
-                                                f"(guest rows) and are not counted as customers by {call.name}()"))
+        if metric.name not in skipped:
+            skipped[metric.name] = (nulls, source.entity or "an entity", call.name)
         key = ("presence", len(specs))
         specs[key] = _Spec(f"__p{len(specs)}", "presence", values, mask_key, partial.extra, partial.reduce)
         presences[specs[key].column] = call
@@ -243,9 +554,10 @@ def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric]
                 problem = fn.check(*(None if a is ROWS else a.type for a in args))
                 if problem:
                     column_type = any(a is not ROWS for a in args)
-                    raise DataError(error(f"{problem} (in source '{source.name}')", call.span,
-                                          "check the column's type in the data, or cast it when exporting"
-                                          if column_type and "source itself" not in problem else None, "type"))
+                    read = ", ".join(a.to_source() for a in call.args)
+                    raise DataError(error(f"{problem}: {read} (in source '{source.name}')", call.span,
+                                          _type_hint(args) if column_type and "source itself" not in problem
+                                          else None, "type"))
             ctx = AggregateContext(source.name, table.num_rows, period,
                                    column(s.Column(source.name, source.entity)) if fn.entity else None, mask, grain,
                                    table.column(source.time))
@@ -272,15 +584,8 @@ def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric]
         plans[metric.name] = tuple(call_plans)
 
     keys = GroupKeys.encode(period, {d: table.column(d) for d in dims})
-    grouped, found = compute_partials(keys, list(specs.values()), masks, table.num_rows)
-    for column_name, result in found.items():
-        call = presences[column_name]
-        if not {"__slice", "__period", "__value"} <= set(result.column_names):
-            raise DataError(error(f"{call.name}() failed on source '{source.name}': its reduce returned "
-                                  f"{result.column_names}, not __slice, __period and __value", call.span,
-                                  "this is a problem in the plugin that provides the function", "function"))
-        custom.append(keys.presence_groups(result, column_name))
-    return SourceAggregate(source, grouped, plans, dims, tuple(custom), tuple(skipped))
+    return _Planned(plans, tuple(specs.values()), masks, keys, table.num_rows, dims, tuple(custom), presences,
+                    skipped)
 
 
 def _row_condition(metric: Metric, column: Callable, name: Callable, registry: Registry, rows: int):
@@ -455,8 +760,9 @@ class GroupKeys:
         at = pc.index_in(slices, value_set=codes)
         return {name: pc.take(values, at) for name, values in self.decode(keys).items()}
 
-    def decode(self, codes: pa.Array) -> dict[str, pa.Array]:
-        """The period and dimension values of some codes (of `codes`' type), by column name."""
+    def decode(self, codes: pa.Array, dictionary: bool = False) -> dict[str, pa.Array]:
+        """The period and dimension values of some codes (of `codes`' type), by column name; with
+        ``dictionary``, the dimensions dictionary-encoded (cheap for many codes)."""
         codes = pc.cast(codes, pa.int64())
         out = {}
         for part, stage in zip(reversed(self.components), reversed(self.stages), strict=True):
@@ -467,7 +773,12 @@ class GroupKeys:
                 codes = pc.divide(codes, part.size)
                 if stage is not None:
                     codes = pc.take(stage, codes)
-            out[part.name] = pc.take(part.values, own)
+            if dictionary and part is not self.components[0]:
+                indices = pc.cast(own, pa.int32())
+                indices = pc.if_else(pc.equal(indices, part.size - 1), pa.scalar(None, pa.int32()), indices)
+                out[part.name] = pa.DictionaryArray.from_arrays(_array(indices), part.values.slice(0, part.size - 1))
+            else:
+                out[part.name] = pc.take(part.values, own)
         return {part.name: out[part.name] for part in self.components}
 
 
@@ -553,7 +864,11 @@ def _presence(keys: GroupKeys, key: pa.Array, entity: pa.Array, rows: pa.Array, 
     if extra is not None:
         columns["x"] = extra
     table = pa.table(columns).filter(pc.less(period, keys.periods))  # rows without a time fall in no period
-    encoded = pc.dictionary_encode(_array(table.column("e")))  # once over the pairs, far fewer than the rows
+    entity = _array(table.column("e"))
+    if pa.types.is_dictionary(entity.type):
+        entity = entity.indices
+    # Numbered densely (0 … entities-1, every code present), once over the pairs, far fewer than the rows.
+    encoded = pc.dictionary_encode(entity)
     return Presence(pc.cast(encoded.indices, pa.int64()), *(_array(table.column(c)) for c in "spr"),
                     _array(table.column("x")) if extra is not None else None, keys.periods, len(encoded.dictionary),
                     keys.slices)
@@ -620,12 +935,16 @@ def _finish(sp: _Spec, columns: list) -> pa.Array:
 
 
 def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: int, first: pa.Table,
-                     mask_columns: dict[str, str]) -> dict[_Spec, tuple[pa.Array, pa.Array]]:
-    """Per spec: (keys, counts). All the specs over one column share its grouping by (key, value).
+                     mask_columns: dict[str, str], pairs_only: bool = False) -> dict:
+    """Per spec: (keys, counts), or for a presence spec (keys, entities, rows, extra). All the specs over
+    one column share its grouping by (key, value).
 
     The rows are split into ranges of keys holding about `_ROWS_PER_PART` rows each (four times
     as many when most batches hold most keys), grouped one range at a time, a few at once on
     several cores: the same pairs, in small hash tables.
+
+    With ``pairs_only``, per column (by its first spec's name): the distinct (key, value) pairs themselves
+    (`_pairs` columns), to merge with the pairs of other batches of rows.
     """
     out = {}
     by_values: dict[int, list[_Spec]] = {}
@@ -638,8 +957,8 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
         keep = pc.is_valid(values)
         if "" not in mask_keys:
             keep = pc.and_(keep, functools.reduce(pc.or_, [masks[m] for m in mask_keys]))
-        flags = {m: f"__f{i}" for i, m in enumerate(mask_keys) if m and len(mask_keys) > 1}
-        extras = {id(sp.extra): f"__e{i}" for i, sp in enumerate(presences) if sp.extra is not None}
+        flags = _flags(group)
+        extras = _extras(group)
         extra_values = {}
         for sp in presences:
             if sp.extra is not None and extras[id(sp.extra)] not in extra_values:
@@ -655,7 +974,7 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
         spans = [tuple(v.as_py() for v in pc.min_max(b.column(0)).values()) for b in batches]
 
         def count(bounds: tuple[int, int] | None, batches=batches, spans=spans, mask_keys=mask_keys, flags=flags,
-                  pairs_wanted=bool(presences), extras=tuple(extra_values)):
+                  pairs_wanted=bool(presences) or pairs_only, extras=tuple(extra_values)):
             if bounds is None:
                 candidates = pa.Table.from_batches(batches, rows_table.schema)
                 part = candidates.filter(candidates.column("__keep"))
@@ -671,17 +990,10 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
             # Distinct (key, value) pairs, with their number of rows under each filter.
             pairs = part.group_by([_KEY, "__x"], use_threads=False).aggregate(
                 [([], "count_all"), *((f, "sum") for f in flags.values()), *((x, "max") for x in extras)])
-            found = {}
-            for mask in mask_keys:
-                rows_in = pairs.column("count_all") if not mask or not flags else pairs.column(f"{flags[mask]}_sum")
-                chosen = pairs if not mask or not flags else pairs.filter(pc.greater(rows_in, 0))
-                if flags and mask:
-                    rows_in = chosen.column(f"{flags[mask]}_sum")
-                counted = chosen.group_by([_KEY], use_threads=False).aggregate([([], "count_all")])
-                found[mask] = (counted.column(_KEY), counted.column("count_all"))
-                found[("pairs", mask)] = (chosen.column(_KEY), chosen.column("__x"), rows_in,
-                                          {x: chosen.column(f"{x}_max") for x in extras})
-            return found
+            pairs = pairs.select([_KEY, "__x", "count_all", *(f"{f}_sum" for f in flags.values()),
+                                  *(f"{x}_max" for x in extras)]).rename_columns(
+                [_KEY, "__x", "count_all", *flags.values(), *extras])
+            return {"pairs": pairs} if pairs_only else _from_pairs(pairs, mask_keys, flags, extras)
 
         kept_by = [mask_columns[m] for m in mask_keys if m] if "" not in mask_keys else []
         ranges = _key_ranges(first, kept_by, _ROWS_PER_PART)
@@ -692,16 +1004,51 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
         else:
             with ThreadPoolExecutor(max_workers=min(len(ranges), pa.cpu_count())) as pool:
                 parts = list(pool.map(count, ranges))
-        for sp in group:
-            if sp.how != "presence":
-                out[sp] = tuple(pa.concat_arrays([_array(p[sp.mask][i]) for p in parts]) for i in (0, 1))
-                continue
-            pieces = [p[("pairs", sp.mask)] for p in parts]
-            key, entity, counts = (pa.concat_arrays([_array(p[i]) for p in pieces]) for i in range(3))
-            extra = None
-            if sp.extra is not None:
-                extra = pa.concat_arrays([_array(p[3][extras[id(sp.extra)]]) for p in pieces])
-            out[sp] = (key, entity, counts, extra)
+        if pairs_only:
+            out[group[0].column] = pa.concat_tables([p["pairs"] for p in parts])
+            continue
+        out.update(_gathered(group, parts, extras))
+    return out
+
+
+def _flags(group: list[_Spec]) -> dict[str, str]:
+    """A flag column per filter of a column's specs, when they have more than one."""
+    mask_keys = list(dict.fromkeys(sp.mask for sp in group))
+    return {m: f"__f{i}" for i, m in enumerate(mask_keys) if m and len(mask_keys) > 1}
+
+
+def _extras(group: list[_Spec]) -> dict[int, str]:
+    return {id(sp.extra): f"__e{i}" for i, sp in enumerate(s for s in group if s.how == "presence")
+            if sp.extra is not None}
+
+
+def _from_pairs(pairs: pa.Table, mask_keys: list[str], flags: dict[str, str], extras) -> dict:
+    """From distinct (key, value) pairs: per filter, the distinct count per key, and the pairs it keeps."""
+    found = {}
+    for mask in mask_keys:
+        flagged = bool(mask) and bool(flags)
+        chosen = pairs.filter(pc.greater(pairs.column(flags[mask]), 0)) if flagged else pairs
+        rows_in = chosen.column(flags[mask]) if flagged else chosen.column("count_all")
+        counted = chosen.group_by([_KEY], use_threads=False).aggregate([([], "count_all")])
+        found[mask] = (counted.column(_KEY), counted.column("count_all"))
+        found[("pairs", mask)] = (chosen.column(_KEY), chosen.column("__x"), rows_in,
+                                  {x: chosen.column(x) for x in extras})
+    return found
+
+
+def _gathered(group: list[_Spec], parts: list[dict], extras: dict[int, str]) -> dict:
+    """Each spec's result from the parts (key ranges) of its column's grouping."""
+    out = {}
+    for sp in group:
+        if sp.how != "presence":
+            out[sp] = tuple(pa.concat_arrays([_array(p[sp.mask][i]) for p in parts]) for i in (0, 1))
+            continue
+        pieces = [p[("pairs", sp.mask)] for p in parts]
+        key, entity, counts = (pa.concat_arrays([_array(p[i]) for p in pieces]) for i in range(3))
+        extra = None
+        if sp.extra is not None:
+            extra = pa.concat_arrays([_array(p[3][extras[id(sp.extra)]]) for p in pieces])
+        out[sp] = (key, entity, counts, extra)
     return out
 
 

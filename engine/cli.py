@@ -123,11 +123,26 @@ class _Commands(click.Group):
     """Turns every `MetrictreeError` a command raises into its diagnostics on stderr and exit code 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from . import progress
+
+        # A progress bar on a terminal for scans longer than about a second (not with --quiet, not when piped).
+        bar = progress.TerminalBar(sys.stderr, delay=progress.delay()) if _is_terminal(sys.stderr) else None
+
+        def show(step: progress.Progress) -> None:
+            if bar is not None and not ctx.meta.get("metrictree.quiet"):
+                bar(step)
+
         try:
-            return super().invoke(ctx)
+            with progress.reporting(show if bar is not None else None):
+                return super().invoke(ctx)
         except MetrictreeError as exc:
+            if bar is not None:
+                bar.close()
             _print_diagnostics(exc.diagnostics, spaced=False)
             ctx.exit(1)
+        finally:
+            if bar is not None:
+                bar.close()
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -177,8 +192,17 @@ def _assignments(what: str) -> Any:
     return parse
 
 
+def _quiet(ctx: click.Context, _param, value: bool) -> bool:
+    if value:
+        ctx.meta["metrictree.quiet"] = True
+    return value
+
+
 def _data_options(command):
-    """``--data SOURCE=PATH`` (repeatable) and ``--sample``: what every data command reads."""
+    """``--data SOURCE=PATH`` (repeatable), ``--sample`` and ``--quiet``: what every data command reads."""
+    command = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_quiet, is_eager=True,
+                           help="No progress bar (it shows on a terminal when reading takes more than a "
+                                "second).")(command)
     command = click.option("--sample", is_flag=True,
                            help="Use the bundled sample shop data (--data entries override it).")(command)
     return click.option("--data", "data", multiple=True, metavar="SOURCE=PATH", callback=_assignments("SOURCE=PATH"),

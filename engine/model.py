@@ -300,7 +300,8 @@ class Tree:
         Periods are labels at the tree's grain (``2026-10``) or ranges (``2026-06..2026-09``, compared as
         the mean per period); ``current`` defaults to the last period with data and ``baseline`` to the
         period(s) just before it. ``by`` lists the dimensions to look for root causes in (default: every
-        dimension of each source; ``[]`` for none).
+        dimension of each source; ``[]`` for none). ``grain`` overrides the tree's (periods are then written
+        at it: ``2026-W41``); ``top`` caps the root causes (default: as many as stand out in the data).
         """
         from .explaining import explain
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,7 +140,12 @@ def as_arrow(value: Any, source: Source, dictionary_columns: list[str]) -> pa.Ta
         if not path.exists():
             raise DataError(error(f"no data file for source '{source.name}' at {path}", source.span,
                                   "check the path given for this source", "no-data"))
-        return _dataset(path, dictionary_columns)
+        try:
+            return _dataset(path, dictionary_columns)
+        except DataError as exc:  # name the source the file was given for
+            first = exc.diagnostics[0]
+            raise DataError(attrs.evolve(first, message=f"source '{source.name}': {first.message}",
+                                         span=first.span or source.span)) from None
     if hasattr(value, "__arrow_c_stream__"):
         return _without_views(pa.RecordBatchReader.from_stream(value).read_all())
     if type(value).__module__.startswith("pandas"):
@@ -305,12 +310,9 @@ def _null_times(source: Source, arrow: pa.Table | ds.Dataset) -> int:
     return arrow.column(source.time).null_count
 
 
-def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions: list[str],
-         since: dt.date | None = None, until: dt.date | None = None, counts: dict[str, int] | None = None) -> pa.Table:
-    """The columns ``needs`` of one source, rows with ``since <= time < until``, validated.
-
-    ``counts``, if given, gets ``null_times``: how many rows were left out for having no time.
-    """
+def _bound(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions: list[str],
+           since: dt.date | None, until: dt.date | None, counts: dict[str, int] | None) -> tuple[Any, list[str], Any]:
+    """The data of one source checked against its needs: (table or dataset, columns, time filter)."""
     if source.name not in data:
         given = ", ".join(sorted(data)) or "none"
         raise DataError(error(
@@ -341,7 +343,16 @@ def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions:
     if until is not None:
         upper = time < _time_scalar(until, time_type)
         condition = upper if condition is None else condition & upper
-    columns = list(dict.fromkeys(n.column for n in needs))
+    return arrow, list(dict.fromkeys(n.column for n in needs)), condition
+
+
+def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions: list[str],
+         since: dt.date | None = None, until: dt.date | None = None, counts: dict[str, int] | None = None) -> pa.Table:
+    """The columns ``needs`` of one source, rows with ``since <= time < until``, validated.
+
+    ``counts``, if given, gets ``null_times``: how many rows were left out for having no time.
+    """
+    arrow, columns, condition = _bound(source, data, needs, dimensions, since, until, counts)
     if _is_dataset(arrow):
         table = _read(arrow, source, columns, condition)
     else:
@@ -385,3 +396,166 @@ def no_rows(source: Source, since: dt.date | None, until: dt.date | None) -> Dat
     return DataError(error(f"source '{source.name}' has no rows{window}", source.span,
                            "check the data passed for it" + (" and the --from/--to range" if window else ""),
                            "empty"))
+
+
+# A stream of rows is handed on in tables of about this many rows (whole Parquet row groups, so often more):
+# big enough for the grouping kernels to run at full speed, small enough that the working memory of one
+# table (its columns and the aggregation's temporaries, 100-250 bytes a row) stays well under a gigabyte.
+# Measured on the 10M-row benchmark (bench/README.md): streaming costs up to half as much CPU again as one
+# table, in exchange for a peak that no longer grows with the rows.
+ROWS_PER_TABLE = 1 << 22
+
+
+@attrs.frozen
+class Piece:
+    """One table of a source's rows in a scan.
+
+    Attributes:
+        table: the rows (the columns asked for).
+        after: when known, a time no row of the later pieces is earlier than (from the files' statistics), so
+            that what was aggregated for earlier periods is final; ``None`` when not known.
+        last: whether it is known to be the last piece.
+    """
+
+    table: pa.Table
+    after: Any = None
+    last: bool = False
+
+
+def scan(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions: list[str],
+         since: dt.date | None = None, until: dt.date | None = None, counts: dict[str, int] | None = None,
+         rows_per_table: int | None = None) -> Iterator[Piece]:
+    """`read`, as a stream: tables of about ``rows_per_table`` rows each (default `ROWS_PER_TABLE`) (one per stretch of Parquet row
+    groups, CSV blocks or Arrow record batches), so that a caller that reduces each one holds one at a time.
+
+    ``counts``: as for `read`. After each table the rows read so far and the rows expected (``None`` when
+    unknown, e.g. for CSV) go to `metrictree.progress` (stage "<source>: reading"), if a callback is set.
+    Data already in memory comes as one table.
+    """
+    rows_per_table = rows_per_table or ROWS_PER_TABLE
+    arrow, columns, condition = _bound(source, data, needs, dimensions, since, until, counts)
+    progress = _progress(source)
+    if not _is_dataset(arrow):
+        table = arrow.select(columns)
+        if condition is not None:
+            table = table.filter(condition)
+        if table.num_rows == 0:
+            raise no_rows(source, since, until)
+        if progress is not None:
+            progress(table.num_rows, table.num_rows)
+        yield Piece(table.unify_dictionaries(), last=True)
+        return
+    total = _rows_expected(arrow) if progress is not None else None
+    pieces = _row_group_pieces(arrow, source.time, rows_per_table)
+    if pieces is not None:
+        yield from _read_pieces(arrow, pieces, source, columns, condition, since, until, progress, total)
+        return
+    pending: list[pa.RecordBatch] = []
+    held = done = handed = 0
+    try:
+        for batch in arrow.scanner(columns=columns, filter=condition).to_batches():
+            done += batch.num_rows
+            if progress is not None:
+                progress(done, total)
+            if not batch.num_rows:
+                continue
+            pending.append(batch)
+            held += batch.num_rows
+            if held >= rows_per_table:
+                # Each Parquet row group brings its own dictionary; grouping needs one per column.
+                piece, pending = Piece(pa.Table.from_batches(pending).unify_dictionaries()), []
+                yield piece
+                piece, held, handed = None, 0, handed + 1
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise _unreadable(source, exc) from None
+    if pending:
+        yield Piece(pa.Table.from_batches(pending).unify_dictionaries())
+    elif not handed:
+        raise no_rows(source, since, until)
+
+
+def _unreadable(source: Source, exc: Exception) -> DataError:
+    return DataError(error(f"cannot read the data of source '{source.name}': {exc}", source.span,
+                           "check the files and their column types", "read"))
+
+
+def _row_group_pieces(dataset: Any, time: str, rows_per_table: int) -> list[tuple[list, Any, int]] | None:
+    """Parquet row groups in runs of about ``rows_per_table`` rows: (fragments, earliest time, rows) each.
+
+    ``None`` when the files are not plain Parquet files (CSV, Arrow, hive partitions), or a row group has
+    no statistics for the time column: those are read batch by batch instead.
+    """
+    if type(getattr(dataset, "format", None)).__name__ != "ParquetFileFormat":
+        return None
+    pieces, run, rows, earliest = [], [], 0, None
+    try:
+        for fragment in dataset.get_fragments():
+            if str(fragment.partition_expression) != "true":
+                return None
+            for group in fragment.split_by_row_group():
+                info = group.row_groups[0]
+                stats = info.statistics.get(time) if info.statistics else None
+                if not stats or stats.get("min") is None:
+                    return None
+                low = stats["min"]
+                earliest = low if earliest is None else min(earliest, low)
+                run.append(group)
+                rows += info.num_rows
+                if rows >= rows_per_table:
+                    pieces.append((run, earliest, rows))
+                    run, rows, earliest = [], 0, None
+    except (pa.ArrowInvalid, OSError, TypeError, ValueError, AttributeError):
+        return None  # e.g. a dataset already filtered, whose fragments cannot be listed
+    if run:
+        pieces.append((run, earliest, rows))
+    return pieces
+
+
+def _read_pieces(dataset: Any, pieces: list, source: Source, columns: list[str], condition, since, until,
+                 progress, total) -> Iterator[Piece]:
+    """Each run of row groups as one table (read on every core), with the earliest time still to come."""
+    import pyarrow.dataset as ds
+
+    # after[i]: the earliest time of the row groups after run i (the watermark a run's successors keep).
+    after: list[Any] = [None] * len(pieces)
+    for i in range(len(pieces) - 2, -1, -1):
+        later = pieces[i + 1][1]
+        after[i] = later if after[i + 1] is None else min(later, after[i + 1])
+    done = handed = 0
+    for (fragments, _, rows), watermark in zip(pieces, after, strict=True):
+        part = ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
+        try:
+            table = part.to_table(columns=columns, filter=condition)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise _unreadable(source, exc) from None
+        done += rows
+        if progress is not None:
+            progress(done, total)
+        if table.num_rows:
+            handed += 1
+            piece, table = Piece(table.unify_dictionaries(), watermark, last=watermark is None), None
+            yield piece
+            piece = None  # not held while the next run is read
+    if not handed:
+        raise no_rows(source, since, until)
+
+
+def _rows_expected(dataset: Any) -> int | None:
+    """How many rows the files hold, when their metadata says so without reading them (Parquet, Arrow)."""
+    fmt = type(getattr(dataset, "format", None)).__name__
+    if fmt not in ("ParquetFileFormat", "IpcFileFormat"):
+        return None
+    try:
+        return dataset.count_rows()
+    except (pa.ArrowInvalid, OSError):
+        return None
+
+
+def _progress(source: Source) -> Callable[[int, int | None], None] | None:
+    """Where a scan reports how far it has got: `metrictree.progress`'s current callback, if one is set."""
+    from . import progress
+
+    if progress.current() is None:
+        return None
+    stage = f"{source.name}: reading"
+    return lambda done, total: progress.report(stage, done, total)

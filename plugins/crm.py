@@ -42,6 +42,9 @@ pc = lazy.module("pyarrow.compute")
 if TYPE_CHECKING:
     from metrictree.presence import Presence
 
+# The column names of a custom partial's rows (the SQL forms below build their queries over them).
+PERIOD, VALUE, TIME = "__period", "__value", "__time"
+
 # --------------------------------------------------------------------------- customer states
 #
 # Each state is a reduce over the `Presence` of the rows a metric keeps: the distinct (customer, slice,

@@ -10,13 +10,15 @@ from ..aggregating import SourceAggregate
 
 
 class ArrowBackend:
-    """Tables, files, datasets and DataFrames, through `reading.read` and `aggregating.aggregate`."""
+    """Tables, files, datasets and DataFrames, through `reading.scan` and `aggregating.aggregate_stream`."""
 
     name = "arrow"
 
     def aggregate(self, request, data: Mapping[str, Any], counts: dict[str, int] | None = None) -> SourceAggregate:
         source = request.source
         dims = [d for d in request.by if d in source.dimensions]
-        table = reading.read(source, data, list(request.needs), dims, request.since, request.until, counts)
-        return aggregating.aggregate(request.tree, source, table, list(request.metrics), request.grain,
-                                     list(request.by), request.params, request.registry)
+        # The rows stream through the partial aggregation a few million at a time (`reading.scan`), so the
+        # memory held is the partial state (groups, distinct pairs), not the rows.
+        pieces = reading.scan(source, data, list(request.needs), dims, request.since, request.until, counts)
+        return aggregating.aggregate_stream(request.tree, source, pieces, list(request.metrics), request.grain,
+                                            list(request.by), request.params, request.registry)
