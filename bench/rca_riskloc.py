@@ -23,11 +23,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
 from metrictree.localising import localise
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rca_b0 import f1, normalise  # noqa: E402
+from rca_b0 import f1, normalise
 
 # The benchmark data sits in shared/ beside the repository (../shared/benchmarks), or beside its worktrees.
 ROOT = next((p / "shared" / "benchmarks" for p in Path(__file__).resolve().parents

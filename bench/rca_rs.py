@@ -22,11 +22,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
 from metrictree.localising_ratio import localise_ratio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rca_b0 import f1, normalise  # noqa: E402
+from rca_b0 import f1, normalise
 
 ROOT = next((p / "shared" / "benchmarks" for p in Path(__file__).resolve().parents
              if (p / "shared" / "benchmarks").is_dir()), Path("../shared/benchmarks"))

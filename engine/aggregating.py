@@ -101,6 +101,19 @@ class SourceAggregate:
     skipped: tuple[tuple[str, int, str], ...] = ()  # (metric, rows, why) for rows a function could not count
 
 
+def _type_hint(args) -> str:
+    """How to fix a text column given to a numeric aggregate, with one of its values as an example."""
+    for a in args:
+        if a is not ROWS and not isinstance(a, pa.Scalar) and (pa.types.is_string(a.type)
+                                                               or pa.types.is_large_string(a.type)):
+            valid = pc.drop_null(a)
+            if len(valid):
+                example = str(valid[0].as_py())[:20]
+                return (f"its values are text, like {example!r}: write numbers with a decimal point and no "
+                        "currency sign or thousands separator (10.5, not 10,5 or $10.50), or cast it when exporting")
+    return "check the column's type in the data, or cast it when exporting"
+
+
 def aggregate_calls(metric: Metric, registry: Registry) -> list[s.Call]:
     """The aggregate calls of a base metric's formula (not their nested scalar calls)."""
     calls, stack = [], [metric.formula]
@@ -541,9 +554,10 @@ def _plan(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric], gr
                 problem = fn.check(*(None if a is ROWS else a.type for a in args))
                 if problem:
                     column_type = any(a is not ROWS for a in args)
-                    raise DataError(error(f"{problem} (in source '{source.name}')", call.span,
-                                          "check the column's type in the data, or cast it when exporting"
-                                          if column_type and "source itself" not in problem else None, "type"))
+                    read = ", ".join(a.to_source() for a in call.args)
+                    raise DataError(error(f"{problem}: {read} (in source '{source.name}')", call.span,
+                                          _type_hint(args) if column_type and "source itself" not in problem
+                                          else None, "type"))
             ctx = AggregateContext(source.name, table.num_rows, period,
                                    column(s.Column(source.name, source.entity)) if fn.entity else None, mask, grain,
                                    table.column(source.time))

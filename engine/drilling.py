@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 
 from . import aggregating, periods
 from . import syntax as s
+from .errors import DataError
 from .evaluating import evaluate
 from .functions import Aggregate, Partial, Registry
 from .model import Metric, Tree
@@ -242,7 +243,7 @@ def _counts_entities(metric: Metric, registry: Registry) -> bool:
     return bool(aggregate is not None and aggregate.entity)
 
 
-def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]], first_period: int, grain: str,
+def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]], grain: str,
           params, registry: Registry, top: int | None, every_dimension: bool) -> Drilled:
     """The segments and root causes of the change ``builder`` split; see the module docstring."""
     notes: list[str] = []
@@ -257,7 +258,7 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
     needed = list(dict.fromkeys([*((name, 0) for name in shown), *(p for parts in candidates.values() for p in parts)]))
 
     baseline_start = spans[0][0]
-    lo = min(max(first_period, baseline_start - HISTORY_PERIODS), min(a for a, _ in spans))
+    lo = min(baseline_start - HISTORY_PERIODS, min(a for a, _ in spans))
     hi = max(b for _, b in spans)
     history_periods = [p for p in range(lo, min(a for a, _ in spans)) if not any(a <= p <= b for a, b in spans)]
 
@@ -324,6 +325,18 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
             units.append(_Unit(name, metric.title, metric.unit, True, tuple(dims), paired, history,
                                builder.derived_contributions[name] / (c - b)))
     causes, reason, mix = _rank(units, builder.root_change, top)
+    if not mix:
+        # Which weights moved, from the exact split of each ratio by dimension: a segment whose weight's effect
+        # outweighs its own rate's and carries weight, and is not a root cause.
+        named = [c.where for c in causes]
+        for unit in (u for u in units if u.ratio):
+            for seg in segments.get(unit.metric, ()):
+                if abs(seg.mix) > abs(seg.rate) and abs(seg.mix * unit.scale) >= WEIGHT_SHARE * total \
+                        and not any(_nested(seg.where, w) for w in named):
+                    mix.append(attrs.evolve(seg, contribution=seg.contribution * unit.scale, mix=seg.mix * unit.scale,
+                                            rate=seg.rate * unit.scale, metric=unit.metric, label=unit.label,
+                                            unit=unit.unit))
+        mix.sort(key=lambda seg: -abs(seg.mix))
     return Drilled(segments, tuple(causes), reason, tuple(mix), tuple(notes))
 
 
@@ -336,7 +349,19 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
     they are exact; an offset reads the periods that many earlier (``customers[-1]``)."""
     names = list(dict.fromkeys(name for name, _ in wanted))
     sliceable, shared_registry, twin_of = _fractional(tree, names, registry)
-    start = lo + min(0, *(offset for _, offset in wanted))
+    earliest = min(0, *(offset for _, offset in wanted))
+    start = lo + earliest
+    compared = min(a for a, _ in spans) + earliest
+    if start < compared:
+        # Where the data starts, from one unsliced pass over the history: slices are laid out from there on,
+        # not over empty periods before it.
+        try:
+            probe = evaluate(tree, data, grain=grain, metrics=names, params=params,
+                             start=periods.label(start, grain), end=periods.label(compared - 1, grain),
+                             registry=registry).covered
+        except DataError:  # no rows before the compared periods
+            probe = None
+        start = compared if probe is None else max(start, periods.parse(probe[0], grain))
 
     def sliced(by_dims: list[str], columns: list[str], first: int = start):
         return evaluate(sliceable, data, grain=grain, by=by_dims, metrics=columns, params=params,
@@ -568,8 +593,9 @@ def _mix_rate(numerator: pa.Table, denominator: pa.Table, dims: list[str], per_d
     """Per slice of each dimension, a ratio's change split into mix and rate, exactly.
 
     ``R = Σ wₛ rₛ`` with weights ``wₛ = Dₛ / D`` and slice ratios ``rₛ = Nₛ / Dₛ``; then
-    ``ΔR = Σ (Δwₛ · r̄ₛ + w̄ₛ · Δrₛ)`` with midpoint means ``r̄``, ``w̄`` — the mix effect and the rate
-    effect, the interaction split half and half. A slice absent in one state has weight 0 there, and its
+    ``ΔR = Σ (Δwₛ · (r̄ₛ − R̄) + w̄ₛ · Δrₛ)`` with midpoint means ``r̄``, ``w̄``, ``R̄`` — the mix effect (a
+    slice weighing more helps when its ratio is above the whole's) and the rate effect, the interaction split
+    half and half (``Σ Δwₛ = 0``, so ``R̄`` changes no total). A slice absent in one state has weight 0 there, and its
     ratio is taken from the other state, so the identity still holds.
     """
     out = []
@@ -582,10 +608,11 @@ def _mix_rate(numerator: pa.Table, denominator: pa.Table, dims: list[str], per_d
         d1 = sum(r["\x1fd1"] or 0.0 for r in joined)
         if not d0 or not d1:
             continue
+        mean = _mean_ratio(sum(r["\x1fn0"] or 0.0 for r in joined), sum(r["\x1fn1"] or 0.0 for r in joined), d0, d1)
         found = []
         for row in joined:
             effect = _split(row["\x1fn0"] or 0.0, row["\x1fn1"] or 0.0, row["\x1fd0"] or 0.0, row["\x1fd1"] or 0.0,
-                            d0, d1)
+                            d0, d1, mean)
             if effect is None:
                 continue
             r0, r1, mix, rate, s0, s1 = effect
@@ -596,7 +623,7 @@ def _mix_rate(numerator: pa.Table, denominator: pa.Table, dims: list[str], per_d
     return out
 
 
-def _split(n0: float, n1: float, s0: float, s1: float, d0: float, d1: float):
+def _split(n0: float, n1: float, s0: float, s1: float, d0: float, d1: float, mean_ratio: float = 0.0):
     """A slice's ratios, mix and rate effects (see `_mix_rate`), or ``None`` when it has no ratio."""
     r0 = n0 / s0 if s0 else None
     r1 = n1 / s1 if s1 else None
@@ -604,7 +631,13 @@ def _split(n0: float, n1: float, s0: float, s1: float, d0: float, d1: float):
     if r0 is None:
         return None
     w0, w1 = s0 / d0, s1 / d1
-    return r0, r1, (w1 - w0) * (r0 + r1) / 2, (w0 + w1) / 2 * (r1 - r0), s0, s1
+    return r0, r1, (w1 - w0) * ((r0 + r1) / 2 - mean_ratio), (w0 + w1) / 2 * (r1 - r0), s0, s1
+
+
+def _mean_ratio(n0: float, n1: float, d0: float, d1: float) -> float:
+    """The whole's ratio, the mean of its two states: a slice's mix is its weight's move times its ratio's
+    distance from it (the weights' moves add up to 0, so the mixes still add up to the whole's mix effect)."""
+    return ((n0 / d0 if d0 else 0.0) + (n1 / d1 if d1 else 0.0)) / 2
 
 
 # --------------------------------------------------------------------------- localising a unit
@@ -668,8 +701,9 @@ def _part(unit: _Unit, where: Mapping[str, Any]) -> Part | None:
 
 def _mix_part(unit: _Unit, where: Mapping[str, Any]) -> Segment | None:
     inside = unit.leaves.filter(_mask(unit.leaves, where))
-    effect = _split(_sum(inside, _NB), _sum(inside, _NC), _sum(inside, _DB), _sum(inside, _DC),
-                    _sum(unit.leaves, _DB), _sum(unit.leaves, _DC))
+    totals = [_sum(unit.leaves, c) for c in (_NB, _NC, _DB, _DC)]
+    effect = _split(_sum(inside, _NB), _sum(inside, _NC), _sum(inside, _DB), _sum(inside, _DC), totals[2], totals[3],
+                    _mean_ratio(*totals))
     if effect is None:
         return None
     r0, r1, mix, rate, _, _ = effect
@@ -712,7 +746,7 @@ def _rank(units: list[_Unit], root_change: float, top: int | None) -> tuple[list
         if unit.ratio:
             # Said to be mix only where the weight's effect outweighs the segment's own rate's.
             mix.extend(seg for where in f.mix if (seg := _mix_part(unit, where)) is not None
-                       and abs(seg.mix) > abs(seg.rate))
+                       and abs(seg.mix) > abs(seg.rate) and abs(seg.mix) >= WEIGHT_SHARE * abs(root_change))
     reason = None
     if not kept:
         reason = _reason(units, found, root_change)
@@ -726,13 +760,13 @@ def _reason(units: list[_Unit], found, root_change: float) -> str:
         return (f"no metric carrying at least {WEIGHT_SHARE:.0%} of the {direction} can be split by the "
                 "dimensions asked for")
     dims = list(dict.fromkeys(d for unit in units for d in unit.dims))
-    told = next((f.reason for _, f in found if f.reason), None) or "no segment stands out from its own variation"
-    return f"the {direction} is spread across {_plural(dims)}: {told}"
+    if any(f.spread for _, f in found):
+        return f"the {direction} is spread across {_plural(dims)}: no segment moved differently from the rest"
+    return f"the {direction} is spread across {_plural(dims)}: no segment stands out from its usual variation"
 
 
 def _plural(dims: Sequence[str]) -> str:
-    words = [f"all {d} values" for d in dims]
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    return "every " + _and(dims)
 
 
 __all__ = ["Drilled", "Part", "RootCause", "Segment", "WEIGHT_SHARE", "drill", "is_additive", "ratio_parts"]

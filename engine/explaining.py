@@ -11,11 +11,10 @@
    contribution, in the root's units;
 4. influence children (``<~``) are shown with their own change and their association
    with the parent over the history, never added into the sum;
-5. for the base metrics that carry weight, evaluate them by the ``by`` dimensions in
-   the two periods and localise the change (`localising`): the few segments
-   that explain most of it, with their contribution to the root;
-6. ratio metrics (``a / b`` of two additive metrics) get a mix / rate split per
-   segment, exact, the interaction split symmetrically.
+5. take the base metrics and ratios that carry weight into the data (`drilling`): evaluate them by
+   the ``by`` dimensions in the two periods and the ones before, localise each (`localising`,
+   `localising_ratio`: ratios as rate vs mix), and value every segment found through the whole
+   tree: one ranked list of root causes, each with its parts and its net effect on the root.
 
 The maths is written out in docs/explain.md.
 """
@@ -33,7 +32,7 @@ import pyarrow as pa
 from . import periods
 from . import syntax as s
 from .decomposing import Decomposer
-from .drilling import HISTORY_PERIODS, Part, RootCause, Segment, drill, ratio_parts
+from .drilling import Part, RootCause, Segment, drill, ratio_parts
 from .errors import DataError, UsageError, did_you_mean, error
 from .evaluating import Evaluation, normalise_by, resolve_params
 from .functions import Registry
@@ -271,9 +270,7 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     end = max(x[1] for x in (current_span, baseline_span) if x) if (current_span or baseline_span) else None
     # Influence children are judged over the whole history; without them, the two periods are enough.
     influenced = any(k == "influence" for _, _, k in tree.graph.edges(prepared.wanted, data="kind"))
-    # The history the segments' noise is learnt from is read as well (it also says where the data starts).
-    start = None if influenced or not (current_span and baseline_span) else \
-        min(current_span[0], baseline_span[0]) - HISTORY_PERIODS
+    start = None if influenced or not (current_span and baseline_span) else min(current_span[0], baseline_span[0])
     observed_history = history(prepared, data, grain, values_of_params, end, registry, start)
     table = observed_history.table
     if table.num_rows == 0:
@@ -319,7 +316,7 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     root_segments: tuple[Segment, ...] = ()
     reason, mix = None, ()
     if by and change:
-        drilled = drill(tree, data, builder, by, spans, data_first, grain, values_of_params, registry, top,
+        drilled = drill(tree, data, builder, by, spans, grain, values_of_params, registry, top,
                         every_dimension)
         drivers = tuple(_attach_segments(d, drilled.segments) for d in drivers)
         root_segments = drilled.segments.get(metric, ())

@@ -22,7 +22,9 @@ The contract
   value in that period (null: no data). A leaf's own period-to-period variation there — beyond the general
   movement of all leaves in that step, which is a season or trend, not the leaf's own — widens its noise
   when it is larger than what the two compared periods give: a small, naturally volatile segment has to move
-  more than usual to be named, and cannot outrank a large one that clearly broke.
+  more than usual to be named, and cannot outrank a large one that clearly broke. The same holds for every
+  element on its summed history: leaves that swing together (a small channel's monthly promotions) vary
+  more as a whole than their variances add up to.
 * The result, `Localisation` (frozen): ``elements`` (largest change first, never one with its parent or
   child), ``spread`` (the change is not concentrated: most of it lies outside the elements — all of it when
   there are none — and beyond noise), ``reason`` (plain words when there are no elements, e.g. "nothing
@@ -100,7 +102,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import combinations
+from itertools import combinations, pairwise
 from statistics import NormalDist
 
 import attrs
@@ -255,7 +257,7 @@ def localise(leaves: pa.Table, dims: Sequence[str], baseline: str = "baseline", 
     steps = None
     if periods:
         series = [*periods, _float(leaves[baseline])]
-        steps = list(zip(series, series[1:]))
+        steps = list(pairwise(series))
     found = _run(leaves, dims, _numbers(leaves[baseline]), _numbers(leaves[current]), max_elements, steps)
     if isinstance(found, Localisation):
         return found
@@ -280,6 +282,8 @@ def _run(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array, max_elemen
     noise = _noise(work)
     if noise is None:
         return Localisation(reason="nothing changed: every segment is 0 in both periods")
+    if steps:
+        work = _with_steps(work, steps)
     described = _describe(work, noise, steps, floor)
     chosen = _search(described, len(dims), noise, max_elements)
     still = _stood_still(described, chosen, noise)
@@ -671,8 +675,44 @@ def _significant(groups: pa.Table, noise: _Noise, bound: float) -> pa.Table:
 
 def _summarise(remaining: pa.Table, cuboid: tuple[int, ...]) -> pa.Table:
     keys = [f"k{i}" for i in cuboid]
-    return remaining.group_by(keys, use_threads=False).aggregate(
-        [("b", "sum"), ("c", "sum"), ("s", "sum"), ("v", "sum"), ("w", "sum")])
+    history = [name for name in remaining.column_names if name.startswith("h") and name[1:2] in "bas"
+               and name[2:].isdigit()]
+    groups = remaining.group_by(keys, use_threads=False).aggregate(
+        [("b", "sum"), ("c", "sum"), ("s", "sum"), ("v", "sum"), ("w", "sum"), *((h, "sum") for h in history)])
+    if not history:
+        return groups
+    # An element's own history: segments that swing together (a channel whose every leaf jumps in the same
+    # month) vary more as a whole than their leaves' variances add up to. The element's mean squared
+    # departure from each step's general movement, at its size, widens its variance when larger.
+    total = count = None
+    for t in range(len(history) // 3):
+        size = groups[f"hs{t}_sum"]
+        usable = pc.greater(size, 0.0)
+        residual = pc.divide(pc.subtract(groups[f"ha{t}_sum"], groups[f"hb{t}_sum"]), _positive(size))
+        square = pc.if_else(usable, pc.multiply(residual, residual), 0.0)
+        ones = pc.if_else(usable, 1.0, 0.0)
+        total = square if total is None else pc.add(total, square)
+        count = ones if count is None else pc.add(count, ones)
+    own = pc.divide(total, _positive(count))
+    widened = pc.max_element_wise(groups["v_sum"], pc.multiply(pc.multiply(groups["s_sum"], groups["s_sum"]), own))
+    groups = groups.set_column(groups.schema.get_field_index("v_sum"), "v_sum", widened)
+    return groups.drop_columns([f"{h}_sum" for h in history])
+
+
+def _with_steps(work: pa.Table, steps: list[tuple[pa.Array, ...]]) -> pa.Table:
+    """The history's steps as columns ``hb{t}``, ``ha{t}``, ``hs{t}`` (before, after less the step's general
+    movement times the size, size; 0 where the leaf has no data on both sides), for elements' own history."""
+    for t, (before, after, *sized) in enumerate(steps):
+        valid = pc.and_(pc.is_valid(before), pc.is_valid(after))
+        b, c = pc.fill_null(before, 0.0), pc.fill_null(after, 0.0)
+        size = pc.fill_null(sized[0], 0.0) if sized else pc.max_element_wise(pc.abs(b), pc.abs(c))
+        usable = pc.and_(valid, pc.greater(size, 0.0))
+        moved = pc.filter(_deviation(b, c, size), usable)
+        general = pc.quantile(moved, 0.5)[0].as_py() if len(moved) else 0.0
+        work = (work.append_column(f"hb{t}", pc.if_else(usable, b, 0.0))
+                .append_column(f"ha{t}", pc.if_else(usable, pc.subtract(c, pc.multiply(size, general)), 0.0))
+                .append_column(f"hs{t}", pc.if_else(usable, size, 0.0)))
+    return work
 
 
 def _candidates(remaining: pa.Table, cuboid: tuple[int, ...], groups: pa.Table, noise: _Noise,

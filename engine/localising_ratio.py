@@ -31,6 +31,7 @@ mix element its mix effect) over the ratio's change.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -45,8 +46,8 @@ from .localising import (
     _float,
     _history,
     _mask,
-    _numbers,
     _nested,
+    _numbers,
     _run,
     _sum,
 )
@@ -177,7 +178,7 @@ def _steps(leaves: pa.Table, history, baseline: tuple[pa.Array, pa.Array],
         return None
     series = [*pairs, baseline]
     steps = []
-    for (n_before, d_before), (n_after, d_after) in zip(series, series[1:]):
+    for (n_before, d_before), (n_after, d_after) in pairwise(series):
         steps.append(_step(n_before, d_before, n_after, d_after, ratio0))
     return steps or None
 

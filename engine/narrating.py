@@ -171,6 +171,8 @@ def markdown(explanation: Explanation, verbose: bool = False) -> str:
                          f" | {percent(share_of(cause.contribution, e.change))} |")
     elif e.reason:
         lines += ["", "## Root causes", "", e.reason[0].upper() + e.reason[1:] + "."]
+    if e.mix:
+        lines += ["", "## Mix, not causes", ""] + [f"- {mix_text(seg, e)}" for seg in e.mix]
     if e.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in e.notes]
     exact = abs(e.residual) <= 1e-9 * max(1.0, abs(e.change))

@@ -364,9 +364,13 @@ def _root_cause(tree: Tree, data: Mapping[str, Any], rule: Alert | Target, metri
         return None, "no segment stands out", driver
     where = " & ".join(f"{k} = {v}" for k, v in (top.get("where") or {}).items()) or "all"
     share = top.get("share")
-    label = tree.metrics[top["metric"]].title if top.get("metric") in tree.metrics else top.get("metric")
+    moved = tree.metrics.get(top.get("metric"))
+    label = moved.title if moved is not None else top.get("metric")
+    if top.get("baseline") is not None and top.get("current") is not None:
+        own = moved.unit if moved is not None else None
+        label += f" {number(top['baseline'], own)} → {number(top['current'], own)}"
     unit = found.get("unit")
-    text = (f"{label} in {where}: {change_in_points(top.get('contribution'), unit)} of the "
+    text = (f"{where}: {label}; {change_in_points(top.get('contribution'), unit)} of the "
             f"{change_in_points(found.get('change'), unit)} change in {found.get('label', metric)}")
     if share is not None:
         text += f" ({share * 100:.0f} %)"

@@ -140,7 +140,12 @@ def as_arrow(value: Any, source: Source, dictionary_columns: list[str]) -> pa.Ta
         if not path.exists():
             raise DataError(error(f"no data file for source '{source.name}' at {path}", source.span,
                                   "check the path given for this source", "no-data"))
-        return _dataset(path, dictionary_columns)
+        try:
+            return _dataset(path, dictionary_columns)
+        except DataError as exc:  # name the source the file was given for
+            first = exc.diagnostics[0]
+            raise DataError(attrs.evolve(first, message=f"source '{source.name}': {first.message}",
+                                         span=first.span or source.span)) from None
     if hasattr(value, "__arrow_c_stream__"):
         return _without_views(pa.RecordBatchReader.from_stream(value).read_all())
     if type(value).__module__.startswith("pandas"):

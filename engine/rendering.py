@@ -459,7 +459,7 @@ def explanation_view(explanation, depth: int | None = None, top: int = 3, verbos
     from rich.tree import Tree as RichTree
 
     from .narrating import amount as number
-    from .narrating import change_in_points, part_text, percent, share_of, where_text
+    from .narrating import change_in_points, mix_text, part_text, percent, share_of, where_text
 
     e = explanation
     title = Text(f"{e.label} ({e.metric}) · {e.baseline.period} → {e.current.period}", style="bold")
@@ -541,6 +541,9 @@ def explanation_view(explanation, depth: int | None = None, top: int = 3, verbos
         parts += [Text(""), table]
     elif e.reason:
         parts += [Text(""), Text("Root causes: " + e.reason + ".")]
+    if e.mix:
+        parts.append(Text("Mix, not causes:", style="bold"))
+        parts += [Text(f"  {mix_text(seg, e)}") for seg in e.mix]
     for note in e.notes:
         parts.append(Text(f"note: {note}", style="dim"))
     if verbose:

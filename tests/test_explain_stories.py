@@ -118,12 +118,11 @@ def test_the_readme_story_has_no_cancelling_pair(explanation):
     assert {"channel": "app", "region": "North"} in [dict(c.where) for c in explanation.root_causes]
 
 
-@pytest.mark.xfail(strict=True, reason="localise_ratio names no element on the sample's churn rate by region × "
-                                       "segment (regular 35 % → 61 % in every region); see "
-                                       "bench/README_rca.md, 'Shop scenarios'")
 def test_the_readme_story_names_the_churn_of_regular_customers(explanation):
-    regular = [c for c in explanation.root_causes if dict(c.where) == {"segment": "regular"}]
-    assert regular and any(p.metric == "churn_rate" for p in regular[0].parts)
+    first = explanation.root_causes[0]
+    assert dict(first.where) == {"segment": "regular"}
+    assert first.parts[0].metric == "churn_rate" and first.parts[0].kind == "rate"
+    assert first.share > 0.9
 
 
 def test_churn_of_regular_customers_is_shown_on_the_branch_that_carries_the_fall(explanation):
@@ -152,7 +151,7 @@ def test_nothing_concentrated_says_so_and_still_shows_the_segments():
     data = {"orders": pa.table({k: [r[i] for r in rows] for i, k in enumerate(names)})}
     e = metrictree.loads(SHOP, "shop.tree").explain(data, "revenue", "2026-03", "2026-04", by=["region"])
     assert e.root_causes == ()
-    assert e.reason.startswith("the fall is spread across all region values")
+    assert e.reason.startswith("the fall is spread across every region: ")
     assert any(e.reason[0].upper() + e.reason[1:] in line for line in e.summary())
     assert len(e.segments) == 3
 
@@ -181,3 +180,47 @@ def test_acquisition_drop_in_one_channel_is_named():
     e = tree.explain(data, "new_customers", "2026-05", "2026-06")
     assert not any("add up" in note for note in e.notes)
     assert [dict(c.where) for c in e.root_causes][:1] == [{"channel": "app"}]
+
+
+def test_a_pure_mix_shift_is_mix_not_a_cause():
+    """More orders from the cheap channel, every channel's basket unchanged: AOV falls by mix alone."""
+    rng = random.Random(9)
+    rows = []
+    for month in range(1, 6):
+        for channel, price, n in (("web", 120.0, 200), ("app", 100.0, 200), ("marketplace", 50.0, 100)):
+            n = n * 2 if month == 5 and channel == "marketplace" else n
+            for i in range(n + rng.randint(-5, 5)):
+                rows.append((dt.date(2026, month, 1 + i % 28), "North", channel, "regular", i,
+                             rng.gauss(price, price * 0.1)))
+    names = ("day", "region", "channel", "segment", "customer_id", "amount")
+    data = {"orders": pa.table({k: [r[i] for r in rows] for i, k in enumerate(names)})}
+    e = metrictree.loads(SHOP, "shop.tree").explain(data, "aov", "2026-04", "2026-05", by=["channel"])
+    assert {"channel": "marketplace"} not in [dict(c.where) for c in e.root_causes]
+    [marketplace] = [m for m in e.mix if dict(m.where) == {"channel": "marketplace"}]
+    assert marketplace.mix < 0 and abs(marketplace.mix) > 10 * abs(marketplace.rate)
+    text = e.to_markdown()
+    assert "channel = marketplace: its weight in aov moved, not its own value" in text
+
+
+def test_top_caps_the_list_and_json_carries_parts_reason_and_mix():
+    tree = metrictree.loads(SHOP, "shop.tree")
+    data = two_causes()
+    assert len(tree.explain(data, "revenue", "2026-05", "2026-06").root_causes) >= 2
+    capped = tree.explain(data, "revenue", "2026-05", "2026-06", top=1)
+    assert len(capped.root_causes) == 1
+    found = capped.to_dict()
+    assert {"reason", "mix"} <= set(found)
+    part = found["root_causes"][0]["parts"][0]
+    assert {"metric", "label", "kind", "baseline", "current", "change", "contribution", "exact"} <= set(part)
+
+
+def test_the_html_says_why_no_root_cause_is_named():
+    from metrictree.reporting import explanation_html
+
+    rows = [(dt.date(2026, m, 1 + i % 28), r, "web", "regular", i, 100.0 * (0.8 if m == 4 else 1.0) + (i % 7))
+            for m in (1, 2, 3, 4) for r in ("North", "South", "East") for i in range(60)]
+    names = ("day", "region", "channel", "segment", "customer_id", "amount")
+    data = {"orders": pa.table({k: [r[i] for r in rows] for i, k in enumerate(names)})}
+    e = metrictree.loads(SHOP, "shop.tree").explain(data, "revenue", "2026-03", "2026-04", by=["region"])
+    assert e.root_causes == () and e.reason
+    assert "The fall is spread across every region" in explanation_html(e)

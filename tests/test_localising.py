@@ -472,3 +472,48 @@ def test_many_dimensions_stay_bounded():
         rows.append(row)
     result = localise(pa.Table.from_pylist(rows), names)
     assert found(result) == [{"d7": "v3"}]
+
+
+def test_history_with_gaps():
+    # New leaves have no history (null); a leaf with a single earlier period still gives one step.
+    table, history = online_retail(1, volatile=0.6)
+    n = table.num_rows
+    gappy = [pa.array([None] * 3 + h.to_pylist()[3:], pa.float64()) for h in history]
+    gappy[0] = pa.array([None] * n, pa.float64())
+    result = localise(table, ["country", "channel"], history=gappy)
+    assert found(result) == [{"country": "Germany"}]
+
+
+def test_a_cause_that_hits_its_parts_unevenly_is_named_whole():
+    # Every channel of East falls, two by 60 %, two by 15 %: East fails the ripple test (no one common change),
+    # its four channels pass it; they are all of East, so East is named, not its channels one by one.
+    dims = {"region": REGIONS, "channel": CHANNELS, "segment": SEGMENTS, "device": ["ios", "android", "web"]}
+    hit = {"web": 0.4, "app": 0.4, "marketplace": 0.85, "phone": 0.85}
+    effects = [({"region": "East", "channel": channel}, lambda b, k=k: k * b) for channel, k in hit.items()]
+    for seed in range(2):
+        result = localise(leaf_table(dims, effects, noise=0.01, seed=seed), list(dims))
+        assert found(result) == [{"region": "East"}]
+
+
+def test_history_of_a_segment_that_swings_as_a_whole():
+    # Every leaf of channel = phone jumps together from month to month (one small channel's promotions):
+    # each leaf's own swing is modest next to the whole channel's, so the channel's history is what counts.
+    rng = random.Random(5)
+    regions = [f"r{i}" for i in range(12)]
+    channels = ["web", "app", "shop", "phone"]
+    months = 8
+    swing = [1.0 + (0.5 if t % 2 else -0.3) for t in range(months)]
+    rows, series = [], []
+    for region in regions:
+        for channel in channels:
+            level = rng.uniform(50, 150) * (0.3 if channel == "phone" else 1.0)
+            values = [level * (swing[t] if channel == "phone" else 1.0) * (1 + rng.gauss(0, 0.03))
+                      for t in range(months)]
+            if channel == "web" and region == "r3":
+                values[-1] = values[-2] * 0.4
+            rows.append({"region": region, "channel": channel, "baseline": values[-2], "current": values[-1]})
+            series.append(values[:-2])
+    table = pa.Table.from_pylist(rows)
+    history = [pa.array([s[t] for s in series]) for t in range(months - 2)]
+    assert {"channel": "phone"} in found(localise(table, ["region", "channel"]))
+    assert found(localise(table, ["region", "channel"], history=history)) == [{"region": "r3", "channel": "web"}]

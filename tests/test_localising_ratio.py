@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import random
 
 import pyarrow as pa
@@ -10,7 +11,6 @@ import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from metrictree import UsageError
 from metrictree.localising import Localisation
 from metrictree.localising_ratio import _Parts, localise_ratio
@@ -147,6 +147,6 @@ def test_any_table_gives_a_well_formed_answer(rows):
     for e in (*result.elements, *result.mix):
         assert e.where and set(e.where) <= {"p", "q"}
         assert e.rate_effect is not None and e.mix_effect is not None
-        assert all(x is None or x == x for x in (e.rate_baseline, e.rate_current, e.share))
+        assert all(x is None or math.isfinite(x) for x in (e.rate_baseline, e.rate_current, e.share))
     for one, other in itertools.combinations(result.elements, 2):
         assert not (one.where.items() <= other.where.items() or other.where.items() <= one.where.items())

@@ -220,8 +220,9 @@ def test_csv_with_dates_that_are_not_iso_is_a_time_type_error(tree, tmp_path):
 
 def test_wrong_column_type_names_the_function_and_line(tree):
     message = _error(tree, {"orders": ORDERS.set_column(2, "amount", pa.array(["10.5", "2.5", "4.25", "1"]))})
-    assert message.startswith("<string>:9:18: error: sum() needs a numeric column, but the column holds string "
-                              "(in source 'orders')")
+    assert message.startswith("<string>:9:18: error: sum() needs a numeric column, but the column holds string: "
+                              "orders.amount (in source 'orders')")
+    assert "its values are text, like '10.5'" in message
     assert "metric revenue = sum(orders.amount)" in message
 
 

@@ -28,6 +28,7 @@ def test_every_bundled_tree_evaluates_the_same(name, grain, sample, on_engine):
         found = tree.evaluation(bound, grain=grain, by=by)
         assert same_values(expected.table, found.table) == [], (by, same_values(expected.table, found.table)[:5])
         assert [n.to_dict() for n in expected.nulls] == [n.to_dict() for n in found.nulls]
+        assert expected.warnings == found.warnings
         assert expected.covered == found.covered
 
 
@@ -106,6 +107,7 @@ def test_nulls_empty_periods_zero_denominators_and_time_zones(timezone, grain, l
         found = tree.evaluation(bound, grain=grain, by=by)
         assert same_values(expected.table, found.table) == [], (by, same_values(expected.table, found.table)[:5])
         assert [n.to_dict() for n in expected.nulls] == [n.to_dict() for n in found.nulls]
+        assert expected.warnings == found.warnings
 
 
 def test_naive_timestamps_and_dates(load, tmp_path):

@@ -86,3 +86,23 @@ def test_config_params_apply_to_every_request_and_a_request_s_own_win(tmp_path):
 
     assert share() == pytest.approx(0.10)
     assert share({"membership_spend_share": 0.2}) == pytest.approx(0.20)
+
+
+def test_a_backend_url_binding_is_served_as_the_cli_reads_it(tmp_path):
+    pytest.importorskip("duckdb", reason="duckdb is not installed")
+    import pyarrow.parquet as pq
+
+    from metrictree.sample import sample_data
+    from metrictree.serving import operations as ops
+
+    pq.write_table(sample_data()["orders"], tmp_path / "orders.parquet")
+    (tmp_path / "tiny.tree").write_text("tree tiny\ngrain month\nsource orders { time order_date dimensions region }\n"
+                                        "metric revenue = sum(orders.amount)\n", "utf-8")
+    url = f"duckdb:///{tmp_path / 'orders.parquet'}"  # four slashes: an absolute path
+    catalog = Catalog(load_config(write(tmp_path, f'[trees.tiny]\nfile = "tiny.tree"\n[trees.tiny.data]\n'
+                                                  f'orders = "{url}"\n')))
+    assert catalog.config.entries()[0].data == {"orders": url}
+    served = ops.evaluate(catalog, "tiny", start="2026-10").data["rows"][0]["revenue"]
+    tree = metrictree.load(tmp_path / "tiny.tree")
+    direct = tree.evaluate({"orders": str(tmp_path / "orders.parquet")}, start="2026-10").column("revenue")[0].as_py()
+    assert served == pytest.approx(direct)

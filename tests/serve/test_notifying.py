@@ -74,7 +74,7 @@ def expected_cause(tree, data, metric: str) -> str:
     found = tree.explain(data, metric, current="2026-10", top=5).to_dict()
     cause = notifying.top_root_cause(found)
     where = " & ".join(f"{k} = {v}" for k, v in cause["where"].items())
-    return f"{tree.metrics[cause['metric']].title} in {where}: "
+    return f"{where}: {tree.metrics[cause['metric']].title} "
 
 
 def write_config(folder: Path, text: str, retries: int = 3) -> Path:

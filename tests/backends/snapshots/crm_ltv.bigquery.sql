@@ -5,7 +5,8 @@ SELECT
   COALESCE(SUM(IF(`__m0`, `__v0`, NULL)), 0) AS `__p0`,
   COUNTIF(`__m0`) AS `__p1`,
   COUNT(DISTINCT IF(`__m0`, `__v1`, NULL)) AS `__p2`,
-  COUNTIF(`__m1`) AS `__p3`
+  COUNTIF(`__m1`) AS `__p3`,
+  COUNT(*) AS `__rows`
 FROM (
   SELECT
     (
@@ -237,7 +238,8 @@ SELECT
   COALESCE(SUM(`__v0`), 0) AS `__p0`,
   COALESCE(SUM(`__v1`), 0) AS `__p1`,
   COALESCE(SUM(`__v2`), 0) AS `__p2`,
-  COALESCE(SUM(`__v3`), 0) AS `__p3`
+  COALESCE(SUM(`__v3`), 0) AS `__p3`,
+  COUNT(*) AS `__rows`
 FROM (
   SELECT
     (
@@ -257,7 +259,8 @@ SELECT
   `__period`,
   COALESCE(SUM(IF(`__m0`, CAST(`__v0` AS INT64), NULL)), 0) AS `__p0`,
   COALESCE(SUM(IF(`__m0`, CAST(`__v1` AS INT64), NULL)), 0) AS `__p1`,
-  COUNT(IF(`__m0`, `__v2`, NULL)) AS `__p2`
+  COUNT(IF(`__m0`, `__v2`, NULL)) AS `__p2`,
+  COUNT(*) AS `__rows`
 FROM (
   SELECT
     (
@@ -278,7 +281,8 @@ GROUP BY
 SELECT
   `__period`,
   `__d0` AS `channel`,
-  COALESCE(SUM(IF(`__m0`, `__v0`, NULL)), 0) AS `__p0`
+  COALESCE(SUM(IF(`__m0`, `__v0`, NULL)), 0) AS `__p0`,
+  COUNT(*) AS `__rows`
 FROM (
   SELECT
     (

@@ -9,7 +9,8 @@ SELECT
   COUNT(DISTINCT "__v1") FILTER(WHERE
     "__m0") AS "__p2",
   COUNT(*) FILTER(WHERE
-    "__m1") AS "__p3"
+    "__m1") AS "__p3",
+  COUNT(*) AS "__rows"
 FROM (
   SELECT
     (
@@ -251,7 +252,8 @@ SELECT
   COALESCE(SUM("__v0"), 0) AS "__p0",
   COALESCE(SUM("__v1"), 0) AS "__p1",
   COALESCE(SUM("__v2"), 0) AS "__p2",
-  COALESCE(SUM("__v3"), 0) AS "__p3"
+  COALESCE(SUM("__v3"), 0) AS "__p3",
+  COUNT(*) AS "__rows"
 FROM (
   SELECT
     (
@@ -274,7 +276,8 @@ SELECT
   COALESCE(SUM(CAST("__v1" AS Nullable(Int32))) FILTER(WHERE
     "__m0"), 0) AS "__p1",
   COUNT("__v2") FILTER(WHERE
-    "__m0") AS "__p2"
+    "__m0") AS "__p2",
+  COUNT(*) AS "__rows"
 FROM (
   SELECT
     (
@@ -296,7 +299,8 @@ SELECT
   "__period",
   "__d0" AS "channel",
   COALESCE(SUM("__v0") FILTER(WHERE
-    "__m0"), 0) AS "__p0"
+    "__m0"), 0) AS "__p0",
+  COUNT(*) AS "__rows"
 FROM (
   SELECT
     (

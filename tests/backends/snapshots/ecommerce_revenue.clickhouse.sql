@@ -9,7 +9,8 @@ SELECT
   COUNT(*) FILTER(WHERE
     "__m0") AS "__p2",
   COUNT(DISTINCT "__v2") FILTER(WHERE
-    "__m0") AS "__p3"
+    "__m0") AS "__p3",
+  COUNT(*) AS "__rows"
 FROM (
   SELECT
     (
@@ -136,7 +137,8 @@ SELECT
   "__period",
   "__d0" AS "channel",
   COALESCE(SUM("__v0"), 0) AS "__p0",
-  COALESCE(SUM("__v1"), 0) AS "__p1"
+  COALESCE(SUM("__v1"), 0) AS "__p1",
+  COUNT(*) AS "__rows"
 FROM (
   SELECT
     (
@@ -158,7 +160,8 @@ SELECT
   COALESCE(SUM("__v0") FILTER(WHERE
     "__m0"), 0) AS "__p0",
   COALESCE(SUM("__v0") FILTER(WHERE
-    "__m1"), 0) AS "__p1"
+    "__m1"), 0) AS "__p1",
+  COUNT(*) AS "__rows"
 FROM (
   SELECT
     (

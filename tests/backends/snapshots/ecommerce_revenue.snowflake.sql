@@ -5,7 +5,8 @@ SELECT
   COALESCE(SUM(IFF("__m0", "__v0", NULL)), 0) AS "__p0",
   COALESCE(SUM(IFF("__m0", "__v1", NULL)), 0) AS "__p1",
   COUNT_IF("__m0") AS "__p2",
-  COUNT(DISTINCT IFF("__m0", "__v2", NULL)) AS "__p3"
+  COUNT(DISTINCT IFF("__m0", "__v2", NULL)) AS "__p3",
+  COUNT(*) AS "__rows"
 FROM (
   SELECT
     (
@@ -128,7 +129,8 @@ SELECT
   "__period",
   "__d0" AS "channel",
   COALESCE(SUM("__v0"), 0) AS "__p0",
-  COALESCE(SUM("__v1"), 0) AS "__p1"
+  COALESCE(SUM("__v1"), 0) AS "__p1",
+  COUNT(*) AS "__rows"
 FROM (
   SELECT
     (
@@ -148,7 +150,8 @@ SELECT
   "__period",
   "__d0" AS "channel",
   COALESCE(SUM(IFF("__m0", "__v0", NULL)), 0) AS "__p0",
-  COALESCE(SUM(IFF("__m1", "__v0", NULL)), 0) AS "__p1"
+  COALESCE(SUM(IFF("__m1", "__v0", NULL)), 0) AS "__p1",
+  COUNT(*) AS "__rows"
 FROM (
   SELECT
     (

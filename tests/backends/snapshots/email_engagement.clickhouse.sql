@@ -7,7 +7,8 @@ SELECT
   COALESCE(SUM("__v2"), 0) AS "__p2",
   COALESCE(SUM("__v3"), 0) AS "__p3",
   COALESCE(SUM("__v4"), 0) AS "__p4",
-  COALESCE(SUM("__v5"), 0) AS "__p5"
+  COALESCE(SUM("__v5"), 0) AS "__p5",
+  COUNT(*) AS "__rows"
 FROM (
   SELECT
     (

@@ -1,7 +1,8 @@
 -- source spend, query 1
 SELECT
   `__period`,
-  COALESCE(SUM(IF(`__m0`, `__v0`, NULL)), 0) AS `__p0`
+  COALESCE(SUM(IF(`__m0`, `__v0`, NULL)), 0) AS `__p0`,
+  COUNT(*) AS `__rows`
 FROM (
   SELECT
     (
@@ -21,7 +22,8 @@ SELECT
   `__period`,
   `__d0` AS `plan`,
   COALESCE(SUM(`__v0`), 0) AS `__p0`,
-  COALESCE(SUM(CAST(`__v1` AS INT64)), 0) AS `__p1`
+  COALESCE(SUM(CAST(`__v1` AS INT64)), 0) AS `__p1`,
+  COUNT(*) AS `__rows`
 FROM (
   SELECT
     (

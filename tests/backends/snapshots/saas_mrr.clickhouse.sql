@@ -2,7 +2,8 @@
 SELECT
   "__period",
   COALESCE(SUM("__v0") FILTER(WHERE
-    "__m0"), 0) AS "__p0"
+    "__m0"), 0) AS "__p0",
+  COUNT(*) AS "__rows"
 FROM (
   SELECT
     (
@@ -22,7 +23,8 @@ SELECT
   "__period",
   "__d0" AS "plan",
   COALESCE(SUM("__v0"), 0) AS "__p0",
-  COALESCE(SUM(CAST("__v1" AS Nullable(Int32))), 0) AS "__p1"
+  COALESCE(SUM(CAST("__v1" AS Nullable(Int32))), 0) AS "__p1",
+  COUNT(*) AS "__rows"
 FROM (
   SELECT
     (

@@ -1,0 +1,139 @@
+"""The bad-data corpus (tests/baddata/, written by make_corpus.py): every file through the command line.
+
+Each case asserts the exit code, that there is no traceback, that a refusal names the source and the
+column (or the file), and for accepted files that the numbers equal an independent computation
+(DuckDB's own CSV and Parquet readers, or plain Python over the rows).
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from metrictree.cli import main
+
+CORPUS = Path(__file__).resolve().parent / "baddata"
+TREE = "source orders { time d dimensions region }\nmetric revenue = sum(orders.amount) { level strategic }\n"
+CYRILLIC = "source заказы { time дата dimensions регион }\nmetric выручка = sum(заказы.сумма) { level strategic }\n"
+
+
+def _run(tmp_path: Path, data: str, tree: str = TREE, source: str = "orders"):
+    tree_file = tmp_path / "shop.tree"
+    tree_file.write_text(tree, "utf-8")
+    try:
+        runner = CliRunner(mix_stderr=False)
+    except TypeError:
+        runner = CliRunner()
+    result = runner.invoke(main, ["eval", str(tree_file), "--data", f"{source}={CORPUS / data}", "--by",
+                                  tree.split("dimensions ")[1].split()[0], "--format", "json"])
+    assert "Traceback" not in result.stderr and result.exception is None or isinstance(result.exception,
+                                                                                          SystemExit)
+    return result
+
+
+def _duckdb_months(sql_source: str, time: str = "d", region: str = "region", amount: str = "amount",
+                   zone: str | None = None) -> dict[tuple[str, str], float]:
+    duckdb = pytest.importorskip("duckdb")
+    con = duckdb.connect()
+    if zone:
+        con.execute(f"SET TimeZone = '{zone}'")
+    rows = con.execute(f'select strftime("{time}", \'%Y-%m\'), "{region}", sum("{amount}") from {sql_source} '
+                       f'where "{time}" is not null group by all').fetchall()
+    return {(p, r): float(v) for p, r, v in rows if v}  # the grid's empty slices are 0 and left out too
+
+
+def _months(result, metric: str = "revenue", region: str = "region") -> dict[tuple[str, str], float]:
+    rows = json.loads(result.stdout)["rows"]
+    return {(r["period"], r[region]): r[metric] for r in rows if r[metric]}
+
+
+# --------------------------------------------------------------------------- refused, with a clear message
+
+
+@pytest.mark.parametrize("data, words", [
+    ("cp1251.csv", ["source 'orders'", "'region'", "cp1251.csv", "not UTF-8", "encoding"]),
+    ("decimal_comma.csv", ["source 'orders'", "orders.amount", "'10,5'", "decimal point"]),
+    ("dollar_amounts.csv", ["source 'orders'", "orders.amount", "'$10.00'", "currency sign"]),
+    ("header_only.csv", ["source 'orders'", "'d'"]),
+    ("empty.csv", ["source 'orders'", "empty.csv"]),
+    ("text_time.csv", ["source 'orders'", "time column 'd'", "format"]),
+    ("missing_column.csv", ["source 'orders'", "'amount'", "its columns: d, region, total"]),
+    ("truncated.parquet", ["source 'orders'", "truncated.parquet"]),
+    ("mixed", ["mixes files of several formats", "a.parquet", "b.csv", "notes.txt"]),
+])
+def test_refused_files_say_why(tmp_path, data, words):
+    result = _run(tmp_path, data)
+    assert result.exit_code == 1, result.stdout
+    for word in words:
+        assert word in result.stderr, (word, result.stderr)
+    first = result.stderr.splitlines()[0]
+    assert first.startswith((str(tmp_path / "shop.tree"), "error:")), first
+
+
+# --------------------------------------------------------------------------- accepted, and right
+
+
+@pytest.mark.parametrize("data", ["bom.csv", "crlf.csv", "good.parquet"])
+def test_accepted_files_match_duckdb(tmp_path, data):
+    result = _run(tmp_path, data)
+    assert result.exit_code == 0, result.stderr
+    reader = "read_parquet" if data.endswith(".parquet") else "read_csv"
+    assert _months(result) == _duckdb_months(f"{reader}('{CORPUS / data}')")
+
+
+def test_cyrillic_headers_and_values(tmp_path):
+    result = _run(tmp_path, "cyrillic.csv", CYRILLIC, "заказы")
+    assert result.exit_code == 0, result.stderr
+    assert _months(result, "выручка", "регион") == _duckdb_months(f"read_csv('{CORPUS / 'cyrillic.csv'}')", "дата",
+                                                                  "регион", "сумма")
+
+
+def test_tz_aware_times_fall_in_their_local_months(tmp_path):
+    result = _run(tmp_path, "tz_aware.parquet")
+    assert result.exit_code == 0, result.stderr
+    expected = _duckdb_months(f"read_parquet('{CORPUS / 'tz_aware.parquet'}')", zone="Europe/Moscow")
+    assert _months(result) == expected == {("2026-01", "North"): 5.0, ("2026-02", "South"): 7.0}
+
+
+@pytest.mark.parametrize("data", ["int64_max.csv", "int64_overflow.parquet"])
+def test_huge_integer_sums_do_not_wrap(tmp_path, data):
+    result = _run(tmp_path, data)
+    assert result.exit_code == 0, result.stderr
+    reader = "read_parquet" if data.endswith(".parquet") else "read_csv"
+    duckdb = pytest.importorskip("duckdb")
+    exact = dict(((p, r), Decimal(v)) for p, r, v in duckdb.connect().execute(
+        f"select strftime(d, '%Y-%m'), region, sum(amount::hugeint)::varchar from {reader}('{CORPUS / data}') "
+        "group by all").fetchall())
+    got = _months(result)
+    assert got.keys() == exact.keys()
+    for key, value in exact.items():
+        assert got[key] == pytest.approx(float(value), rel=1e-15) and got[key] > 0
+
+
+def test_rows_with_no_time_are_reported(tmp_path):
+    result = _run(tmp_path, "null_time.csv")
+    assert result.exit_code == 0, result.stderr
+    assert "source 'orders': 1 row(s) have no d" in result.stderr
+    assert json.loads(result.stdout)["warnings"]
+    assert _months(result) == _duckdb_months(f"read_csv('{CORPUS / 'null_time.csv'}')") == {
+        ("2026-01", "North"): 200.0, ("2026-02", "South"): 3.0}
+
+
+def test_year_one(tmp_path):
+    result = _run(tmp_path, "year_one.csv")
+    assert result.exit_code == 0, result.stderr
+    assert _months(result) == {("0001-01", "North"): 1, ("0001-02", "South"): 2}
+
+
+def test_nan_and_infinity_become_nulls_with_a_reason(tmp_path):
+    result = _run(tmp_path, "nan_inf.parquet")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert _months(result) == {("2026-01", "N"): 1.0}
+    assert {n["reason"] for n in document["nulls"]} == {
+        "not a finite number (NaN or infinity in the data, or a float overflow)"}
+    assert [n["rows"] for n in document["nulls"]] == [2]
