@@ -346,73 +346,88 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
 def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spans, history_periods, lo, hi, grain,
                    params, registry, notes, partial) -> dict[tuple[str, int], tuple[pa.Table, list[str], bool]]:
     """Each wanted ``(metric, offset)``'s leaves by ``dims`` (or by the dimensions where it adds up), and whether
-    they are exact; an offset reads the periods that many earlier (``customers[-1]``)."""
+    they are exact; an offset reads the periods that many earlier (``customers[-1]``).
+
+    What is read is only what is needed: which dimensions each distinct or customer-state count adds up across
+    is settled on the compared periods alone (their rows only are read); then one grouped pass over the rows of
+    the history and compared periods per set of dimensions the metrics are split by (usually one), with the
+    shared twin of a distinct count only when it adds up across no dimension at all."""
     names = list(dict.fromkeys(name for name, _ in wanted))
-    sliceable, shared_registry, twin_of = _fractional(tree, names, registry)
     earliest = min(0, *(offset for _, offset in wanted))
     start = lo + earliest
     compared = min(a for a, _ in spans) + earliest
-    if start < compared:
-        # Where the data starts, from one unsliced pass over the history: slices are laid out from there on,
-        # not over empty periods before it.
-        try:
-            probe = evaluate(tree, data, grain=grain, metrics=names, params=params,
-                             start=periods.label(start, grain), end=periods.label(compared - 1, grain),
-                             registry=registry).covered
-        except DataError:  # no rows before the compared periods
-            probe = None
-        start = compared if probe is None else max(start, periods.parse(probe[0], grain))
 
-    def sliced(by_dims: list[str], columns: list[str], first: int = start):
-        return evaluate(sliceable, data, grain=grain, by=by_dims, metrics=columns, params=params,
-                        start=periods.label(first, grain), end=periods.label(hi, grain),
-                        registry=shared_registry)
+    def sliced(on_tree, on_registry, by_dims: list[str], columns: list[str], first: int):
+        return evaluate(on_tree, data, grain=grain, by=by_dims, metrics=columns, params=params,
+                        start=periods.label(first, grain), end=periods.label(hi, grain), registry=on_registry)
 
-    evaluation = sliced(dims, [*names, *twin_of.values()])
-    table = evaluation.table
+    # 1. Where each count of entities adds up, from the compared periods.
+    split_by: dict[tuple[str, int], list[str]] = {}
+    counting = [n for n in names if not is_additive(tree.metrics[n]) and _counts_entities(tree.metrics[n], registry)]
+    if counting:
+        whole = sliced(tree, registry, dims, counting, compared).table
+        per_dimension: dict[str, pa.Table] = {}
+        for name, offset in wanted:
+            if name not in counting:
+                continue
+            at = [(a + offset, b + offset) for a, b in spans]
+            totals = builder.pair(name if not offset else builder.world.prepared.shifts[name, offset])
+            if _adds_up(_leaf_table(whole, dims, name, at, [], grain), totals):
+                split_by[name, offset] = dims
+                continue
+            exact_dims = []
+            for dim in dims:
+                if dim not in per_dimension:
+                    per_dimension[dim] = sliced(tree, registry, [dim], counting, compared).table
+                if _adds_up(_leaf_table(per_dimension[dim], [dim], name, at, [], grain), totals):
+                    exact_dims.append(dim)
+            if exact_dims:
+                split_by[name, offset] = exact_dims
+    # What adds up nowhere: a distinct count has a twin shared among its segments, read with the rest.
+    approximate = [n for n in names if n not in counting or not all((n, o) in split_by for o in
+                                                                     (o for m, o in wanted if m == n))]
+    twins = [n for n in approximate if not is_additive(tree.metrics[n])]
+    sliceable, shared_registry, twin_of = _fractional(tree, twins, registry)
+
+    # 2. One grouped pass over the history and compared periods per set of dimensions.
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for name, offset in wanted:
+        on = split_by.get((name, offset), dims)
+        groups.setdefault(tuple(on), [])
+        for column in (name, twin_of.get(name)):
+            if column and (column == name or tuple(on) == tuple(dims)) and column not in groups[tuple(on)]:
+                groups[tuple(on)].append(column)
+    tables: dict[tuple[str, ...], pa.Table] = {}
+    first_covered = None
+    for on, columns in groups.items():
+        evaluation = sliced(sliceable, shared_registry, list(on), columns, start)
+        tables[on] = evaluation.table
+        if evaluation.covered is not None:
+            covered = periods.parse(evaluation.covered[0], grain)
+            first_covered = covered if first_covered is None else min(first_covered, covered)
     # History only where the data has a past: after its first period (what looks back, churned customers,
     # has none there) for every offset read.
-    if evaluation.covered is None:
+    if first_covered is None:
         history_periods = []
     else:
-        first = periods.parse(evaluation.covered[0], grain)
-        history_periods = [p for p in history_periods if p + min(0, *(o for _, o in wanted)) > first]
+        history_periods = [p for p in history_periods if p + earliest > first_covered]
+
     out: dict[tuple[str, int], tuple[pa.Table, list[str], bool]] = {}
-    per_dimension: dict[str, pa.Table] = {}
-    by_exact: dict[tuple[str, ...], pa.Table] = {}
-    counting = [n for n in names if _counts_entities(tree.metrics[n], registry)]
     for name, offset in wanted:
         metric = tree.metrics[name]
         at = [(a + offset, b + offset) for a, b in spans]
         before = [p + offset for p in history_periods]
-        leaves = _leaf_table(table, dims, name, at, before, grain)
-        if is_additive(metric):
-            out[name, offset] = (leaves, dims, True)
+        on = split_by.get((name, offset))
+        if is_additive(metric) or on is not None:
+            on = on or dims
+            out[name, offset] = (_leaf_table(tables[tuple(on)], list(on), name, at, before, grain), list(on), True)
+            if len(on) < len(dims):
+                others = tuple(d for d in dims if d not in on)
+                titles = partial.setdefault((tuple(on), others), [])
+                if metric.title not in titles:
+                    titles.append(metric.title)
             continue
-        if _counts_entities(metric, registry):
-            totals = builder.pair(name if not offset else builder.world.prepared.shifts[name, offset])
-            if _adds_up(leaves, totals):
-                out[name, offset] = (leaves, dims, True)
-                continue
-            # Dimension by dimension, over the compared periods only (the history is read once it is known).
-            exact_dims = []
-            for dim in dims:
-                if dim not in per_dimension:
-                    per_dimension[dim] = sliced([dim], counting, min(a for a, _ in spans) + min(
-                        0, *(o for _, o in wanted))).table
-                if _adds_up(_leaf_table(per_dimension[dim], [dim], name, at, [], grain), totals):
-                    exact_dims.append(dim)
-            if exact_dims:
-                if tuple(exact_dims) not in by_exact:
-                    by_exact[tuple(exact_dims)] = sliced(exact_dims, counting).table
-                sub = by_exact[tuple(exact_dims)]
-                out[name, offset] = (_leaf_table(sub, exact_dims, name, at, before, grain), exact_dims, True)
-                if len(exact_dims) < len(dims):
-                    others = tuple(d for d in dims if d not in exact_dims)
-                    titles = partial.setdefault((tuple(exact_dims), others), [])
-                    if metric.title not in titles:
-                        titles.append(metric.title)
-                continue
+        table = tables[tuple(dims)]
         if name in twin_of:
             note = (f"{metric.title} counts distinct values, which here fall in several segments at once: each "
                     "is shared equally among the segments it appears in within a period, so the segments add up to "
@@ -422,7 +437,7 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
             note = (f"{metric.title} = {metric.formula.to_source()} is computed segment by segment and does not add "
                     "up across them exactly (one counted in two segments counts in both): its segments' shares of "
                     "the change are approximate")
-            out[name, offset] = (leaves, dims, False)
+            out[name, offset] = (_leaf_table(table, dims, name, at, before, grain), dims, False)
         if note not in notes:
             notes.append(note)
     return out
