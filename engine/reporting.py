@@ -1390,16 +1390,26 @@ def report(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | Non
            grain: str | None = None) -> str:
     """Explain ``metric`` between two periods, take the KPI status at the current one and the history up to it,
     and return the report (`report_html`); ``grain`` overrides the tree's."""
+    from . import rules
+    from .evaluating import evaluate
+
     explanation = tree.explain(data, metric, baseline, current, by=by, params=params, top=top, grain=grain)
     last = explanation.current.period.partition("..")[2] or explanation.current.period
     missing = [name for name in tree.sources if name not in data]
     readable = [name for name, m in tree.metrics.items() if m.kind != "group" and not any(
         tree.metrics[r].source in missing for r in tree.requirements([name]) if tree.metrics[r].kind == "base")]
-    history = tree.evaluation(data, grain=grain, params=params, end=last, metrics=readable) if readable else None
+    # One evaluation of the history, for the sparklines and for the status's rules on the whole data (the
+    # hidden metrics its alerts are judged by included): the status does not evaluate it again.
+    ruled = bool(tree.targets or tree.alerts)
+    augmented, rule_metrics = rules.with_rule_metrics(tree) if ruled else (tree, [])
+    readable += [name for name in rule_metrics if not any(
+        augmented.metrics[r].source in missing for r in augmented.requirements([name])
+        if augmented.metrics[r].kind == "base")]
+    history = evaluate(augmented, data, grain=grain, params=params, end=last, metrics=readable) if readable else None
     status, notes = None, []
-    if tree.targets or tree.alerts:
+    if ruled:
         try:
-            status = tree.status(data, at=last, params=params, grain=grain)
+            status = rules.status(tree, data, at=last, params=params, grain=grain, evaluation=history)
         except MetrictreeError as exc:
             if not missing:
                 raise

@@ -502,6 +502,13 @@ def _sliced_data(tree: Tree, data: Mapping[str, Any], rule: Target | Alert, metr
     return out
 
 
+def with_rule_metrics(tree: Tree) -> tuple[Tree, list[str]]:
+    """The tree plus the hidden metrics its alerts are judged by, and the names of those (what an evaluation
+    handed to `status` must also hold)."""
+    augmented, hidden = _hidden_alerts(tree)
+    return augmented, [n for pair in hidden for n in pair if n is not None]
+
+
 def _hidden_alerts(tree: Tree) -> tuple[Tree, list[tuple[str, str | None]]]:
     """The tree plus, per alert, a hidden metric for its condition (and one for the left side of a comparison)."""
     hidden: dict[str, Metric] = {}
@@ -556,9 +563,14 @@ def _value_unit(tree: Tree, alert: Alert) -> str | None:
 
 
 def status(tree: Tree, data: Mapping[str, Any], at: str | None = None, params: Mapping[str, Any] | None = None,
-           registry: Registry | None = None, grain: str | None = None) -> Status:
+           registry: Registry | None = None, grain: str | None = None, *,
+           evaluation: Evaluation | None = None) -> Status:
     """Every target and alert of ``tree`` at period ``at`` (default: the last period with data), at ``grain``
-    (default: the tree's)."""
+    (default: the tree's).
+
+    ``evaluation``: an evaluation already made of `with_rule_metrics` ``(tree)`` over the same data, grain and
+    parameters, unsliced, up to ``at`` at least (the report's history): the rules on the whole data read it
+    instead of evaluating again, when it holds every metric they need."""
     registry = registry or default_registry()
     if not isinstance(data, Mapping):
         raise UsageError(error(f"data must map source names to tables, got a {type(data).__name__}",
@@ -589,7 +601,9 @@ def status(tree: Tree, data: Mapping[str, Any], at: str | None = None, params: M
     for slice_key, (rule, _) in groups.items():
         metrics = list(wanted[slice_key])
         sliced = data if slice_key is None else _sliced_data(augmented, data, rule, metrics)
-        series[slice_key] = _evaluate(augmented, sliced, grain, values, registry, slice_key, metrics)
+        reuse = evaluation if slice_key is None and evaluation is not None and set(metrics) <= set(
+            evaluation.table.column_names) else None
+        series[slice_key] = _evaluate(augmented, sliced, grain, values, registry, slice_key, metrics, reuse)
 
     if at_index is None:
         lasts = [x.last for x in series.values() if x.last is not None]
@@ -604,10 +618,11 @@ def status(tree: Tree, data: Mapping[str, Any], at: str | None = None, params: M
 
 
 def _evaluate(tree: Tree, data: Mapping[str, Any], grain: str, params: Mapping[str, float], registry: Registry,
-              where: str | None, metrics: list[str]) -> _Series:
+              where: str | None, metrics: list[str], evaluation: Evaluation | None = None) -> _Series:
     found = _Series(tree, data, grain, params, registry, where)
     try:
-        evaluation = evaluate(tree, data, grain=grain, metrics=metrics, params=params, registry=registry)
+        if evaluation is None:
+            evaluation = evaluate(tree, data, grain=grain, metrics=metrics, params=params, registry=registry)
     except DataError as exc:
         if where is None or exc.diagnostics[0].code != "empty":
             raise
