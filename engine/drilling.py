@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from . import aggregating, periods
 from . import syntax as s
 from .errors import DataError
-from .evaluating import evaluate
+from .evaluating import evaluate, looks_back
 from .functions import Aggregate, Partial, Registry
 from .model import Metric, Tree
 
@@ -364,8 +364,15 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
     # 1. Where each count of entities adds up, from the compared periods.
     split_by: dict[tuple[str, int], list[str]] = {}
     counting = [n for n in names if not is_additive(tree.metrics[n]) and _counts_entities(tree.metrics[n], registry)]
+    prefetched: dict[tuple[str, ...], Any] = {}
     if counting:
-        whole = sliced(tree, registry, dims, counting, compared).table
+        if looks_back(tree, counting, registry):
+            # What looks back (churned customers) reads its rows from the start whatever the periods: the
+            # check reads the grouped pass over the history, which step 2 then does not repeat.
+            prefetched[tuple(dims)] = sliced(tree, registry, dims, names, start)
+            whole = prefetched[tuple(dims)].table
+        else:
+            whole = sliced(tree, registry, dims, counting, compared).table
         per_dimension: dict[str, pa.Table] = {}
         for name, offset in wanted:
             if name not in counting:
@@ -400,7 +407,9 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
     tables: dict[tuple[str, ...], pa.Table] = {}
     first_covered = None
     for on, columns in groups.items():
-        evaluation = sliced(sliceable, shared_registry, list(on), columns, start)
+        held = prefetched.get(on)
+        evaluation = held if held is not None and set(columns) <= set(held.table.column_names) else sliced(
+            sliceable, shared_registry, list(on), columns, start)
         tables[on] = evaluation.table
         if evaluation.covered is not None:
             covered = periods.parse(evaluation.covered[0], grain)

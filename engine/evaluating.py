@@ -297,7 +297,9 @@ def _param_value(value: Any) -> float:
     return float(value)
 
 
-def _looks_back(tree: Tree, order: list[str], registry: Registry) -> bool:
+def looks_back(tree: Tree, order: list[str], registry: Registry) -> bool:
+    """Whether any of the metrics ``order`` reads rows before the periods asked for (a time shift, a window,
+    a customer state such as churned): then every row up to the last period is read."""
     for name in order:
         metric = tree.metrics[name]
         if metric.shifts:
@@ -329,7 +331,7 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
     if first is not None and last is not None and first > last:
         raise UsageError(error(f"the range {start}..{end} is empty: it ends before it starts",
                                hint="swap --from and --to", code="period"))
-    since = None if first is None or _looks_back(tree, order, registry) else periods.first_day(first, grain)
+    since = None if first is None or looks_back(tree, order, registry) else periods.first_day(first, grain)
     until = _day_after(last, grain) if last is not None else None
 
     by_source: dict[str, list[Metric]] = {}
