@@ -234,3 +234,13 @@ def test_the_compiled_tree_is_immutable_and_hashable():
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(0)
+
+
+def test_the_compiled_model_imports_no_stage():
+    import ast
+
+    source = (Path(__file__).resolve().parents[1] / "engine" / "model.py").read_text("utf-8")
+    imported = {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom) and node.level}
+    assert imported <= {"errors", "syntax"}, imported
+    assert isinstance(metrictree.loads(SHOP), metrictree.Tree) and metrictree.Tree.__mro__[1].__module__ == \
+        "metrictree.model"
