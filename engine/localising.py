@@ -51,8 +51,10 @@ look like a cause. Most leaves only move by noise around a general trend: the tr
 median deviation, and the noise a robust standard deviation (1.4826 × the median absolute departure) whose
 variance may shrink with the leaf's size, as ``size ** power`` with the power between -1 (counts: Poisson)
 and 0 (amounts with a steady coefficient of variation), fitted to the leaves that are not outliers (Taylor's
-power law; Harvey's regression of log squared departures on log size, through medians of size bins). An
-element's deviation is the size-weighted mean of its leaves' deviations, ``D = (C - B) / Σ max(|b|, |c|)``.
+power law; Harvey's regression of log squared departures on log size, through medians of size bins). Counts
+(whole, non-negative values) have a known variance law instead: ``var(c - b) = φ (b + c)``, Poisson's times a
+dispersion φ fitted on the leaves that are no outliers (quasi-Poisson; among many small counts a robust
+scale of relative changes is ruled by their rounding to whole numbers). An element's deviation is the size-weighted mean of its leaves' deviations, ``D = (C - B) / Σ max(|b|, |c|)``.
 
 The search goes layer by layer, from elements that fix one dimension to elements that fix all of them
 (RiskLoc, Squeeze): the first layer that holds an acceptable element gives the coarsest explanation, which
@@ -93,6 +95,11 @@ anomalous one and the search first names the values that stood still. A root cau
 elements come out whose deviation is nearer 0 than the trend and within noise of 0, "no change" is the
 normal state, the noise is re-estimated on those still leaves and the search runs again, naming the values
 that moved.
+
+The median leaf can itself be dragged by a cause that holds a large part of the leaves, each about as noisy
+as the cause is large (a channel's new customers among leaves of 0–20): nothing then departs from the trend.
+When the search finds nothing, the one-dimension element that departs most from the rest of the leaves, beyond
+the search's bound, makes the rest's change the trend, and the search runs again.
 
 Everything is vectorised with ``pyarrow.compute``: one ``group_by`` per cuboid (combination of dimensions)
 and pass, and a join for the few significant elements; Python only loops over cuboids and elements.
