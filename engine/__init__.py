@@ -22,8 +22,9 @@ from .errors import (
 )
 from .functions import Aggregate, AggregateContext, Computed, Library, Partial, Scalar, TreeFile
 from .hookspecs import hookimpl
-from .model import Alert, Link, Metric, Param, Source, Target, Tree
+from .model import Alert, Link, Metric, Param, Source, Target
 from .parsing import parse
+from .tree import Tree
 
 __version__ = "0.1.0"
 

@@ -26,7 +26,8 @@ from . import syntax as s
 from .errors import CompileError, Diagnostic, Span, did_you_mean, error, warning
 from .functions import Aggregate, Registry, Scalar
 from .includes import MAX_INCLUDE_DEPTH, read_tree_file, resolve_include
-from .model import DIRECTIONS, GRAINS, LEVELS, SEVERITIES, Alert, Link, Metric, Param, Source, Target, Tree
+from .model import DIRECTIONS, GRAINS, LEVELS, SEVERITIES, Alert, Link, Metric, Param, Source, Target
+from .tree import Tree
 from .parsing import parse
 from .pluginmanager import registry as default_registry
 

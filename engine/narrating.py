@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .escaping import markdown_text
+
 if TYPE_CHECKING:  # pragma: no cover
     from .explaining import Driver, Explanation
 
@@ -180,4 +182,4 @@ def markdown(explanation: Explanation, verbose: bool = False) -> str:
                    if exact else f"Contributions leave {amount(e.residual, e.unit, signed=True)} of the change "
                    "unexplained (an input has no value in one of the periods)")
               + "; influence links are shown with their association over the history and are not part of the sum."]
-    return "\n".join(lines) + "\n"
+    return markdown_text("\n".join(lines) + "\n")  # labels and data values never become raw HTML

@@ -448,7 +448,8 @@ def scan(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions:
     total = _rows_expected(arrow) if progress is not None else None
     pieces = _row_group_pieces(arrow, source.time, rows_per_table)
     if pieces is not None:
-        yield from _read_pieces(arrow, pieces, source, columns, condition, since, until, progress, total)
+        yield from _read_pieces(arrow, pieces, source, columns, condition, since, until, progress, total,
+                                rows_per_table)
         return
     pending: list[pa.RecordBatch] = []
     held = done = handed = 0
@@ -512,7 +513,7 @@ def _row_group_pieces(dataset: Any, time: str, rows_per_table: int) -> list[tupl
 
 
 def _read_pieces(dataset: Any, pieces: list, source: Source, columns: list[str], condition, since, until,
-                 progress, total) -> Iterator[Piece]:
+                 progress, total, rows_per_table: int) -> Iterator[Piece]:
     """Each run of row groups as one table (read on every core), with the earliest time still to come."""
     import pyarrow.dataset as ds
 
@@ -522,7 +523,35 @@ def _read_pieces(dataset: Any, pieces: list, source: Source, columns: list[str],
         later = pieces[i + 1][1]
         after[i] = later if after[i + 1] is None else min(later, after[i + 1])
     done = handed = 0
-    for (fragments, _, rows), watermark in zip(pieces, after, strict=True):
+    for (fragments, earliest, rows), watermark in zip(pieces, after, strict=True):
+        last = watermark is None
+        if rows > 2 * rows_per_table:
+            # One row group far bigger than a table: read it batch by batch. Its own later rows are no
+            # earlier than its first time, so that is the watermark inside it.
+            inside = earliest if watermark is None else min(earliest, watermark)
+            pending, held = [], 0
+            try:
+                size = max(1, min(1 << 17, rows_per_table))
+                for batch in fragments[0].to_batches(columns=columns, filter=condition, batch_size=size):
+                    done += batch.num_rows
+                    if progress is not None:
+                        progress(done, total)
+                    if batch.num_rows:
+                        pending.append(batch)
+                        held += batch.num_rows
+                    if held >= rows_per_table:
+                        piece, pending, held = Piece(pa.Table.from_batches(pending).unify_dictionaries(), inside), [], 0
+                        handed += 1
+                        yield piece
+                        piece = None
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise _unreadable(source, exc) from None
+            if pending:
+                handed += 1
+                piece, pending = Piece(pa.Table.from_batches(pending).unify_dictionaries(), watermark, last=last), []
+                yield piece
+                piece = None
+            continue
         part = ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
         try:
             table = part.to_table(columns=columns, filter=condition)
@@ -533,7 +562,7 @@ def _read_pieces(dataset: Any, pieces: list, source: Source, columns: list[str],
             progress(done, total)
         if table.num_rows:
             handed += 1
-            piece, table = Piece(table.unify_dictionaries(), watermark, last=watermark is None), None
+            piece, table = Piece(table.unify_dictionaries(), watermark, last=last), None
             yield piece
             piece = None  # not held while the next run is read
     if not handed:

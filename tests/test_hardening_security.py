@@ -207,6 +207,10 @@ def test_markdown_escapes_html_from_labels_and_data(tmp_path):
         assert result.exit_code == 0, (args, result.stderr)
         assert "<img" not in result.stdout and "<script" not in result.stdout, args
     assert "&lt;img src=x onerror=alert(1)&gt;" in result.stdout
+    # The same from the Python API: an embedding tool gets escaped Markdown too.
+    tree = metrictree.load(tree_file)
+    page = tree.explain({"orders": str(data)}, metric="aov", by=["region"]).to_markdown()
+    assert "<img" not in page and "<script" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert markdown_text("`a > b` <b>") == "`a > b` &lt;b&gt;"
     # A backtick this reading cannot pair: everything is escaped, code spans included.
     assert markdown_text("`a\n` <b> `") == "`a\n` &lt;b&gt; `"
@@ -234,3 +238,13 @@ def test_the_compiled_tree_is_immutable_and_hashable():
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(0)
+
+
+def test_the_compiled_model_imports_no_stage():
+    import ast
+
+    source = (Path(__file__).resolve().parents[1] / "engine" / "model.py").read_text("utf-8")
+    imported = {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom) and node.level}
+    assert imported <= {"errors", "syntax"}, imported
+    assert isinstance(metrictree.loads(SHOP), metrictree.Tree) and metrictree.Tree.__mro__[1].__module__ == \
+        "metrictree.model"

@@ -60,6 +60,8 @@ def orders(tmp_path_factory):
     pq.write_table(table, folder / "orders.parquet", row_group_size=500)  # rows in no order of time
     # In time order, as logs are written: the statistics of the row groups tell which periods are final.
     pq.write_table(table.sort_by("day"), folder / "ordered.parquet", row_group_size=500)
+    # One row group far bigger than a table: read batch by batch inside it.
+    pq.write_table(table.sort_by("day"), folder / "one_group.parquet", row_group_size=n)
     return table, folder / "orders.parquet"
 
 
@@ -67,12 +69,11 @@ def rows(evaluation) -> list[dict]:
     return evaluation.table.to_pylist()
 
 
-@pytest.mark.parametrize("ordered", [False, True])
+@pytest.mark.parametrize("layout", ["orders", "ordered", "one_group"])
 @pytest.mark.parametrize("by", [[], ["region"], ["region", "channel"]])
-def test_many_small_tables_give_what_one_table_gives(orders, monkeypatch, by, ordered):
+def test_many_small_tables_give_what_one_table_gives(orders, monkeypatch, by, layout):
     table, path = orders
-    if ordered:
-        path = path.with_name("ordered.parquet")
+    path = path.with_name(f"{layout}.parquet")
     whole = TREE.evaluation({"orders": table}, by=by)
     seen = []
     real_scan = reading.scan

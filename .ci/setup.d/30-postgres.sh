@@ -6,7 +6,8 @@ ci_pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 if [ -n "$ci_pg_bin" ] && id postgres >/dev/null 2>&1; then
     ci_pg_dir=$(mktemp -d /tmp/metrictree-pg.XXXXXX)
     chown postgres "$ci_pg_dir"
-    ci_pg_port=${METRICTREE_TEST_POSTGRES_PORT:-54329}
+    # A free port on loopback unless one is named (a server left on a fixed port must not stop CI).
+    ci_pg_port=${METRICTREE_TEST_POSTGRES_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
     su postgres -c "$ci_pg_bin/initdb -D '$ci_pg_dir/data' -A trust -U postgres >/dev/null"
     su postgres -c "$ci_pg_bin/pg_ctl -D '$ci_pg_dir/data' -l '$ci_pg_dir/log' -w -t 60 \
         -o \"-c listen_addresses=127.0.0.1 -c port=$ci_pg_port -c unix_socket_directories='$ci_pg_dir'\" start >/dev/null"
