@@ -51,8 +51,10 @@ look like a cause. Most leaves only move by noise around a general trend: the tr
 median deviation, and the noise a robust standard deviation (1.4826 × the median absolute departure) whose
 variance may shrink with the leaf's size, as ``size ** power`` with the power between -1 (counts: Poisson)
 and 0 (amounts with a steady coefficient of variation), fitted to the leaves that are not outliers (Taylor's
-power law; Harvey's regression of log squared departures on log size, through medians of size bins). An
-element's deviation is the size-weighted mean of its leaves' deviations, ``D = (C - B) / Σ max(|b|, |c|)``.
+power law; Harvey's regression of log squared departures on log size, through medians of size bins). Counts
+(whole, non-negative values) have a known variance law instead: ``var(c - b) = φ (b + c)``, Poisson's times a
+dispersion φ fitted on the leaves that are no outliers (quasi-Poisson; among many small counts a robust
+scale of relative changes is ruled by their rounding to whole numbers). An element's deviation is the size-weighted mean of its leaves' deviations, ``D = (C - B) / Σ max(|b|, |c|)``.
 
 The search goes layer by layer, from elements that fix one dimension to elements that fix all of them
 (RiskLoc, Squeeze): the first layer that holds an acceptable element gives the coarsest explanation, which
@@ -94,6 +96,11 @@ elements come out whose deviation is nearer 0 than the trend and within noise of
 normal state, the noise is re-estimated on those still leaves and the search runs again, naming the values
 that moved.
 
+The median leaf can itself be dragged by a cause that holds a large part of the leaves, each about as noisy
+as the cause is large (a channel's new customers among leaves of 0–20): nothing then departs from the trend.
+When the search finds nothing, the one-dimension element that departs most from the rest of the leaves, beyond
+the search's bound, makes the rest's change the trend, and the search runs again.
+
 Everything is vectorised with ``pyarrow.compute``: one ``group_by`` per cuboid (combination of dimensions)
 and pass, and a join for the few significant elements; Python only loops over cuboids and elements.
 """
@@ -127,6 +134,8 @@ FIT_ROUNDS = 5
 MAX_CUBOIDS = 1024
 # An element is a cause when the majority of it (weighted leaves, leaves' departures) behaves like one.
 MAJORITY = 0.5
+# The median of the χ² distribution with one degree of freedom.
+CHI2_MEDIAN = 0.454936423119572
 
 
 @attrs.frozen
@@ -215,6 +224,7 @@ class _Noise:
     typical: float
     power: float
     counts: bool = False
+    dispersion: float = 1.0
 
 
 @attrs.frozen
@@ -286,6 +296,19 @@ def _run(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array, max_elemen
         work = _with_steps(work, steps)
     described = _describe(work, noise, steps, floor)
     chosen = _search(described, len(dims), noise, max_elements)
+    if not chosen:
+        # The trend is the median leaf's change; a cause that carries a large part of the leaves, each as
+        # noisy as the cause is large (a channel's new customers among leaves of 0–20), drags it along, and then
+        # nothing departs from it. Judged against the rest of the leaves instead, such a cause stands out: when
+        # the one-dimension element most departing from its complement does so beyond the search's bound,
+        # the complement's change is the trend, and the search runs again.
+        rest = _complement_trend(described, len(dims))
+        if rest is not None:
+            moved = _noise(work, rest)
+            again = _describe(work, moved, steps, floor)
+            other = _search(again, len(dims), moved, max_elements)
+            if other:
+                return again, other, values
     still = _stood_still(described, chosen, noise)
     if still is not None:
         # The elements found are the segments that did not move while most of the rest did: "no change" is
@@ -297,6 +320,29 @@ def _run(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array, max_elemen
             if other and _stood_still(again, other, calm) is None:
                 return again, other, values
     return described, chosen, values
+
+
+def _complement_trend(work: pa.Table, n_dims: int) -> float | None:
+    """The change of the leaves outside the one-dimension element that departs most from them, when it does so
+    beyond the search's bound (two-sample, each side's noise from its leaves); ``None`` otherwise."""
+    b, c, size, variance = _sum(work["b"]), _sum(work["c"]), _sum(work["s"]), _sum(work["v"])
+    best, trend, tested = 0.0, None, 0
+    for i in range(n_dims):
+        groups = work.group_by(f"k{i}", use_threads=False).aggregate(
+            [("b", "sum"), ("c", "sum"), ("s", "sum"), ("v", "sum")])
+        for row in groups.to_pylist():
+            s_in, s_out = row["s_sum"], size - row["s_sum"]
+            if not (s_in > 0 and s_out > 0):
+                continue
+            tested += 1
+            inside = (row["c_sum"] - row["b_sum"]) / s_in
+            outside = ((c - row["c_sum"]) - (b - row["b_sum"])) / s_out
+            spread = math.hypot(math.sqrt(max(row["v_sum"], 0.0)) / s_in,
+                                math.sqrt(max(variance - row["v_sum"], 0.0)) / s_out)
+            z = abs(inside - outside) / spread if spread > 0 else 0.0
+            if z > best:
+                best, trend = z, outside
+    return trend if trend is not None and best > _bound(_layers(n_dims), tested) else None
 
 
 def _stood_still(work: pa.Table, chosen: list[_Candidate], noise: _Noise) -> pa.Array | None:
@@ -442,7 +488,7 @@ def _positive(values) -> pa.Array:
     return pc.if_else(pc.greater(values, 0.0), values, 1.0)
 
 
-def _noise(work: pa.Table) -> _Noise | None:
+def _noise(work: pa.Table, trend: float | None = None) -> _Noise | None:
     """The trend and the noise model of the leaves' deviations.
 
     The noise of a relative change depends on the size of what changed: for counts (Poisson) its variance
@@ -461,7 +507,8 @@ def _noise(work: pa.Table) -> _Noise | None:
     if len(deviation) == 0:
         return None  # every value is 0 in both periods: nothing changed
     size = pc.filter(size, informative)
-    trend = pc.quantile(deviation, 0.5)[0].as_py()
+    if trend is None:
+        trend = pc.quantile(deviation, 0.5)[0].as_py()
     typical = pc.quantile(size, 0.5)[0].as_py()
     departure = pc.abs(pc.subtract(deviation, trend))
     log_size = pc.ln(pc.divide(size, typical))
@@ -490,7 +537,40 @@ def _noise(work: pa.Table) -> _Noise | None:
     # root-cause leaves, while a scale taken after clipping would come out too small on a handful of leaves.
     # n / (n - 0.8) is Croux & Rousseeuw's small-sample correction of the MAD (it fades out as n grows).
     sigma = MAD_TO_SIGMA * pc.quantile(scaled, 0.5)[0].as_py() * n / (n - 0.8)
-    return _Noise(trend=trend, sigma=max(sigma, SIGMA_FLOOR), typical=typical, power=power, counts=counts)
+    dispersion = 1.0
+    if counts and "z" not in work.column_names:
+        # Counts have a known variance law: Poisson's, ``var(c - b) = b + c``, times a dispersion when they vary
+        # more (quasi-Poisson). Among many small counts (0–20 a leaf) a robust scale of relative changes is ruled
+        # by their rounding to whole numbers and overstates the noise; the squared Pearson residuals
+        # ``(c - b - trend × size)² / (b + c)`` are not. The dispersion is their mean (the quasi-likelihood
+        # estimate; a median of so discrete values would be biased) over the leaves that are no outliers under
+        # it (the same Bonferroni bound as above, refitted until that set settles). It is below 1 when the
+        # values vary less than counts do (amounts in whole units).
+        pb, pcur = pc.filter(b, informative), pc.filter(c, informative)
+        poisson = pc.add(pb, pcur)
+        residual = pc.subtract(pc.subtract(pcur, pb), pc.multiply(size, trend))
+        pearson = pc.divide(pc.multiply(residual, residual), _positive(poisson))
+        # The first outliers are those of a robust start: the size-weighted median of the squared residuals
+        # over the median of χ²₁ (starting from all leaves, a cause among few leaves would inflate the mean
+        # enough to hide itself).
+        kept = pc.less_equal(pearson, bound * bound * _weighted_median(pearson, size) / CHI2_MEDIAN)
+        for _ in range(FIT_ROUNDS):
+            part = pc.filter(pearson, kept)
+            dispersion = max(pc.mean(part).as_py() or 0.0, SIGMA_FLOOR) if len(part) else 1.0
+            inside = pc.less_equal(pearson, bound * bound * dispersion)
+            if pc.all(pc.equal(inside, kept)).as_py():
+                break
+            kept = inside
+    return _Noise(trend=trend, sigma=max(sigma, SIGMA_FLOOR), typical=typical, power=power, counts=counts,
+                  dispersion=dispersion)
+
+
+def _weighted_median(values: pa.Array, weights: pa.Array) -> float:
+    """The value below and above which half the total weight lies (the lower one at an exact tie)."""
+    order = pc.sort_indices(values)
+    cumulative = pc.cumulative_sum(pc.take(weights, order))
+    index = pc.index(pc.greater_equal(cumulative, _sum(weights) / 2.0), True).as_py()
+    return pc.take(values, order)[max(index, 0)].as_py()
 
 
 def _whole(values: pa.Array) -> bool:
@@ -548,6 +628,11 @@ def _describe(work: pa.Table, noise: _Noise, steps: list[tuple[pa.Array, pa.Arra
     weight = pc.divide(size, pc.add(size, noise.typical))
     relative = pc.divide(size, noise.typical)
     own = pc.multiply(noise.sigma ** 2, pc.power(_positive(relative), noise.power))
+    if noise.counts and "z" not in work.column_names:
+        # Counts: quasi-Poisson, the dispersion times b + c (see `_noise`), as a relative variance.
+        # (Absolute values: the noise model may come from a subset of the leaves, see `_run`.)
+        poisson = pc.multiply(pc.add(pc.abs(work["b"]), pc.abs(work["c"])), noise.dispersion)
+        own = pc.divide(poisson, _positive(pc.multiply(size, size)))
     if steps:
         own = pc.max_element_wise(own, pc.fill_null(_own_variance(steps), 0.0))
     variance = pc.multiply(pc.multiply(size, size), own)

@@ -517,3 +517,45 @@ def test_history_of_a_segment_that_swings_as_a_whole():
     history = [pa.array([s[t] for s in series]) for t in range(months - 2)]
     assert {"channel": "phone"} in found(localise(table, ["region", "channel"]))
     assert found(localise(table, ["region", "channel"], history=history)) == [{"region": "r3", "channel": "web"}]
+
+
+def _poisson(rng: random.Random, mean: float) -> float:
+    # Knuth's method: the number of uniform draws whose product stays above e^-mean.
+    limit, k, product = math.exp(-mean), 0, rng.random()
+    while product > limit:
+        k += 1
+        product *= rng.random()
+    return float(k)
+
+
+def sparse_counts(seed: int, fall: float | None) -> pa.Table:
+    """New customers per region × channel × segment: 0–20 a leaf, web bringing 40 % of them; with `fall`, web
+    brings only that share of its usual number in the current period."""
+    rng = random.Random(seed)
+    share = {"app": 0.35, "web": 0.4, "marketplace": 0.2, "phone": 0.05}
+    rows = []
+    for region, r in zip(("North", "South", "East", "West", "Islands"), (0.3, 0.27, 0.22, 0.17, 0.04)):
+        for channel, c in share.items():
+            for segment, s in zip(("bargain", "regular", "vip"), (0.35, 0.5, 0.15)):
+                mean = 220 * r * c * s
+                factor = fall if fall is not None and channel == "web" else 1.0
+                rows.append((region, channel, segment, _poisson(rng, mean), _poisson(rng, mean * factor)))
+    return pa.table({k: [row[i] for row in rows]
+                     for i, k in enumerate(("region", "channel", "segment", "baseline", "current"))})
+
+
+def test_a_large_cause_among_sparse_counts():
+    """A cause carrying 40 % of the leaves' volume, each leaf as noisy as the cause is large, drags the median
+    leaf's change along; its counts' noise is Poisson's, not the rounding-ruled spread of their relative changes.
+    At this size (web 88 -> 31 new customers) the cause is near the limit of what the search can tell from
+    noise: most cases, not all, name it, and none names another segment (the localiser before found 0 of 8)."""
+    answers = [found(localise(sparse_counts(seed, 0.35), ["region", "channel", "segment"])) for seed in range(8)]
+    assert all(answer in ([], [{"channel": "web"}]) for answer in answers)
+    assert answers.count([{"channel": "web"}]) >= 5
+
+
+def test_sparse_counts_without_a_cause_give_nothing_mostly():
+    """Pure Poisson noise over 60 sparse leaves: the search is at the 5 % level, so at most one of ten cases
+    names an element."""
+    answers = [found(localise(sparse_counts(100 + seed, None), ["region", "channel", "segment"])) for seed in range(10)]
+    assert sum(1 for answer in answers if answer) <= 1
