@@ -244,6 +244,14 @@ def _bind_data(tree: Tree, given: dict[str, str], sample: bool) -> dict[str, Any
     return data
 
 
+# Options shared by the commands that compare periods (explain, report, status).
+_grain_option = click.option("--grain", type=click.Choice(GRAINS),
+                             help="Time grain (default: the tree's `grain`); periods are written at it "
+                                  "(2026-W41 for weeks, 2026-Q4 for quarters).")
+_top_option = click.option("--top", type=click.IntRange(min=1),
+                           help="At most this many root causes (default: as many as stand out in the data).")
+
+
 @main.command(short_help="Validate tree files.")
 @click.argument("trees", metavar="TREE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @_data_options
@@ -361,10 +369,8 @@ def graph(tree_path: str, fmt: str, output: str | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True,
               help="Text for a terminal; JSON; Markdown; or a self-contained HTML page with a waterfall chart.")
 @click.option("--depth", type=click.IntRange(min=1), help="Show this many levels of drivers.")
-@click.option("--top", type=click.IntRange(min=1),
-              help="At most this many root causes (default: as many as stand out in the data).")
-@click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
-                                                          "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
+@_top_option
+@_grain_option
 @click.option("--verbose", is_flag=True, help="Also show how each split was made (lmdi, shapley …) and the residual.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def explain(tree_path: str, metric: str | None, baseline: str | None, current: str | None, by: Sequence[str],
@@ -477,8 +483,7 @@ EXIT_UNDELIVERED = 4
               help="Text for a terminal; JSON; Markdown; or a self-contained HTML page.")
 @click.option("--fail-on-alert", is_flag=True,
               help=f"Exit with {EXIT_ALERT} when any alert fires (for scheduled jobs and CI).")
-@click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
-                                                          "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
+@_grain_option
 @click.option("--notify", "notify", metavar="NOTIFY_CONFIG", type=click.Path(dir_okay=False),
               help="Send each fired alert and off-track target to the webhook / e-mail this TOML file names, "
                    "once per period (see docs/serve.md).")
@@ -537,10 +542,8 @@ def status(tree_path: str, data: dict[str, str], sample: bool, at: str | None, p
 @click.option("--by", "by", multiple=True, metavar="DIM[,DIM...]",
               help="Dimensions to look for root causes in (default: every dimension of the tree).")
 @_param_option
-@click.option("--top", type=click.IntRange(min=1),
-              help="At most this many root causes (default: as many as stand out in the data).")
-@click.option("--grain", type=click.Choice(GRAINS), help="Time grain (default: the tree's `grain`); periods are "
-                                                          "written at it (2026-W41 for weeks, 2026-Q4 for quarters).")
+@_top_option
+@_grain_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def report(tree_path: str, data: dict[str, str], sample: bool, metric: str | None, baseline: str | None,
            current: str | None, by: Sequence[str], params: dict[str, str], top: int | None, grain: str | None,
