@@ -439,6 +439,9 @@ def _prune_libraries(d: _Declarations, imports: _Imports, problems: list[Diagnos
 # --------------------------------------------------------------------------- resolve
 
 
+SUGGESTION_BUDGET = 50
+
+
 @attrs.define
 class _Resolver:
     """Resolves the names of one formula and classifies its metric."""
@@ -446,12 +449,24 @@ class _Resolver:
     decl: _Declarations
     registry: Registry
     problems: list[Diagnostic]
+    # Suggestions cost a comparison with every name: a file of thousands of unknown names gets
+    # suggestions for the first ones only, so that it still compiles in seconds.
+    suggestions_left: int = SUGGESTION_BUDGET
+    _names: list[str] | None = None
 
     def names(self) -> list[str]:
-        return list(self.decl.metrics) + list(self.decl.params)
+        if self._names is None:
+            self._names = list(self.decl.metrics) + list(self.decl.params)
+        return self._names
+
+    def suggest(self, name: str, pool: Iterable[str]) -> str | None:
+        if self.suggestions_left <= 0:
+            return None
+        self.suggestions_left -= 1
+        return did_you_mean(name, pool)
 
     def unknown(self, name: str, span: Span | None, what: str, pool: Iterable[str], hint: str | None = None) -> None:
-        self.problems.append(error(f"unknown {what} '{name}'", span, did_you_mean(name, pool) or hint,
+        self.problems.append(error(f"unknown {what} '{name}'", span, self.suggest(name, pool) or hint,
                                    "unknown-name"))
 
     def is_aggregate_call(self, node: s.Expr) -> bool:
@@ -551,7 +566,7 @@ class _Resolver:
                 return
             owners = list(sources) or list(self.decl.sources)
             columns = [f"{src}.{node.name}" for src in owners]
-            guess = did_you_mean(node.name, self.names())
+            guess = self.suggest(node.name, self.names())
             self.problems.append(error(
                 f"unknown name '{node.name}'", node.span,
                 guess or (f"columns are written with their source: {' or '.join(columns[:3])}" if columns else None),
@@ -946,7 +961,8 @@ def compile_module(module: s.Module, registry: Registry | None = None, file: str
     ruled = {t.metric for t in targets} | {m for a in alerts for m in a.metrics}
     _lints(metrics, graph, ruled, problems)
     if not metrics and not any(p.severity == "error" for p in problems):
-        problems.append(error("the tree defines no metrics", None, "add at least one `metric name = …`", "empty"))
+        start = Span(module.source, 1, 1, 1, 2) if module.source is not None else None
+        problems.append(error("the tree defines no metrics", start, "add at least one `metric name = …`", "empty"))
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise CompileError(sorted(problems, key=_position))

@@ -143,7 +143,18 @@ class Decomposer:
                 stack.extend(reversed(child.children()))
         return Split(ordered, method)
 
-    def _distribute(self, node: s.Expr, b: float | None, c: float | None, amount: float | None, out: dict) -> str:
+    def _pair(self, node: s.Expr, fill: bool) -> tuple[float | None, float | None]:
+        return self.values(self._filled(node) if fill else node)
+
+    def _filled(self, node: s.Expr) -> s.Expr:
+        """The expression with every input that has no value counted as 0: ``coalesce(input, 0)``."""
+        if self.leaf(node) is not None:
+            return s.Call("coalesce", (node, s.Literal(0.0)), span=node.span)
+        children = node.children()
+        return _with_children(node, [self._filled(c) for c in children]) if children else node
+
+    def _distribute(self, node: s.Expr, b: float | None, c: float | None, amount: float | None, out: dict,
+                    fill: bool = False) -> str:
         ref = self.leaf(node)
         if ref is not None:
             out[ref] = out.get(ref, 0.0) + (amount or 0.0)
@@ -153,7 +164,13 @@ class Decomposer:
         if isinstance(node, s.Name):
             return "constant"  # a param: it does not change between the states
         if b is None or c is None:
-            return "undefined"
+            if fill:
+                return "undefined"
+            # A part with no value in one state (m[-1] before the data starts) still carries the amount its
+            # parent gave it (coalesce and if choose another value there): split it as a change from zero,
+            # where every input with no value counts as 0.
+            fb, fc = self._pair(node, True)
+            return self._distribute(node, fb, fc, amount, out, fill=True)
         change = c - b
         if abs(change) <= _TINY * max(abs(b), abs(c), 1.0):
             return "none"
@@ -162,36 +179,75 @@ class Decomposer:
             terms: list = []
             _flatten(node, ("+", "-"), 1, terms)
             for term, sign in terms:
-                tb, tc = self.values(term)
+                tb, tc = self._pair(term, fill)
                 if tb is not None and tc is not None:
-                    self._distribute(term, tb, tc, scale * sign * (tc - tb), out)
+                    self._distribute(term, tb, tc, scale * sign * (tc - tb), out, fill)
             return "additive"
         if isinstance(node, s.Binary) and node.op in ("*", "/"):
             factors: list = []
             _flatten(node, ("*", "/"), 1, factors)
-            values = [self.values(f) for f, _ in factors]
+            values = [self._pair(f, fill) for f, _ in factors]
             if all(fb and fc and (fb > 0) == (fc > 0) for fb, fc in values) and b and c and (b > 0) == (c > 0):
                 weights = [sign * math.log(fc / fb) for (_, sign), (fb, fc) in zip(factors, values, strict=True)]
                 mean = log_mean(c, b)
                 for (factor, _), weight, (fb, fc) in zip(factors, weights, values, strict=True):
-                    self._distribute(factor, fb, fc, scale * mean * weight, out)
+                    self._distribute(factor, fb, fc, scale * mean * weight, out, fill)
                 return "lmdi"
-            return self._shapley(node, [f for f, _ in factors], scale, out, product=factors)
-        return self._shapley(node, list(node.children()), scale, out)
+            return self._shapley(node, [f for f, _ in factors], b, c, scale, out, fill, product=factors)
+        if isinstance(node, s.Call) and node.name == "coalesce" and not node.kwargs and node.args:
+            return self._coalesce(node, amount, out, fill)
+        if isinstance(node, s.Call) and node.name in ("max", "min") and len(node.args) > 1 and not node.kwargs:
+            pairs = [self._pair(a, fill) for a in node.args]
+            if all(pb is not None and pc_ is not None for pb, pc_ in pairs):
+                sign = 1.0 if node.name == "max" else -1.0
+                phi = shapley_of_max([sign * pb for pb, _ in pairs], [sign * pc_ for _, pc_ in pairs])
+                for arg, (pb, pc_), share in zip(node.args, pairs, phi, strict=True):
+                    self._distribute(arg, pb, pc_, scale * sign * share, out, fill)
+                return "shapley"
+        return self._shapley(node, list(node.children()), b, c, scale, out, fill)
 
-    def _shapley(self, node: s.Expr, children: list[s.Expr], scale: float, out: dict,
-                 product: list | None = None) -> str:
+    def _coalesce(self, node: s.Call, amount: float, out: dict, fill: bool) -> str:
+        """coalesce(a, b, …) is the first argument with a value: exactly that argument's change when the same
+        one is chosen in both states; when the choice moves from P to Q, P's own change up to the point of the
+        switch and Q the rest (the values that switch compares: P and Q in the same state)."""
+        pairs = [self._pair(a, fill) for a in node.args]
+        chosen = [next((i for i, pair in enumerate(pairs) if pair[state] is not None), None) for state in (0, 1)]
+        kb, kc = chosen
+        if kb is None or kc is None or kb == kc:
+            k = kc if kb is None else kb
+            if k is None:
+                return "none"
+            pb, pc_ = pairs[k]
+            self._distribute(node.args[k], pb, pc_, amount, out, fill)
+            return "coalesce"
+        (pb, pc_), (qb, qc) = pairs[kb], pairs[kc]
+        change = qc - pb
+        if not change:
+            return "none"
+        if pc_ is not None:
+            parts = ((kb, pc_ - pb), (kc, qc - pc_))
+        elif qb is not None:
+            parts = ((kc, qc - qb), (kb, qb - pb))
+        else:  # P disappears, Q appears
+            parts = ((kb, -pb), (kc, qc))
+        for k, part in parts:
+            arg_b, arg_c = pairs[k]
+            self._distribute(node.args[k], arg_b, arg_c, amount * part / change, out, fill)
+        return "coalesce"
+
+    def _shapley(self, node: s.Expr, children: list[s.Expr], b: float, c: float, scale: float, out: dict,
+                 fill: bool = False, product: list | None = None) -> str:
         n = len(children)
-        pairs = [self.values(child) for child in children]
         if n == 0:
             return "none"
-        size = 1 << n
+        pairs = [self._pair(child, fill) for child in children]
+        raws = [self._raw(self._filled(child) if fill else child) for child in children]
+        exact = n <= MAX_EXACT_SHAPLEY
+        masks = list(range(1 << n)) if exact else _sampled_masks(n)
         arrays = {}
-        for i, child in enumerate(children):
-            cb, cc = self._raw(child)
-            bit = 1 << i
+        for i, (cb, cc) in enumerate(raws):
             kind = pa.bool_() if isinstance(cb, bool) or isinstance(cc, bool) else pa.float64()
-            arrays[f"__arg{i}"] = pa.array([cc if mask & bit else cb for mask in range(size)], kind)
+            arrays[f"__arg{i}"] = pa.array([cc if mask >> i & 1 else cb for mask in masks], kind)
         placeholders = [s.Name(f"__arg{i}") for i in range(n)]
         if product is not None:
             expr: s.Expr = placeholders[0] if product[0][1] > 0 else s.Binary("/", s.Literal(1), placeholders[0])
@@ -199,15 +255,94 @@ class Decomposer:
                 expr = s.Binary("*" if sign > 0 else "/", expr, placeholder)
         else:
             expr = _with_children(node, placeholders)
-        result = evaluate(expr, self.scope_for(arrays, size))
+        result = evaluate(expr, self.scope_for(arrays, len(masks)))
         values = [_number(v) for v in (result.to_pylist() if not isinstance(result, pa.Scalar)
-                                       else [result.as_py()] * size)]
+                                       else [result.as_py()] * len(masks))]
         if any(v is None for v in values):
-            return "undefined"
-        phi = shapley(values, n)
+            # Some mixes meet an input with no value (if() choosing a branch that is null in the other state):
+            # count such inputs as 0; the check below keeps the split only if the mixes still give both states.
+            return "undefined" if fill else self._shapley(node, children, b, c, scale, out, True, product)
+        phi = shapley(values, n) if exact else _sampled_shapley(values, n)
+        if abs(sum(phi) - (c - b)) > 1e-9 * max(abs(b), abs(c), 1.0):
+            return "undefined"  # the mixes do not reproduce the two states: no split rather than a wrong one
         for child, (cb, cc), share in zip(children, pairs, phi, strict=True):
-            self._distribute(child, cb, cc, scale * share, out)
-        return "shapley"
+            self._distribute(child, cb, cc, scale * share, out, fill)
+        return "shapley" if exact else "shapley-sampled"
+
+
+MAX_EXACT_SHAPLEY = 10
+"""Exact Shapley values evaluate a function on 2ⁿ mixes of its arguments; past this many arguments (1,024
+mixes) they are estimated from `SHAPLEY_PERMUTATIONS` random orders instead (the method says
+``shapley-sampled``). Each order's contributions add up to the change, so the estimate does too."""
+
+SHAPLEY_PERMUTATIONS = 64
+
+
+def _orders(n: int) -> list[list[int]]:
+    import random
+
+    rng = random.Random(n)  # the same estimate on every run
+    orders = []
+    for _ in range(SHAPLEY_PERMUTATIONS):
+        order = list(range(n))
+        rng.shuffle(order)
+        orders.append(order)
+    return orders
+
+
+def _sampled_masks(n: int) -> list[int]:
+    """For each sampled order, the n + 1 states met by switching its players to current one at a time."""
+    masks = []
+    for order in _orders(n):
+        mask = 0
+        masks.append(mask)
+        for player in order:
+            mask |= 1 << player
+            masks.append(mask)
+    return masks
+
+
+def _sampled_shapley(values: list[float], n: int) -> list[float]:
+    result = [0.0] * n
+    for k, order in enumerate(_orders(n)):
+        row = k * (n + 1)
+        for step, player in enumerate(order):
+            result[player] += values[row + step + 1] - values[row + step]
+    return [v / SHAPLEY_PERMUTATIONS for v in result]
+
+
+def shapley_of_max(baseline: list[float], current: list[float]) -> list[float]:
+    """Exact Shapley values of ``max(x₁ … xₙ)`` moving from ``baseline`` to ``current``, in O(n²) not O(2ⁿ).
+
+    ``max(x) = t₀ + ∫ 1[max(x) > t] dt`` from the smallest value up. For one threshold ``t`` the game
+    ``1[max > t]`` is constant when some argument is above ``t`` in both states; otherwise, with ``k``
+    arguments above ``t`` only in the baseline (down) and ``m`` only in the current state (up), the game is 0
+    only while every down argument has switched and no up one has; counting the orders in which a player's
+    switch changes that gives ``−1 / ((k+m)·C(k+m−1, m))`` for each down argument and
+    ``+1 / ((k+m)·C(k+m−1, k))`` for each up one.
+    Integrating over the thresholds between consecutive values gives the Shapley values.
+
+    >>> [round(v, 9) for v in shapley_of_max([1.0, 5.0], [4.0, 2.0])]
+    [1.0, -2.0]
+    """
+    n = len(baseline)
+    result = [0.0] * n
+    levels = sorted(set(baseline) | set(current))
+    for low, high in zip(levels, levels[1:], strict=False):
+        t = low  # the game is constant for thresholds in [low, high)
+        if any(b > t and c > t for b, c in zip(baseline, current, strict=True)):
+            continue
+        down = [i for i in range(n) if baseline[i] > t >= current[i]]
+        up = [i for i in range(n) if current[i] > t >= baseline[i]]
+        k, m = len(down), len(up)
+        if not k and not m:
+            continue
+        width = high - low
+        for i in down:
+            result[i] -= width / ((k + m) * math.comb(k + m - 1, m))
+        for i in up:
+            result[i] += width / ((k + m) * math.comb(k + m - 1, k))
+    return result
 
 
 def _number(value) -> float | None:
@@ -217,4 +352,4 @@ def _number(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-__all__ = ["Decomposer", "Split", "log_mean", "shapley"]
+__all__ = ["Decomposer", "Split", "log_mean", "shapley", "shapley_of_max"]

@@ -67,6 +67,7 @@ class Segment:
         mix, rate: for ratio metrics, the parts of the slice's contribution due to its weight moving (mix) and
             its own ratio moving (rate), in the root's units once attached to a driver; ``mix + rate`` is the
             slice's contribution.
+        metric, label, unit: for a mix entry of an explanation, the ratio it is about.
     """
 
     where: Mapping[str, Any]
@@ -76,12 +77,17 @@ class Segment:
     contribution: float | None
     mix: float | None = None
     rate: float | None = None
+    metric: str | None = None
+    label: str | None = None
+    unit: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {"where": dict(self.where), "baseline": self.baseline, "current": self.current, "change": self.change,
                "contribution": self.contribution}
         if self.mix is not None or self.rate is not None:
             out.update(mix=self.mix, rate=self.rate)
+        if self.metric is not None:
+            out.update(metric=self.metric, label=self.label, unit=self.unit)
         return out
 
 
@@ -241,16 +247,17 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
     """The segments and root causes of the change ``builder`` split; see the module docstring."""
     notes: list[str] = []
     total = abs(builder.root_change) or 1.0
+    # A ratio carries weight by its own contribution or by what passes through its parts (frequency =
+    # orders / customers can carry little net while orders and customers carry much in opposite directions).
     candidates = {name: parts for name, contribution in builder.derived_contributions.items()
-                  if abs(contribution) >= WEIGHT_SHARE * total
-                  and (parts := ratio_parts(tree.metrics[name], tree, registry))}
+                  if max([abs(contribution), *(abs(p) for p in builder.ratio_children.get(name, {}).values())])
+                  >= WEIGHT_SHARE * total and (parts := ratio_parts(tree.metrics[name], tree, registry))}
     # Shown under their driver: every base metric that carries weight anywhere.
     shown = [name for name, c in builder.base_contributions.items() if abs(c) >= WEIGHT_SHARE * total]
     needed = list(dict.fromkeys([*((name, 0) for name in shown), *(p for parts in candidates.values() for p in parts)]))
 
     baseline_start = spans[0][0]
-    # The data's first period is left out of the history: what looks back (churned customers) has no past there.
-    lo = min(max(first_period + 1, baseline_start - HISTORY_PERIODS), min(a for a, _ in spans))
+    lo = min(max(first_period, baseline_start - HISTORY_PERIODS), min(a for a, _ in spans))
     hi = max(b for _, b in spans)
     history_periods = [p for p in range(lo, min(a for a, _ in spans)) if not any(a <= p <= b for a, b in spans)]
 
@@ -305,15 +312,16 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
         delta = _sum(leaves, _C) - _sum(leaves, _B)
         if delta:
             metric = tree.metrics[name]
-            units.append(_Unit(name, metric.title, metric.unit, False, tuple(dims), leaves, len(history_periods),
+            units.append(_Unit(name, metric.title, metric.unit, False, tuple(dims), leaves, _history_of(leaves),
                                outside[name] / delta, exact))
     for name, (n, d, dims) in ratios.items():
         segments[name] = tuple(_mix_rate(n, d, dims))
-        paired = _paired(n, d, dims, len(history_periods))
+        history = min(_history_of(n), _history_of(d))
+        paired = _paired(n, d, dims, history)
         b, c = builder.pair(name)
         if paired is not None and b is not None and c is not None and c != b:
             metric = tree.metrics[name]
-            units.append(_Unit(name, metric.title, metric.unit, True, tuple(dims), paired, len(history_periods),
+            units.append(_Unit(name, metric.title, metric.unit, True, tuple(dims), paired, history,
                                builder.derived_contributions[name] / (c - b)))
     causes, reason, mix = _rank(units, builder.root_change, top)
     return Drilled(segments, tuple(causes), reason, tuple(mix), tuple(notes))
@@ -330,14 +338,23 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
     sliceable, shared_registry, twin_of = _fractional(tree, names, registry)
     start = lo + min(0, *(offset for _, offset in wanted))
 
-    def sliced(by_dims: list[str], columns: list[str]) -> pa.Table:
+    def sliced(by_dims: list[str], columns: list[str], first: int = start):
         return evaluate(sliceable, data, grain=grain, by=by_dims, metrics=columns, params=params,
-                        start=periods.label(start, grain), end=periods.label(hi, grain),
-                        registry=shared_registry).table
+                        start=periods.label(first, grain), end=periods.label(hi, grain),
+                        registry=shared_registry)
 
-    table = sliced(dims, [*names, *twin_of.values()])
+    evaluation = sliced(dims, [*names, *twin_of.values()])
+    table = evaluation.table
+    # History only where the data has a past: after its first period (what looks back, churned customers,
+    # has none there) for every offset read.
+    if evaluation.covered is None:
+        history_periods = []
+    else:
+        first = periods.parse(evaluation.covered[0], grain)
+        history_periods = [p for p in history_periods if p + min(0, *(o for _, o in wanted)) > first]
     out: dict[tuple[str, int], tuple[pa.Table, list[str], bool]] = {}
     per_dimension: dict[str, pa.Table] = {}
+    by_exact: dict[tuple[str, ...], pa.Table] = {}
     counting = [n for n in names if _counts_entities(tree.metrics[n], registry)]
     for name, offset in wanted:
         metric = tree.metrics[name]
@@ -352,14 +369,18 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
             if _adds_up(leaves, totals):
                 out[name, offset] = (leaves, dims, True)
                 continue
+            # Dimension by dimension, over the compared periods only (the history is read once it is known).
             exact_dims = []
             for dim in dims:
                 if dim not in per_dimension:
-                    per_dimension[dim] = sliced([dim], counting)
+                    per_dimension[dim] = sliced([dim], counting, min(a for a, _ in spans) + min(
+                        0, *(o for _, o in wanted))).table
                 if _adds_up(_leaf_table(per_dimension[dim], [dim], name, at, [], grain), totals):
                     exact_dims.append(dim)
             if exact_dims:
-                sub = per_dimension[exact_dims[0]] if len(exact_dims) == 1 else sliced(exact_dims, [name])
+                if tuple(exact_dims) not in by_exact:
+                    by_exact[tuple(exact_dims)] = sliced(exact_dims, counting).table
+                sub = by_exact[tuple(exact_dims)]
                 out[name, offset] = (_leaf_table(sub, exact_dims, name, at, before, grain), exact_dims, True)
                 if len(exact_dims) < len(dims):
                     others = tuple(d for d in dims if d not in exact_dims)
@@ -405,40 +426,66 @@ def _adds_up(leaves: pa.Table, totals: tuple[float | None, float | None]) -> boo
     return True
 
 
+_NULL_KEY = "\x00"  # a null dimension value while keys are joined (a join never matches nulls)
+
+
 def _leaf_table(table: pa.Table, dims: list[str], name: str, spans, history_periods: list[int],
                 grain: str) -> pa.Table:
     """One row per leaf with data in either compared state: dims (as text), `_B`, `_C` (a range of periods
-    counts as the mean of its periods) and one history column per earlier period (null: no data)."""
+    counts as the mean of its periods) and one history column per earlier period (null: no data).
+
+    The evaluation has one row per period and leaf: each row's place in a dense leaves × periods grid is found
+    with one join and one hash lookup, and every column is a slice of that grid."""
     labels = table.column("period")
     distinct = pc.unique(labels)
     index_of = pa.array([periods.parse(p, grain) for p in distinct.to_pylist()], pa.int64())
     period_index = pc.take(index_of, pc.index_in(labels, value_set=distinct))
-    values = pc.cast(table.column(name), pa.float64())
-    work = pa.table({**{f"\x1fk{i}": table.column(d) for i, d in enumerate(dims)}, "\x1fv": values,
-                     "\x1fp": period_index})
-    keys = [f"\x1fk{i}" for i in range(len(dims))]
     ranges = [*spans, *((p, p) for p in history_periods)]
-    columns = [_B, _C, *(_h(i) for i in range(len(history_periods)))]
-    parts = []
-    for (a, b), column in zip(ranges, columns, strict=True):
+    lo, hi = min(a for a, _ in ranges), max(b for _, b in ranges)
+    width = hi - lo + 1
+    keys = [f"\x1fk{i}" for i in range(len(dims))]
+    work = pa.table({**{k: pc.fill_null(pc.cast(table.column(d), pa.string()), _NULL_KEY)
+                        for k, d in zip(keys, dims, strict=True)},
+                     "\x1fv": pc.cast(table.column(name), pa.float64()), "\x1fp": period_index})
+    work = work.filter(pc.and_(pc.greater_equal(work.column("\x1fp"), lo), pc.less_equal(work.column("\x1fp"), hi)))
+    compared = None
+    for a, b in spans:
         inside = pc.and_(pc.greater_equal(work.column("\x1fp"), a), pc.less_equal(work.column("\x1fp"), b))
-        chunk = work.filter(inside).group_by(keys).aggregate([("\x1fv", "mean")])
-        parts.append(chunk.rename_columns([*keys, column]))
-    joined = pa.concat_tables([p.select(keys) for p in parts[:2]]).group_by(keys).aggregate([])
-    for part in parts:
-        joined = joined.join(part, keys, join_type="left outer")
-    out = {d: pc.cast(joined.column(k), pa.string()) for d, k in zip(dims, keys, strict=True)}
-    for column in columns:
-        values = joined.column(column)
-        out[column] = pc.fill_null(values, 0.0) if column in (_B, _C) else values
-    return pa.table(out).sort_by([(d, "ascending") for d in dims])
+        compared = inside if compared is None else pc.or_(compared, inside)
+    leaves = work.filter(compared).group_by(keys).aggregate([]).sort_by([(k, "ascending") for k in keys])
+    n = leaves.num_rows
+    leaves = leaves.append_column("\x1fi", pa.array(range(n), pa.int64()))
+    rows = work.join(leaves, keys, join_type="inner")
+    code = pc.add(pc.multiply(rows.column("\x1fi"), width), pc.subtract(rows.column("\x1fp"), lo))
+    grid = pc.take(rows.column("\x1fv"), pc.index_in(pa.array(range(n * width), pa.int64()), value_set=code))
+    starts = pa.array(range(0, n * width, width), pa.int64())
+
+    def period(p: int) -> pa.Array:
+        return pc.take(grid, pc.add(starts, p - lo))
+
+    out = {d: pc.if_else(pc.equal(leaves.column(k), _NULL_KEY), pa.scalar(None, pa.string()), leaves.column(k))
+           for d, k in zip(dims, keys, strict=True)}
+    for column, (a, b) in zip((_B, _C), spans, strict=True):
+        total, count = pa.array([0.0] * n), pa.array([0] * n, pa.int64())
+        for p in range(a, b + 1):
+            values = period(p)
+            total = pc.add(total, pc.fill_null(values, 0.0))
+            count = pc.add(count, pc.cast(pc.is_valid(values), pa.int64()))
+        out[column] = pc.fill_null(pc.divide(total, pc.if_else(pc.equal(count, 0), 1, count)), 0.0)
+    for i, p in enumerate(history_periods):
+        out[_h(i)] = period(p)
+    return pa.table(out)
+
+
+def _history_of(leaves: pa.Table) -> int:
+    return sum(1 for c in leaves.column_names if c.startswith("\x1fh") and c[2:].isdigit())
 
 
 def _paired(numerator: pa.Table, denominator: pa.Table, dims: list[str], history: int) -> pa.Table | None:
     """The numerator's and denominator's leaves side by side (a leaf absent from one is 0 there)."""
     columns = [_B, _C, *(_h(i) for i in range(history))]
-    n = numerator.rename_columns([*dims, *(f"\x1fn{c}" for c in columns)])
-    d = denominator.rename_columns([*dims, *(f"\x1fd{c}" for c in columns)])
+    n = numerator.select([*dims, *columns]).rename_columns([*dims, *(f"\x1fn{c}" for c in columns)])
+    d = denominator.select([*dims, *columns]).rename_columns([*dims, *(f"\x1fd{c}" for c in columns)])
     joined = n.join(d, dims, join_type="full outer")
     if joined.num_rows == 0:
         return None
@@ -449,7 +496,10 @@ def _paired(numerator: pa.Table, denominator: pa.Table, dims: list[str], history
     for i in range(history):
         out[_h(i, "n")] = joined.column(f"\x1fn{_h(i)}")
         out[_h(i, "d")] = joined.column(f"\x1fd{_h(i)}")
-    return pa.table(out)
+    paired = pa.table(out)
+    # A leaf with no denominator in either state has no ratio (paid orders of guests, who are no customers).
+    paired = paired.filter(pc.or_(pc.greater(paired.column(_DB), 0), pc.greater(paired.column(_DC), 0)))
+    return paired if paired.num_rows else None
 
 
 def _sum(table: pa.Table, column: str) -> float:
@@ -624,7 +674,7 @@ def _mix_part(unit: _Unit, where: Mapping[str, Any]) -> Segment | None:
         return None
     r0, r1, mix, rate, _, _ = effect
     return Segment(dict(where), r0, r1, r1 - r0, unit.scale * (mix + rate), mix=unit.scale * mix,
-                   rate=unit.scale * rate)
+                   rate=unit.scale * rate, metric=unit.metric, label=unit.label, unit=unit.unit)
 
 
 def _nested(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
@@ -660,7 +710,9 @@ def _rank(units: list[_Unit], root_change: float, top: int | None) -> tuple[list
     mix = []
     for unit, f in found:
         if unit.ratio:
-            mix.extend(seg for where in f.mix if (seg := _mix_part(unit, where)) is not None)
+            # Said to be mix only where the weight's effect outweighs the segment's own rate's.
+            mix.extend(seg for where in f.mix if (seg := _mix_part(unit, where)) is not None
+                       and abs(seg.mix) > abs(seg.rate))
     reason = None
     if not kept:
         reason = _reason(units, found, root_change)

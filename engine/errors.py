@@ -13,6 +13,7 @@ saying how to fix it. `Diagnostic.render()` gives the text the CLI prints::
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -32,9 +33,13 @@ class SourceFile:
 
     name: str
     text: str = attrs.field(repr=False)
+    _lines: list[str] | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     def line(self, number: int) -> str:
-        lines = self.text.splitlines()
+        lines = self._lines
+        if lines is None:  # split once, however many errors quote the file
+            lines = self.text.splitlines()
+            object.__setattr__(self, "_lines", lines)
         return lines[number - 1] if 0 < number <= len(lines) else ""
 
 
@@ -154,9 +159,27 @@ class PluginError(MetrictreeError):
     """A plugin failed or clashed with another."""
 
 
+MAX_SUGGESTION_POOL = 300
+"""At most this many candidates are compared (difflib is quadratic in the names' lengths and linear in the pool)."""
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """``"did you mean 'x'?"`` for the closest candidate, or ``None``."""
-    pool = sorted(set(candidates))
+    """``"did you mean 'x'?"`` for the closest candidate, or ``None``.
+
+    Only candidates of about the same length can be close (difflib's ratio is at most 2·min/(a+b)), so
+    the others are left out before comparing, and at most `MAX_SUGGESTION_POOL` of those are compared.
+    """
+    if len(name) > 200:
+        return None
+    # ratio >= 0.6 needs 2·min(len) / (len(a) + len(b)) >= 0.6, i.e. the shorter at least 3/7 of the longer.
+    low, high = len(name) * 3 / 7, len(name) * 7 / 3
+    pool = sorted({c for c in candidates if low <= len(c) <= high})
+    if len(pool) > MAX_SUGGESTION_POOL:
+        # Typos mostly keep a name's start or end: compare the candidates that share the most of either.
+        def kept(c: str) -> int:
+            return max(len(os.path.commonprefix([c, name])), len(os.path.commonprefix([c[::-1], name[::-1]])))
+
+        pool = sorted(pool, key=kept, reverse=True)[:MAX_SUGGESTION_POOL]
     close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
     if not close:
         lowered = {c.lower(): c for c in pool}

@@ -23,7 +23,7 @@ import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import aggregating, periods, reading
+from . import aggregating, backends, periods
 from . import syntax as s
 from .errors import DataError, Span, UsageError, did_you_mean, error
 from .formulas import Scope, as_array, evaluate as evaluate_expr
@@ -330,7 +330,7 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
         raise UsageError(error(f"the range {start}..{end} is empty: it ends before it starts",
                                hint="swap --from and --to", code="period"))
     since = None if first is None or _looks_back(tree, order, registry) else periods.first_day(first, grain)
-    until = periods.first_day(last + 1, grain) if last is not None else None
+    until = _day_after(last, grain) if last is not None else None
 
     by_source: dict[str, list[Metric]] = {}
     for name in order:
@@ -343,8 +343,10 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
         source = tree.sources[source_name]
         needs = aggregating.needs(tree, base, registry, by)
         counts: dict[str, int] = {}
+        request = backends.Request(tree, source, tuple(base), tuple(needs), grain, tuple(by), values, registry,
+                                   since, until)
         try:
-            table = reading.read(source, data, needs, [d for d in by if d in source.dimensions], since, until, counts)
+            aggregates.append(backends.aggregate(request, data, counts))
         except DataError as exc:
             from .datacheck import with_binding_hint
 
@@ -352,7 +354,6 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
         if counts.get("null_times"):
             warnings.append(f"source '{source_name}': {counts['null_times']:,} row(s) have no {source.time} (null), "
                             "so they belong to no period and no metric counts them")
-        aggregates.append(aggregating.aggregate(tree, source, table, base, grain, by, values, registry))
 
     if by and aggregates and not any(len(a.dimensions) == len(by) for a in aggregates):
         # No source can be split: the result would have no slices at all, hence no rows.
@@ -383,6 +384,14 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
     skipped = tuple(Skipped(metric, rows, reason, tree.metrics[metric].span) for agg in aggregates
                     for metric, rows, reason in agg.skipped if metric in selected)
     return attrs.evolve(result, warnings=tuple(warnings), skipped=skipped)
+
+
+def _day_after(last: int, grain: str):
+    """The first day after period ``last``; ``None`` past the calendar's end (9999-12-31): nothing is later."""
+    try:
+        return periods.first_day(last + 1, grain)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _finish_base(metric: Metric, plans, laid: dict[str, pa.Array], grid: Grid, params: Mapping[str, float],

@@ -33,7 +33,7 @@ import pyarrow as pa
 from . import periods
 from . import syntax as s
 from .decomposing import Decomposer
-from .drilling import Part, RootCause, Segment, drill, ratio_parts
+from .drilling import HISTORY_PERIODS, Part, RootCause, Segment, drill, ratio_parts
 from .errors import DataError, UsageError, did_you_mean, error
 from .evaluating import Evaluation, normalise_by, resolve_params
 from .functions import Registry
@@ -271,7 +271,9 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     end = max(x[1] for x in (current_span, baseline_span) if x) if (current_span or baseline_span) else None
     # Influence children are judged over the whole history; without them, the two periods are enough.
     influenced = any(k == "influence" for _, _, k in tree.graph.edges(prepared.wanted, data="kind"))
-    start = None if influenced or not (current_span and baseline_span) else min(current_span[0], baseline_span[0])
+    # The history the segments' noise is learnt from is read as well (it also says where the data starts).
+    start = None if influenced or not (current_span and baseline_span) else \
+        min(current_span[0], baseline_span[0]) - HISTORY_PERIODS
     observed_history = history(prepared, data, grain, values_of_params, end, registry, start)
     table = observed_history.table
     if table.num_rows == 0:

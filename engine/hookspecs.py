@@ -45,3 +45,13 @@ def metrictree_trees(register: Callable[..., None]) -> None:
     Call ``register(metrictree.functions.TreeFile(name, path, doc))`` with the path of a ``.tree`` file
     shipped in the plugin's package (e.g. from ``importlib.resources.files``).
     """
+
+
+@hookspec
+def metrictree_sql_forms(register: Callable[..., None]) -> None:
+    """Say how aggregate functions run in SQL, so a tree can run where its data lives (DuckDB, PostgreSQL, Spark).
+
+    Call ``register(metrictree.backends.SqlForm(name, plan))`` once per aggregate the plugin adds;
+    ``plan`` gives the same partials as the aggregate's Arrow plan, as sqlglot expressions (see
+    `metrictree.backends.forms`). An aggregate without a SQL form runs on the Arrow backend only.
+    """

@@ -1,9 +1,42 @@
 """Root-cause localisation: which combinations of dimension values explain a change of an additive metric.
 
 `localise` takes one row per *leaf* segment (every combination of the dimensions that has data) with the
-metric's value in a baseline and a current period, and names a few *elements* — ``region = North``,
+metric's value in a baseline and a current period, and names the *elements* — ``region = North``,
 ``region = North & channel = app`` — that together explain the change. It is the segment drill-down of
-``metrictree explain``.
+``metrictree explain``; `metrictree.localising_ratio.localise_ratio` does the same for a ratio KPI.
+
+The contract
+------------
+::
+
+    localise(leaves, dims, baseline="baseline", current="current", max_elements=None, *, history=None)
+        -> Localisation
+
+* ``leaves``: a pyarrow table, one row per leaf: the `dims` columns (any type, compared as strings, null a
+  value of its own) and the two value columns (null or non-finite counts as 0). Dimension names are free
+  (``b``, ``d0``, ``baseline``…): the search works on column positions and never adds a column to the
+  caller's table.
+* ``max_elements``: an optional cap. By default the number of elements follows the data: as many as pass
+  the tests below (the 5 % level bounds them; pure noise gives none).
+* ``history``: earlier periods, oldest first, each an array aligned row by row with `leaves`, the leaf's
+  value in that period (null: no data). A leaf's own period-to-period variation there — beyond the general
+  movement of all leaves in that step, which is a season or trend, not the leaf's own — widens its noise
+  when it is larger than what the two compared periods give: a small, naturally volatile segment has to move
+  more than usual to be named, and cannot outrank a large one that clearly broke.
+* The result, `Localisation` (frozen): ``elements`` (largest change first, never one with its parent or
+  child), ``spread`` (the change is not concentrated: most of it lies outside the elements — all of it when
+  there are none — and beyond noise), ``reason`` (plain words when there are no elements, e.g. "nothing
+  stands out from the segments' usual variation", "the change is spread across all segments of region,
+  channel: none moved differently from the rest"), and ``mix`` (ratios only). It iterates over its elements
+  and has their number as length, so callers that used the former list keep working.
+* `Element`: ``where, baseline, current, change, share, leaves, score``; for ratios also ``rate_baseline,
+  rate_current, rate_effect, mix_effect`` (``None`` for additive metrics).
+
+Memory and time stay bounded whatever the number of dimensions: cuboids are summarised one at a time and
+only their elements that could pass the significance test are kept; a cuboid whose groups are single leaves
+makes every cuboid above it a copy and those are skipped; and a pass visits at most `MAX_CUBOIDS` cuboids —
+every cuboid of up to 10 dimensions, and with more dimensions only the layers of elements fixing few of
+them (20 dimensions: elements of one and two dimensions).
 
 The algorithm
 -------------
@@ -47,9 +80,17 @@ noise) next to nothing; the weight saturates, so a few huge leaves cannot outvot
 Acceptable elements of the layer are taken by decreasing size of change; their leaves are removed (RiskLoc)
 and the search starts again from the first layer, until nothing acceptable is left or `max_elements` are
 found. Elements are never nested: a later element that contains or lies inside an earlier one is skipped.
-Last, as Squeeze prefers succinct answers, an element goes when it no longer passes the tests on its
+Then, as Squeeze prefers succinct answers, an element goes when it no longer passes the tests on its
 leaves outside the other elements (a coarse element found early can owe its shift to a leaf or two of a
-finer root cause found later, when most of its leaves are zero).
+finer root cause found later, when most of its leaves are zero); and several children of one parent, all
+moving the same way, give way to the parent when they are the majority of it or the rest of it moved the
+same way beyond noise (real causes rarely move every part by one proportion, see `_generalise`).
+
+When most values of a dimension moved (three of five channels fell by half), the median leaf is an
+anomalous one and the search first names the values that stood still. A root cause must have changed: when
+elements come out whose deviation is nearer 0 than the trend and within noise of 0, "no change" is the
+normal state, the noise is re-estimated on those still leaves and the search runs again, naming the values
+that moved.
 
 Everything is vectorised with ``pyarrow.compute``: one ``group_by`` per cuboid (combination of dimensions)
 and pass, and a join for the few significant elements; Python only loops over cuboids and elements.
@@ -100,7 +141,14 @@ class Element:
             negative when other segments moved the other way, and it is 0 when the whole did not change.
         leaves: how many leaf segments the element holds.
         score: confidence in (1/4, 1], ``S × K``: the element's supported share times its ripple consistency
-            (see the module's docstring); both exceed 1/2 for every element returned.
+            (see the module's docstring); both exceed 1/2 for every element found as such (a parent named
+            instead of its children carries their scores' mean, weighted by their changes).
+        rate_baseline, rate_current: for a ratio, the element's own ratio in the two periods (``baseline``,
+            ``current`` and ``change`` are then its numerator's); ``None`` for an additive metric.
+        rate_effect, mix_effect: for a ratio, the element's parts of the ratio's change: through its own
+            ratio moving, and through its weight in the denominator moving (they add up, over all leaves,
+            to the ratio's change); ``share`` is then the rate effect (the mix effect for a `mix` element)
+            over the ratio's change.
     """
 
     where: dict[str, str | None]
@@ -218,16 +266,17 @@ def localise(leaves: pa.Table, dims: Sequence[str], baseline: str = "baseline", 
 
 
 def _run(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array, max_elements: int | None,
-         steps: list[tuple[pa.Array, pa.Array]] | None,
-         floor: pa.Array | None = None) -> Localisation | tuple[pa.Table, list[_Candidate], list[list]]:
+         steps: list[tuple[pa.Array, ...]] | None, floor: pa.Array | None = None,
+         size: pa.Array | None = None) -> Localisation | tuple[pa.Table, list[_Candidate], list[list]]:
     """The search on the values ``b → c`` of the leaves: (working table, chosen candidates, dimension values),
     or a `Localisation` saying why there is nothing to search. `steps` are the history's ``(before, after)``
-    pairs, `floor` a known lower bound of each leaf's noise variance of ``c - b`` (e.g. binomial)."""
+    pairs (or ``(before, after, size)`` triples), `floor` a known lower bound of each leaf's noise variance
+    of ``c - b`` (e.g. binomial), `size` the leaves' sizes when not ``max(|b|, |c|)``."""
     if leaves.num_rows == 0:
         return Localisation(reason="there are no segments to compare")
     if max_elements == 0:
         return Localisation(reason="no elements were asked for (max_elements = 0)")
-    work, values = _prepare(leaves, dims, b, c)
+    work, values = _prepare(leaves, dims, b, c, size)
     noise = _noise(work)
     if noise is None:
         return Localisation(reason="nothing changed: every segment is 0 in both periods")
@@ -348,7 +397,8 @@ def _float(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.if_else(pc.is_finite(values), values, pa.scalar(None, pa.float64()))
 
 
-def _prepare(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array) -> tuple[pa.Table, list[list]]:
+def _prepare(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array,
+             size: pa.Array | None = None) -> tuple[pa.Table, list[list]]:
     """The working table: integer codes ``k0 …`` per dimension (null is a code of its own) and the values."""
     columns: dict[str, pa.Array] = {}
     values: list[list] = []
@@ -362,7 +412,16 @@ def _prepare(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array) -> tup
         values.append([*names, None])
     columns["b"] = b
     columns["c"] = c
+    if size is not None:
+        columns["z"] = size
     return pa.table(columns), values
+
+
+def _size(work: pa.Table) -> pa.Array:
+    """Each leaf's size: ``max(|b|, |c|)``, or the sizes the caller gave (``z``: a ratio's denominator)."""
+    if "z" in work.column_names:
+        return work["z"].combine_chunks() if isinstance(work["z"], pa.ChunkedArray) else work["z"]
+    return pc.max_element_wise(pc.abs(work["b"]), pc.abs(work["c"]))
 
 
 # --------------------------------------------------------------------------- leaves
@@ -392,7 +451,7 @@ def _noise(work: pa.Table) -> _Noise | None:
     Returns ``None`` when no leaf has data in either period.
     """
     b, c = work["b"], work["c"]
-    size = pc.max_element_wise(pc.abs(b), pc.abs(c))
+    size = _size(work)
     informative = pc.greater(size, 0.0)
     deviation = pc.filter(_deviation(b, c, size), informative)
     if len(deviation) == 0:
@@ -480,7 +539,7 @@ def _describe(work: pa.Table, noise: _Noise, steps: list[tuple[pa.Array, pa.Arra
     """Add each leaf's size ``s``, deviation ``d``, weight ``w``, ``wx = w |d - trend|`` and ``v``, the variance
     of ``s × d = c - b`` under noise alone: the noise model's at the leaf's size, or the leaf's own from its
     history, or the `floor` given, whichever is largest."""
-    size = pc.max_element_wise(pc.abs(work["b"]), pc.abs(work["c"]))
+    size = _size(work)
     deviation = _deviation(work["b"], work["c"], size)
     weight = pc.divide(size, pc.add(size, noise.typical))
     relative = pc.divide(size, noise.typical)
@@ -525,10 +584,10 @@ def _own_variance(steps: list[tuple[pa.Array, pa.Array]]) -> pa.Array:
     the leaves); null where the leaf has no step with data on both sides. The general movement (a season, a
     trend of the whole business) is no leaf's own variation."""
     total = count = None
-    for before, after in steps:
+    for before, after, *sized in steps:
         valid = pc.and_(pc.is_valid(before), pc.is_valid(after))
         b, c = pc.fill_null(before, 0.0), pc.fill_null(after, 0.0)
-        size = pc.max_element_wise(pc.abs(b), pc.abs(c))
+        size = pc.fill_null(sized[0], 0.0) if sized else pc.max_element_wise(pc.abs(b), pc.abs(c))
         usable = pc.and_(valid, pc.greater(size, 0.0))
         deviation = _deviation(b, c, size)
         moved = pc.filter(deviation, usable)
@@ -722,12 +781,12 @@ def _generalise(work: pa.Table, chosen: list[_Candidate], noise: _Noise) -> list
     A cause rarely moves all of its leaves by one proportion: a failing CDN hurts one device more than
     another, and the parent can fail the ripple test where its more uniform children pass. When two or more
     accepted elements are children of one parent along one dimension (``bitrate = 2000 & device = C1``,
-    ``bitrate = 2000 & device = C5``), the parent is the coarsest explanation if the rest of it — its leaves
-    outside those children — departs from the trend in the children's direction beyond noise (one-sided, at
-    ALPHA), or has no data: the children are then its most visible parts, not separate causes. A parent's
-    score is its children's, weighted by their changes.
+    ``bitrate = 2000 & device = C5``, all moving the same way), the parent is the coarsest explanation when
+    the children are the majority of it (more than half its weighted leaves), or when the rest of it — its
+    leaves outside every element — departs from the trend in the children's direction beyond noise
+    (one-sided, at ALPHA) or has no data: the children are then its most visible parts, not separate
+    causes. A parent's score is its children's, weighted by their changes.
     """
-    bound = NormalDist().inv_cdf(1.0 - ALPHA)
     while True:
         families: dict[tuple, list[_Candidate]] = {}
         for cand in chosen:
@@ -737,26 +796,27 @@ def _generalise(work: pa.Table, chosen: list[_Candidate], noise: _Noise) -> list
                 parent = (cand.cuboid[:j] + cand.cuboid[j + 1:], cand.codes[:j] + cand.codes[j + 1:])
                 families.setdefault(parent, []).append(cand)
         merged = None
+        families = {key: children for key, children in families.items() if len(children) > 1
+                    and (all(c.change > 0 for c in children) or all(c.change < 0 for c in children))}
+        # Bonferroni over the families judged.
+        bound = NormalDist().inv_cdf(1.0 - ALPHA)
         for (cuboid, codes), children in sorted(families.items(), key=lambda kv: -len(kv[1])):
-            if len(children) < 2:
-                continue
             changes = [c.change for c in children]
-            if not (all(x > 0 for x in changes) or all(x < 0 for x in changes)):
-                continue
             parent = _Candidate(cuboid=cuboid, codes=codes, change=0.0, score=0.0, bound=children[0].bound)
             inside = _mask(work, parent)
             rest = inside
-            for child in children:
-                rest = pc.and_(rest, pc.invert(_mask(work, child)))
+            for other in chosen:
+                rest = pc.and_(rest, pc.invert(_mask(work, other)))
             part = work.filter(rest)
+            whole = work.filter(inside)
             size = _sum(part["s"])
-            if size > 0:
-                deviation = (_sum(part["c"]) - _sum(part["b"])) / size
+            kids = _sum(work.filter(_union(work, children))["w"]) / max(_sum(whole["w"]), SIGMA_FLOOR)
+            if size > 0 and not kids > MAJORITY:
+                departure = (_sum(part["c"]) - _sum(part["b"])) / size - noise.trend
                 spread = math.sqrt(_sum(part["v"])) / size
                 direction = 1.0 if changes[0] > 0 else -1.0
-                if not (deviation - noise.trend) * direction > bound * spread:
+                if not departure * direction > bound * spread:
                     continue
-            whole = work.filter(inside)
             weight = sum(abs(x) for x in changes)
             score = sum(abs(c.change) * c.score for c in children) / weight
             merged = (children, attrs.evolve(parent, change=_sum(whole["c"]) - _sum(whole["b"]), score=score))
@@ -765,6 +825,13 @@ def _generalise(work: pa.Table, chosen: list[_Candidate], noise: _Noise) -> list
             return chosen
         children, parent = merged
         chosen = [c for c in chosen if c not in children and not _nested(c, parent)] + [parent]
+
+
+def _union(table: pa.Table, cands: list[_Candidate]) -> pa.Array:
+    mask = None
+    for cand in cands:
+        mask = _mask(table, cand) if mask is None else pc.or_(mask, _mask(table, cand))
+    return mask
 
 
 def _sum(values) -> float:

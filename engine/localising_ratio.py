@@ -13,7 +13,12 @@ leaf's current numerator is compared with what its baseline ratio gives at its c
 ``r₀ₛ · d₁ₛ → n₁ₛ`` — an additive problem whose change is ``(r₁ₛ - r₀ₛ) d₁ₛ``, zero for a pure volume shift —
 with the search of `metrictree.localising.localise` (same tests, same coarsest-first layers, so a cause is
 named at the coarsest element that explains it, not at a sub-segment). A leaf without a baseline
-denominator (a new segment) is judged against the whole's baseline ratio. Segments whose volume moved out
+denominator (a new segment) is judged against the whole's baseline ratio. Leaves are sized by their
+denominator, so the rate is judged on its own scale (absolute rate changes) and a ratio and its complement
+(success and stall ratio) give the same answer. When the ratio is a proportion (``0 <= n <= d``), each
+leaf's noise is at least binomial, scaled by the quasi-binomial dispersion of the leaves the first search
+leaves unexplained when they vary more than binomially (real sessions are not independent draws), and the
+search runs again with it. Segments whose volume moved out
 of line with the rest (the same search on the denominator) but that are no rate cause are reported apart,
 as `Localisation.mix`, with their mix effect: a traffic shift is never named as a cause.
 
@@ -47,6 +52,9 @@ from .localising import (
 )
 
 __all__ = ["localise_ratio"]
+
+# The median of the χ² distribution with one degree of freedom.
+CHI2_MEDIAN = 0.454936423119572
 
 
 def localise_ratio(leaves: pa.Table, dims: Sequence[str], numerator: tuple[str, str], denominator: tuple[str, str],
@@ -85,17 +93,26 @@ def localise_ratio(leaves: pa.Table, dims: Sequence[str], numerator: tuple[str, 
     rate0 = _rate(n0, d0, ratio0)
     steps = _steps(leaves, history, (_float(leaves[n0_name]), _float(leaves[d0_name])), ratio0)
 
-    found = _run(leaves, dims, pc.multiply(rate0, d1), n1, max_elements, steps, _binomial(n0, n1, d0, d1, ratio0))
+    expected = pc.multiply(rate0, d1)
+    floor = _binomial(n0, n1, d0, d1, ratio0)
+    found = _run(leaves, dims, expected, n1, max_elements, steps, floor, size=d1)
     if isinstance(found, Localisation):
         return found
     work, chosen, values = found
+    dispersion = _dispersion(work, chosen, floor)
+    if dispersion > 1.0:
+        # Sessions, visits, orders are not independent draws: the leaves the causes leave unexplained vary
+        # more than binomially. With the floor scaled by that dispersion (quasi-binomial), search again.
+        again = _run(leaves, dims, expected, n1, max_elements, steps, pc.multiply(floor, dispersion), size=d1)
+        if not isinstance(again, Localisation):
+            work, chosen, values = again
     parts = _Parts(n0, n1, d0, d1, total0, total1, ratio0, ratio1)
     change = ratio1 - ratio0
     causes = sorted((_ratio_element(work, cand, dims, values, parts, change, "rate") for cand in chosen),
                     key=lambda e: -abs(e.rate_effect))
     mix = _mix(leaves, dims, d0, d1, max_elements, chosen, parts, change)
-    rated = work.set_column(work.schema.get_field_index("b"), "b", pc.multiply(rate0, d1))
-    return _conclude(rated, chosen, tuple(causes), _sum(work["c"]) - _sum(work["b"]), dims, mix=tuple(mix))
+    # Whether the rate moved everywhere alike is judged in the rate problem's own terms (r₀·d₁ → n₁).
+    return _conclude(work, chosen, tuple(causes), _sum(work["c"]) - _sum(work["b"]), dims, mix=tuple(mix))
 
 
 def _binomial(n0: pa.Array, n1: pa.Array, d0: pa.Array, d1: pa.Array, ratio0: float) -> pa.Array | None:
@@ -116,6 +133,28 @@ def _binomial(n0: pa.Array, n1: pa.Array, d0: pa.Array, d1: pa.Array, ratio0: fl
     return pc.multiply(spread, pc.add(d1, baseline))
 
 
+def _dispersion(work: pa.Table, chosen: list[_Candidate], floor: pa.Array | None) -> float:
+    """The quasi-binomial dispersion of the leaves outside the elements: the median of their squared
+    Pearson residuals ``(n₁ - r₀ d₁)² / binomial variance``, each leaf weighing by its denominator (a session
+    counts once, whatever leaf it falls in), over the median of χ²₁. 1 when there is no binomial floor."""
+    if floor is None:
+        return 1.0
+    table = work.append_column("__floor", pc.fill_null(floor, 0.0))
+    for cand in chosen:
+        table = table.filter(pc.invert(_mask(table, cand)))
+    table = table.filter(pc.and_(pc.greater(table["__floor"], 0.0), pc.greater(table["s"], 0.0)))
+    if table.num_rows == 0:
+        return 1.0
+    change = pc.subtract(table["c"], table["b"])
+    pearson = pc.divide(pc.multiply(change, change), table["__floor"])
+    order = pc.sort_indices(pearson)
+    weights = pc.take(table["s"], order)
+    cumulative = pc.cumulative_sum(weights)
+    half = _sum(weights) / 2.0
+    index = pc.index(pc.greater_equal(cumulative, half), True).as_py()
+    return pc.take(pearson, order)[index].as_py() / CHI2_MEDIAN
+
+
 def _rate(n: pa.Array, d: pa.Array, fallback: float) -> pa.Array:
     """Each leaf's ratio ``n / d``, and `fallback` where it has no denominator."""
     has = pc.greater(d, 0.0)
@@ -123,9 +162,9 @@ def _rate(n: pa.Array, d: pa.Array, fallback: float) -> pa.Array:
 
 
 def _steps(leaves: pa.Table, history, baseline: tuple[pa.Array, pa.Array],
-           ratio0: float) -> list[tuple[pa.Array, pa.Array]] | None:
-    """The history's period-to-period steps of the rate problem: ``(rₜ · dₜ₊₁, nₜ₊₁)``, the last one into the
-    baseline."""
+           ratio0: float) -> list[tuple[pa.Array, pa.Array, pa.Array]] | None:
+    """The history's period-to-period steps of the rate problem: ``(rₜ · dₜ₊₁, nₜ₊₁, dₜ₊₁)``, the last one
+    into the baseline."""
     if history is None:
         return None
     pairs = []
@@ -143,11 +182,11 @@ def _steps(leaves: pa.Table, history, baseline: tuple[pa.Array, pa.Array],
     return steps or None
 
 
-def _step(n_before, d_before, n_after, d_after, fallback: float) -> tuple[pa.Array, pa.Array]:
+def _step(n_before, d_before, n_after, d_after, fallback: float) -> tuple[pa.Array, pa.Array, pa.Array]:
     valid = pc.and_(pc.is_valid(n_before), pc.is_valid(d_before))
     rate = _rate(pc.fill_null(n_before, 0.0), pc.fill_null(d_before, 0.0), fallback)
     expected = pc.if_else(valid, pc.multiply(rate, d_after), pa.scalar(None, pa.float64()))
-    return expected, n_after
+    return expected, n_after, d_after
 
 
 class _Parts:

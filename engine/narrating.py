@@ -69,6 +69,14 @@ def part_text(part) -> str:
     return text
 
 
+def mix_text(seg, explanation: Explanation) -> str:
+    """A mix entry: ``segment = regular: its weight in Purchase frequency moved, not its own (1.75 → 1.75): −1,528
+    RUB of mix, not a cause``."""
+    about = f" in {seg.label}" if seg.label else ""
+    return (f"{where_text(seg.where)}: its weight{about} moved, not its own value ({amount(seg.baseline, seg.unit)} → "
+            f"{amount(seg.current, seg.unit)}): {change_in_points(seg.mix, explanation.unit, True)} of mix, not a cause")
+
+
 def cause_text(cause, explanation: Explanation) -> str:
     """A root cause in one sentence: the segment, what moved there, its net effect on the root."""
     e = explanation
@@ -79,7 +87,7 @@ def cause_text(cause, explanation: Explanation) -> str:
         effect = f"{cause.share * 100:.0f} % of the {direction}"
     else:
         effect = f"against the {direction}"
-    return f"{where_text(cause.where)}: {moved}; {amount(cause.contribution, e.unit, signed=True)} ({effect})."
+    return f"{where_text(cause.where)}: {moved}; {change_in_points(cause.contribution, e.unit, True)} ({effect})."
 
 
 def _largest(drivers) -> Driver | None:
@@ -93,7 +101,7 @@ def sentences(explanation: Explanation) -> list[str]:
     head = f"{e.label} {verb}"
     if e.change:
         rel = f" {abs(e.relative_change) * 100:.1f} %" if e.relative_change is not None else ""
-        head += f"{rel} ({amount(e.change, e.unit, signed=True)}) from {e.baseline.period} to {e.current.period}"
+        head += f"{rel} ({change_in_points(e.change, e.unit, True)}) from {e.baseline.period} to {e.current.period}"
         head += f": {amount(e.baseline.value, e.unit)} → {amount(e.current.value, e.unit)}."
     else:
         head += f" between {e.baseline.period} and {e.current.period}."
@@ -105,9 +113,9 @@ def sentences(explanation: Explanation) -> list[str]:
         # Drivers pulling in opposite directions: a share over 100 % reads badly, so say it as it is.
         others = [d for d in e.drivers if d.kind != "influence" and d is not top and d.contribution]
         against = max(others, key=lambda d: abs(d.contribution), default=None)
-        line = f"The largest effect is {top.label} ({amount(top.contribution, e.unit, signed=True)})"
+        line = f"The largest effect is {top.label} ({change_in_points(top.contribution, e.unit, True)})"
         if against is not None and (against.contribution > 0) != (top.contribution > 0):
-            line += f", offset by {against.label} ({amount(against.contribution, e.unit, signed=True)})"
+            line += f", offset by {against.label} ({change_in_points(against.contribution, e.unit, True)})"
         out.append(line + ".")
         top = None
     if top is not None and top.contribution:
@@ -130,8 +138,7 @@ def sentences(explanation: Explanation) -> list[str]:
         out.append(e.reason[0].upper() + e.reason[1:] + ".")
     if e.mix and not e.root_causes:
         seg = max(e.mix, key=lambda m: abs(m.mix or 0.0))
-        out.append(f"{where_text(seg.where)}: its weight moved while its own ratio held ({amount(seg.baseline)} → "
-                   f"{amount(seg.current)}): {amount(seg.mix, e.unit, signed=True)} of mix, not a cause.")
+        out.append(mix_text(seg, e) + ".")
     return out
 
 
@@ -148,7 +155,7 @@ def markdown(explanation: Explanation, verbose: bool = False) -> str:
         kind = " *(influence, not in the sum)*" if driver.kind == "influence" else ""
         row = (f"| {indent}{driver.label}{kind} | {amount(driver.baseline, driver.unit)} | "
                f"{amount(driver.current, driver.unit)} | {change_in_points(driver.change, driver.unit, True)} | "
-               f"{amount(driver.contribution, e.unit, signed=True)} | {percent(share_of(driver.contribution, e.change))} |")
+               f"{change_in_points(driver.contribution, e.unit, True)} | {percent(share_of(driver.contribution, e.change))} |")
         lines.append(row + (f" {driver.method} |" if verbose else ""))
         for child in driver.drivers:
             visit(child, depth + 1)
@@ -159,14 +166,16 @@ def markdown(explanation: Explanation, verbose: bool = False) -> str:
         lines += ["", "## Root causes", "", "| # | segment | what moved there | effect | share |",
                   "|---:|---|---|---:|---:|"]
         for i, cause in enumerate(e.root_causes, 1):
-            moved = "; ".join(f"{part_text(p)} ({amount(p.contribution, e.unit, signed=True)})" for p in cause.parts)
-            lines.append(f"| {i} | {where_text(cause.where)} | {moved} | {amount(cause.contribution, e.unit, signed=True)}"
+            moved = "; ".join(f"{part_text(p)} ({change_in_points(p.contribution, e.unit, True)})" for p in cause.parts)
+            lines.append(f"| {i} | {where_text(cause.where)} | {moved} | {change_in_points(cause.contribution, e.unit, True)}"
                          f" | {percent(share_of(cause.contribution, e.change))} |")
     elif e.reason:
         lines += ["", "## Root causes", "", e.reason[0].upper() + e.reason[1:] + "."]
     if e.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in e.notes]
-    lines += ["", "Contributions add up to the change exactly"
-              + (f" (residual {e.residual:.2e})" if verbose else "") + "; influence links are shown with their "
-              "association over the history and are not part of the sum."]
+    exact = abs(e.residual) <= 1e-9 * max(1.0, abs(e.change))
+    lines += ["", ("Contributions add up to the change exactly" + (f" (residual {e.residual:.2e})" if verbose else "")
+                   if exact else f"Contributions leave {amount(e.residual, e.unit, signed=True)} of the change "
+                   "unexplained (an input has no value in one of the periods)")
+              + "; influence links are shown with their association over the history and are not part of the sum."]
     return "\n".join(lines) + "\n"

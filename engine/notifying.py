@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -57,8 +58,9 @@ import attrs
 
 from . import syntax as s
 from .errors import MetrictreeError, UsageError, did_you_mean, error
+from .escaping import printable
 from .model import Alert, Target, Tree
-from .narrating import change_in_points
+from .narrating import change_in_points, number
 from .rules import MISSED, OFF_TRACK, TARGET_STATES, AlertStatus, Status, TargetStatus, value_text
 
 log = logging.getLogger("metrictree.notify")
@@ -226,6 +228,7 @@ class Notice:
             now, its goal once due), and value − threshold for an alert, goal − value for a target.
         value_text, threshold_text, gap_text, goal_text: the same for people.
         root_cause: the top root cause in words (``None`` when there is none, with ``root_cause_note`` saying why).
+        main_driver: the driver down the formulas that carries most of the metric's move, in words.
     """
 
     key: str
@@ -247,6 +250,7 @@ class Notice:
     goal_text: str | None = None
     root_cause: str | None = None
     root_cause_note: str | None = None
+    main_driver: str | None = None
 
     def headline(self) -> str:
         return f"{self.severity.upper()} · {self.tree_title or self.tree} · {self.title} ({self.period})"
@@ -257,10 +261,12 @@ class Notice:
         out = [f"{what}: {self.condition}",
                f"value {self.value_text} · {threshold} {self.threshold_text} · gap {self.gap_text}"
                + (f" · goal {self.goal_text}" if self.goal_text and threshold != "goal" else "")]
+        if self.main_driver:
+            out.append(f"main driver: {self.main_driver}")
         if self.root_cause:
             out.append(f"top root cause: {self.root_cause}")
         elif self.root_cause_note:
-            out.append(f"top root cause: not found ({self.root_cause_note})")
+            out.append(f"top root cause: none ({self.root_cause_note})")
         return out
 
     def text(self) -> str:
@@ -328,34 +334,34 @@ def notices(tree: Tree, status: Status, data: Mapping[str, Any] | None = None,
     for target, found in zip(tree.targets, status.targets, strict=True):
         if found.state in send:
             rules.append((target, _target_notice(tree, target, found)))
-    causes: dict[tuple[str, str | None], tuple[str | None, str | None]] = {}
+    causes: dict[tuple[str, str | None], tuple[str | None, str | None, str | None]] = {}
     for rule, notice in rules:
         if top_root_cause and data is not None and notice.metric and notice.period:
             slice_key = (notice.metric, rule.where.to_source() if rule.where is not None else None)
             if slice_key not in causes:
                 causes[slice_key] = _root_cause(tree, data, rule, notice.metric, notice.period, params)
-            cause, note = causes[slice_key]
-            notice = attrs.evolve(notice, root_cause=cause, root_cause_note=note)
+            cause, note, driver = causes[slice_key]
+            notice = attrs.evolve(notice, root_cause=cause, root_cause_note=note, main_driver=driver)
         out.append(notice)
     return out
 
 
 def _root_cause(tree: Tree, data: Mapping[str, Any], rule: Alert | Target, metric: str, period: str,
-                params: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
-    """The top root cause of ``metric``'s move into ``period`` over the rule's slice, in words (or why none)."""
+                params: Mapping[str, Any] | None) -> tuple[str | None, str | None, str | None]:
+    """The top root cause of ``metric``'s move into ``period`` over the rule's slice, in words (or why none),
+    and its main driver."""
     from .rules import _sliced_data  # the one place a rule's slice is applied to the data
 
     try:
         sliced = _sliced_data(tree, data, rule, [metric]) if rule.where is not None else data
-        explanation = tree.explain(sliced, metric, current=period, params=params, top=1)
+        explanation = tree.explain(sliced, metric, current=period, params=params, top=5)
     except MetrictreeError as exc:
-        return None, (exc.errors or exc.diagnostics)[0].message
+        return None, (exc.errors or exc.diagnostics)[0].message, None
     found = explanation.to_dict()
-    causes = found.get("root_causes") or []
-    if not causes:
-        summary = found.get("summary") or []
-        return (summary[0] if summary else None), (None if summary else "the change has no segment behind it")
-    top = causes[0]
+    driver = _driver_text(main_driver(found))
+    top = top_root_cause(found)
+    if top is None:
+        return None, "no segment stands out", driver
     where = " & ".join(f"{k} = {v}" for k, v in (top.get("where") or {}).items()) or "all"
     share = top.get("share")
     label = tree.metrics[top["metric"]].title if top.get("metric") in tree.metrics else top.get("metric")
@@ -364,7 +370,46 @@ def _root_cause(tree: Tree, data: Mapping[str, Any], rule: Alert | Target, metri
             f"{change_in_points(found.get('change'), unit)} change in {found.get('label', metric)}")
     if share is not None:
         text += f" ({share * 100:.0f} %)"
-    return text, None
+    return text, None, driver
+
+
+def main_driver(explanation: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Down the formulas, the driver carrying most of the change at each level, while it carries at least half
+    of it; the deepest such metric that has drivers of its own (else the deepest leaf)."""
+    chain: list[dict[str, Any]] = []
+    nodes = explanation.get("drivers") or []
+    while True:
+        candidates = [d for d in nodes if d.get("kind") == "formula" and d.get("contribution") is not None]
+        if not candidates:
+            break
+        best = max(candidates, key=lambda d: abs(d["contribution"]))
+        if abs(best.get("share") or 0.0) < 0.5:
+            break
+        chain.append(best)
+        nodes = best.get("drivers") or []
+    inner = [d for d in chain if d.get("drivers")]
+    return (inner or chain or [None])[-1]
+
+
+def _driver_text(driver: Mapping[str, Any] | None) -> str | None:
+    if driver is None:
+        return None
+    unit = driver.get("unit")
+    share = driver.get("share")
+    text = f"{driver.get('label') or driver.get('metric')} {number(driver.get('baseline'), unit)} → " \
+           f"{number(driver.get('current'), unit)}"
+    return text + (f" ({share * 100:.0f} % of the change)" if share is not None else "")
+
+
+def top_root_cause(explanation: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The first root cause (in the explanation's ranking) that moved the metric the way it went; else the first.
+
+    A segment pulling against the change (customers fell, so revenue per customer rose) is a real finding
+    but a poor headline for "why did it fall?"."""
+    causes = list(explanation.get("root_causes") or [])
+    change = explanation.get("change") or 0.0
+    along = [c for c in causes if (c.get("contribution") or 0.0) * change > 0]
+    return (along or causes or [None])[0]
 
 
 # --------------------------------------------------------------------------- state
@@ -457,11 +502,17 @@ class DeliveryError(Exception):
     """A notification that could not be delivered."""
 
 
+def _slack_text(text: str) -> str:
+    """Text for Slack: its three control characters escaped (``<@U123>`` in a label must not ping anyone)."""
+    return printable(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_payload(notice: Notice) -> dict[str, Any]:
     """A Slack-compatible incoming-webhook message: ``text`` (the fallback) and one mrkdwn section."""
-    body = "\n".join(f"• {line}" for line in notice.lines())
-    return {"text": notice.headline(),
-            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{notice.headline()}*\n{body}"}}]}
+    headline = _slack_text(notice.headline())
+    body = "\n".join(f"• {_slack_text(line)}" for line in notice.lines())
+    return {"text": headline,
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*\n{body}"}}]}
 
 
 def _post_webhook(settings: WebhookSettings, notice: Notice, timeout: float) -> None:
@@ -496,7 +547,8 @@ def email_message(settings: EmailSettings, notes: Sequence[Notice]) -> EmailMess
     message["To"] = ", ".join(settings.to)
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain="metrictree")
-    message.set_content("\n\n".join(n.text() for n in notes) + "\n\n-- \nsent by metrictree status --notify\n")
+    body = printable("\n\n".join(n.text() for n in notes))
+    message.set_content(body + "\n\n-- \nsent by metrictree status --notify\n")
     return message
 
 
@@ -567,13 +619,12 @@ def notify(config: NotifyConfig, found: Sequence[Notice], sleep: Callable[[float
                 continue
             for batch in ([[n] for n in fresh] if channel == "webhook" else [fresh]):
                 what = f"{channel} ({', '.join(n.key for n in batch)} at {batch[0].period})"
+                if channel == "webhook":
+                    send = functools.partial(_post_webhook, config.webhook, batch[0], config.timeout_seconds)
+                else:
+                    send = functools.partial(_send_email, config.email, batch, config.timeout_seconds)
                 try:
-                    if channel == "webhook":
-                        _with_retries(lambda: _post_webhook(config.webhook, batch[0], config.timeout_seconds),
-                                      config.retries, config.backoff_seconds, sleep, what)
-                    else:
-                        _with_retries(lambda: _send_email(config.email, batch, config.timeout_seconds),
-                                      config.retries, config.backoff_seconds, sleep, what)
+                    _with_retries(send, config.retries, config.backoff_seconds, sleep, what)
                 except DeliveryError as exc:
                     log.error("not delivered: %s", exc)
                     failed.extend((channel, n, str(exc)) for n in batch)
@@ -611,4 +662,4 @@ def check_and_notify(tree: Tree, data: Mapping[str, Any], config: NotifyConfig, 
 
 
 __all__ = ["CHANNELS", "DeliveryError", "Notice", "NotifyConfig", "Report", "State", "check_and_notify",
-           "email_message", "load_config", "notices", "notify", "slack_payload"]
+           "email_message", "load_config", "main_driver", "notices", "notify", "slack_payload", "top_root_cause"]

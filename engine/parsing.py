@@ -86,9 +86,12 @@ class _NumberProblem(ValueError):
     pass
 
 
+_WHOLE = re.compile(r"[+-]?\d+")
+
+
 def _number(text: str) -> float | int:
     """A number literal: whole numbers exactly (they must fit in 64 bits), others as floats (finite)."""
-    if re.fullmatch(r"[+-]?\d+", text):
+    if _WHOLE.fullmatch(text):
         digits = text.lstrip("+-").lstrip("0")
         if len(digits) > 19 or not -INT64 <= int(text) < INT64:
             raise _NumberProblem(f"the whole number {_excerpt(text)} does not fit in 64 bits",

@@ -9,6 +9,7 @@ the few distinct periods of a result::
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 
@@ -79,12 +80,13 @@ def label(i: int, grain: str) -> str:
         return day.isoformat()
     if grain == "week":
         year, week, _ = day.isocalendar()
-        return f"{year}-W{week:02d}"
+        return f"{year:04d}-W{week:02d}"
+    # Four-digit years, as the labels are read back (year 1 is 0001-01, not 1-01).
     if grain == "month":
-        return f"{day.year}-{day.month:02d}"
+        return f"{day.year:04d}-{day.month:02d}"
     if grain == "quarter":
-        return f"{day.year}-Q{i % 4 + 1}"
-    return str(day.year)
+        return f"{day.year:04d}-Q{i % 4 + 1}"
+    return f"{day.year:04d}"
 
 
 def labels(first: int, count: int, grain: str) -> list[str]:
@@ -134,15 +136,15 @@ def date_range(text: str) -> tuple[dt.date, dt.date]:
                 return day, day
             if form == "week":
                 monday = dt.date.fromisocalendar(parts[0], parts[1], 1)
-                return monday, monday + dt.timedelta(days=6)
+                return monday, monday + dt.timedelta(days=min(6, (dt.date.max - monday).days))
             if form == "month":
                 first = dt.date(parts[0], parts[1], 1)
-                return first, first_day(of_date(first, "month") + 1, "month") - dt.timedelta(days=1)
+                return first, first.replace(day=calendar.monthrange(parts[0], parts[1])[1])
             if form == "quarter":
                 first = dt.date(parts[0], (parts[1] - 1) * 3 + 1, 1)
-                return first, first_day(of_date(first, "quarter") + 1, "quarter") - dt.timedelta(days=1)
+                return first, dt.date(parts[0], first.month + 2, calendar.monthrange(parts[0], first.month + 2)[1])
             return dt.date(parts[0], 1, 1), dt.date(parts[0], 12, 31)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise UsageError(error(f"'{text}' is not a valid period: {exc}",
                                    hint="e.g. 2026-10, 2026-Q4, 2026-W41, 2026-10-05 or 2026", code="period")) from None
     raise UsageError(error(f"'{text}' is not a period", hint="write it as 2026-10 (month), 2026-Q4, 2026-W41, "

@@ -320,24 +320,9 @@ def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions:
     dictionary_columns = list(dict.fromkeys([*dimensions, *(n.column for n in needs if n.dictionary)]))
     arrow = as_arrow(data[source.name], source, dictionary_columns)
     schema = arrow.schema
-    names = set(schema.names)
-    for need in needs:
-        if need.column not in names:
-            guess = did_you_mean(need.column, names)
-            columns = ", ".join(schema.names[:12]) + (" …" if len(schema.names) > 12 else "")
-            raise DataError(error(
-                f"source '{source.name}' has no column '{need.column}' ({need.why})", need.span,
-                (guess + " " if guess else "") + f"its columns: {columns}", "missing-column"))
+    time_type = check_schema(source, schema, needs)
     _check_text(source, arrow, needs)
-    time_type = schema.field(source.time).type
     converts = source.time_format is not None or source.timezone is not None
-    if not converts and not _is_time(time_type):
-        span = next((n.span for n in needs if n.column == source.time), source.span)
-        raise DataError(error(
-            f"the time column '{source.time}' of source '{source.name}' holds {time_type}, not dates or timestamps",
-            span, "store it as a date or timestamp (in CSV, ISO dates like 2026-10-05 are read as dates; "
-                  f'in pandas use pd.to_datetime), or name its format: time {source.time} format '
-                  '"%d/%m/%Y %H:%M"', "time-type"))
     if converts:
         # The times are parsed after reading, so the range is applied to the rows read, not pushed to the files.
         arrow = arrow if isinstance(arrow, pa.Table) else _read(arrow, source, list(dict.fromkeys(
@@ -366,10 +351,37 @@ def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions:
     # Each Parquet row group brings its own dictionary; grouping needs one per column.
     table = table.unify_dictionaries()
     if table.num_rows == 0:
-        window = ""
-        if since or until:
-            window = f" between {since or 'the start'} and {until - dt.timedelta(days=1) if until else 'the end'}"
-        raise DataError(error(f"source '{source.name}' has no rows{window}", source.span,
-                              "check the data passed for it" + (" and the --from/--to range" if window else ""),
-                              "empty"))
+        raise no_rows(source, since, until)
     return table
+
+
+def check_schema(source: Source, schema: pa.Schema, needs: list[Need]) -> pa.DataType:
+    """Every column ``needs`` is in ``schema`` and the time column holds times; returns the time column's type."""
+    names = set(schema.names)
+    for need in needs:
+        if need.column not in names:
+            guess = did_you_mean(need.column, names)
+            columns = ", ".join(schema.names[:12]) + (" …" if len(schema.names) > 12 else "")
+            raise DataError(error(
+                f"source '{source.name}' has no column '{need.column}' ({need.why})", need.span,
+                (guess + " " if guess else "") + f"its columns: {columns}", "missing-column"))
+    time_type = schema.field(source.time).type
+    converts = source.time_format is not None or source.timezone is not None
+    if not converts and not _is_time(time_type):
+        span = next((n.span for n in needs if n.column == source.time), source.span)
+        raise DataError(error(
+            f"the time column '{source.time}' of source '{source.name}' holds {time_type}, not dates or timestamps",
+            span, "store it as a date or timestamp (in CSV, ISO dates like 2026-10-05 are read as dates; "
+                  f'in pandas use pd.to_datetime), or name its format: time {source.time} format '
+                  '"%d/%m/%Y %H:%M"', "time-type"))
+    return time_type
+
+
+def no_rows(source: Source, since: dt.date | None, until: dt.date | None) -> DataError:
+    """The error for a source with no rows (in the range read)."""
+    window = ""
+    if since or until:
+        window = f" between {since or 'the start'} and {until - dt.timedelta(days=1) if until else 'the end'}"
+    return DataError(error(f"source '{source.name}' has no rows{window}", source.span,
+                           "check the data passed for it" + (" and the --from/--to range" if window else ""),
+                           "empty"))

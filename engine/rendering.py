@@ -443,7 +443,12 @@ def _tone(change: float | None, direction: str | None) -> str:
     return "green" if good else "red"
 
 
-def explanation_view(explanation, depth: int | None = None, top: int = 5, verbose: bool = False) -> Group:
+def _largest_segments(segments, top: int) -> list:
+    """The ``top`` segments with the largest contributions, whatever their dimension."""
+    return sorted(segments, key=lambda seg: -abs(seg.contribution or 0.0))[:top]
+
+
+def explanation_view(explanation, depth: int | None = None, top: int = 3, verbose: bool = False) -> Group:
     """An `Explanation` for a terminal: the sentences, the driver tree with bars, the root causes.
 
     Each driver shows baseline → current, its change, its contribution to the root's change (in the
@@ -465,8 +470,8 @@ def explanation_view(explanation, depth: int | None = None, top: int = 5, verbos
                                   (f"   [{e.method}]" if verbose else "", "dim")))
 
     def segment_line(seg, unit: str | None) -> Text:
-        part = f"{number(seg.contribution, e.unit, signed=True)}" if seg.contribution is not None else ""
-        mix = (f"  (mix {number(seg.mix, e.unit, signed=True)}, rate {number(seg.rate, e.unit, signed=True)})"
+        part = f"{change_in_points(seg.contribution, e.unit, True)}" if seg.contribution is not None else ""
+        mix = (f"  (mix {change_in_points(seg.mix, e.unit, True)}, rate {change_in_points(seg.rate, e.unit, True)})"
                if seg.mix is not None else "")
         return Text(f"{where_text(seg.where)}: {number(seg.baseline, unit)} → {number(seg.current, unit)}  "
                     f"{part}{mix}", style="dim")
@@ -488,18 +493,36 @@ def explanation_view(explanation, depth: int | None = None, top: int = 5, verbos
                 (f"{driver.label}", "bold" if level == 1 else ""), "  ",
                 f"{number(driver.baseline, driver.unit)} → {number(driver.current, driver.unit)}  ",
                 (change_in_points(driver.change, driver.unit, True), _tone(driver.change, driver.direction)), "   ",
-                (f"{number(driver.contribution, e.unit, signed=True)} ", "bold"),
+                (f"{change_in_points(driver.contribution, e.unit, True)} ", "bold"),
                 (_bar(driver.share), "red" if (driver.contribution or 0) * (e.change or 0) > 0 and
                  _tone(e.change, e.direction) == "red" else "cyan"), f" {share}",
                 (f"  [{driver.method}]" if driver.drivers and verbose else "", "dim"))
         branch = node.add(label)
-        for seg in driver.segments[:top]:
+        places = occurrences.get(driver.metric, [])
+        if driver.kind != "influence" and len(places) > 1:
+            # A metric the formulas use in several places: what it does in all of them together.
+            net = sum(c for _, c in places)
+            net = 0.0 if abs(net) <= 1e-9 * abs(e.change or 1.0) else net
+            if places[0][1] is driver.contribution:
+                where = ", ".join(f"{change_in_points(c, e.unit, True)} under {parent}" for parent, c in places)
+                branch.add(Text(f"in all: {change_in_points(net, e.unit, True)} ({where})", style="dim"))
+        for seg in _largest_segments(driver.segments, top):
             branch.add(segment_line(seg, driver.unit))
         if depth is None or level < depth:
             for child in driver.drivers:
                 add(branch, child, level + 1)
 
-    for seg in e.segments[:top]:
+    occurrences: dict[str, list] = {}
+
+    def collect(driver, parent: str) -> None:
+        if driver.kind != "influence" and driver.contribution is not None:
+            occurrences.setdefault(driver.metric, []).append((parent, driver.contribution))
+        for child in driver.drivers:
+            collect(child, driver.label)
+
+    for driver in e.drivers:
+        collect(driver, e.label)
+    for seg in _largest_segments(e.segments, top):
         root.add(segment_line(seg, e.unit))
     for driver in e.drivers:
         add(root, driver, 1)
@@ -511,9 +534,9 @@ def explanation_view(explanation, depth: int | None = None, top: int = 5, verbos
                                 ("effect", "right"), ("share", "right")):
             table.add_column(header, justify=justify, no_wrap=header in ("#", "effect", "share"))
         for i, cause in enumerate(e.root_causes, 1):
-            moved = "\n".join(part_text(p) + (f"  {number(p.contribution, e.unit, signed=True)}"
+            moved = "\n".join(part_text(p) + (f"  {change_in_points(p.contribution, e.unit, True)}"
                                               if len(cause.parts) > 1 else "") for p in cause.parts)
-            table.add_row(str(i), where_text(cause.where), moved, number(cause.contribution, e.unit, signed=True),
+            table.add_row(str(i), where_text(cause.where), moved, change_in_points(cause.contribution, e.unit, True),
                           percent(share_of(cause.contribution, e.change)) or NULL)
         parts += [Text(""), table]
     elif e.reason:

@@ -39,7 +39,7 @@ import networkx as nx
 
 from . import periods
 from .errors import MetrictreeError, UsageError, error
-from .narrating import number, part_text, sentences, share_of, where_text
+from .narrating import mix_text, number, part_text, sentences, share_of, where_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from .evaluating import Evaluation
@@ -1081,9 +1081,8 @@ def _causes(e: Explanation) -> str:
     else:
         out.append('<p class="mt-empty">No dimensions were drilled into.</p>')
     if e.mix:
-        out.append("<h4>Mix, not a cause</h4><ul class='mt-small'>" + "".join(
-            f"<li>{_e(where_text(m.where))}: its weight moved, its own ratio held ({_e(_number(m.baseline))} → "
-            f"{_e(_number(m.current))}): {_e(signed(m.mix, e.unit))}</li>" for m in e.mix) + "</ul>")
+        out.append("<h4>Mix, not a cause</h4><ul class='mt-small'>"
+                   + "".join(f"<li>{_e(mix_text(m, e))}</li>" for m in e.mix) + "</ul>")
     carrier = _segment_carrier(e)
     if carrier is not None:
         out.append(f"<h4>Where {_e(carrier.label)} moved</h4>"

@@ -258,3 +258,30 @@ def metrictree_functions(register):
     for function in AGGREGATES + SCALARS:
         register(function)
 
+
+
+# --------------------------------------------------------------------------- SQL forms (backends)
+
+
+def _sql_forms():
+    from metrictree.backends.forms import SqlForm, SqlPartial
+    from sqlglot import exp
+
+    def count(ctx, x=ROWS):
+        return [SqlPartial(None, "count_all", 0)] if x is ROWS else [SqlPartial(x, "count", 0)]
+
+    return (
+        SqlForm("sum", lambda ctx, x: [SqlPartial(x, "sum", 0)]),
+        SqlForm("count", count),
+        SqlForm("count_distinct", lambda ctx, x: [SqlPartial(x, "count_distinct", 0)]),
+        SqlForm("avg", lambda ctx, x: [SqlPartial(exp.cast(x, exp.DataType.build("double")), "sum", 0.0),
+                                       SqlPartial(x, "count", 0)]),
+        SqlForm("min", lambda ctx, x: [SqlPartial(x, "min", None)]),
+        SqlForm("max", lambda ctx, x: [SqlPartial(x, "max", None)]),
+    )
+
+
+@hookimpl
+def metrictree_sql_forms(register):
+    for form in _sql_forms():
+        register(form)

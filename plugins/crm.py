@@ -252,3 +252,179 @@ def metrictree_libraries(register):
 @hookimpl
 def metrictree_trees(register):
     register(TreeFile.bundled("crm_ltv", "Why did LTV move? AOV × frequency × lifetime, churn and engagement."))
+
+
+# --------------------------------------------------------------------------- SQL forms (backends)
+# The customer states as queries over the kept rows (`SqlRows`): the same definitions as the Arrow
+# reductions above, row for row — presence per (period, slice, customer), a slice's null matching a
+# null slice, a null customer matching no one.
+
+
+def _sql():
+    import attrs
+    from metrictree.backends import forms as f
+    from sqlglot import exp
+
+    def keys(rows, table=None):
+        return [f.col(k, table) for k in rows.keys]
+
+    def present(rows, counted=False):
+        """One row per (keys, customer) with activity (``__n``: its rows)."""
+        extra = [f.count_rows().as_("__n", quoted=True)] if counted else [exp.Literal.number(1).as_("__hit",
+                                                                                                    quoted=True)]
+        return exp.select(*keys(rows), f.col(VALUE), *extra).from_(f.table(rows.table)).group_by(*keys(rows),
+                                                                                                  f.col(VALUE))
+
+    def counted(rows, source: str, where=None, table=None):
+        query = exp.select(*(c.as_(k, quoted=True) for c, k in zip(keys(rows, table), rows.keys, strict=True)),
+                           f.count_rows().as_(VALUE, quoted=True)).from_(f.table(source, table))
+        return (query.where(where) if where is not None else query).group_by(*keys(rows, table))
+
+    def first_periods(rows):
+        return exp.select(f.col(VALUE), exp.Min(this=f.col(PERIOD)).as_("__first", quoted=True)).from_(
+            f.table(rows.table)).group_by(f.col(VALUE))
+
+    def next_period(rows, a: str, b: str):
+        return exp.and_(exp.EQ(this=f.col(PERIOD, b), expression=exp.Add(this=f.col(PERIOD, a),
+                                                                         expression=exp.Literal.number(1))),
+                        rows.same_keys(a, b, rows.keys[1:]),
+                        exp.EQ(this=f.col(VALUE, b), expression=f.col(VALUE, a)))
+
+    def lost_or_kept(lost: bool):
+        def query(rows):
+            join = "left" if lost else "inner"
+            moved = exp.Add(this=f.col(PERIOD, "a"), expression=exp.Literal.number(1))
+            dims = [f.col(k, "a") for k in rows.keys[1:]]
+            select = exp.select(moved.as_(PERIOD, quoted=True), *(d.as_(k, quoted=True) for d, k in
+                                                                 zip(dims, rows.keys[1:], strict=True)),
+                                f.count_rows().as_(VALUE, quoted=True)).from_(f.table("__present", "a"))
+            select = select.join(f.table("__present", "b"), on=next_period(rows, "a", "b"), join_type=join)
+            if lost:
+                select = select.where(exp.Is(this=f.col("__hit", "b"), expression=exp.null()))
+            return f.with_tables(select.group_by(moved, *dims), [("__present", present(rows))])
+        return query
+
+    def against_first(later: bool):
+        def query(rows):
+            test = (exp.GT if later else exp.EQ)(this=f.col(PERIOD, "p"), expression=f.col("__first", "f"))
+            select = counted(rows, "__present", test, "p").join(
+                f.table("__first", "f"), on=exp.EQ(this=f.col(VALUE, "p"), expression=f.col(VALUE, "f")))
+            return f.with_tables(select, [("__present", present(rows)), ("__first", first_periods(rows))])
+        return query
+
+    def same_customer_period(a: str, b: str):
+        return exp.and_(exp.EQ(this=f.col(VALUE, a), expression=f.col(VALUE, b)),
+                        exp.EQ(this=f.col(PERIOD, a), expression=f.col(PERIOD, b)))
+
+    def reactivated(after: int):
+        def query(rows):
+            overall = exp.select(f.col(VALUE), f.col(PERIOD)).distinct().from_(f.table(rows.table)).where(
+                exp.Not(this=exp.Is(this=f.col(VALUE), expression=exp.null())))
+            before = f.window(exp.Lag(this=f.col(PERIOD)), [f.col(VALUE)], f.col(PERIOD))
+            lagged = exp.select(f.col(VALUE), f.col(PERIOD), before.as_("__before", quoted=True)).from_(
+                f.table("__overall"))
+            gap = exp.Sub(this=exp.Sub(this=f.col(PERIOD), expression=f.col("__before")),
+                          expression=exp.Literal.number(1))
+            flagged = exp.select(f.col(VALUE), f.col(PERIOD)).from_(f.table("__lagged")).where(
+                exp.GTE(this=gap, expression=exp.Literal.number(after)))
+            select = counted(rows, "__present", None, "p").join(f.table("__flagged", "q"),
+                                                                on=same_customer_period("p", "q"))
+            return f.with_tables(select, [("__present", present(rows)), ("__overall", overall),
+                                          ("__lagged", lagged), ("__flagged", flagged)])
+        return query
+
+    def active(window_days: int, grain: str):
+        def query(rows):
+            if window_days <= 0:
+                return f.with_tables(counted(rows, "__present"), [("__present", present(rows))])
+            time = f.col(TIME)
+            if not rows.context.time_is_timestamp:
+                time = exp.cast(time, "timestamp")
+            until = exp.Add(this=time, expression=exp.Interval(this=exp.Literal.string(str(window_days * 86_400 - 1)),
+                                                               unit=exp.var("SECOND")))
+            last = rows.context.period_of(until)
+            spans = exp.select(*keys(rows), f.col(VALUE), last.as_("__last", quoted=True)).distinct().from_(
+                f.table(rows.table))
+            per_period = {"day": 1, "week": 7, "month": 28, "quarter": 89, "year": 365}[grain]
+            reach = window_days // per_period + 2
+            steps = exp.values([(k,) for k in range(reach + 1)], alias="__steps", columns=["__step"])
+            shifted = exp.Add(this=f.col(PERIOD, "s"), expression=f.col("__step", "__steps"))
+            covered = exp.select(shifted.as_(PERIOD, quoted=True),
+                                 *(f.col(k, "s").as_(k, quoted=True) for k in rows.keys[1:]),
+                                 f.col(VALUE, "s")).distinct().from_(f.table("__spans", "s")).join(
+                steps, on=exp.LTE(this=shifted, expression=f.col("__last", "s")))
+            return f.with_tables(counted(rows, "__covered"), [("__spans", spans), ("__covered", covered)])
+        return query
+
+    def repeat(min_purchases: int, over: str):
+        def query(rows):
+            enough = exp.GTE(this=f.col("__n", "p"), expression=exp.Literal.number(min_purchases))
+            if over == "period":
+                return f.with_tables(counted(rows, "__present", enough, "p"), [("__present", present(rows, True))])
+            per = exp.select(f.col(VALUE), f.col(PERIOD), f.count_rows().as_("__n", quoted=True)).from_(
+                f.table(rows.table)).group_by(f.col(VALUE), f.col(PERIOD))
+            running = f.window(exp.Sum(this=f.col("__n")), [f.col(VALUE)], f.col(PERIOD), running=True)
+            ever = exp.select(f.col(VALUE), f.col(PERIOD), running.as_("__ever", quoted=True)).from_(f.table("__per"))
+            qualified = exp.select(f.col(VALUE), f.col(PERIOD)).from_(f.table("__ever")).where(
+                exp.GTE(this=f.col("__ever"), expression=exp.Literal.number(min_purchases)))
+            select = counted(rows, "__present", None, "p").join(f.table("__qualified", "q"),
+                                                                on=same_customer_period("p", "q"))
+            return f.with_tables(select, [("__present", present(rows)), ("__per", per), ("__ever", ever),
+                                          ("__qualified", qualified)])
+        return query
+
+    def lifetime(rows):
+        age = exp.Add(this=exp.Sub(this=f.col(PERIOD, "p"), expression=f.col("__first", "f")),
+                      expression=exp.Literal.number(1))
+        mean = exp.Avg(this=exp.cast(age, exp.DataType.build("double")))
+        select = exp.select(*(c.as_(k, quoted=True) for c, k in zip(keys(rows, "p"), rows.keys, strict=True)),
+                            mean.as_(VALUE, quoted=True)).from_(f.table("__present", "p")).join(
+            f.table("__first", "f"), on=exp.EQ(this=f.col(VALUE, "p"), expression=f.col(VALUE, "f"))).group_by(
+            *keys(rows, "p"))
+        return f.with_tables(select, [("__present", present(rows)), ("__first", first_periods(rows))])
+
+    def customers_only(query):
+        """The query over the kept rows that have a customer (a null entity is nobody's activity)."""
+        def wrapped(rows):
+            known = exp.select(exp.Star()).from_(f.table(rows.table)).where(
+                exp.Not(this=exp.Is(this=f.col(VALUE), expression=exp.null())))
+            built = query(attrs.evolve(rows, table="__customers"))
+            own = built.args.get("with_")
+            ctes = [exp.CTE(this=known, alias=exp.TableAlias(this=exp.to_identifier("__customers", quoted=True))),
+                    *(own.expressions if own is not None else [])]
+            built.set("with_", exp.With(expressions=ctes))
+            return built
+        return wrapped
+
+    def state(name: str, query_for, empty=0):
+        def plan(ctx, source, **options):
+            return [f.SqlPartial(ctx.entity, "custom", empty, query=customers_only(query_for(ctx, options)))]
+        return f.SqlForm(name, plan)
+
+    states = (
+        state("active_customers", lambda ctx, kw: active(int(kw["window"]), ctx.grain)),
+        state("new_customers", lambda ctx, kw: against_first(False)),
+        state("returning_customers", lambda ctx, kw: against_first(True)),
+        state("churned_customers", lambda ctx, kw: lost_or_kept(True)),
+        state("retained_customers", lambda ctx, kw: lost_or_kept(False)),
+        state("reactivated_customers", lambda ctx, kw: reactivated(int(kw["after"]))),
+        state("repeat_customers", lambda ctx, kw: repeat(int(kw["min_purchases"]), kw["over"])),
+        state("customer_lifetime", lambda ctx, kw: lifetime, empty=None),
+    )
+
+    def nps(ctx, score):
+        return [f.SqlPartial(exp.GTE(this=score, expression=exp.Literal.number(9)), "sum", 0),
+                f.SqlPartial(exp.LTE(this=score, expression=exp.Literal.number(6)), "sum", 0),
+                f.SqlPartial(score, "count", 0)]
+
+    def csat(ctx, score, positive_from=4):
+        threshold = exp.Literal.number(repr(positive_from) if isinstance(positive_from, float) else positive_from)
+        return [f.SqlPartial(exp.GTE(this=score, expression=threshold), "sum", 0), f.SqlPartial(score, "count", 0)]
+
+    return (*states, f.SqlForm("nps", nps), f.SqlForm("csat", csat))
+
+
+@hookimpl
+def metrictree_sql_forms(register):
+    for form in _sql():
+        register(form)

@@ -90,3 +90,21 @@ def metrictree_libraries(register):
 def metrictree_trees(register):
     register(TreeFile.bundled("saas_mrr",
                               "Why did MRR move? Paying accounts × ARPU, subscription churn, LTV, CAC, LTV:CAC."))
+
+
+def _sql_closing_sum(ctx, x):
+    """The rows at the latest time of their period, found by a window over the period."""
+    from metrictree.backends.forms import SqlPartial
+    from sqlglot import exp
+
+    if x is ROWS:
+        raise TypeError("give it a column, e.g. closing_sum(subscriptions.mrr)")
+    last = exp.Window(this=exp.Max(this=ctx.time), partition_by=[ctx.period])
+    return [SqlPartial(exp.If(this=exp.EQ(this=ctx.time, expression=last), true=x, false=exp.null()), "sum", 0)]
+
+
+@hookimpl
+def metrictree_sql_forms(register):
+    from metrictree.backends.forms import SqlForm
+
+    register(SqlForm("closing_sum", _sql_closing_sum))

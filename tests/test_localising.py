@@ -361,3 +361,114 @@ def test_pure_poisson_counts_give_nothing(seed):
 def test_one_segment_rising_among_small_counts(seed):
     elements = localise(count_table(seed, rise=0.4), ["channel", "region", "segment"])
     assert found(elements) == [{"segment": "regular"}]
+
+
+# --- what the data says: how many elements, which side is normal, noise from history ---------------------
+
+
+def test_as_many_elements_as_the_data_holds():
+    # Seven values of one dimension fall: all seven are named, not the first five.
+    dims = {"a": [f"a{i}" for i in range(12)], "b": [f"b{i}" for i in range(8)], "c": [f"c{i}" for i in range(5)]}
+    effects = [({"a": f"a{i}"}, lambda b: 0.5 * b) for i in range(7)]
+    table = leaf_table(dims, effects, noise=0.02, seed=11)
+    result = localise(table, list(dims))
+    assert sorted(map(str, found(result))) == sorted(str({"a": f"a{i}"}) for i in range(7))
+    assert len(localise(table, list(dims), max_elements=3)) == 3  # the cap still applies when asked for
+
+
+def test_most_values_of_a_dimension_anomalous_names_the_anomalous_ones():
+    # Three of five values of e fall by half; the two others are the normal ones and must not be named.
+    dims = {"a": [f"a{i}" for i in range(10)], "b": [f"b{i}" for i in range(8)], "e": [f"e{i}" for i in range(5)]}
+    effects = [({"e": value}, lambda b: 0.5 * b) for value in ("e1", "e2", "e4")]
+    table = leaf_table(dims, effects, noise=0.05, seed=2)
+    result = localise(table, list(dims))
+    assert sorted(map(str, found(result))) == sorted(map(str, [{"e": "e1"}, {"e": "e2"}, {"e": "e4"}]))
+    assert all(e.change < 0 for e in result)
+
+
+def test_spread_when_everything_moved_and_the_cause_on_top_of_it():
+    dims = {"region": REGIONS, "channel": CHANNELS, "segment": SEGMENTS}
+    effects = [({}, lambda b: 0.7 * b), ({"region": "North"}, lambda b: 0.5 * b)]
+    result = localise(leaf_table(dims, effects, seed=4), list(dims))
+    assert found(result) == [{"region": "North"}]
+    # Most of the fall is the general 30 %, which the explanation must say as much as it names North.
+    assert result.spread and result.reason.startswith("most of the change is spread")
+
+
+def online_retail(seed: int, volatile: float) -> tuple[pa.Table, list[pa.Array]]:
+    """Revenue by country × channel: six months of history, then Germany (large) falls 64 % while Spain (small,
+    swinging by `volatile` from month to month) swings as usual."""
+    rng = random.Random(seed)
+    countries = {"Germany": 9000.0, "France": 7000.0, "Spain": 600.0, "Italy": 5000.0, "Belgium": 3000.0,
+                 "Netherlands": 4000.0, "Portugal": 2500.0, "Austria": 2000.0}
+    channels = ["web", "app", "phone"]
+    months = 8
+    rows, series = [], []
+    for country, size in countries.items():
+        for channel in channels:
+            level = size * rng.uniform(0.5, 1.5)
+            values = []
+            for month in range(months):
+                swing = volatile if country == "Spain" else 0.03
+                values.append(level * (1.0 + rng.gauss(0.0, swing)))
+            if country == "Germany":
+                values[-1] = values[-2] * 0.36 * (1.0 + rng.gauss(0.0, 0.03))
+            if country == "Spain":
+                values[-1] = values[-2] * (1.0 - volatile)  # a usual swing for Spain
+            rows.append({"country": country, "channel": channel, "baseline": values[-2], "current": values[-1]})
+            series.append(values[:-2])
+    table = pa.Table.from_pylist(rows)
+    history = [pa.array([s[t] for s in series]) for t in range(months - 2)]
+    return table, history
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_history_keeps_a_small_volatile_segment_from_outranking_a_large_abnormal_one(seed):
+    table, history = online_retail(seed, volatile=0.6)
+    with_history = localise(table, ["country", "channel"], history=history)
+    assert found(with_history) == [{"country": "Germany"}]
+    # Without history Spain's swing is as abnormal as Germany's fall, relative to the others' 3 % noise.
+    without = localise(table, ["country", "channel"])
+    assert {"country": "Germany"} in found(without) and {"country": "Spain"} in found(without)
+
+
+def test_history_of_a_steady_shop_changes_nothing():
+    table, history = online_retail(0, volatile=0.03)
+    assert found(localise(table, ["country", "channel"], history=history)) == found(
+        localise(table, ["country", "channel"]))
+
+
+def test_history_mistakes_are_usage_errors():
+    table, history = online_retail(0, volatile=0.03)
+    with pytest.raises(UsageError, match="history period 1 has 3 values for 24 leaves"):
+        localise(table, ["country"], history=[pa.array([1.0, 2.0, 3.0])])
+    with pytest.raises(UsageError, match="history period 2 is string"):
+        localise(table, ["country"], history=[history[0], pa.array(["x"] * 24)])
+
+
+def test_dimension_names_never_clash_with_internal_columns():
+    # Dimensions named like the search's own columns, and value columns named like them too.
+    dims = {"b": [f"x{i}" for i in range(6)], "c": [f"y{i}" for i in range(8)], "k0": ["p", "q", "r"]}
+    table = leaf_table(dims, [({"c": "y3"}, lambda b: 0.4 * b)], seed=8)
+    table = table.rename_columns(["b", "c", "k0", "s", "v"])
+    assert found(localise(table, ["b", "c", "k0"], baseline="s", current="v")) == [{"c": "y3"}]
+
+
+def test_many_dimensions_stay_bounded():
+    from metrictree.localising import MAX_CUBOIDS, _layers
+
+    # Every cuboid of up to 10 dimensions; beyond, only the layers that keep the count within the budget.
+    assert _layers(4) == 4 and _layers(10) == 10
+    assert _layers(20) == 2 and _layers(1000) == 1
+    assert sum(math.comb(20, k) for k in range(1, _layers(20) + 1)) <= MAX_CUBOIDS
+    rng = random.Random(3)
+    names = [f"d{i}" for i in range(24)]
+    rows = []
+    for _ in range(1500):
+        row = {name: f"v{rng.randrange(50)}" for name in names}
+        base = rng.lognormvariate(4.0, 1.0)
+        row["baseline"] = base
+        row["current"] = base * (0.4 if row["d7"] == "v3" else 1.0) * (1.0 + rng.gauss(0.0, 0.02))
+        rows.append(row)
+    result = localise(pa.Table.from_pylist(rows), names)
+    assert found(result) == [{"d7": "v3"}]

@@ -240,3 +240,33 @@ def test_a_plugin_that_fails_to_import_is_named_with_its_distribution(tmp_path, 
         assert "METRICTREE_DISABLE_PLUGIN_AUTOLOAD=1" in caught.value.diagnostics[0].hint
     finally:
         pluginmanager.reset()
+
+
+def test_a_plugin_aggregate_runs_in_sql_through_its_sql_form(plugin, tmp_path):
+    duckdb = pytest.importorskip("duckdb")
+    pytest.importorskip("sqlglot")
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from sqlglot import exp
+
+    from metrictree.backends import SqlForm, SqlPartial
+    from metrictree.functions import Aggregate, Partial
+
+    class Range:
+        @metrictree.hookimpl
+        def metrictree_functions(self, register):
+            register(Aggregate("value_range", lambda ctx, x: [Partial(x, "max"), Partial(x, "min")],
+                               lambda hi, lo: pc.subtract(hi, lo), doc="max − min"))
+
+        @metrictree.hookimpl
+        def metrictree_sql_forms(self, register):
+            register(SqlForm("value_range", lambda ctx, x: [SqlPartial(x, "max"), SqlPartial(exp.Neg(this=exp.Neg(
+                this=x)), "min")]))
+
+    plugin(Range(), "range-plugin")
+    path = tmp_path / "t.tree"
+    path.write_text("source orders { time day }\nmetric spread = value_range(orders.amount)\n", "utf-8")
+    tree = metrictree.load(path)
+    rows = pa.table({"day": pa.array([0, 1, 40], pa.date32()), "amount": [5.0, 2.0, 7.5]})
+    con = duckdb.connect()
+    assert tree.evaluate({"orders": con.from_arrow(rows)}).column("spread").to_pylist() == [3.0, 0.0]

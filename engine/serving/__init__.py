@@ -70,6 +70,9 @@ def serve(config_path: str, transport: Literal["stdio", "http"] = "stdio", host:
 
         settings = attrs.evolve(settings, host=host or settings.host, port=settings.port if port is None else port)
     notify = notify or config.notify.config
+    if every is not None and not notify:
+        raise UsageError(error("--every goes with --notify NOTIFY_CONFIG (or [notify] config in the serve config)",
+                               code="usage"))
     every = every or config.notify.every_seconds
     schedule = None
     if notify:

@@ -33,7 +33,7 @@ import attrs
 
 from ..errors import UsageError, did_you_mean, error
 
-_TOP_KEYS = ("folder", "sample", "data", "params", "trees", "http", "notify")
+_TOP_KEYS = ("folder", "sample", "data", "trees", "http", "notify")
 _TREE_KEYS = ("file", "sample", "data", "params")
 _HTTP_KEYS = ("host", "port", "token_env", "max_request_bytes", "timeout_seconds")
 _NOTIFY_KEYS = ("config", "every")
@@ -92,7 +92,7 @@ class ServeConfig:
     Attributes:
         path: the config file.
         folder: the folder whose ``*.tree`` files are served (re-read on every request, so new files appear).
-        data, sample, params: the defaults for every tree.
+        data, sample: the defaults for every tree (params are per tree: trees have different ones).
         trees: the trees named one by one.
         http, notify: see `HttpSettings`, `NotifySettings`.
     """
@@ -101,7 +101,6 @@ class ServeConfig:
     folder: str | None
     data: Mapping[str, str]
     sample: bool
-    params: Mapping[str, Any]
     trees: tuple[TreeEntry, ...]
     http: HttpSettings
     notify: NotifySettings
@@ -117,8 +116,7 @@ class ServeConfig:
         return out
 
     def _with_defaults(self, entry: TreeEntry) -> TreeEntry:
-        return attrs.evolve(entry, data={**self.data, **entry.data}, sample=entry.sample or self.sample,
-                            params={**self.params, **entry.params})
+        return attrs.evolve(entry, data={**self.data, **entry.data}, sample=entry.sample or self.sample)
 
 
 def _fail(path: Path, message: str, hint: str | None = None) -> UsageError:
@@ -247,6 +245,5 @@ def load_config(path: str | Path) -> ServeConfig:
         notify_config = str((base / notify_config).resolve())
     every = parse_duration(notify["every"], "notify.every") if "every" in notify else None
     return ServeConfig(path=str(path), folder=folder, data=_bindings(path, raw.get("data", {}), "data"),
-                       sample=_flag(path, raw.get("sample", False), "sample"),
-                       params=_params(path, raw.get("params", {}), "params"), trees=tuple(trees),
+                       sample=_flag(path, raw.get("sample", False), "sample"), trees=tuple(trees),
                        http=settings, notify=NotifySettings(notify_config, every))

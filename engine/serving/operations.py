@@ -19,6 +19,7 @@ import attrs
 
 from .. import rendering
 from ..errors import UsageError, did_you_mean, error
+from ..escaping import markdown_text
 from ..model import Metric, Tree
 from ..rules import value_text
 from .catalog import Catalog, Loaded
@@ -41,7 +42,7 @@ def _with_state(data: dict[str, Any], loaded: Loaded, text: str) -> Answer:
         data = {**data, "tree_error": loaded.error_text(), "served_version_loaded_at": loaded.loaded_at}
         text = (f"> **Note:** the file of tree `{loaded.entry.name}` has errors since {loaded.failed_at}; "
                 f"this answer comes from the last good version (loaded {loaded.loaded_at}).\n>\n"
-                + "\n".join(f"> {line}" for line in (loaded.error_text() or "").splitlines())
+                + "\n".join(f"> {_md(line)}" for line in (loaded.error_text() or "").splitlines())
                 + "\n\n" + text)
     return Answer(data, text)
 
@@ -82,8 +83,13 @@ def _names(tree: Tree, names: Sequence[str] | None) -> list[str] | None:
     return list(names)
 
 
+def _md(value: Any) -> str:
+    """Text from a tree file or the data, safe in Markdown (no raw HTML, no control characters)."""
+    return markdown_text(str(value))
+
+
 def _cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return _md(value).replace("|", "\\|").replace("\n", " ")
 
 
 # --------------------------------------------------------------------------- the catalog
@@ -113,7 +119,7 @@ def list_metrics(catalog: Catalog, tree_name: str) -> Answer:
     """The metrics of one tree, top of the tree first as declared."""
     tree, loaded = catalog.tree(tree_name)
     rows = [_metric_row(tree, metric) for metric in tree.metrics.values()]
-    lines = [f"# Metrics of {tree.title or tree.name} (`{tree.name}`, grain {tree.grain})", "",
+    lines = [f"# Metrics of {_md(tree.title or tree.name)} (`{tree.name}`, grain {tree.grain})", "",
              f"Top metrics: {', '.join(f'`{m}`' for m in tree.roots())}", "",
              "| metric | label | kind | unit | level | drivers |", "|---|---|---|---|---|---|"]
     for r in rows:
@@ -153,9 +159,9 @@ def describe_metric(catalog: Catalog, tree_name: str, metric_name: str) -> Answe
             "external": metric.external, "library": metric.library, "params": list(metric.params),
             "drivers": drivers, "parents": tree.parents(metric.name), "targets": targets, "alerts": alerts,
             "location": str(metric.span) if metric.span else None}
-    lines = [f"# {metric.title} (`{metric.name}`)", ""]
+    lines = [f"# {_md(metric.title)} (`{metric.name}`)", ""]
     if metric.description:
-        lines += [metric.description, ""]
+        lines += [_md(metric.description), ""]
     formula = data["formula"] or "(a group: no formula)"
     if data["where"]:
         formula += f" where {data['where']}"
@@ -163,17 +169,19 @@ def describe_metric(catalog: Catalog, tree_name: str, metric_name: str) -> Answe
                                                                         if metric.source else "")]
     for key in ("unit", "direction", "level", "owner"):
         if data[key]:
-            lines.append(f"- {key}: {data[key]}")
+            lines.append(f"- {key}: {_md(data[key])}")
     if drivers:
         lines.append("- drivers: " + ", ".join(f"`{d['metric']}`" + (" (influence)" if d["link"] == "influence"
                                                                       else "") for d in drivers))
     if data["parents"]:
         lines.append("- drives: " + ", ".join(f"`{p}`" for p in data["parents"]))
     for t in targets:
-        lines.append(f"- target: {t['label'] or t['condition']} by {t['deadline']}"
+        name = _md(t["label"]) if t["label"] else f"`{t['condition']}`"
+        lines.append(f"- target: {name} by {t['deadline']}"
                      + (f" where {t['where']}" if t["where"] else ""))
     for a in alerts:
-        lines.append(f"- alert ({a['severity']}): `{a['condition']}`" + (f" — {a['message']}" if a["message"] else ""))
+        message = f" — {_md(a['message'])}" if a["message"] else ""
+        lines.append(f"- alert ({a['severity']}): `{a['condition']}`{message}")
     return _with_state(data, loaded, "\n".join(lines) + "\n")
 
 
@@ -196,7 +204,7 @@ def evaluate(catalog: Catalog, tree_name: str, metrics: Sequence[str] | None = N
     document["rows"] = rows[-limit:]
     columns = document["columns"]
     shown = document["rows"][-TEXT_ROWS:]
-    lines = [f"# {tree.title or tree.name}: {len(rows)} row(s) at grain {evaluation.grain}"
+    lines = [f"# {_md(tree.title or tree.name)}: {len(rows)} row(s) at grain {evaluation.grain}"
              + (f" by {', '.join(evaluation.by)}" if evaluation.by else ""), ""]
     if len(shown) < len(rows):
         lines += [f"The last {len(shown)} rows are shown here; the structured result holds "

@@ -37,13 +37,18 @@ def test_the_worked_conversation_quotes_real_answers(tmp_path):
     async def session():
         async with Client(server) as client:
             for name, args in (("list_trees", {}), ("describe_metric", {"tree": "crm_ltv", "metric": "lifetime"}),
-                               ("what_if", {"tree": "crm_ltv", "changes": {"churn_rate": "35.4%"}})):
+                               ("what_if", {"tree": "crm_ltv", "changes": {"churn_rate": "35.4%"}}),
+                               ("explain", {"tree": "crm_ltv", "metric": "ltv", "top": 3})):
                 answers[name] = (await client.call_tool(name, args)).content[0].text
 
     anyio.run(session)
     assert quoted("`list_trees {}` →") in answers["list_trees"]
     assert quoted('`describe_metric {"tree": "crm_ltv", "metric": "lifetime"}` →') in answers["describe_metric"]
     assert quoted('`what_if {"tree": "crm_ltv", "changes": {"churn_rate": "35.4%"}}` →') in answers["what_if"]
+    # The headline numbers of the explanation (its finer wording belongs to docs/explain.md).
+    assert "Customer lifetime value fell 27.2 % (−3,627 RUB) from 2026-09 to 2026-10: 13,323 RUB → 9,696 RUB." in \
+        DOC.read_text("utf-8")
+    assert "fell 27.2 % (−3,627 RUB) from 2026-09 to 2026-10: 13,323 RUB → 9,696 RUB." in answers["explain"]
 
 
 def test_the_notification_example_is_what_is_sent():
@@ -53,6 +58,6 @@ def test_the_notification_example_is_what_is_sent():
 
     tree, data = metrictree.load(DOC.parents[1] / "trees" / "crm_ltv.tree"), sample_data()
     sent = {n.headline(): n for n in notices(tree, tree.status(data), data)}
-    for block in quoted("into that period, over the rule's slice.").strip().split("\n\n"):
+    for block in quoted("first root-cause segment that moved the metric").strip().split("\n\n"):
         headline, *lines = block.splitlines()
-        assert sent[headline].lines()[:2] == lines[:2]  # the rule, value · threshold · gap
+        assert sent[headline].lines()[:3] == lines[:3]  # the rule; value · threshold · gap; the main driver

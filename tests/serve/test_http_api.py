@@ -64,8 +64,12 @@ def test_every_operation_answers_with_result_and_text(api):
     assert status == 200 and scenario["result"]["effects"][0]["after"] == 2600
 
 
-def test_mistakes_are_4xx_with_the_diagnostic(api):
+def test_mistakes_are_4xx_with_the_diagnostic(api, shop):
     base, _ = api
+    (shop / "trees" / "broken.tree").write_text("tree broken\nmetric = 1\n", "utf-8")  # served from now on
+    status, body = call(base, "POST", "/api/v1/trees/broken/status", {})
+    assert status == 409 and body["error"]["message"] == "tree 'broken' does not load"
+    assert "broken.tree:2:" in body["error"]["text"]
     status, body = call(base, "GET", "/api/v1/trees/nope/metrics")
     assert status == 404 and "no tree called 'nope'" in body["error"]["message"]
     status, body = call(base, "GET", "/api/v1/trees/crm_ltv/metrics/ltvv")

@@ -1,0 +1,98 @@
+"""DuckDB, in process: a ``.duckdb`` file's tables, Parquet and CSV files scanned by DuckDB, a
+connection's tables or a relation from the Python API.
+
+Scanning files through DuckDB is also how to evaluate files bigger than memory: DuckDB
+streams them, and only the grouped partials come back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlglot import exp
+
+from ..errors import DataError, error
+from .rowsql import literal
+from .sql import SqlEngine, SqlTable, qualified
+
+_SCANS = {".parquet": "read_parquet", ".pq": "read_parquet", ".csv": "read_csv", ".tsv": "read_csv",
+          ".txt": "read_csv", ".json": "read_json", ".ndjson": "read_json"}
+_RELATION = "__source"
+
+
+def _module():
+    try:
+        import duckdb
+    except ImportError:
+        raise DataError(error("the DuckDB backend needs the duckdb package",
+                              hint="pip install 'metrictree[duckdb]'", code="backend")) from None
+    return duckdb
+
+
+class DuckDB(SqlEngine):
+    """One DuckDB connection (or relation) that sources are bound to."""
+
+    name = "DuckDB"
+    dialect = "duckdb"
+
+    def __init__(self, connection: Any = None, relation: Any = None, where: str = "DuckDB") -> None:
+        super().__init__()
+        self.connection = connection
+        self.relation = relation
+        self.where = where
+
+    @classmethod
+    def open(cls, path: str | Path | None) -> DuckDB:
+        """A DuckDB database file, opened read-only (``None``: an in-memory database)."""
+        duckdb = _module()
+        if path is None:
+            return cls(duckdb.connect(), where="DuckDB")
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise DataError(error(f"no DuckDB database at {path}", hint="check the path in the duckdb:// URL",
+                                  code="no-data"))
+        try:
+            return cls(duckdb.connect(str(path), read_only=True), where=str(path))
+        except duckdb.Error as exc:
+            raise DataError(error(f"cannot open {path} with DuckDB: {str(exc).splitlines()[0]}",
+                                  hint="check that it is a DuckDB database file", code="backend")) from None
+
+    @classmethod
+    def of_relation(cls, relation: Any) -> SqlTable:
+        return SqlTable(cls(relation=relation), exp.Table(this=exp.to_identifier(_RELATION, quoted=True)),
+                        "a DuckDB relation")
+
+    def table(self, name: str) -> SqlTable:
+        return SqlTable(self, qualified(name), f"table {name} in {self.where}")
+
+    def file(self, path: str | Path) -> SqlTable:
+        """A Parquet, CSV or JSON file (or a glob of them) scanned by DuckDB."""
+        text = str(Path(path).expanduser()) if "*" not in str(path) else str(path)
+        suffix = Path(text).suffix.lower()
+        if suffix not in _SCANS:
+            raise DataError(error(f"cannot tell the format of {path}",
+                                  hint="use a .parquet, .csv, .tsv or .json file", code="format"))
+        if "*" not in text and not Path(text).exists():
+            raise DataError(error(f"no data file at {text}", hint="check the path given for this source",
+                                  code="no-data"))
+        scan = exp.Anonymous(this=_SCANS[suffix], expressions=[literal(text)])
+        return SqlTable(self, exp.Table(this=scan), text)
+
+    def _execute(self, sql: str):
+        if self.relation is not None:
+            return self.relation.query(_RELATION, sql)
+        return self.connection.sql(sql)
+
+    def fetch(self, table: SqlTable, sql: str) -> pa.Table:
+        duckdb = _module()
+        try:
+            result = self._execute(sql)
+            return result.to_arrow_table() if hasattr(result, "to_arrow_table") else result.arrow()
+        except duckdb.Error as exc:
+            raise self.problem(table, exc) from None
+
+    def schema(self, table: SqlTable) -> pa.Schema:
+        probe = exp.select(exp.Star()).from_(table.relation).limit(0)
+        return self.fetch(table, self.sql(probe)).schema

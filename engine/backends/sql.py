@@ -1,0 +1,171 @@
+"""The SQL backends' common part: bind a source to a table of an engine, run its plan there.
+
+An engine (DuckDB, PostgreSQL, Spark) only knows how to tell a relation's columns as an
+Arrow schema and how to run one generated query into a small Arrow table; planning
+(`sqlplan`) and turning the answer into a `SourceAggregate` are the same for all of them.
+Every query an engine runs is kept in ``engine.log`` with the number of rows it sent back,
+so that a caller (or a test) can see that only aggregates left the engine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlglot import exp
+
+from .. import reading
+from ..aggregating import PERIOD, SourceAggregate
+from ..errors import DataError, UsageError, error
+from . import sqlplan
+from .forms import forms
+
+
+@attrs.frozen
+class SqlTable:
+    """A source bound to a relation of a SQL engine.
+
+    Attributes:
+        engine: the engine that holds it.
+        relation: the relation as a sqlglot expression (a quoted table name, or a file scan).
+        label: how people call it in messages (``orders in shop.duckdb``).
+    """
+
+    engine: Any
+    relation: exp.Expression
+    label: str
+
+
+@attrs.frozen
+class Query:
+    """One query an engine ran: its SQL and the rows it sent back."""
+
+    sql: str
+    rows: int
+
+
+def qualified(name: str) -> exp.Table:
+    """``analytics.orders`` as a table reference with every part quoted (``"analytics"."orders"``)."""
+    parts = [p for p in name.split(".")]
+    if not parts or any(not p for p in parts) or len(parts) > 3:
+        raise UsageError(error(f"'{name}' is not a table name", hint="write it as table, schema.table or "
+                                                                     "catalog.schema.table", code="binding"))
+    ids = [exp.to_identifier(p, quoted=True) for p in parts]
+    return exp.Table(this=ids[-1], db=ids[-2] if len(ids) > 1 else None, catalog=ids[-3] if len(ids) > 2 else None)
+
+
+class SqlEngine:
+    """A SQL engine a source's partials run in. Subclasses set ``name`` and ``dialect`` and implement
+    ``schema`` and ``fetch``."""
+
+    name = "sql"
+    dialect = "duckdb"
+
+    def __init__(self) -> None:
+        self.log: list[Query] = []
+
+    def schema(self, table: SqlTable) -> pa.Schema:
+        """The relation's columns, as the Arrow types the engine sends them in."""
+        raise NotImplementedError
+
+    def fetch(self, table: SqlTable, sql: str) -> pa.Table:
+        """Run one query (``sql``, generated for ``self.dialect``) and return its rows."""
+        raise NotImplementedError
+
+    def sql(self, query: exp.Expression) -> str:
+        return query.sql(dialect=self.dialect, identify=True)
+
+    def run(self, table: SqlTable, query: exp.Expression) -> pa.Table:
+        text = self.sql(query)
+        result = self.fetch(table, text)
+        self.log.append(Query(text, result.num_rows))
+        return result
+
+    def plan(self, request, table: SqlTable, schema: pa.Schema) -> sqlplan.SourcePlan:
+        return sqlplan.plan(request.tree, request.source, list(request.metrics), request.grain, list(request.by),
+                            request.params, request.registry, forms(), table.relation, schema, self.dialect,
+                            self.name, request.since, request.until)
+
+    def aggregate(self, request, table: SqlTable, counts: dict[str, int] | None = None) -> SourceAggregate:
+        source = request.source
+        schema = self.schema(table)
+        reading.check_schema(source, schema, list(request.needs))
+        plan = self.plan(request, table, schema)
+        main = _typed(self.run(table, plan.main), plan.types)
+        # Rows with no time come back as the group of no period, whatever the range: counted, then left out.
+        timeless = pc.is_null(main.column(PERIOD))
+        if counts is not None:
+            counts["null_times"] = pc.sum(pc.filter(main.column(sqlplan.ROWS), timeless)).as_py() or 0
+        main = main.drop_columns([sqlplan.ROWS])
+        if request.since is not None or request.until is not None:
+            main = main.filter(pc.invert(timeless))
+        if main.num_rows == 0:
+            raise reading.no_rows(source, request.since, request.until)
+        extra = []
+        for column, query in plan.extra:
+            result = self.run(table, query)
+            result = result.rename_columns([column if c == "__value" else c for c in result.column_names])
+            extra.append(_typed(result.select([PERIOD, *plan.dimensions, column]), plan.types))
+        return SourceAggregate(source, main, plan.calls, plan.dimensions, tuple(extra))
+
+    def problem(self, table: SqlTable, exc: Exception) -> DataError:
+        """A failed query as the user's problem: what failed, where, and what to check."""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return DataError(error(f"{self.name} could not read {table.label}: {first}",
+                               hint="check that the table and its columns exist and that you may read them",
+                               code="backend"))
+
+
+def _typed(table: pa.Table, types) -> pa.Table:
+    """The engine's columns as the Arrow backend types them (int64 sums, int32 periods …)."""
+    columns = []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        wanted = types.get(name)
+        if wanted is not None and column.type != wanted:
+            if pa.types.is_dictionary(wanted):
+                wanted = wanted.value_type
+            if pa.types.is_integer(wanted) and pa.types.is_decimal(column.type):
+                column = pc.cast(column, pa.int64())  # SUM of integers comes back as a wide decimal
+            column = pc.cast(column, wanted)
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
+
+
+def as_sql_table(binding: Any) -> SqlTable | None:
+    """A binding that lives in a SQL engine as a `SqlTable` (``None`` for Arrow data)."""
+    if isinstance(binding, SqlTable):
+        return binding
+    module = type(binding).__module__ or ""
+    if module.startswith(("duckdb", "_duckdb")) and type(binding).__name__ == "DuckDBPyRelation":
+        from .duckdb import DuckDB
+
+        return DuckDB.of_relation(binding)
+    if module.startswith("pyspark") and type(binding).__name__ == "DataFrame":
+        from .spark import Spark
+
+        return Spark.of_dataframe(binding)
+    from .bindings import is_binding, parse
+
+    if is_binding(binding):
+        return parse(binding)
+    return None
+
+
+def table_of(connection: Any, name: str) -> SqlTable:
+    module = type(connection).__module__ or ""
+    if module.startswith(("duckdb", "_duckdb")):
+        from .duckdb import DuckDB
+
+        return DuckDB(connection).table(name)
+    if module.startswith("psycopg"):
+        from .postgres import Postgres
+
+        return Postgres(connection).table(name)
+    if module.startswith("pyspark"):
+        from .spark import Spark
+
+        return Spark(connection).table(name)
+    raise UsageError(error(f"cannot read tables from a {type(connection).__name__}",
+                           hint="pass a DuckDB connection, a psycopg connection or a Spark session", code="binding"))

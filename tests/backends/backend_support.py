@@ -1,0 +1,125 @@
+"""Helpers of the backend tests: the same data loaded into each engine, and result comparison.
+
+Each engine gets the tables through its own client (DuckDB from Arrow, PostgreSQL by COPY), and the parity tests compare what the tree gives on the engine with what it
+gives on the same Arrow tables (the Arrow backend), within 1e-9 relative.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+TREES = Path(__file__).resolve().parents[2] / "trees"
+BUNDLED = sorted(p.stem for p in TREES.glob("*.tree"))
+POSTGRES_URL = os.environ.get("METRICTREE_TEST_POSTGRES_URL")
+
+
+def same_values(a, b, path="") -> list[str]:
+    """Where two results differ (beyond 1e-9 relative for floats); empty when they agree."""
+    if isinstance(a, pa.Table):
+        problems = [] if a.column_names == b.column_names else [f"{path}: columns {a.column_names} != {b.column_names}"]
+        if a.num_rows != b.num_rows:
+            return problems + [f"{path}: {a.num_rows} rows != {b.num_rows}"]
+        for name in a.column_names:
+            if name in b.column_names:
+                if a.schema.field(name).type != b.schema.field(name).type:
+                    problems.append(f"{path}.{name}: {a.schema.field(name).type} != {b.schema.field(name).type}")
+                problems += same_values(a.column(name).to_pylist(), b.column(name).to_pylist(), f"{path}.{name}")
+        return problems
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            return [f"{path}: keys {sorted(a)} != {sorted(b)}"]
+        return [p for k in a for p in same_values(a[k], b[k], f"{path}.{k}")]
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} items != {len(b)}"]
+        return [p for i, (x, y) in enumerate(zip(a, b, strict=True)) for p in same_values(x, y, f"{path}[{i}]")]
+    if isinstance(a, float) and isinstance(b, float | int) and not isinstance(b, bool):
+        if math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9):
+            return []
+        return [f"{path}: {a!r} != {b!r}"]
+    return [] if a == b or (isinstance(b, float) and same_values(b, a) == []) else [f"{path}: {a!r} != {b!r}"]
+
+
+def load_duckdb(tables: dict[str, pa.Table], timezone: str | None = None):
+    import duckdb
+    from metrictree.backends.duckdb import DuckDB
+
+    con = duckdb.connect()
+    if timezone:
+        con.sql(f"SET TimeZone = '{timezone}'")  # a constant of the tests
+    for name, table in tables.items():
+        con.register("__arrow", table)
+        con.sql(f'CREATE TABLE "{name}" AS SELECT * FROM __arrow')
+        con.unregister("__arrow")
+    engine = DuckDB(con)
+    return {name: engine.table(name) for name in tables}, engine
+
+
+_PG_TYPES = {"int64": "bigint", "int32": "integer", "double": "double precision", "string": "text",
+             "large_string": "text", "bool": "boolean", "date32[day]": "date"}
+
+
+def _pg_type(t: pa.DataType) -> str:
+    if pa.types.is_timestamp(t):
+        return "timestamptz" if t.tz else "timestamp"
+    if pa.types.is_dictionary(t):
+        return _pg_type(t.value_type)
+    return _PG_TYPES[str(t)]
+
+
+def load_postgres(tables: dict[str, pa.Table], timezone: str | None = None):
+    """Each table in a fresh schema of the test database, by COPY; bound through a read-only session."""
+    import psycopg
+    from metrictree.backends.postgres import Postgres
+    from psycopg import sql
+
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as con:
+        con.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        for name, table in tables.items():
+            target = sql.Identifier(schema, name)
+            columns = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(_pg_type(f.type)))
+                                         for f in table.schema)
+            con.execute(sql.SQL("CREATE TABLE {} ({})").format(target, columns))
+            names = sql.SQL(", ").join(sql.Identifier(n) for n in table.column_names)
+            with con.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN").format(target, names)) as copy:
+                for row in table.to_pylist():
+                    copy.write_row(tuple(row.values()))
+    engine = Postgres.connect(POSTGRES_URL, timezone=timezone)
+    return {name: engine.table(f"{schema}.{name}") for name in tables}, engine
+
+
+def load_spark(tables: dict[str, pa.Table], timezone: str | None = None):
+    """Each table as a temporary view of a local-mode session (one per process)."""
+    from metrictree.backends.spark import Spark
+
+    engine = Spark.local(timezone=timezone)
+    bound = {}
+    for name, table in tables.items():
+        view = f"t_{uuid.uuid4().hex[:10]}_{name}"
+        engine.session.createDataFrame(table).createOrReplaceTempView(view)  # pyspark ≥ 4 takes Arrow tables
+        bound[name] = engine.table(view)
+    return bound, engine
+
+
+def need(engine: str):
+    if engine == "duckdb":
+        pytest.importorskip("duckdb")
+    elif engine == "postgres":
+        pytest.importorskip("psycopg")
+        if not POSTGRES_URL:
+            pytest.skip("no PostgreSQL server: set METRICTREE_TEST_POSTGRES_URL (.ci/setup.d/30-postgres.sh does)")
+    elif engine == "spark":
+        pytest.importorskip("pyspark")
+
+
+LOADERS = {"duckdb": load_duckdb, "postgres": load_postgres, "spark": load_spark}
+ENGINES = ["duckdb", "postgres", pytest.param("spark", marks=pytest.mark.slow)]
+
+
