@@ -580,7 +580,7 @@ def _render(doc: list, width: int) -> str:
                 stack.append((indent, _FLAT if flat else _BREAK, d.parts))
     while lines and not lines[-1].strip():
         lines.pop()
-    return "\n".join(line.rstrip() for line in lines) + "\n"
+    return "\n".join(line.rstrip() for line in lines) + "\n" if lines else ""
 
 
 def _fits(parts: list, rest: list, width: int) -> bool:

@@ -107,8 +107,15 @@ def _collect(module: s.Module, library: str | None, symbols: dict[str, Symbol],
                         known[name] = None
             case s.ParamDef():
                 symbols.setdefault(st.name, Symbol("param", st.name, st, st.span, library))
-            case s.IncludeStmt() | s.ImportStmt():
+            case s.IncludeStmt():
                 later.append(st)
+            case s.ImportStmt():
+                later.append(st)
+                for binding in getattr(st, "bindings", ()):
+                    for column in binding.columns:
+                        for node in s.walk(column.expr):
+                            if isinstance(node, s.Column):
+                                columns.setdefault(node.source, {})[node.column] = None
     for st in later:
         if isinstance(st, s.IncludeStmt):
             target = include_path(module, st)

@@ -214,6 +214,11 @@ def test_a_comment_after_a_statement_does_not_break_its_block():
         "metric revenue = sum(orders.amount) { unit RUB }  # paid only\nmetric x = f(\n    a,  # why\n    b\n)\n")
 
 
+def test_an_empty_file_stays_empty_and_the_last_line_ends():
+    assert formatting.format_text("") == formatting.format_text("\n \n") == ""
+    assert formatting.format_text("metric x = 1") == "metric x = 1\n"
+
+
 def test_blank_lines_are_kept_but_never_more_than_one():
     text = "\n\n# a\n\n\n\nsource orders { time t }\n\n\n\nmetric r = sum(orders.amount)\n\n\n"
     assert formatting.format_text(text) == "# a\n\nsource orders { time t }\n\nmetric r = sum(orders.amount)\n"

@@ -133,6 +133,14 @@ def test_diagnostics_are_what_check_prints(tmp_path):
             lsp.TextDocumentIdentifier(uri), lsp.Position(9, 17))), TIMEOUT)
         assert "revenue = sum(invoices.Quantity * invoices.UnitPrice)" in hover.contents.value
         assert "from the library `crm`" in hover.contents.value
+        # Completion after `invoices.` offers the columns the bindings read.
+        client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+            lsp.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            [lsp.TextDocumentContentChangeWholeDocument(BOUND + "metric lines = count(invoices.")]))
+        await next_diagnostics(uri)
+        result = await asyncio.wait_for(client.text_document_completion_async(
+            lsp.CompletionParams(lsp.TextDocumentIdentifier(uri), lsp.Position(10, 30))), TIMEOUT)
+        assert {"InvoiceDate", "CustomerID", "Quantity", "UnitPrice"} <= {item.label for item in result.items}
 
     _run(body, tmp_path)
 
