@@ -12,8 +12,10 @@ import functools
 import importlib.resources
 import re
 
+import attrs
 import lark
-from lark import Lark, Token, Transformer, v_args
+import lark.grammar
+from lark import Lark, Token
 from lark.lexer import PatternStr
 
 from . import syntax as s
@@ -24,8 +26,9 @@ from .errors import Diagnostic, SourceFile, Span, TreeSyntaxError, did_you_mean,
 def grammar() -> Lark:
     text = importlib.resources.files("metrictree.grammars").joinpath("metrictree.lark").read_text("utf-8")
     # cache=True: the LALR tables are computed once per grammar and lark version, then loaded from a file in
-    # the temporary folder (a third of the start-up of `metrictree check` otherwise).
-    return Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=True)
+    # the temporary folder (a third of the start-up of `metrictree check` otherwise). Positions are tracked by
+    # `_Reduce`, which builds syntax nodes as the parser reduces, so lark builds no parse tree.
+    return Lark(text, parser="lalr", maybe_placeholders=True, cache=True)
 
 
 MAX_NESTING = 200
@@ -38,33 +41,171 @@ INT64 = 2**63
 def parse(text: str, filename: str = "<string>") -> s.Module:
     """Parse one tree file. Raises `TreeSyntaxError` with a friendly diagnostic."""
     source = SourceFile(filename, text)
+    build = _Build(source)
+    parser = grammar().parse_interactive(text)
+    # The LALR parser calls these at each reduction: syntax nodes are built as the text is read, with no
+    # lark parse tree in between (half the time of a big file went to building and walking that tree).
+    parser.parser_state.parse_conf.callbacks = {plan.rule: _Reduce(plan, build) for plan in _plans()}
     try:
-        tree = grammar().parse(text)
+        start = parser.resume_parse()
     except lark.exceptions.UnexpectedInput as exc:
         raise TreeSyntaxError(_diagnose(exc, source)) from None
-    except lark.exceptions.VisitError as exc:  # pragma: no cover - transformer bugs are ours
-        raise exc.orig_exc from None
-    _check_nesting(tree, source)
-    try:
-        return s.Module(tuple(_Build(source).transform(tree).children), source)
-    except lark.exceptions.VisitError as exc:
-        if isinstance(exc.orig_exc, TreeSyntaxError):
-            raise exc.orig_exc from None
-        raise
+    # A syntax error anywhere comes first, then too-deep nesting, then the first other problem in the text.
+    if build.too_deep or build.problem:
+        raise build.too_deep or build.problem
+    return s.Module(tuple(start.value.children), source)
 
 
-def _check_nesting(tree: lark.Tree, source: SourceFile) -> None:
-    """A `TreeSyntaxError` at the first construct nested deeper than `MAX_NESTING` (walked without recursion)."""
-    stack = [(tree, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_NESTING:
-            raise TreeSyntaxError(error(
-                f"this expression nests more than {MAX_NESTING} levels deep", _span(source, node.meta),
+# --------------------------------------------------------------------------- reductions
+
+
+@attrs.frozen
+class _Plan:
+    """How one grammar rule's matched symbols become the arguments of a `_Build` method.
+
+    The same filtering lark applies when it builds a tree: anonymous tokens (keywords, punctuation) are
+    dropped, ``_rules`` are inlined into their parent, ``[optional]`` parts left out become ``None``, and a
+    ``?rule`` with one child is that child.
+    """
+
+    rule: lark.grammar.Rule
+    name: str
+    keep: tuple[tuple[int, bool, int], ...]  # (index, inline it, Nones to add before it)
+    trailing: int  # Nones to add at the end
+    expand1: bool
+    inlined: bool
+    adds_depth: bool
+
+
+@functools.lru_cache(maxsize=1)
+def _plans() -> tuple[_Plan, ...]:
+    plans = []
+    for rule in grammar().rules:
+        empty = rule.options.empty_indices
+        # empty_indices marks, between the symbols, where a left-out [optional] part stood.
+        gaps = [len(ones) for ones in "".join(str(int(b)) for b in empty).split("0")] if empty else \
+            [0] * (len(rule.expansion) + 1)
+        keep, pending = [], 0
+        for i, symbol in enumerate(rule.expansion):
+            pending += gaps[i]
+            if rule.options.keep_all_tokens or not (symbol.is_term and symbol.filter_out):
+                keep.append((i, not symbol.is_term and symbol.name.startswith("_"), pending))
+                pending = 0
+        name = rule.alias or rule.options.template_source or rule.origin.name
+        plans.append(_Plan(rule, str(name), tuple(keep), pending + gaps[len(rule.expansion)],
+                           bool(rule.options.expand1 and not rule.alias), str(rule.origin.name).startswith("_"),
+                           name != "arguments"))
+    return tuple(plans)
+
+
+class _Node:
+    """A reduced rule on the parser's stack: its value and where it was written.
+
+    ``line``…``end_column`` are the construct's own span; ``c*`` is its container, which grows to take in
+    the brackets around a ``(sub-expression)``. These are the positions lark's ``propagate_positions``
+    gives, so spans are the same as when a lark tree was built and transformed.
+    """
+
+    __slots__ = ("value", "empty", "line", "column", "end_line", "end_column", "cline", "ccolumn",
+                 "cend_line", "cend_column", "depth")
+
+
+def _start(children: list) -> tuple[int, int] | None:
+    for child in children:
+        if child.__class__ is _Node:
+            if not child.empty:
+                return child.cline, child.ccolumn
+        elif isinstance(child, Token):
+            return child.line, child.column
+    return None
+
+
+def _end(children: list) -> tuple[int, int] | None:
+    for child in reversed(children):
+        if child.__class__ is _Node:
+            if not child.empty:
+                return child.cend_line, child.cend_column
+        elif isinstance(child, Token):
+            return child.end_line, child.end_column
+    return None
+
+
+class _Reduce:
+    """The callback for one rule: filter the matched symbols, track positions and depth, call `_Build`."""
+
+    __slots__ = ("plan", "build", "method", "keep", "trailing", "passthrough")
+
+    def __init__(self, plan: _Plan, build: _Build):
+        self.plan = plan
+        self.build = build
+        self.keep = plan.keep
+        self.trailing = plan.trailing
+        self.method = None if plan.inlined else getattr(build, plan.name, None)
+        # A one-symbol ?rule (sum: term) passes its child up unchanged: most reductions are these.
+        self.passthrough = plan.expand1 and len(plan.rule.expansion) == 1 and plan.keep == ((0, False, 0),) \
+            and not plan.trailing
+
+    def __call__(self, children: list):
+        if self.passthrough:
+            return children[0]
+        filtered: list = []
+        for i, inline, nones in self.keep:
+            if nones:
+                filtered += [None] * nones
+            if inline:
+                if filtered:
+                    filtered += children[i].value
+                else:  # left recursion (statement*): grow the one list instead of copying it
+                    filtered = children[i].value
+            else:
+                filtered.append(children[i])
+        if self.trailing:
+            filtered += [None] * self.trailing
+        start, end = _start(children), _end(children)
+        if self.plan.expand1 and len(filtered) == 1:
+            child = filtered[0]
+            if child.__class__ is _Node:
+                if child.empty and start is not None:
+                    child.line, child.column = start
+                    child.end_line, child.end_column = end
+                    child.empty = False
+                if start is not None:
+                    child.cline, child.ccolumn = start
+                    child.cend_line, child.cend_column = end
+            return child
+        node = _Node()
+        depth = 0
+        for child in children:  # not `filtered`: an inlined child already holds the depth of what it inlines
+            if child.__class__ is _Node and child.depth > depth:
+                depth = child.depth
+        if self.plan.inlined:
+            node.depth = depth
+        else:
+            node.depth = depth = depth + self.plan.adds_depth
+        if start is None:
+            node.empty = True
+        else:
+            node.empty = False
+            node.line, node.column = node.cline, node.ccolumn = start
+            node.end_line, node.end_column = node.cend_line, node.cend_column = end
+        build = self.build
+        if depth > MAX_NESTING + 1 and build.too_deep is None:
+            build.too_deep = TreeSyntaxError(error(
+                f"this expression nests more than {MAX_NESTING} levels deep", build._sp(node),
                 "split it into metrics of their own (metric part = …), or shorten a very long sum", "too-deep"))
-        # A call's argument list is part of the call: abs(abs(x)) nests two levels, not four.
-        stack.extend((child, depth + (child.data != "arguments")) for child in node.children
-                     if isinstance(child, lark.Tree))
+        if self.plan.inlined:
+            node.value = filtered
+        elif build.too_deep or build.problem:
+            # The file is already wrong: only read on, so that a later syntax error is still the one reported.
+            node.value = None
+        else:
+            values = [c.value if c.__class__ is _Node else c for c in filtered]
+            try:
+                node.value = self.method(node, values) if self.method is not None else lark.Tree(self.plan.name,
+                                                                                                 values)
+            except TreeSyntaxError as exc:
+                build.problem = exc
+        return node
 
 
 # --------------------------------------------------------------------------- syntax nodes
@@ -107,13 +248,16 @@ def _excerpt(text: str, limit: int = 24) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-@v_args(meta=True)
-class _Build(Transformer):
-    """Lark parse tree → syntax nodes. One small method per grammar alias."""
+class _Build:
+    """Matched grammar rules → syntax nodes. One small method per grammar alias, given the rule's position
+    (``meta``: line, column, end_line, end_column) and its children, already built."""
 
     def __init__(self, source: SourceFile):
-        super().__init__()
         self.source = source
+        # The first problems met while building (a number too large, a source bound twice, too deep),
+        # raised once the whole file has parsed.
+        self.too_deep: TreeSyntaxError | None = None
+        self.problem: TreeSyntaxError | None = None
 
     def _sp(self, meta) -> Span | None:
         return None if getattr(meta, "empty", False) else _span(self.source, meta)
