@@ -21,14 +21,14 @@ from pathlib import Path
 import attrs
 import networkx as nx
 
-from . import binding
+from . import binding, stack
 from . import syntax as s
 from .errors import CompileError, Diagnostic, Span, did_you_mean, error, warning
 from .functions import Aggregate, Registry, Scalar
 from .includes import MAX_INCLUDE_DEPTH, read_tree_file, resolve_include
 from .model import DIRECTIONS, GRAINS, LEVELS, SEVERITIES, Alert, Link, Metric, Param, Source, Target
 from .tree import Tree
-from .parsing import parse
+from .parsing import collector_paused, parse
 from .pluginmanager import registry as default_registry
 
 # ``unit currency`` (how the libraries mark money): the tree's ``currency``, or no unit when it names none.
@@ -493,20 +493,23 @@ class _Resolver:
                       external=bool(meta.get("external", False)), library=library, span=st.name_span)
         if st.formula is None:
             return Metric(st.name, "group", **common)
-        aggregates = [n for n in s.walk(st.formula) if self.is_aggregate_call(n)]
+        nodes = list(s.walk(st.formula))  # walked once, read by every check below
+        aggregates = [n for n in nodes if isinstance(n, s.Call) and self.is_aggregate_call(n)]
         if aggregates:
             source = self.base(st, aggregates)
-            return Metric(st.name, "base", st.formula, source, st.where, params=self.params_of(st), **common)
+            return Metric(st.name, "base", st.formula, source, st.where, params=self.params_of(st, nodes),
+                          **common)
         if st.where is not None:
             self.problems.append(error(
                 f"'where' filters rows of a source, but '{st.name}' is a formula over metrics", st.where.span,
                 "put the filter on the base metrics it uses (metric x = sum(orders.amount) where …)", "where"))
-        inputs, shifts = self.derived(st)
-        return Metric(st.name, "derived", st.formula, inputs=inputs, shifts=shifts, params=self.params_of(st),
-                      **common)
+        inputs, shifts = self.derived(st, nodes)
+        return Metric(st.name, "derived", st.formula, inputs=inputs, shifts=shifts,
+                      params=self.params_of(st, nodes), **common)
 
-    def params_of(self, st: s.MetricDef) -> tuple[str, ...]:
-        nodes = list(s.walk(st.formula)) + (list(s.walk(st.where)) if st.where else [])
+    def params_of(self, st: s.MetricDef, nodes: list[s.Expr]) -> tuple[str, ...]:
+        if st.where:
+            nodes = nodes + list(s.walk(st.where))
         return tuple(dict.fromkeys(n.name for n in nodes if isinstance(n, s.Name) and n.name in self.decl.params))
 
     # -- base metrics: aggregations over one source
@@ -592,10 +595,10 @@ class _Resolver:
                                        "test for missing values with 'is null' or 'is not null'", "null-compare"))
 
     # -- derived metrics: formulas over metrics
-    def derived(self, st: s.MetricDef) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]]:
+    def derived(self, st: s.MetricDef, nodes: list[s.Expr]) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]]:
         inputs: dict[str, None] = {}
         shifts: dict[tuple[str, int], None] = {}
-        for node in s.walk(st.formula):
+        for node in nodes:
             match node:
                 case s.Name(name=name):
                     if name in self.decl.metrics:
@@ -943,6 +946,12 @@ def _alerts(decl: _Declarations, metrics: dict[str, Metric], dims: set[str], res
 def compile_module(module: s.Module, registry: Registry | None = None, file: str | None = None,
                    include_paths: Sequence[str | os.PathLike] = ()) -> Tree:
     """Run every pass over a parsed module; raise `CompileError` listing every error found."""
+    with collector_paused():
+        return _compile_module(module, registry, file, include_paths)
+
+
+def _compile_module(module: s.Module, registry: Registry | None, file: str | None,
+                    include_paths: Sequence[str | os.PathLike]) -> Tree:
     registry = registry or default_registry()
     problems: list[Diagnostic] = []
     imports = _Imports()
@@ -964,6 +973,7 @@ def compile_module(module: s.Module, registry: Registry | None = None, file: str
     if not metrics and not any(p.severity == "error" for p in problems):
         start = Span(module.source, 1, 1, 1, 2) if module.source is not None else None
         problems.append(error("the tree defines no metrics", start, "add at least one `metric name = …`", "empty"))
+    _room_for_depth(graph, metrics, problems)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise CompileError(sorted(problems, key=_position))
@@ -973,6 +983,20 @@ def compile_module(module: s.Module, registry: Registry | None = None, file: str
                 params=dict(decl.params), metrics=metrics, links=tuple(links), targets=tuple(targets),
                 alerts=tuple(alerts), graph=graph, warnings=tuple(sorted(problems, key=_position)), file=file,
                 dimensions=tuple(dict.fromkeys(d for src in decl.sources.values() for d in src.dimensions)))
+
+
+def _room_for_depth(graph: nx.DiGraph, metrics: dict[str, Metric], problems: list[Diagnostic]) -> None:
+    """Refuse chains deeper than `stack.MAX_DEPTH`; make room on the call stack for the deep ones allowed."""
+    if not nx.is_directed_acyclic_graph(graph):
+        return  # cycles are reported by _graph
+    path = nx.dag_longest_path(graph)
+    depth = len(path)
+    if depth > stack.MAX_DEPTH:
+        problems.append(error(f"'{path[0]}' sits on a chain of {depth} metrics, deeper than the {stack.MAX_DEPTH} "
+                              "allowed", metrics[path[0]].span,
+                              "group the chain's steps into fewer metrics (a sum of terms in one formula)", "too-deep"))
+    elif depth > 100:
+        stack.make_room(depth)
 
 
 def _position(d: Diagnostic) -> tuple:

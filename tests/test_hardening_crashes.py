@@ -84,6 +84,46 @@ def test_deep_valid_trees_compile_and_evaluate(depth):
     assert tree.simulate(DATA, {"revenue": "+10%"}).effects
 
 
+def _chain(depth: int) -> str:
+    """``metric m0 = m1 + revenue`` … ``metric m{depth-1} = revenue``: a valid tree ``depth`` metrics deep."""
+    return SOURCE + "".join(f"metric m{i} = m{i + 1} + revenue\n" for i in range(depth - 1)) + \
+        f"metric m{depth - 1} = revenue {{ level strategic }}\n"
+
+
+@pytest.mark.parametrize("depth", [1000, 3000])
+def test_deep_chains_explain_report_and_render(depth, tmp_path):
+    tree = metrictree.loads(_chain(depth))
+    explanation = tree.explain(DATA, "m0", "2026-01", "2026-02")
+    # Every level adds one 'revenue' (1 → 6): the change is depth × 5, split exactly down the chain.
+    assert explanation.change == pytest.approx(depth * 5.0)
+    assert explanation.residual == pytest.approx(0.0, abs=1e-6)
+    assert explanation.to_markdown() and explanation.to_dict()["drivers"]
+    assert tree.status(DATA) is not None
+    assert tree.simulate(DATA, {"revenue": "+10%"}).effects
+
+    tree_file, data_file = tmp_path / "deep.tree", tmp_path / "orders.csv"
+    tree_file.write_text(_chain(depth), "utf-8")
+    data_file.write_text("d,region,amount\n2026-01-05,North,1\n2026-02-05,South,2\n2026-02-09,North,4\n",
+                         "utf-8")
+    data = ["--data", f"orders={data_file}"]
+    for args in (["explain", "--metric", "m0"], ["explain", "--metric", "m0", "--format", "markdown"],
+                 ["explain", "--metric", "m0", "--format", "json"], ["status"],
+                 ["whatif", "--set", "revenue=+10%"], ["report", "--metric", "m0", "-o", str(tmp_path / "r.html")]):
+        result = _runner().invoke(main, [args[0], str(tree_file), *data, *args[1:]])
+        assert result.exit_code == 0, (args, result.output, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert (tmp_path / "r.html").stat().st_size > 0
+
+
+def test_a_chain_deeper_than_the_limit_is_a_located_error():
+    from metrictree.stack import MAX_DEPTH
+
+    text = "".join(f"metric m{i} = m{i + 1} + 1\n" for i in range(MAX_DEPTH)) + f"metric m{MAX_DEPTH} = 1\n"
+    with pytest.raises(CompileError, match=f"chain of {MAX_DEPTH + 1} metrics") as info:
+        metrictree.loads(text)
+    _located(info.value, 1)
+
+
 # --------------------------------------------------------------------------- 3, 4, 12: numbers and formats
 
 
