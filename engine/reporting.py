@@ -1384,6 +1384,19 @@ def tree_markdown(tree: Tree) -> str:
 # --------------------------------------------------------------------------- from data
 
 
+def _reading(tree: Tree, sources: Sequence[str]) -> set[str]:
+    """The metrics whose formulas read one of ``sources``, however indirectly (one walk up the graph, not one
+    walk down per metric: trees may be thousands of metrics deep)."""
+    stack = [n for n, m in tree.metrics.items() if m.kind == "base" and m.source in sources]
+    found: set[str] = set()
+    while stack:
+        name = stack.pop()
+        if name not in found:
+            found.add(name)
+            stack.extend(p for p, _, kind in tree.graph.in_edges(name, data="kind") if kind == "formula")
+    return found
+
+
 def report(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | None = None,
            current: str | None = None, by: Sequence[str] | str | None = None,
            params: Mapping[str, Any] | None = None, top: int | None = None, engine: str = "auto",
@@ -1396,15 +1409,14 @@ def report(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | Non
     explanation = tree.explain(data, metric, baseline, current, by=by, params=params, top=top, grain=grain)
     last = explanation.current.period.partition("..")[2] or explanation.current.period
     missing = [name for name in tree.sources if name not in data]
-    readable = [name for name, m in tree.metrics.items() if m.kind != "group" and not any(
-        tree.metrics[r].source in missing for r in tree.requirements([name]) if tree.metrics[r].kind == "base")]
+    blocked = _reading(tree, missing)
+    readable = [name for name, m in tree.metrics.items() if m.kind != "group" and name not in blocked]
     # One evaluation of the history, for the sparklines and for the status's rules on the whole data (the
     # hidden metrics its alerts are judged by included): the status does not evaluate it again.
     ruled = bool(tree.targets or tree.alerts)
     augmented, rule_metrics = rules.with_rule_metrics(tree) if ruled else (tree, [])
-    readable += [name for name in rule_metrics if not any(
-        augmented.metrics[r].source in missing for r in augmented.requirements([name])
-        if augmented.metrics[r].kind == "base")]
+    blocked = _reading(augmented, missing) if rule_metrics else blocked
+    readable += [name for name in rule_metrics if name not in blocked]
     history = evaluate(augmented, data, grain=grain, params=params, end=last, metrics=readable) if readable else None
     status, notes = None, []
     if ruled:
