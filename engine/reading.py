@@ -15,8 +15,10 @@ and the tree line that needs it.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,7 +82,33 @@ def _format_of(path: Path) -> str:
     return fmt
 
 
-def _dataset(path: Path, dictionary_columns: list[str]) -> ds.Dataset:
+_ENCODING = re.compile(r"(?P<path>.+)\?encoding=(?P<encoding>[A-Za-z0-9_.:-]+)")
+
+
+def _path_and_encoding(value: str | os.PathLike, source: Source) -> tuple[Path, str | None]:
+    """``orders.csv?encoding=cp1251`` → the file and the text encoding of a CSV file (default UTF-8).
+
+    A file whose name really ends in ``?encoding=…`` is read as named.
+    """
+    text = os.fspath(value)
+    match = _ENCODING.fullmatch(text) if isinstance(text, str) else None
+    if match is None or Path(text).expanduser().exists():
+        return Path(text).expanduser(), None
+    path, encoding = Path(match["path"]).expanduser(), match["encoding"]
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(error(f"source '{source.name}': unknown text encoding '{encoding}' in {text}", source.span,
+                              "name a Python codec, e.g. ?encoding=cp1251, ?encoding=latin-1 or ?encoding=utf-16",
+                              "encoding")) from None
+    if path.exists() and _format_of(path) != "csv":
+        raise DataError(error(f"source '{source.name}': ?encoding= applies to CSV files only, not {path}",
+                              source.span, "Parquet and Arrow files store their text as UTF-8; drop ?encoding=",
+                              "encoding"))
+    return path, encoding
+
+
+def _dataset(path: Path, dictionary_columns: list[str], encoding: str | None = None) -> ds.Dataset:
     import pyarrow.dataset as ds  # imported when a file is read (it takes a while, and imports pandas)
 
     fmt = _format_of(path)
@@ -90,7 +118,8 @@ def _dataset(path: Path, dictionary_columns: list[str]) -> ds.Dataset:
         import pyarrow.csv as csv
 
         delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-        file_format = ds.CsvFileFormat(parse_options=csv.ParseOptions(delimiter=delimiter))
+        file_format = ds.CsvFileFormat(parse_options=csv.ParseOptions(delimiter=delimiter),
+                                       read_options=csv.ReadOptions(encoding=encoding or "utf8"))
     else:
         file_format = ds.IpcFileFormat()
     try:
@@ -136,12 +165,12 @@ def as_arrow(value: Any, source: Source, dictionary_columns: list[str]) -> pa.Ta
     if isinstance(value, pa.RecordBatch):
         return _without_views(pa.Table.from_batches([value]))
     if isinstance(value, str | os.PathLike):
-        path = Path(value).expanduser()
+        path, encoding = _path_and_encoding(value, source)
         if not path.exists():
             raise DataError(error(f"no data file for source '{source.name}' at {path}", source.span,
                                   "check the path given for this source", "no-data"))
         try:
-            return _dataset(path, dictionary_columns)
+            return _dataset(path, dictionary_columns, encoding)
         except DataError as exc:  # name the source the file was given for
             first = exc.diagnostics[0]
             raise DataError(attrs.evolve(first, message=f"source '{source.name}': {first.message}",
@@ -285,8 +314,8 @@ def _check_text(source: Source, arrow: pa.Table | ds.Dataset, needs: list[Need])
             raise DataError(error(
                 f"the column '{need.column}' of source '{source.name}' in {files[0]} is not UTF-8 text "
                 f"({need.why})", need.span,
-                "save the file as UTF-8 (e.g. iconv -f cp1251 -t utf-8 in.csv > out.csv), or read it yourself with "
-                "pyarrow.csv.ReadOptions(encoding=...) and pass the table", "encoding"))
+                f"name its encoding after the path: --data {source.name}={files[0]}?encoding=cp1251 (any Python "
+                "codec; the same in the Python API), or save the file as UTF-8", "encoding"))
 
 
 def _csv_type(dataset: ds.FileSystemDataset, file: str, column: str) -> pa.DataType:

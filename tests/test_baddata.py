@@ -137,3 +137,36 @@ def test_nan_and_infinity_become_nulls_with_a_reason(tmp_path):
     assert {n["reason"] for n in document["nulls"]} == {
         "not a finite number (NaN or infinity in the data, or a float overflow)"}
     assert [n["rows"] for n in document["nulls"]] == [2]
+
+
+# --------------------------------------------------------------------------- naming a CSV file's encoding
+
+
+def test_a_cp1251_csv_reads_when_its_encoding_is_named(tmp_path):
+    result = _run(tmp_path, "cp1251.csv?encoding=cp1251")
+    assert result.exit_code == 0, result.stderr
+    # Independently: Python's own codec over the raw bytes.
+    rows = [line.split(",") for line in (CORPUS / "cp1251.csv").read_bytes().decode("cp1251").splitlines()[1:]]
+    assert _months(result) == {(d[:7], region): float(amount) for d, region, amount in rows} == {
+        ("2026-01", "Москва"): 10.0, ("2026-02", "Казань"): 20.0}
+
+
+def test_the_encoding_is_a_python_api_parameter_too():
+    import metrictree
+
+    tree = metrictree.loads(TREE)
+    table = tree.evaluate({"orders": f"{CORPUS / 'cp1251.csv'}?encoding=cp1251"}, by="region")
+    found = zip(table.column("period").to_pylist(), table.column("region").to_pylist(),
+                table.column("revenue").to_pylist(), strict=True)
+    assert sorted(row for row in found if row[2]) == [("2026-01", "Москва", 10), ("2026-02", "Казань", 20)]
+
+
+@pytest.mark.parametrize("data, words", [
+    ("cp1251.csv?encoding=klingon", ["source 'orders'", "unknown text encoding 'klingon'", "cp1251"]),
+    ("good.parquet?encoding=cp1251", ["source 'orders'", "CSV files only", "good.parquet"]),
+])
+def test_a_wrong_encoding_option_says_why(tmp_path, data, words):
+    result = _run(tmp_path, data)
+    assert result.exit_code == 1, result.stdout
+    for word in words:
+        assert word in result.stderr, (word, result.stderr)
