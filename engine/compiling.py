@@ -973,7 +973,7 @@ def _compile_module(module: s.Module, registry: Registry | None, file: str | Non
     if not metrics and not any(p.severity == "error" for p in problems):
         start = Span(module.source, 1, 1, 1, 2) if module.source is not None else None
         problems.append(error("the tree defines no metrics", start, "add at least one `metric name = …`", "empty"))
-    _room_for_depth(graph, metrics, problems)
+    _room_for_depth(graph)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise CompileError(sorted(problems, key=_position))
@@ -985,18 +985,12 @@ def _compile_module(module: s.Module, registry: Registry | None, file: str | Non
                 dimensions=tuple(dict.fromkeys(d for src in decl.sources.values() for d in src.dimensions)))
 
 
-def _room_for_depth(graph: nx.DiGraph, metrics: dict[str, Metric], problems: list[Diagnostic]) -> None:
-    """Refuse chains deeper than `stack.MAX_DEPTH`; make room on the call stack for the deep ones allowed."""
-    if not nx.is_directed_acyclic_graph(graph):
-        return  # cycles are reported by _graph
-    path = nx.dag_longest_path(graph)
-    depth = len(path)
-    if depth > stack.MAX_DEPTH:
-        problems.append(error(f"'{path[0]}' sits on a chain of {depth} metrics, deeper than the {stack.MAX_DEPTH} "
-                              "allowed", metrics[path[0]].span,
-                              "group the chain's steps into fewer metrics (a sum of terms in one formula)", "too-deep"))
-    elif depth > 100:
-        stack.make_room(depth)
+def _room_for_depth(graph: nx.DiGraph) -> None:
+    """Make room on the call stack for the stages that follow a chain of drivers (`metrictree.stack`)."""
+    if nx.is_directed_acyclic_graph(graph):  # cycles are reported by _graph
+        depth = nx.dag_longest_path_length(graph) + 1
+        if depth > 100:
+            stack.make_room(depth)
 
 
 def _position(d: Diagnostic) -> tuple:

@@ -29,7 +29,7 @@ import attrs
 import networkx as nx
 import pyarrow as pa
 
-from . import periods
+from . import periods, stack
 from . import syntax as s
 from .decomposing import Decomposer
 from .drilling import Part, RootCause, Segment, drill, ratio_parts
@@ -258,6 +258,7 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
         raise UsageError(error(f"'{metric}' is a grouping node with no formula: it has no value to explain",
                                hint="explain one of its drivers: " + ", ".join(tree.drivers(metric)),
                                code="group-metric"))
+    _check_depth(tree, metric)
     every_dimension = by is None
     by = normalise_by(tree, list(tree.dimensions) if by is None else by)
     values_of_params = resolve_params(tree, params)
@@ -327,6 +328,17 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     return Explanation(tree.name, metric, m.title, m.unit, m.direction, PeriodValue(b_label, root_b),
                        PeriodValue(c_label, root_c), change, change / abs(root_b) if root_b else None,
                        tuple(drivers), root_causes, residual, tuple(by), notes, method, root_segments, reason, mix)
+
+
+def _check_depth(tree: Tree, metric: str) -> None:
+    """Explain follows the drivers one level per call: refuse chains deeper than `stack.MAX_DEPTH`."""
+    below = tree.graph.subgraph([metric, *nx.descendants(tree.graph, metric)])
+    depth = nx.dag_longest_path_length(below) + 1
+    if depth > stack.MAX_DEPTH:
+        raise UsageError(error(
+            f"'{metric}' sits on top of a chain of {depth} metrics; explain follows at most {stack.MAX_DEPTH}",
+            tree.metrics[metric].span, "explain a metric further down the chain, or group the chain's steps into "
+            "fewer metrics (one formula can sum many terms)", "too-deep"))
 
 
 @attrs.define

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import metrictree
 from metrictree.cli import main
-from metrictree.errors import CompileError, DataError, MetrictreeError, TreeSyntaxError
+from metrictree.errors import CompileError, DataError, MetrictreeError, TreeSyntaxError, UsageError
 from metrictree.parsing import MAX_NESTING
 from metrictree.sample import sample_data
 
@@ -120,13 +120,15 @@ def test_deep_chains_on_the_command_line(depth, tmp_path, monkeypatch):
     assert "m999" in (tmp_path / "r.html").read_text("utf-8")
 
 
-def test_a_chain_deeper_than_the_limit_is_a_located_error():
+def test_a_chain_deeper_than_explain_follows_compiles_and_is_refused_clearly():
     from metrictree.stack import MAX_DEPTH
 
-    text = "".join(f"metric m{i} = m{i + 1} + 1\n" for i in range(MAX_DEPTH)) + f"metric m{MAX_DEPTH} = 1\n"
-    with pytest.raises(CompileError, match=f"chain of {MAX_DEPTH + 1} metrics") as info:
-        metrictree.loads(text)
-    _located(info.value, 1)
+    tree = metrictree.loads(_chain(MAX_DEPTH))  # m0 … m9999, then revenue: 10,001 metrics deep
+    assert tree.evaluate(DATA, metrics=["m0"]).column("m0").to_pylist() == [MAX_DEPTH * 1.0, MAX_DEPTH * 6.0]
+    with pytest.raises(UsageError, match=f"chain of {MAX_DEPTH + 1} metrics; explain follows at most") as info:
+        tree.explain(DATA, "m0", "2026-01", "2026-02")
+    _located(info.value, 3)
+    assert tree.explain(DATA, f"m{MAX_DEPTH - 10}", "2026-01", "2026-02").change == pytest.approx(50.0)
 
 
 # --------------------------------------------------------------------------- 3, 4, 12: numbers and formats
