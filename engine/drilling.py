@@ -365,12 +365,20 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
     split_by: dict[tuple[str, int], list[str]] = {}
     counting = [n for n in names if not is_additive(tree.metrics[n]) and _counts_entities(tree.metrics[n], registry)]
     prefetched: dict[tuple[str, ...], Any] = {}
-    # One pass by every dimension, its counts rolled up to fewer dimensions (`rollup`), where it can be.
-    fine = rollup.fine_pass(tree, data, registry, dims, names, counting, grain, params,
-                            periods.label(start, grain), periods.label(hi, grain)) if counting else None
+    # One pass by every dimension, its counts rolled up to fewer dimensions (`rollup`), where it can be: a
+    # count that looks back (churned) reads every row whatever the periods, so that one pass serves the
+    # checks and every set of dimensions; distinct counts alone read only the compared periods for the
+    # checks (one pass for all of them), then the history by the dimensions where each adds up.
+    fine = checks = None
+    if counting and looks_back(tree, counting, registry):
+        fine = checks = rollup.fine_pass(tree, data, registry, dims, names, counting, grain, params,
+                                         periods.label(start, grain), periods.label(hi, grain))
+    elif counting:
+        checks = rollup.fine_pass(tree, data, registry, dims, counting, counting, grain, params,
+                                  periods.label(compared, grain), periods.label(hi, grain))
     if counting:
-        if fine is not None:
-            whole = fine.table
+        if checks is not None:
+            whole = checks.table
         elif looks_back(tree, counting, registry):
             # What looks back (churned customers) reads its rows from the start whatever the periods: the
             # check reads the grouped pass over the history, which step 2 then does not repeat.
@@ -379,6 +387,9 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
         else:
             whole = sliced(tree, registry, dims, counting, compared).table
         per_dimension: dict[str, pa.Table] = {}
+        # The checks read the compared periods only (each offset's).
+        checked = [(a + offset, b + offset) for offset in dict.fromkeys(o for n, o in wanted if n in counting)
+                   for a, b in spans]
         for name, offset in wanted:
             if name not in counting:
                 continue
@@ -390,7 +401,7 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
             exact_dims = []
             for dim in dims:
                 if dim not in per_dimension:
-                    per_dimension[dim] = fine.rolled([dim], counting) if fine is not None else \
+                    per_dimension[dim] = checks.rolled([dim], counting, checked) if checks is not None else \
                         sliced(tree, registry, [dim], counting, compared).table
                 if _adds_up(_leaf_table(per_dimension[dim], [dim], name, at, [], grain), totals):
                     exact_dims.append(dim)

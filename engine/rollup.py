@@ -42,6 +42,7 @@ class _Held:
     presence: Presence
     reduce: Any
     empty: Any
+    local: bool  # a period's count reads that period's triples only (no look-back: count_distinct)
 
 
 @attrs.frozen(eq=False)
@@ -66,14 +67,18 @@ class Fine:
     grain: str
     _merges: dict = attrs.field(factory=dict, init=False, repr=False)
 
-    def rolled(self, to: Sequence[str], names: Sequence[str]) -> pa.Table:
+    def rolled(self, to: Sequence[str], names: Sequence[str],
+               within: Sequence[tuple[int, int]] | None = None) -> pa.Table:
         """The counts ``names`` by the dimensions ``to`` (a subset of `dims`), laid out as `evaluate` lays
-        them: every period of the pass × every slice of ``to`` the pass has, the empty value where a slice
-        has no triple."""
+        them: every period of the pass (or only those ``within`` these ranges of period indices) × every
+        slice of ``to`` the pass has, the empty value where a slice has no triple."""
         to = list(to)
-        if to == list(self.dims):
+        if to == list(self.dims) and within is None:
             return self.table.select(["period", *to, *names])
         labels = self.table.column("period").unique().to_pylist()
+        if within is not None:
+            labels = [label for label in labels
+                      if any(a <= periods.parse(label, self.grain) <= b for a, b in within)]
         position = {periods.parse(label, self.grain): i for i, label in enumerate(labels)}
         grid = self.table.select(to).group_by(to).aggregate([]).sort_by([(d, "ascending") for d in to]) if to \
             else pa.table({"\x1fone": [0]}).drop(["\x1fone"])
@@ -90,13 +95,18 @@ class Fine:
                 pa.array([], pa.string())
         for name in names:
             held = self.held[name]
+            presence = held.presence
+            # A count that reads its own period only needs only the triples of the periods asked for.
+            keep = tuple(within) if within is not None and held.local else None
             # Counts over the same triples (customers and churned of the same filter) share one merge, and
             # with it the lookups a presence caches.
-            merged = self._merges.get((id(held.presence), tuple(to)))
+            merged = self._merges.get((id(presence), tuple(to), keep))
             if merged is None:
-                at = pc.index_in(held.presence.slice, value_set=self.slices.column("__code"))
-                merged = _merged(held.presence, pc.take(coarse_of_code, at), width)
-                self._merges[id(held.presence), tuple(to)] = merged
+                if keep is not None:
+                    presence = _only(presence, [(a - self.base, b - self.base) for a, b in keep])
+                at = pc.index_in(presence.slice, value_set=self.slices.column("__code"))
+                merged = _merged(presence, pc.take(coarse_of_code, at), width)
+                self._merges[id(held.presence), tuple(to), keep] = merged
             result = held.reduce(merged)
             index = pc.add(result.column("__period"), self.base)
             row = pc.index_in(index, value_set=pa.array(sorted(position), pa.int64()))
@@ -144,6 +154,20 @@ def _merged(presence: Presence, coarse: pa.Array, slices: int) -> Presence:
                     slices)
 
 
+def _only(presence: Presence, offsets: Sequence[tuple[int, int]]) -> Presence:
+    """The triples of some ranges of period offsets."""
+    inside = None
+    for a, b in offsets:
+        one = pc.and_(pc.greater_equal(presence.period, a), pc.less_equal(presence.period, b))
+        inside = one if inside is None else pc.or_(inside, one)
+
+    def kept(values: pa.Array | None) -> pa.Array | None:
+        return None if values is None else pc.filter(values, inside)
+
+    return Presence(kept(presence.entity), kept(presence.slice), kept(presence.period), kept(presence.rows),
+                    kept(presence.extra), presence.periods, presence.entities, presence.slices)
+
+
 def _slice_codes(presence: Presence) -> pa.Table:
     """Every slice code of the presence, at its last period: the pass's table then says what each stands for."""
     codes = pc.unique(presence.slice)
@@ -171,7 +195,8 @@ def fine_pass(tree: Tree, data: Mapping[str, Any], registry: Registry, dims: Seq
         if fn is None or fn.finish is not None or not (fn.entity or call.name == "count_distinct"):
             return None
         captured = f"\x1fheld {name}"
-        aggregates[captured] = attrs.evolve(fn, name=captured, plan=_holding(fn, name, held, partials))
+        aggregates[captured] = attrs.evolve(fn, name=captured, plan=_holding(fn, name, held, partials,
+                                                                             not fn.lookback))
         metrics[name] = attrs.evolve(metric, formula=attrs.evolve(call, name=captured))
     # One more count over the first one's very triples (the same values, filter and extra: no grouping of
     # its own) says which dimension values each slice code stands for.
@@ -208,7 +233,7 @@ def fine_pass(tree: Tree, data: Mapping[str, Any], registry: Registry, dims: Seq
     return Fine(table.drop([_SLICES]), evaluation.covered, tuple(dims), held, slices, base, grain)
 
 
-def _holding(fn: Aggregate, name: str, held: dict[str, _Held], partials: dict[str, Partial]):
+def _holding(fn: Aggregate, name: str, held: dict[str, _Held], partials: dict[str, Partial], local: bool):
     """``fn``'s plan, with a reduce that keeps the presence it gets (count_distinct: the triples counted)."""
 
     def plan(ctx, *args, **kwargs):
@@ -222,7 +247,7 @@ def _holding(fn: Aggregate, name: str, held: dict[str, _Held], partials: dict[st
         reduce = partial.reduce
 
         def holding(presence: Presence) -> pa.Table:
-            held[name] = _Held(presence, reduce, partial.empty)
+            held[name] = _Held(presence, reduce, partial.empty, local)
             return reduce(presence)
 
         partials[name] = partial
