@@ -90,7 +90,10 @@ def _dataset(path: Path, dictionary_columns: list[str]) -> ds.Dataset:
         import pyarrow.csv as csv
 
         delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-        file_format = ds.CsvFileFormat(parse_options=csv.ParseOptions(delimiter=delimiter))
+        # An empty field is a missing value in every column, text included (as in DuckDB, pandas and
+        # polars): a guest order's empty customer id is no customer, and an empty channel is no channel.
+        file_format = ds.CsvFileFormat(parse_options=csv.ParseOptions(delimiter=delimiter),
+                                       convert_options=csv.ConvertOptions(strings_can_be_null=True))
     else:
         file_format = ds.IpcFileFormat()
     try:
