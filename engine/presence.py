@@ -104,6 +104,17 @@ class Presence:
                         column("r_sum"), column("x_max") if self.extra is not None else None, self.periods,
                         self.entities, 1)
 
+    def sliced_by_entity(self, slice: pa.Array, slices: int) -> Presence:
+        """The same triples, in the same order, put in ``slices`` slices where each entity falls in one
+        (``slice`` is a function of the entity; for an `overall` presence). Every lookup in time — who is
+        there a period earlier or later, when each was first seen — is then the same as here, so the two
+        share their cache: a state counted both overall and by such slices pays for each lookup once."""
+        sliced = Presence(self.entity, slice, self.period, self.rows, self.extra, self.periods, self.entities,
+                          slices)
+        object.__setattr__(sliced, "_cache", self._cache)  # frozen: the cache itself is the shared part
+        self._cache.setdefault("overall", self.overall())
+        return sliced
+
     def holds(self, other: Presence, flags: pa.Array) -> pa.Array:
         """True for each triple whose (entity, period) is flagged in ``other`` (an `overall` presence)."""
         def code(p: Presence) -> pa.Array:

@@ -105,7 +105,10 @@ class Fine:
                 if keep is not None:
                     presence = _only(presence, [(a - self.base, b - self.base) for a, b in keep])
                 at = pc.index_in(presence.slice, value_set=self.slices.column("__code"))
-                merged = _merged(presence, pc.take(coarse_of_code, at), width)
+                coarse = pc.cast(pc.take(coarse_of_code, at), pa.int64())
+                merged = _by_entity(presence, coarse, width) if keep is None else None
+                if merged is None:
+                    merged = _merged(presence, coarse, width)
                 self._merges[id(held.presence), tuple(to), keep] = merged
             result = held.reduce(merged)
             index = pc.add(result.column("__period"), self.base)
@@ -152,6 +155,21 @@ def _merged(presence: Presence, coarse: pa.Array, slices: int) -> Presence:
                     pc.subtract(key, pc.multiply(cell, width)), column("r_sum"),
                     column("x_max") if presence.extra is not None else None, presence.periods, presence.entities,
                     slices)
+
+
+def _by_entity(presence: Presence, coarse: pa.Array, slices: int) -> Presence | None:
+    """When each entity falls in one coarser slice (a customer's region), the coarser presence is the overall
+    one with each entity's slice — no grouping, and its lookups in time shared with the overall presence
+    (`Presence.sliced_by_entity`); ``None`` when some entity is in several."""
+    if slices == 1:
+        return presence.overall()
+    pairs = pc.unique(pc.add(pc.multiply(presence.entity, slices), coarse))
+    entity = pc.divide(pairs, slices)
+    if len(pc.unique(entity)) != len(pairs):
+        return None
+    overall = presence.overall()
+    at = pc.index_in(overall.entity, value_set=entity)
+    return overall.sliced_by_entity(pc.take(pc.subtract(pairs, pc.multiply(entity, slices)), at), slices)
 
 
 def _only(presence: Presence, offsets: Sequence[tuple[int, int]]) -> Presence:

@@ -74,6 +74,18 @@ def test_rolled_up_counts_are_the_counts_of_a_pass_of_their_own(orders, streamed
     tree = metrictree.loads(TREE)
     registry = default_registry()
     data = {"orders": orders}
+    # Both ways of rolling up are taken: by a dimension each customer has one value of (segment: the
+    # overall presence relabelled, its lookups shared) and by one they have several of (channel, region
+    # with its nulls: the triples merged).
+    ways = []
+    real = rollup._by_entity
+
+    def by_entity(presence, coarse, slices):
+        found = real(presence, coarse, slices)
+        ways.append(found is not None and slices > 1)
+        return found
+
+    monkeypatch.setattr(rollup, "_by_entity", by_entity)
     fine = rollup.fine_pass(tree, data, registry, DIMS, [*COUNTS, "revenue"], COUNTS, "month", {}, "2026-01",
                             "2026-10")
     assert fine is not None
@@ -88,6 +100,7 @@ def test_rolled_up_counts_are_the_counts_of_a_pass_of_their_own(orders, streamed
             labels = pa.array(["2026-03", "2026-04", "2026-09"])
             _same(fine.rolled(list(to), COUNTS, within), direct.filter(pc.is_in(direct.column("period"), labels)),
                   list(to), COUNTS)
+    assert True in ways and False in ways
 
 
 def test_the_pass_itself_is_the_evaluation_by_every_dimension(orders):
