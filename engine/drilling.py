@@ -401,7 +401,8 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
             exact_dims = []
             for dim in dims:
                 if dim not in per_dimension:
-                    per_dimension[dim] = checks.rolled([dim], counting, checked) if checks is not None else \
+                    per_dimension[dim] = checks.rolled([dim], counting, checked) \
+                        if checks is not None and checks.rolls(counting) else \
                         sliced(tree, registry, [dim], counting, compared).table
                 if _adds_up(_leaf_table(per_dimension[dim], [dim], name, at, [], grain), totals):
                     exact_dims.append(dim)
@@ -428,7 +429,7 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
     for on, columns in groups.items():
         if fine is not None and on == tuple(dims) and set(columns) <= set(fine.table.column_names):
             tables[on], covered_labels = fine.table, fine.covered
-        elif fine is not None and on != tuple(dims) and all(c in fine.held for c in columns) and \
+        elif fine is not None and on != tuple(dims) and fine.rolls(columns) and \
                 looks_back(tree, columns, registry) == backward:
             # The same rows as a pass of its own would read: the same slices, the same counts.
             tables[on], covered_labels = fine.rolled(on, columns), fine.covered

@@ -67,6 +67,10 @@ class Fine:
     grain: str
     _merges: dict = attrs.field(factory=dict, init=False, repr=False)
 
+    def rolls(self, names: Sequence[str]) -> bool:
+        """Whether every one of ``names`` can be rolled up (its presence was kept and its slices are known)."""
+        return all(name in self.held for name in names)
+
     def rolled(self, to: Sequence[str], names: Sequence[str],
                within: Sequence[tuple[int, int]] | None = None) -> pa.Table:
         """The counts ``names`` by the dimensions ``to`` (a subset of `dims`), laid out as `evaluate` lays
@@ -195,8 +199,9 @@ def _slice_codes(presence: Presence) -> pa.Table:
 
 def fine_pass(tree: Tree, data: Mapping[str, Any], registry: Registry, dims: Sequence[str], names: Sequence[str],
               counting: Sequence[str], grain: str, params, start: str, end: str) -> Fine | None:
-    """Evaluate ``names`` by ``dims`` from ``start`` to ``end``, keeping the presence of each of ``counting``;
-    ``None`` when they cannot be rolled up (see the module docstring)."""
+    """Evaluate ``names`` by ``dims`` from ``start`` to ``end``, keeping the presence of each of ``counting``
+    that can be rolled up (`Fine.rolls`); ``None``, and nothing evaluated, when none can (see the module
+    docstring)."""
     if not dims or not counting:
         return None
     sources = {tree.metrics[n].source for n in names}
@@ -223,7 +228,8 @@ def fine_pass(tree: Tree, data: Mapping[str, Any], registry: Registry, dims: Seq
     original = registry.aggregates[tree.metrics[first].formula.name]
     aggregates[_SLICES] = attrs.evolve(original, name=_SLICES,
                                        plan=lambda ctx, *args, **kwargs: [attrs.evolve(
-                                           partials[first], reduce=_slice_codes, empty=None)])
+                                           partials[first], reduce=_slice_codes, empty=None)] if first in partials
+                                       else [Partial(None, "count_all", None)])
     metrics[_SLICES] = shown
     graph = tree.graph.copy()
     graph.add_node(_SLICES, metric=shown)
@@ -231,24 +237,30 @@ def fine_pass(tree: Tree, data: Mapping[str, Any], registry: Registry, dims: Seq
     on_registry = attrs.evolve(registry, aggregates=aggregates)
     evaluation = evaluate(on_tree, data, grain=grain, by=list(dims), metrics=[*names, _SLICES], params=params,
                           start=start, end=end, registry=on_registry)
-    if set(held) != set(counting):
-        return None
     table = evaluation.table
+    slices, base = _slice_map(table, held.get(first), dims, grain)
+    # What cannot be rolled up (a count of a plugin's own shape; slices the map does not show) is evaluated
+    # by the caller as before; the table by every dimension serves either way.
+    rollable = {} if slices is None else {
+        name: h for name, h in held.items() if not len(h.presence.slice) or not pc.any(pc.is_null(pc.index_in(
+            pc.unique(h.presence.slice), value_set=slices.column("__code")))).as_py()}
+    return Fine(table.drop_columns([_SLICES]), evaluation.covered, tuple(dims), rollable,
+                slices if slices is not None else pa.table({"__code": pa.array([], pa.int64())}), base, grain)
+
+
+def _slice_map(table: pa.Table, held: _Held | None, dims: Sequence[str], grain: str) -> tuple[pa.Table | None, int]:
+    """The dimension values of each slice code, from the hidden count's column, and the period index of the
+    presences' offset 0; ``None`` when the column does not show every slice of the presence."""
+    if held is None:
+        return None, 0
     found = table.filter(pc.is_valid(table.column(_SLICES)))
-    presence = held[first].presence
     codes = found.column(_SLICES).combine_chunks()
-    if found.num_rows != len(pc.unique(presence.slice)) or len(pc.unique(codes)) != found.num_rows:
-        return None  # a slice the table does not show: roll nothing up
     labels = found.column("period").unique().to_pylist()
-    if len(labels) > 1:
-        return None
-    base = (periods.parse(labels[0], grain) if labels else 0) - (presence.periods - 1)
-    slices = pa.table({"__code": pc.cast(codes, pa.int64()), **{d: found.column(d) for d in dims}})
-    if any(len(h.presence.slice) and pc.any(pc.is_null(pc.index_in(pc.unique(h.presence.slice),
-                                                                   value_set=slices.column("__code")))).as_py()
-           for h in held.values()):
-        return None
-    return Fine(table.drop([_SLICES]), evaluation.covered, tuple(dims), held, slices, base, grain)
+    if found.num_rows != len(pc.unique(held.presence.slice)) or len(pc.unique(codes)) != found.num_rows or \
+            len(labels) > 1:
+        return None, 0
+    base = (periods.parse(labels[0], grain) if labels else 0) - (held.presence.periods - 1)
+    return pa.table({"__code": pc.cast(codes, pa.int64()), **{d: found.column(d) for d in dims}}), base
 
 
 def _holding(fn: Aggregate, name: str, held: dict[str, _Held], partials: dict[str, Partial], local: bool):

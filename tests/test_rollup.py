@@ -153,3 +153,55 @@ def test_explain_reads_the_rows_twice_and_says_the_same(metric, monkeypatch):
     else:
         assert rolled_up == [DIMS] and len(calls) > 1  # churned reads every row: one pass serves all
     assert after.to_dict() == before.to_dict()
+
+
+MIXED = """
+tree m "m"
+grain month
+source orders { time order_date dimensions channel, region, segment entity customer_id }
+metric refunders = count_distinct(orders.customer_id) where orders.status == "refunded"
+metric customers = count_distinct(orders.customer_id) where orders.status == "paid"
+metric churned = churned_customers(orders)
+metric new = new_customers(orders) where orders.status == "refunded"
+metric churn_rate = churned / customers[-1]
+metric refund_share = refunders / customers
+metric score = churn_rate + refund_share + new / customers
+"""
+
+
+@pytest.mark.parametrize("metric", ["churn_rate", "refund_share", "score"])
+def test_counts_of_different_filters_roll_up_or_are_evaluated_and_say_the_same(metric, monkeypatch):
+    from metrictree.sample import sample_data
+
+    tree = metrictree.loads(MIXED)
+    data = sample_data()
+    after = tree.explain(data, metric, "2026-09", "2026-10", by=DIMS)
+    monkeypatch.setattr(rollup, "fine_pass", lambda *args, **kwargs: None)
+    before = tree.explain(data, metric, "2026-09", "2026-10", by=DIMS)
+    assert after.to_dict() == before.to_dict()
+
+
+def test_a_plugin_count_of_another_shape_is_evaluated_as_before(monkeypatch):
+    """An entity aggregate that plans no presence (here a distinct count of the entity) keeps no triples: it is
+    evaluated per set of dimensions, the rest still rolled up, and the explanation is the same."""
+    import attrs
+
+    from metrictree.explaining import explain
+    from metrictree.functions import Aggregate, Partial
+    from metrictree.sample import sample_data
+
+    base = default_registry()
+    buyers = Aggregate("distinct_buyers", lambda ctx, source: [Partial(ctx.entity, "count_distinct", 0)],
+                       entity=True, check=lambda *types: None)
+    registry = attrs.evolve(base, aggregates={**base.aggregates, "distinct_buyers": buyers})
+    tree = metrictree.loads(MIXED.replace('count_distinct(orders.customer_id) where orders.status == "paid"',
+                                          'distinct_buyers(orders) where orders.status == "paid"'), registry=registry)
+    data = sample_data()
+    calls = []
+    real = drilling.evaluate
+    monkeypatch.setattr(drilling, "evaluate", lambda *a, **k: calls.append(k.get("by")) or real(*a, **k))
+    after = explain(tree, data, "churn_rate", "2026-09", "2026-10", by=DIMS, registry=registry)
+    assert ["channel"] in calls  # the plugin's count checked by a pass of its own
+    monkeypatch.setattr(rollup, "fine_pass", lambda *args, **kwargs: None)
+    before = explain(tree, data, "churn_rate", "2026-09", "2026-10", by=DIMS, registry=registry)
+    assert after.to_dict() == before.to_dict()
