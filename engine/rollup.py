@@ -83,7 +83,7 @@ class Fine:
         if within is not None:
             labels = [label for label in labels
                       if any(a <= periods.parse(label, self.grain) <= b for a, b in within)]
-        position = {periods.parse(label, self.grain): i for i, label in enumerate(labels)}
+        indices = pa.array([periods.parse(label, self.grain) for label in labels], pa.int64())
         grid = self.table.select(to).group_by(to).aggregate([]).sort_by([(d, "ascending") for d in to]) if to \
             else pa.table({"\x1fone": [0]}).drop(["\x1fone"])
         width = grid.num_rows if to else 1
@@ -116,8 +116,7 @@ class Fine:
                 self._merges[id(held.presence), tuple(to), keep] = merged
             result = held.reduce(merged)
             index = pc.add(result.column("__period"), self.base)
-            row = pc.index_in(index, value_set=pa.array(sorted(position), pa.int64()))
-            # `position` is in label order, which is period order: the sorted indices' ranks are the rows.
+            row = pc.index_in(index, value_set=indices)  # the output rows are in the labels' order
             cell = pc.add(pc.multiply(pc.cast(row, pa.int64()), width), pc.cast(result.column("__slice"), pa.int64()))
             lookup = pc.index_in(pa.array(range(len(labels) * width), pa.int64()), value_set=pc.drop_null(cell))
             values = pc.take(pc.filter(result.column("__value"), pc.is_valid(cell)), lookup)
