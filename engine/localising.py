@@ -845,7 +845,15 @@ def _summarise(remaining: pa.Table, cuboid: tuple[int, ...]) -> pa.Table:
     own = pc.divide(total, _positive(count))
     history_variance = pc.multiply(pc.multiply(groups["s_sum"], groups["s_sum"]), own)
     wider = pc.greater(history_variance, groups["v_sum"])
-    count = pc.cast(count, pa.float64())
+    if uncertain:
+        # With the leaves' own histories in their variances, the element's history adds only how its leaves
+        # swing together: it widens the element when it is beyond what its leaves' variances give, at ALPHA
+        # (one-sided, χ² on its steps; Wilson–Hilferty's quantile), not whenever a few steps happen to.
+        steps = pc.cast(count, pa.float64())
+        cube = pc.power(pc.add(pc.subtract(1.0, pc.divide(2.0 / 9.0, _positive(steps))),
+                               pc.multiply(NormalDist().inv_cdf(1.0 - ALPHA), pc.sqrt(pc.divide(2.0 / 9.0, _positive(steps))))),
+                        3.0)
+        wider = pc.and_(pc.greater(steps, 0.0), pc.greater(history_variance, pc.multiply(groups["v_sum"], cube)))
     widened = pc.if_else(wider, history_variance, groups["v_sum"])
     groups = groups.set_column(groups.schema.get_field_index("v_sum"), "v_sum", widened)
     return groups.drop_columns([f"{h}_sum" for h in history])
