@@ -20,11 +20,15 @@ The contract
   the tests below (the 5 % level bounds them; pure noise gives none).
 * ``history``: earlier periods, oldest first, each an array aligned row by row with `leaves`, the leaf's
   value in that period (null: no data). A leaf's own period-to-period variation there — beyond the general
-  movement of all leaves in that step, which is a season or trend, not the leaf's own — widens its noise
-  when it is larger than what the two compared periods give: a small, naturally volatile segment has to move
-  more than usual to be named, and cannot outrank a large one that clearly broke. The same holds for every
-  element on its summed history: leaves that swing together (a small channel's monthly promotions) vary
-  more as a whole than their variances add up to.
+  movement of all leaves in that step, which is a season or trend, not the leaf's own — is an estimate of
+  its noise on as many degrees of freedom as it has steps; as a multiple of the noise model's, it is
+  moderated with all the leaves' (`metrictree.moderating`: Smyth's empirical Bayes), so a small, naturally
+  volatile segment has to move more than usual to be named and cannot outrank a large one that clearly
+  broke, and a calm segment is judged by its calm. The significance test then honours the degrees of freedom
+  of each element's noise (Satterthwaite's, over its leaves) with Student's t at the search's tail
+  probability. An element's summed history widens it when beyond its leaves' variances at ALPHA (one-sided
+  χ²): leaves that swing together (a small channel's monthly promotions) vary more as a whole than their
+  variances add up to. Without history nothing of this applies (the public benchmarks have none).
 * The result, `Localisation` (frozen): ``elements`` (largest change first, never one with its parent or
   child), ``spread`` (the change is not concentrated: most of it lies outside the elements — all of it when
   there are none — and beyond noise), ``reason`` (plain words when there are no elements, e.g. "nothing
@@ -252,8 +256,8 @@ def localise(leaves: pa.Table, dims: Sequence[str], baseline: str = "baseline", 
             level bounds them, so pure noise gives none).
         history: optional earlier periods, oldest first, each an array aligned row by row with `leaves`
             holding the leaf's value in that period (null: no data). Each leaf's own period-to-period
-            variation there, beyond the general movement of all leaves, widens its noise: a small, volatile
-            segment must move more than usual to count.
+            variation there, beyond the general movement of all leaves, moderated with the other leaves',
+            sets its noise: a small, volatile segment must move more than usual to count, a calm one less.
 
     Returns:
         A `Localisation`: the elements, largest change first, and when there are none a reason; `spread` says
@@ -622,8 +626,9 @@ def _power(log_size: pa.Array, departure: pa.Array, counts: bool = False) -> flo
 def _describe(work: pa.Table, noise: _Noise, steps: list[tuple[pa.Array, pa.Array]] | None = None,
               floor: pa.Array | None = None) -> pa.Table:
     """Add each leaf's size ``s``, deviation ``d``, weight ``w``, ``wx = w |d - trend|`` and ``v``, the variance
-    of ``s × d = c - b`` under noise alone: the noise model's at the leaf's size, or the leaf's own from its
-    history, or the `floor` given, whichever is largest."""
+    of ``s × d = c - b`` under noise alone: the noise model's at the leaf's size, moderated with the leaf's own
+    history (see `_with_history`), and never below the `floor` given. With history, also ``vd = v² / df``
+    (the degrees of freedom of that variance)."""
     size = _size(work)
     deviation = _deviation(work["b"], work["c"], size)
     weight = pc.divide(size, pc.add(size, noise.typical))

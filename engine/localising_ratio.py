@@ -14,8 +14,10 @@ leaf's current numerator is compared with what its baseline ratio gives at its c
 with the search of `metrictree.localising.localise` (same tests, same coarsest-first layers, so a cause is
 named at the coarsest element that explains it, not at a sub-segment). A leaf without a baseline
 denominator (a new segment) is judged against the whole's baseline ratio. Leaves are sized by their
-denominator, so the rate is judged on its own scale (absolute rate changes) and a ratio and its complement
-(success and stall ratio) give the same answer. When the ratio is a proportion (``0 <= n <= d``), each
+denominator when the ratio is a proportion, so the rate is judged on its own scale (absolute rate changes)
+and a ratio and its complement (success and stall ratio) give the same answer; any other ratio (an average
+basket) is judged like a sum, by its relative change, since a cause cuts a segment's baskets by about one
+proportion, large baskets by more euros than small ones. When the ratio is a proportion (``0 <= n <= d``), each
 leaf's noise is at least binomial, scaled by the quasi-binomial dispersion of the leaves the first search
 leaves unexplained when they vary more than binomially (real sessions are not independent draws), and the
 search runs again with it. Segments whose volume moved out
