@@ -277,8 +277,10 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     influenced = any(k == "influence" for _, _, k in tree.graph.edges(prepared.wanted, data="kind"))
     start = None if influenced or not (current_span and baseline_span) else min(current_span[0], baseline_span[0])
     needed = [*prepared.wanted, *prepared.hidden]
+    shown = evaluation.table.column("period") if evaluation is not None else None
     if evaluation is not None and not evaluation.by and evaluation.grain == grain and end is not None and \
-            set(needed) <= set(evaluation.table.column_names):
+            set(needed) <= set(evaluation.table.column_names) and len(shown) and \
+            periods.parse(shown[len(shown) - 1].as_py(), grain) >= end:
         observed_history = evaluation
     else:
         observed_history = history(prepared, data, grain, values_of_params, end, registry, start)

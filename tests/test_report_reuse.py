@@ -69,3 +69,23 @@ def test_the_report_explanation_reads_the_report_history(data, monkeypatch, tree
     # Without a current period, where the history ends is known only from the explanation: it reads its own.
     reporting.report(tree, data, metric, "2026-09")
     assert own == [1]
+
+
+def test_an_evaluation_that_ends_too_early_is_not_used(data, monkeypatch):
+    """A baseline after the current period: the report's history ends at the current one, so the explanation
+    reads its own history up to the baseline."""
+    from metrictree import explaining
+
+    tree = metrictree.load("trees/crm_ltv.tree")
+    alone = tree.explain(data, "ltv", "2026-10", "2026-09")
+    own = []
+    real_history = explaining.history
+    monkeypatch.setattr(explaining, "history", lambda *a, **k: own.append(1) or real_history(*a, **k))
+    drawn = []
+    real_html = reporting.report_html
+    monkeypatch.setattr(reporting, "report_html",
+                        lambda tree, explanation, *a, **k: drawn.append(explanation) or real_html(tree, explanation,
+                                                                                                 *a, **k))
+    reporting.report(tree, data, "ltv", "2026-10", "2026-09")
+    assert own == [1]
+    assert drawn[0].to_dict() == alone.to_dict()
