@@ -15,13 +15,12 @@ import pyarrow as pa
 from sqlglot import exp
 
 from ..errors import DataError, UsageError, error
-from .sql import SqlEngine, SqlTable, qualified
+from .sql import DEFAULT_TIMEOUT, SqlEngine, SqlTable, qualified
 
 _TYPES = {"int2": pa.int16(), "int4": pa.int32(), "int8": pa.int64(), "float4": pa.float32(),
           "float8": pa.float64(), "numeric": pa.float64(), "bool": pa.bool_(), "date": pa.date32(),
           "timestamp": pa.timestamp("us"), "text": pa.string(), "varchar": pa.string(), "bpchar": pa.string(),
           "uuid": pa.string(), "name": pa.string()}
-DEFAULT_TIMEOUT = "10min"
 
 
 def _module():

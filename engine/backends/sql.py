@@ -9,6 +9,7 @@ so that a caller (or a test) can see that only aggregates left the engine.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import attrs
@@ -44,6 +45,24 @@ class Query:
 
     sql: str
     rows: int
+
+
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+DEFAULT_TIMEOUT = "10min"
+
+
+def timeout_seconds(timeout: str | float | int) -> float:
+    """A statement timeout (``"10min"``, ``"30s"``, ``"500ms"``, a bare number of milliseconds as PostgreSQL
+    reads it) in seconds."""
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        value, unit = float(timeout), "ms"
+    else:
+        found = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([a-z]*)\s*", str(timeout))
+        value, unit = (float(found.group(1)), found.group(2) or "ms") if found else (0.0, "?")
+    if unit not in _UNITS or value <= 0:
+        raise UsageError(error(f"'{timeout}' is not a statement timeout", hint="write it as 30s, 5min, 1h or 500ms",
+                               code="binding"))
+    return value * _UNITS[unit]
 
 
 def qualified(name: str) -> exp.Table:
