@@ -107,6 +107,22 @@ def aggregate(request: Request, data: Mapping[str, Any], counts: dict[str, int] 
     return ArrowBackend().aggregate(request, data, counts)
 
 
+def as_engine_table(binding: Any) -> Any:
+    """``binding`` as a table of its SQL engine (`sql.SqlTable`), or ``None`` for Arrow data."""
+    if not _in_engine(binding):
+        return None
+    from .sql import as_sql_table
+
+    return as_sql_table(binding)
+
+
+def sliced(table: Any, where: Any, schema: Any) -> Any:
+    """The rows of an engine's table a rule's slice keeps, still in the engine (see `sql.sliced`)."""
+    from .sql import sliced as in_engine
+
+    return in_engine(table, where, schema)
+
+
 def table(connection: Any, name: str) -> Any:
     """A table of a database connection, to bind a source to: ``data={"orders": table(con, "orders")}``.
 
@@ -127,5 +143,5 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-__all__ = ["Backend", "Request", "SqlContext", "SqlForm", "SqlPartial", "SqlRows", "aggregate", "backend_for",
-           "table"]
+__all__ = ["Backend", "Request", "SqlContext", "SqlForm", "SqlPartial", "SqlRows", "aggregate", "as_engine_table",
+           "backend_for", "sliced", "table"]

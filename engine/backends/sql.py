@@ -137,6 +137,18 @@ class SqlEngine:
                                code="backend"))
 
 
+def sliced(table: SqlTable, where, schema: pa.Schema) -> SqlTable:
+    """The rows of ``table`` a rule's slice keeps (``where``, in tree syntax), still in the engine: the slice
+    becomes the WHERE of a subquery the source's plan reads, built by the same generator as its filters."""
+    from .rowsql import slice_condition
+
+    condition = slice_condition(where, schema, table.engine.name)
+    inner = exp.select(exp.Star()).from_(table.relation).where(condition)
+    alias = exp.TableAlias(this=exp.to_identifier("__slice", quoted=True))
+    return SqlTable(table.engine, exp.Subquery(this=inner, alias=alias),
+                    f"{table.label} (the slice where {where.to_source()})")
+
+
 def _typed(table: pa.Table, types) -> pa.Table:
     """The engine's columns as the Arrow backend types them (int64 sums, int32 periods …)."""
     columns = []
