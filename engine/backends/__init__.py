@@ -13,9 +13,10 @@ Every backend answers one question — the partials of one source's base metrics
   SQL for other sqlglot dialects (Snowflake, BigQuery, Trino, ClickHouse: `dialects`).
 
 Derived formulas, explain, rules and renderers run on the small result either way. A source is
-bound to a backend by what its data is: a `SqlTable` (from `table`, a ``duckdb://`` or
-``postgresql://`` URL, see `bindings`), a DuckDB relation or a Spark DataFrame goes to its
-engine; anything else to Arrow.
+bound to a backend by what its data is: a `SqlTable` (from `table` — over a DuckDB, psycopg,
+SQLAlchemy or ADBC connection or a Spark session —, a ``duckdb://`` or ``postgresql://`` URL, see
+`bindings`), a DuckDB relation, an ibis table or a Spark DataFrame goes to its engine; anything
+else to Arrow.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def _in_engine(binding: Any) -> bool:
     return ((module == "metrictree.backends.sql" and name == "SqlTable")
             or (module.startswith(("duckdb", "_duckdb")) and name == "DuckDBPyRelation")
             or (module.startswith("pyspark") and name == "DataFrame")
+            or (module.startswith("ibis") and name == "Table")
             or (isinstance(binding, str) and binding.startswith(SCHEMES)))
 
 
@@ -126,8 +128,8 @@ def sliced(table: Any, where: Any, schema: Any) -> Any:
 def table(connection: Any, name: str) -> Any:
     """A table of a database connection, to bind a source to: ``data={"orders": table(con, "orders")}``.
 
-    ``connection``: a DuckDB connection, a psycopg connection or a Spark session. ``name`` may carry a
-    schema (``analytics.orders``).
+    ``connection``: a DuckDB connection, a psycopg connection, a SQLAlchemy engine or connection, an ADBC
+    connection or a Spark session. ``name`` may carry a schema (``analytics.orders``).
     """
     from .sql import table_of
 

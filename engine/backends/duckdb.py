@@ -12,7 +12,6 @@ it has no timeout; bind ``table(connection, name)`` to have one.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from sqlglot import exp
 
 from ..errors import DataError, error
 from .rowsql import literal
-from .sql import DEFAULT_TIMEOUT, SqlEngine, SqlTable, qualified, timeout_seconds
+from .sql import DEFAULT_TIMEOUT, SqlEngine, SqlTable, Watch, qualified, timeout_seconds
 
 _SCANS = {".parquet": "read_parquet", ".pq": "read_parquet", ".csv": "read_csv", ".tsv": "read_csv",
           ".txt": "read_csv", ".json": "read_json", ".ndjson": "read_json"}
@@ -97,7 +96,7 @@ class DuckDB(SqlEngine):
 
     def fetch(self, table: SqlTable, sql: str) -> pa.Table:
         duckdb = _module()
-        watch = _Watch(self.connection, self._seconds)
+        watch = Watch(self.connection.interrupt if self.connection is not None else None, self._seconds)
         try:
             with watch:
                 result = self._execute(sql)
@@ -115,33 +114,3 @@ class DuckDB(SqlEngine):
         probe = exp.select(exp.Star()).from_(table.relation).limit(0)
         return self.fetch(table, self.sql(probe)).schema
 
-
-class _Watch:
-    """Interrupts ``connection`` if the block it guards runs longer than ``seconds`` (a timer thread)."""
-
-    def __init__(self, connection: Any, seconds: float) -> None:
-        self.connection = connection
-        self.seconds = seconds
-        self.fired = False
-        self._lock = threading.Lock()
-        self._done = False
-        self._timer: threading.Timer | None = None
-
-    def _interrupt(self) -> None:
-        with self._lock:  # never after the block ended: the interrupt would hit the connection's next query
-            if not self._done:
-                self.fired = True
-                self.connection.interrupt()
-
-    def __enter__(self) -> _Watch:
-        if self.connection is not None:
-            self._timer = threading.Timer(self.seconds, self._interrupt)
-            self._timer.daemon = True
-            self._timer.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        with self._lock:
-            self._done = True
-        if self._timer is not None:
-            self._timer.cancel()

@@ -15,7 +15,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from ..errors import DataError, UsageError, error
-from .sql import DEFAULT_TIMEOUT, SqlEngine, SqlTable, qualified
+from .sql import DEFAULT_TIMEOUT, SqlEngine, SqlTable, qualified, timeout_seconds
 
 _TYPES = {"int2": pa.int16(), "int4": pa.int32(), "int8": pa.int64(), "float4": pa.float32(),
           "float8": pa.float64(), "numeric": pa.float64(), "bool": pa.bool_(), "date": pa.date32(),
@@ -35,6 +35,16 @@ def _module():
 def _where(url: str) -> str:
     """A URL without its password, for messages."""
     return re.sub(r"(//[^:/@]+):[^@]*@", r"\1@", url)
+
+
+def guard(timeout: str | float) -> str:
+    """The statement that makes the current transaction read-only under ``timeout`` (until it ends), for
+    PostgreSQL sessions metrictree is handed rather than opens (SQLAlchemy, ADBC)."""
+    timeout_seconds(timeout)  # a timeout PostgreSQL would read
+    settings = [("transaction_read_only", "on"), ("statement_timeout", str(timeout))]
+    calls = [exp.Anonymous(this="set_config", expressions=[exp.Literal.string(n), exp.Literal.string(v), exp.true()])
+             for n, v in settings]
+    return exp.select(*calls).sql(dialect="postgres")
 
 
 class Postgres(SqlEngine):

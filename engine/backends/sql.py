@@ -10,6 +10,8 @@ so that a caller (or a test) can see that only aggregates left the engine.
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -65,6 +67,38 @@ def timeout_seconds(timeout: str | float | int) -> float:
     return value * _UNITS[unit]
 
 
+class Watch:
+    """Calls ``interrupt`` (a connection's ``interrupt()``, a cursor's cancel) from a timer thread if the block
+    it guards runs longer than ``seconds``; ``fired`` tells afterwards whether it did. ``None``: no timer."""
+
+    def __init__(self, interrupt: Callable[[], Any] | None, seconds: float) -> None:
+        self.interrupt = interrupt
+        self.seconds = seconds
+        self.fired = False
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer: threading.Timer | None = None
+
+    def _interrupt(self) -> None:
+        with self._lock:  # never after the block ended: the interrupt would hit the connection's next query
+            if not self._done:
+                self.fired = True
+                self.interrupt()
+
+    def __enter__(self) -> Watch:
+        if self.interrupt is not None:
+            self._timer = threading.Timer(self.seconds, self._interrupt)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        with self._lock:
+            self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+
+
 def qualified(name: str) -> exp.Table:
     """``analytics.orders`` as a table reference with every part quoted (``"analytics"."orders"``)."""
     parts = [p for p in name.split(".")]
@@ -94,6 +128,10 @@ class SqlEngine:
         raise NotImplementedError
 
     def sql(self, query: exp.Expression) -> str:
+        if self.dialect == "sqlite":
+            from .sqlite import adapt
+
+            query = adapt(query)
         return query.sql(dialect=self.dialect, identify=True)
 
     def run(self, table: SqlTable, query: exp.Expression) -> pa.Table:
@@ -177,6 +215,10 @@ def as_sql_table(binding: Any) -> SqlTable | None:
         from .spark import Spark
 
         return Spark.of_dataframe(binding)
+    if module.startswith("ibis") and type(binding).__name__ == "Table":
+        from .ibis import Ibis
+
+        return Ibis.of_table(binding)
     from .bindings import is_binding, parse
 
     if is_binding(binding):
@@ -198,5 +240,14 @@ def table_of(connection: Any, name: str) -> SqlTable:
         from .spark import Spark
 
         return Spark(connection).table(name)
+    if module.startswith("sqlalchemy"):
+        from .sqlalchemy import SqlAlchemy
+
+        return SqlAlchemy(connection).table(name)
+    if module.startswith("adbc_driver_manager"):
+        from .adbc import Adbc
+
+        return Adbc(connection).table(name)
     raise UsageError(error(f"cannot read tables from a {type(connection).__name__}",
-                           hint="pass a DuckDB connection, a psycopg connection or a Spark session", code="binding"))
+                           hint="pass a DuckDB, psycopg, SQLAlchemy or ADBC connection, a SQLAlchemy engine or a "
+                                "Spark session", code="binding"))
