@@ -14,6 +14,8 @@ Other drivers get the timeout by ``cursor.adbc_cancel()`` from a timer where the
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -56,6 +58,40 @@ class Adbc(SqlEngine):
         self.timeout = timeout
         self._seconds = timeout_seconds(timeout)
         self._zone: str | None = None
+
+    @classmethod
+    def connect(cls, url: str, timeout: str | float = DEFAULT_TIMEOUT) -> Adbc:
+        """A connection through the ADBC driver ``url`` names: ``postgresql://user@host/db`` (adbc_driver_postgresql)
+        or ``sqlite:///shop.db`` (adbc_driver_sqlite). A URL no driver takes, or a server that refuses, is a
+        clear error."""
+        import importlib
+
+        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+        driver = {"postgresql": "adbc_driver_postgresql", "postgres": "adbc_driver_postgresql",
+                  "sqlite": "adbc_driver_sqlite"}.get(scheme)
+        if driver is None:
+            raise UsageError(error(f"no ADBC driver for {url.split('@')[-1]!r}",
+                                   hint="write postgresql://user@host/database or sqlite:///shop.db, or connect "
+                                        "with your driver and pass Adbc(connection)", code="binding"))
+        try:
+            dbapi = importlib.import_module(f"{driver}.dbapi")
+        except ImportError:
+            raise DataError(error(f"the ADBC binding of {scheme} needs {driver}", hint="pip install 'metrictree[adbc]'",
+                                  code="backend")) from None
+        target = url.removeprefix("sqlite:///") if driver == "adbc_driver_sqlite" else url
+        if driver == "adbc_driver_sqlite" and not Path(target).is_file():
+            raise DataError(error(f"no SQLite database at {target}", hint="check the path after sqlite:///",
+                                  code="no-data"))
+        import adbc_driver_manager
+
+        try:
+            connection = dbapi.connect(target)
+        except adbc_driver_manager.Error as exc:
+            where = re.sub(r"(//[^:/@]+):[^@]*@", r"\1@", url)
+            raise DataError(error(f"cannot connect to {where}: {_first_line(exc)}",
+                                  hint="check that the server runs and accepts connections there, the user, the "
+                                       "database and the password (PGPASSWORD)", code="backend")) from None
+        return cls(connection, timeout=timeout)
 
     def table(self, name: str) -> SqlTable:
         return SqlTable(self, qualified(name), f"table {name} in {self.vendor or self.dialect}")

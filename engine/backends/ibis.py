@@ -14,6 +14,7 @@ On ibis' DuckDB backend a query over ``timeout`` is interrupted (``connection.in
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pyarrow as pa
@@ -60,6 +61,20 @@ class Ibis(SqlEngine):
         self.name = f"{self.kind} (ibis)"
         self.timeout = timeout
         self._seconds = timeout_seconds(timeout)
+
+    @classmethod
+    def connect(cls, url: str, timeout: str | float = DEFAULT_TIMEOUT) -> Ibis:
+        """The ibis backend of ``url`` (``ibis.connect``: ``duckdb://shop.duckdb``, ``postgres://…``)."""
+        ibis = _module()
+        try:
+            backend = ibis.connect(url)
+        except Exception as exc:  # ibis' own errors and the driver's, whatever their kind
+            where = re.sub(r"(//[^:/@]+):[^@]*@", r"\1@", url)
+            raise DataError(error(f"ibis cannot connect to {where}: {_first_line(exc)}",
+                                  hint="check the URL (backend://…, e.g. duckdb://shop.duckdb), that the backend's "
+                                       "extra is installed (ibis-framework[duckdb]) and that the server accepts "
+                                       "connections", code="backend")) from None
+        return cls(backend, timeout)
 
     @classmethod
     def of_table(cls, expression: Any, timeout: str | float = DEFAULT_TIMEOUT) -> SqlTable:
@@ -122,6 +137,8 @@ class Ibis(SqlEngine):
                     "interrupted", hint="raise it: Ibis(con, timeout=\"30min\") or Ibis.of_table(table, "
                                         "timeout=\"30min\") from metrictree.backends.ibis", code="backend")) from None
             first = _first_line(exc)
-            raise DataError(error(f"{self.name} could not read {label}: {first}",
-                                  hint="check that the table and its columns exist and that you may read them",
+            hint = "check that the table and its columns exist and that you may read them"
+            if "fetch_arrow_table" in first:  # ibis ≤ 12 calls what duckdb 2 removed
+                hint = "ibis' DuckDB backend needs duckdb below 2: pip install 'metrictree[ibis]'"
+            raise DataError(error(f"{self.name} could not read {label}: {first}", hint=hint,
                                   code="backend")) from None

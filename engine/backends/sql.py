@@ -244,7 +244,7 @@ def table_of(connection: Any, name: str) -> SqlTable:
         from .sqlalchemy import SqlAlchemy
 
         return SqlAlchemy(connection).table(name)
-    if module.startswith("adbc_driver_manager"):
+    if module.startswith("adbc_driver") and hasattr(connection, "adbc_get_info"):
         from .adbc import Adbc
 
         return Adbc(connection).table(name)

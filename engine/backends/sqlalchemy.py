@@ -85,21 +85,35 @@ class SqlAlchemy(SqlEngine):
     def table(self, name: str) -> SqlTable:
         return SqlTable(self, qualified(name), f"table {name} at {self.where}")
 
+    @classmethod
+    def connect(cls, url: str, timeout: str | float = DEFAULT_TIMEOUT, **options: Any) -> SqlAlchemy:
+        """An engine for the SQLAlchemy URL ``url`` (``sqlite:///shop.db``, ``postgresql+psycopg://…``);
+        ``options`` go to ``sqlalchemy.create_engine``. A URL SQLAlchemy cannot read is a clear error."""
+        sqlalchemy = _module()
+        try:
+            return cls(sqlalchemy.create_engine(url, **options), timeout)
+        except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError, ImportError) as exc:
+            shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True) if "://" in url else url
+            raise UsageError(error(f"cannot use the SQLAlchemy URL {shown!r}: {_first_line(exc)}",
+                                   hint="write it as dialect+driver://user@host/database, e.g. sqlite:///shop.db or "
+                                        "postgresql+psycopg://analyst@db/shop, with the driver installed",
+                                   code="binding")) from None
+
     @contextlib.contextmanager
     def _connection(self):
         sqlalchemy = _module()
+        if isinstance(self.bind, sqlalchemy.Connection):
+            yield self.bind
+            return
         try:
-            if isinstance(self.bind, sqlalchemy.Connection):
-                yield self.bind
-            else:
-                with self.bind.connect() as connection:
-                    yield connection
-        except sqlalchemy.exc.OperationalError as exc:
-            if "connect" in _first_line(exc).lower() or exc.connection_invalidated:
-                raise DataError(error(f"cannot connect to {self.where}: {_first_line(exc)}",
-                                      hint="check that the server runs and accepts connections there, the user, "
-                                           "the database and the password", code="backend")) from None
-            raise
+            connection = self.bind.connect()
+        except sqlalchemy.exc.DBAPIError as exc:
+            raise DataError(error(f"cannot connect to {self.where}: {_first_line(exc)}",
+                                  hint="check that the server runs and accepts connections there (or that the "
+                                       "database file exists), the user, the database and the password",
+                                  code="backend")) from None
+        with connection:
+            yield connection
 
     def _base(self, table: SqlTable) -> exp.Table:
         found = table.relation if isinstance(table.relation, exp.Table) else table.relation.find(exp.Table)

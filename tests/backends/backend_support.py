@@ -198,7 +198,8 @@ def load_ibis_duckdb(tables: dict[str, pa.Table], timezone: str | None = None):
         con.raw_sql(f"SET TimeZone = '{timezone}'")  # a constant of the tests
     for name, table in tables.items():
         con.con.register("__arrow", table)
-        con.raw_sql(f'CREATE TABLE "{name}" AS SELECT * FROM __arrow')
+        quoted = name.replace('"', '""')
+        con.raw_sql(f'CREATE TABLE "{quoted}" AS SELECT * FROM __arrow')
         con.con.unregister("__arrow")
     engine = Ibis(con)
     return {name: engine.table(con.table(name)) for name in tables}, engine
