@@ -9,8 +9,10 @@ Every backend answers one question — the partials of one source's base metrics
   there (`aggregating`). Anything Arrow-readable: tables, files, datasets, DataFrames.
 * `SqlBackend` (sql.py): compiles the partials to SQL with sqlglot (`sqlplan`, `rowsql`, the
   plugins' `forms.SqlForm`s) and runs them where the data lives; only the aggregates come back.
-  The engines: DuckDB (duckdb.py), PostgreSQL (postgres.py) and Spark (spark.py); the same plans generate
-  SQL for other sqlglot dialects (Snowflake, BigQuery, Trino, ClickHouse: `dialects`).
+  The engines: DuckDB (duckdb.py), PostgreSQL (postgres.py) and Spark (spark.py); the Python API's
+  SQLAlchemy engines (sqlalchemy.py), ADBC connections (adbc.py) and ibis tables (ibis.py), each in
+  its database's dialect (SQLite's gaps filled by sqlite.py); the same plans generate SQL for other
+  sqlglot dialects (Snowflake, BigQuery, Trino, ClickHouse: `dialects`).
 
 Derived formulas, explain, rules and renderers run on the small result either way. A source is
 bound to a backend by what its data is: a `SqlTable` (from `table` — over a DuckDB, psycopg,

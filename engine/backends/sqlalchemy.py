@@ -37,8 +37,8 @@ def _module():
     try:
         import sqlalchemy
     except ImportError:
-        raise DataError(error("binding a SQLAlchemy engine needs SQLAlchemy", hint="pip install 'metrictree[sqlalchemy]'",
-                              code="backend")) from None
+        raise DataError(error("binding a SQLAlchemy engine needs SQLAlchemy",
+                              hint="pip install 'metrictree[sqlalchemy]'", code="backend")) from None
     return sqlalchemy
 
 

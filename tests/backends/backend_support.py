@@ -231,7 +231,7 @@ LOADERS = {"duckdb": load_duckdb, "postgres": load_postgres, "spark": load_spark
            "sqlite-sqlalchemy": load_sqlite_sqlalchemy, "postgres-sqlalchemy": load_postgres_sqlalchemy,
            "sqlite-adbc": load_sqlite_adbc, "postgres-adbc": load_postgres_adbc, "ibis-duckdb": load_ibis_duckdb}
 # PostgreSQL through SQLAlchemy or ADBC runs the SQL the PostgreSQL backend runs: its whole suite is slow
-# (.ci/steps.d/55-bindings.sh); their own guards and errors are tested by test_bindings.py in the default run.
+# (.ci/steps.d/55-bindings.sh); their own guards and errors are tested by test_api_bindings.py in the default run.
 ENGINES = ["duckdb", "postgres", "sqlite-sqlalchemy", pytest.param("postgres-sqlalchemy", marks=pytest.mark.slow),
            "sqlite-adbc", pytest.param("postgres-adbc", marks=pytest.mark.slow), "ibis-duckdb",
            pytest.param("spark", marks=pytest.mark.slow)]

@@ -207,7 +207,8 @@ def test_a_query_over_the_timeout_is_interrupted_with_a_clear_error():
     ranges = [exp.Anonymous(this="range", expressions=[exp.Literal.number(100_000)]).as_(n) for n in "ab"]
     slow = exp.select(exp.Sum(this=exp.Mul(this=exp.column("range", "a"), expression=exp.column("range", "b"))))
     slow = slow.from_(exp.Table(this=ranges[0].this, alias=exp.TableAlias(this=exp.to_identifier("a"))))
-    slow = slow.join(exp.Table(this=ranges[1].this, alias=exp.TableAlias(this=exp.to_identifier("b"))), join_type="cross")
+    slow = slow.join(exp.Table(this=ranges[1].this, alias=exp.TableAlias(this=exp.to_identifier("b"))),
+                     join_type="cross")
     started = time.monotonic()
     with pytest.raises(DataError, match=r"longer than the statement timeout \(200ms\)") as caught:
         engine.run(table, slow)
