@@ -66,6 +66,8 @@ _ROWS_PER_PART = 1 << 18
 _MAX_PARTS = 64
 # Calendar lookups are built for at most this many days (2,700 years); beyond, periods.index runs per row.
 _MAX_CALENDAR_DAYS = 1 << 20
+# Time zone names whose wall-clock time is UTC.
+_UTC = frozenset({"UTC", "Etc/UTC", "Z", "+00:00", "GMT", "Etc/GMT"})
 
 
 @attrs.frozen
@@ -623,18 +625,26 @@ def _checked_condition(metric: Metric, value):
 def period_index(times: pa.ChunkedArray | pa.Array, grain: str) -> pa.ChunkedArray | pa.Array:
     """`periods.index`, computed once per calendar day of the data and spread to the rows by their day.
 
-    Chunk by chunk, so that the day numbers are small temporaries the allocator reuses.
+    Chunk by chunk, so that the day numbers are small temporaries the allocator reuses. A timestamp
+    with a time zone falls in the period of its wall-clock time there (as `periods.index` reads it).
     """
     t = times.type
-    if not (pa.types.is_date(t) or (pa.types.is_timestamp(t) and t.tz is None)):
+    if not (pa.types.is_date(t) or pa.types.is_timestamp(t)):
         return periods.index(times, grain)
+    zoned = pa.types.is_timestamp(t) and t.tz is not None
     low, high = (_day_number(v) for v in pc.min_max(times).values())
+    if zoned and low is not None:
+        # The wall-clock days lie within a day and a bit (an offset of at most 14 hours) of the UTC days.
+        low, high = low - 2, high + 2
     if low is None or high - min(low, 0) >= _MAX_CALENDAR_DAYS:
         return periods.index(times, grain)
     start = min(low, 0)  # from 1970-01-01 if the data starts later, so the days index the calendar as they are
     calendar = periods.index(pc.cast(pa.array(range(start, high + 1), pa.int32()), pa.date32()), grain)
 
     def spread(chunk: pa.Array) -> pa.Array:
+        if zoned:
+            # In UTC the wall clock is the stored value: dropping the zone is free (the zone lookup is not).
+            chunk = chunk.cast(pa.timestamp(t.unit)) if t.tz in _UTC else pc.local_timestamp(chunk)
         days = pc.cast(pc.cast(chunk, pa.date32()), pa.int32())  # the second cast is free: same layout
         return pc.take(calendar, days if start == 0 else pc.subtract(days, start))
 
@@ -644,8 +654,12 @@ def period_index(times: pa.ChunkedArray | pa.Array, grain: str) -> pa.ChunkedArr
 
 
 def _day_number(value: pa.Scalar) -> int | None:
-    """Days since 1970-01-01 of a date or timestamp (the calendar day it falls on)."""
-    return value.cast(pa.date32()).cast(pa.int32()).as_py() if value.is_valid else None
+    """Days since 1970-01-01 of a date or timestamp (the calendar day it falls on; in UTC for a zoned one)."""
+    if not value.is_valid:
+        return None
+    if pa.types.is_timestamp(value.type) and value.type.tz is not None:
+        value = value.cast(pa.timestamp(value.type.unit))
+    return value.cast(pa.date32()).cast(pa.int32()).as_py()
 
 
 # --------------------------------------------------------------------------- group keys
