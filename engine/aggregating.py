@@ -482,6 +482,7 @@ def _plan(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric], gr
     plans: dict[str, tuple[CallPlan, ...]] = {}
     presences: dict[str, s.Call] = {}
     skipped: dict[str, tuple[int, str, str]] = {}
+    null_entities: dict[tuple[int, str], int] = {}
 
     def column(node: s.Column):
         if node.column not in columns:
@@ -523,10 +524,14 @@ def _plan(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric], gr
         """A presence partial: its reduce gets the (entity, slice, period) triples of the kept rows."""
         values = partial.values
         held.extend([values, partial.extra])
-        kept_nulls = pc.is_null(values) if mask is None else pc.and_(mask, pc.is_null(values))
-        nulls = pc.sum(pc.cast(kept_nulls, pa.int64())).as_py() or 0
         if metric.name not in skipped:
-            skipped[metric.name] = (nulls, source.entity or "an entity", call.name)
+            # The kept rows without an entity, counted once per entity column and filter.
+            if (id(values), mask_key) not in null_entities:
+                nulls = values.null_count
+                if nulls and mask is not None:
+                    nulls = pc.sum(pc.cast(pc.and_(mask, pc.is_null(values)), pa.int64())).as_py() or 0
+                null_entities[(id(values), mask_key)] = nulls
+            skipped[metric.name] = (null_entities[(id(values), mask_key)], source.entity or "an entity", call.name)
         key = ("presence", len(specs))
         specs[key] = _Spec(f"__p{len(specs)}", "presence", values, mask_key, partial.extra, partial.reduce)
         presences[specs[key].column] = call
