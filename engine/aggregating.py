@@ -47,7 +47,7 @@ from .formulas import Scope, as_array, evaluate
 from .functions import ROWS, Aggregate, AggregateContext, Partial, Registry
 from .presence import Presence
 from .model import Metric, Source, Tree
-from .reading import Need
+from .reading import Need, ahead
 
 PERIOD = "__period"
 _KEY = "__key"
@@ -236,8 +236,10 @@ def aggregate_stream(tree: Tree, source: Source, pieces: Iterable, metrics: list
         return aggregate(tree, source, whole, metrics, grain, by, params, registry)
     state = _StreamState(planned.dims)
     state.add(planned, _period_of(first, source, grain))
-    # Hold one piece at a time: drop each (and its plan, which holds its columns) before reading the next.
+    # Hold two pieces at a time: drop each (and its plan, which holds its columns) once aggregated; from the
+    # third on, each is read while the one before is aggregated.
     del first, planned
+    pieces = ahead(pieces)
     piece = second
     while piece is not None:
         planned = _plan(tree, source, piece.table, metrics, grain, by, params, registry)

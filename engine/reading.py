@@ -475,6 +475,45 @@ def scan(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions:
         raise no_rows(source, since, until)
 
 
+class ahead:  # noqa: N801 — used like a function: ``for piece in ahead(pieces)``
+    """``pieces``, each read (on another thread) while the caller works on the one before: reading and
+    aggregating overlap, at the cost of holding one piece more. The first read starts at once. The reads
+    run in the caller's context, so they report to its progress callback; an error while reading is
+    raised where the piece is asked for.
+    """
+
+    def __init__(self, pieces: Iterator[Piece]) -> None:
+        import contextvars
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pieces = pieces
+        self._context = contextvars.copy_context()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrictree-read")
+        self._pending = self._pool.submit(self._context.run, next, pieces, None)
+
+    def __iter__(self) -> ahead:
+        return self
+
+    def __next__(self) -> Piece:
+        if self._pending is None:
+            raise StopIteration
+        try:
+            piece = self._pending.result()
+        except BaseException:
+            self.close()
+            raise
+        if piece is None:
+            self.close()
+            raise StopIteration
+        self._pending = self._pool.submit(self._context.run, next, self._pieces, None)
+        return piece
+
+    def close(self) -> None:
+        """Stop reading ahead (waits for a read under way)."""
+        self._pending = None
+        self._pool.shutdown(wait=True)
+
+
 def _unreadable(source: Source, exc: Exception) -> DataError:
     return DataError(error(f"cannot read the data of source '{source.name}': {exc}", source.span,
                            "check the files and their column types", "read"))
