@@ -135,3 +135,30 @@ def test_scan_of_an_empty_range_is_the_usual_error(orders):
     _, path = orders
     with pytest.raises(metrictree.DataError, match="has no rows between"):
         TREE.evaluate({"orders": str(path)}, metrics=["revenue"], start="2030-01", end="2030-02")
+
+
+def test_pieces_read_ahead_report_progress_to_the_callers_callback(orders, monkeypatch):
+    """From the third piece on, pieces are read on another thread: the progress still reaches the caller."""
+    from metrictree import progress
+
+    _, path = orders
+    monkeypatch.setattr(reading, "ROWS_PER_TABLE", 1000)
+    steps = []
+    with progress.reporting(steps.append):
+        TREE.evaluate({"orders": str(path)}, metrics=["revenue", "customers"])
+    assert len(steps) >= 5 and steps[-1].done == 6000
+    assert [s.done for s in steps] == sorted(s.done for s in steps)
+
+
+def test_reading_ahead_keeps_the_order_and_raises_where_the_piece_is_asked_for():
+    def pieces():
+        for i in range(3):
+            yield reading.Piece(pa.table({"i": [i]}))
+        raise OSError("disk gone")
+
+    got = reading.ahead(pieces())
+    assert [next(got).table.column("i")[0].as_py() for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(OSError, match="disk gone"):
+        next(got)
+    with pytest.raises(StopIteration):
+        next(got)
