@@ -226,28 +226,28 @@ def aggregate_stream(tree: Tree, source: Source, pieces: Iterable, metrics: list
     """
     pieces = iter(pieces)
     first = next(pieces)
-    second = None if first.last else next(pieces, None)
-    if second is None:
+    if first.last:
         return aggregate(tree, source, first.table, metrics, grain, by, params, registry)
+    # Each later piece is read while the one before is aggregated.
+    pieces = ahead(pieces)
     planned = _plan(tree, source, first.table, metrics, grain, by, params, registry)
     if not planned.streams:
-        whole = pa.concat_tables([first.table, second.table, *(p.table for p in pieces)],
+        whole = pa.concat_tables([first.table, *(p.table for p in pieces)],
                                  promote_options="permissive").unify_dictionaries()
         return aggregate(tree, source, whole, metrics, grain, by, params, registry)
     state = _StreamState(planned.dims)
     state.add(planned, _period_of(first, source, grain))
-    # Hold two pieces at a time: drop each (and its plan, which holds its columns) once aggregated; from the
-    # third on, each is read while the one before is aggregated.
-    del first, planned
-    pieces = ahead(pieces)
-    piece = second
+    del first
+    piece = next(pieces, None)
+    if piece is None:  # one piece after all (a stream whose end was not known)
+        return state.finish(source, planned)
     while piece is not None:
+        # Drop each piece's plan (which holds its columns) once aggregated; the last one's is needed to finish.
+        planned = None
         planned = _plan(tree, source, piece.table, metrics, grain, by, params, registry)
         state.add(planned, _period_of(piece, source, grain))
         piece = None
         piece = next(pieces, None)
-        if piece is not None:
-            planned = None
     return state.finish(source, planned)
 
 
