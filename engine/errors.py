@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 import attrs
@@ -163,8 +163,8 @@ MAX_SUGGESTION_POOL = 300
 """At most this many candidates are compared (difflib is quadratic in the names' lengths and linear in the pool)."""
 
 
-def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """``"did you mean 'x'?"`` for the closest candidate, or ``None``.
+def did_you_mean(name: str, candidates: Iterable[str], show: Callable[[str], str] = "'{}'".format) -> str | None:
+    """``"did you mean 'x'?"`` for the closest candidate, or ``None``; ``show`` writes the candidate.
 
     Only candidates of about the same length can be close (difflib's ratio is at most 2·min/(a+b)), so
     the others are left out before comparing, and at most `MAX_SUGGESTION_POOL` of those are compared.
@@ -184,7 +184,7 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     if not close:
         lowered = {c.lower(): c for c in pool}
         close = [lowered[name.lower()]] if name.lower() in lowered else []
-    return f"did you mean '{close[0]}'?" if close else None
+    return f"did you mean {show(close[0])}?" if close else None
 
 
 def error(message: str, span: Span | None = None, hint: str | None = None, code: str = "error") -> Diagnostic:

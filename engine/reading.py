@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from .errors import DataError, Span, did_you_mean, error
 from .model import Source
+from .syntax import spell
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
@@ -90,7 +91,10 @@ def _dataset(path: Path, dictionary_columns: list[str]) -> ds.Dataset:
         import pyarrow.csv as csv
 
         delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-        file_format = ds.CsvFileFormat(parse_options=csv.ParseOptions(delimiter=delimiter))
+        # An empty field is a missing value in every column, text included (as in DuckDB, pandas and
+        # polars): a guest order's empty customer id is no customer, and an empty channel is no channel.
+        file_format = ds.CsvFileFormat(parse_options=csv.ParseOptions(delimiter=delimiter),
+                                       convert_options=csv.ConvertOptions(strings_can_be_null=True))
     else:
         file_format = ds.IpcFileFormat()
     try:
@@ -366,16 +370,23 @@ def read(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions:
     return table
 
 
+def missing_column_hint(column: str, names: list[str]) -> str:
+    """The closest of a table's column ``names`` to ``column``, and the first dozen of them, each as a
+    tree file writes it (`` `Order Date` `` in backticks)."""
+    guess = did_you_mean(column, names, lambda name: f"'{name}'" if spell(name) == name else spell(name))
+    columns = ", ".join(spell(n) for n in names[:12]) + (" …" if len(names) > 12 else "")
+    quoted = any(spell(n) != n for n in names[:12])
+    return ((guess + " " if guess else "") + f"its columns: {columns}"
+            + (" (a name that is not one word is written in backticks)" if quoted else ""))
+
+
 def check_schema(source: Source, schema: pa.Schema, needs: list[Need]) -> pa.DataType:
     """Every column ``needs`` is in ``schema`` and the time column holds times; returns the time column's type."""
     names = set(schema.names)
     for need in needs:
         if need.column not in names:
-            guess = did_you_mean(need.column, names)
-            columns = ", ".join(schema.names[:12]) + (" …" if len(schema.names) > 12 else "")
-            raise DataError(error(
-                f"source '{source.name}' has no column '{need.column}' ({need.why})", need.span,
-                (guess + " " if guess else "") + f"its columns: {columns}", "missing-column"))
+            raise DataError(error(f"source '{source.name}' has no column '{need.column}' ({need.why})", need.span,
+                                  missing_column_hint(need.column, schema.names), "missing-column"))
     time_type = schema.field(source.time).type
     converts = source.time_format is not None or source.timezone is not None
     if not converts and not _is_time(time_type):
