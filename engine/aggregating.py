@@ -335,27 +335,82 @@ class _StreamState:
             self.vocabulary[name] = pa.concat_arrays([seen, fresh.cast(seen.type)])
         return pc.take(pc.cast(codes, pa.int32()), encoded.indices)
 
-    def _finalised(self, name: str, held: list[pa.Table], before: int, mask_keys: list[str],
+    def _finalised(self, name: str, held: list[pa.Table], before: int | None, mask_keys: list[str],
                    flags: dict[str, str]) -> list[pa.Table]:
-        """Count the pairs of the periods before ``before`` (no later piece has rows there) and drop them."""
-        table = pa.concat_tables(held, promote_options="permissive").unify_dictionaries() if len(held) > 1 \
-            else held[0]
-        early = pc.less(table.column(PERIOD), pa.scalar(before, table.schema.field(PERIOD).type))
-        final, rest = table.filter(early), table.filter(pc.invert(early))
-        if final.num_rows:
-            if len(held) > 1:  # a period that spans two pieces has pairs in both: once each
-                final = self._merged([final, final.slice(0, 0)], None, ["__x"],
-                                     {c: ("max" if c.startswith("__e") else "sum") for c in final.column_names
-                                      if c not in (PERIOD, *self.dims, "__x")})[0]
-            counts = {f"__n{i}": pc.cast(pc.greater(final.column(flags[m]), 0) if m and flags else
-                                         pc.is_valid(final.column("__x")), pa.int64())
+        """Count the pairs of the periods before ``before`` (no later piece has rows there; ``None``: every
+        period, and the rows without one) and drop them."""
+        # Only the tables that straddle ``before`` are split (copied); the others move as they are.
+        finals, rest = [], []
+        for table in held:
+            if before is None:
+                finals.append(table)
+                continue
+            low, high = (v.as_py() for v in pc.min_max(table.column(PERIOD)).values())
+            if high is not None and high < before and not table.column(PERIOD).null_count:
+                finals.append(table)
+            elif low is not None and low >= before:
+                rest.append(table)
+            elif table.num_rows:
+                early = pc.less(table.column(PERIOD), pa.scalar(before, table.schema.field(PERIOD).type))
+                finals.append(table.filter(early))
+                rest.append(table.filter(pc.invert(early)))  # rows without a time fall in no period
+        finals = [t for t in finals if t.num_rows]
+        if finals:
+            final = pa.concat_tables(finals, promote_options="permissive").unify_dictionaries() \
+                if len(finals) > 1 else finals[0]
+            if len(finals) > 1:
+                # A period that spans two pieces has pairs in both: each counted once, key range by key range.
+                done = self._counted_once(final, mask_keys, flags)
+            else:
+                counts = {f"__n{i}": pc.cast(pc.greater(final.column(flags[m]), 0) if m and flags else
+                                             pc.is_valid(final.column("__x")), pa.int64())
+                          for i, m in enumerate(mask_keys)}
+                by = [PERIOD, *self.dims]
+                done = pa.table({**{c: final.column(c) for c in by}, **counts}).group_by(
+                    by, use_threads=False).aggregate([(c, "sum") for c in counts])
+                done = done.rename_columns([c.removesuffix("_sum") for c in done.column_names])
+            self.done.setdefault(name, []).append(done)
+        return rest
+
+    def _counted_once(self, pairs: pa.Table, mask_keys: list[str], flags: dict[str, str]) -> pa.Table:
+        """Per (period, dimensions): how many distinct values ``pairs`` (decoded, some repeated) have under each
+        filter (``__n0`` …). The repeats are merged one range of group keys at a time (about `_ROWS_PER_PART`
+        pairs each, as `_distinct_counts` does), so that no hash table holds every pair with its text at once."""
+        keys, (coded,) = self._encoded([pairs])
+        flag_columns = list(dict.fromkeys(flags.values()))
+        coded = coded.select([_KEY, "__x", *flag_columns])
+        per_key = pc.value_counts(coded.column(_KEY))
+        ranges = _key_ranges(pa.table({_KEY: per_key.field("values"), "count_all": per_key.field("counts")}), [],
+                             _ROWS_PER_PART)
+        batches = coded.to_batches()
+        spans = [tuple(v.as_py() for v in pc.min_max(b.column(0)).values()) for b in batches]
+        if sum(len(_batches_holding(batches, spans, *r)) for r in ranges) > 4 * len(batches):
+            ranges = _key_ranges(pa.table({_KEY: per_key.field("values"), "count_all": per_key.field("counts")}), [],
+                                 4 * _ROWS_PER_PART)
+
+        def count(bounds: tuple[int, int] | None) -> pa.Table:
+            if bounds is None:
+                part = coded
+            else:
+                candidates = pa.Table.from_batches(_batches_holding(batches, spans, *bounds), coded.schema)
+                part = candidates.filter(_between(candidates.column(_KEY), *bounds))
+            merged = part.group_by([_KEY, "__x"], use_threads=False).aggregate(
+                [([], "count_all"), *((f, "max") for f in flag_columns)])
+            counts = {f"__n{i}": pc.cast(pc.greater(merged.column(f"{flags[m]}_max"), 0) if m and flags else
+                                         pc.is_valid(merged.column("__x")), pa.int64())
                       for i, m in enumerate(mask_keys)}
-            by = [PERIOD, *self.dims]
-            done = pa.table({**{c: final.column(c) for c in by}, **counts}).group_by(by, use_threads=False).aggregate(
+            counted = pa.table({_KEY: merged.column(_KEY), **counts}).group_by([_KEY], use_threads=False).aggregate(
                 [(c, "sum") for c in counts])
-            self.done.setdefault(name, []).append(done.rename_columns([c.removesuffix("_sum")
-                                                                       for c in done.column_names]))
-        return [rest]
+            return counted.rename_columns([c.removesuffix("_sum") for c in counted.column_names])
+
+        if not ranges:
+            parts = [count(None)]
+        else:
+            with ThreadPoolExecutor(max_workers=min(len(ranges), pa.cpu_count())) as pool:
+                parts = list(pool.map(count, ranges))
+        counted = pa.concat_tables(parts)
+        return pa.table({**keys.decode(_array(counted.column(_KEY)), dictionary=True),
+                         **{c: counted.column(c) for c in counted.column_names if c != _KEY}})
 
     def _decoded(self, keys: GroupKeys, table: pa.Table) -> pa.Table:
         """``table`` with its group keys replaced by their period and dimension values."""
@@ -385,6 +440,13 @@ class _StreamState:
 
     def finish(self, source: Source, planned: _Planned) -> SourceAggregate:
         """The merged state as a `SourceAggregate`: one group key encoding over every group and pair."""
+        for name, held in self.pairs.items():
+            mask_keys, flags, states = self.counted_by[name]
+            if not states and held:
+                # Plain distinct counts need no pairs any more: counted range by range, as final periods are.
+                empty = held[0].slice(0, 0)
+                self._finalised(name, held, None, mask_keys, flags)
+                self.pairs[name] = [empty]
         names = list(self.pairs)
         done_names = [n for n in names if self.done.get(n)]
         done_tables = [pa.concat_tables(self.done[n], promote_options="permissive") for n in done_names]
