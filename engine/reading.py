@@ -643,7 +643,7 @@ def _row_group_batches(dataset: Any, fragment: Any, columns: list[str], conditio
     if first is None or not first.schema.equals(wanted):
         if handle is not None:
             handle.close()
-        yield from fragment.to_batches(columns=columns, filter=condition, batch_size=size)
+        yield from fragment.to_batches(schema=dataset.schema, columns=columns, filter=condition, batch_size=size)
         return
     with handle:
         for batch in itertools.chain([first], batches):

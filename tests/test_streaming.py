@@ -13,6 +13,7 @@ import random
 import textwrap
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -162,3 +163,32 @@ def test_reading_ahead_keeps_the_order_and_raises_where_the_piece_is_asked_for()
         next(got)
     with pytest.raises(StopIteration):
         next(got)
+
+
+def test_a_big_row_group_read_batch_by_batch_keeps_the_time_range(orders, monkeypatch):
+    """Inside one row group far bigger than a table the rows come from the Parquet file reader, filtered."""
+    table, path = orders
+    monkeypatch.setattr(reading, "ROWS_PER_TABLE", 300)
+    one_group = str(path.with_name("one_group.parquet"))
+    got = TREE.evaluate({"orders": one_group}, start="2025-03", end="2025-08")
+    expected = TREE.evaluate({"orders": table}, start="2025-03", end="2025-08")
+    assert got.column("period").to_pylist() == expected.column("period").to_pylist()
+    for name in ("orders_n", "customers", "churned", "new"):
+        assert got.column(name).to_pylist() == expected.column(name).to_pylist(), name
+
+
+def test_row_group_batches_fall_back_to_the_dataset_scan_when_the_types_differ(orders):
+    import pyarrow.dataset as ds
+
+    table, path = orders
+    one_group = path.with_name("one_group.parquet")
+    schema = pq.read_schema(one_group)
+    wider = pa.schema([pa.field("amount", pa.float32()) if f.name == "amount" else f for f in schema])
+    for given, amount_type in ((None, pa.float64()), (wider, pa.float32())):
+        dataset = ds.dataset(one_group, schema=given, format="parquet")
+        fragment = next(dataset.get_fragments()).split_by_row_group()[0]
+        batches = list(reading._row_group_batches(dataset, fragment, ["day", "amount"], ds.field("amount") > 250,
+                                                  size=1000))
+        got = pa.Table.from_batches(batches)
+        assert got.schema.field("amount").type == amount_type
+        assert got.num_rows == pc.sum(pc.greater(table.column("amount"), 250)).as_py()
