@@ -1057,7 +1057,8 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
         spans = [tuple(v.as_py() for v in pc.min_max(b.column(0)).values()) for b in batches]
 
         def count(bounds: tuple[int, int] | None, batches=batches, spans=spans, mask_keys=mask_keys, flags=flags,
-                  pairs_wanted=bool(presences) or pairs_only, extras=tuple(extra_values)):
+                  pairs_wanted=bool(presences) or pairs_only, extras=tuple(extra_values),
+                  pairs_wanted_rows=bool(presences) or (bool(flags) and "" in mask_keys)):
             if bounds is None:
                 candidates = pa.Table.from_batches(batches, rows_table.schema)
                 part = candidates.filter(candidates.column("__keep"))
@@ -1071,11 +1072,14 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
                     [("__x", "count_distinct", pc.CountOptions(mode="only_valid"))])
                 return {mask_keys[0]: (counted.column(_KEY), counted.column("__x_count_distinct"))}
             # Distinct (key, value) pairs, with their number of rows under each filter.
+            # A plain distinct count held across pieces keeps its pairs alone (their rows are of no use): 8 bytes less a pair.
+            rows = [] if pairs_only and not pairs_wanted_rows else ["count_all"]
             pairs = part.group_by([_KEY, "__x"], use_threads=False).aggregate(
-                [([], "count_all"), *((f, "sum") for f in flags.values()), *((x, "max") for x in extras)])
-            pairs = pairs.select([_KEY, "__x", "count_all", *(f"{f}_sum" for f in flags.values()),
+                [*(([], "count_all") for _ in rows), *((f, "sum") for f in flags.values()),
+                 *((x, "max") for x in extras)])
+            pairs = pairs.select([_KEY, "__x", *rows, *(f"{f}_sum" for f in flags.values()),
                                   *(f"{x}_max" for x in extras)]).rename_columns(
-                [_KEY, "__x", "count_all", *flags.values(), *extras])
+                [_KEY, "__x", *rows, *flags.values(), *extras])
             return {"pairs": pairs} if pairs_only else _from_pairs(pairs, mask_keys, flags, extras)
 
         kept_by = [mask_columns[m] for m in mask_keys if m] if "" not in mask_keys else []
@@ -1111,7 +1115,8 @@ def _from_pairs(pairs: pa.Table, mask_keys: list[str], flags: dict[str, str], ex
     for mask in mask_keys:
         flagged = bool(mask) and bool(flags)
         chosen = pairs.filter(pc.greater(pairs.column(flags[mask]), 0)) if flagged else pairs
-        rows_in = chosen.column(flags[mask]) if flagged else chosen.column("count_all")
+        rows_in = chosen.column(flags[mask]) if flagged else (chosen.column("count_all")
+                                                              if "count_all" in chosen.column_names else None)
         counted = chosen.group_by([_KEY], use_threads=False).aggregate([([], "count_all")])
         found[mask] = (counted.column(_KEY), counted.column("count_all"))
         found[("pairs", mask)] = (chosen.column(_KEY), chosen.column("__x"), rows_in,
