@@ -17,10 +17,10 @@ from typing import Any
 import pyarrow as pa
 
 from .aggregating import needs
-from .errors import DataError, Diagnostic, did_you_mean, error
+from .errors import DataError, Diagnostic, error
 from .functions import Registry
 from .model import Metric, Source, Tree
-from .reading import as_arrow
+from .reading import as_arrow, missing_column_hint
 
 
 def check_data(tree: Tree, data: Mapping[str, Any], registry: Registry | None = None) -> list[Diagnostic]:
@@ -52,7 +52,6 @@ def _source_problems(tree: Tree, source: Source, metrics: list[Metric], schema: 
                      registry: Registry) -> list[Diagnostic]:
     problems: list[Diagnostic] = []
     names = set(schema.names)
-    columns = ", ".join(schema.names[:12]) + (" …" if len(schema.names) > 12 else "")
     reported: set[str] = set()
     for metric in metrics:
         try:
@@ -64,8 +63,7 @@ def _source_problems(tree: Tree, source: Source, metrics: list[Metric], schema: 
             if need.column in names or need.column in reported:
                 continue
             reported.add(need.column)
-            guess = did_you_mean(need.column, names)
-            hint = (guess + " " if guess else "") + f"its columns: {columns}"
+            hint = missing_column_hint(need.column, schema.names)
             library = metric.library if need.span is not None and need.span.file.startswith("<library ") else None
             if library is not None:
                 hint += "; " + _binding_hint(library, source.name, need.column)

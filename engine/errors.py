@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 import attrs
@@ -163,8 +163,22 @@ MAX_SUGGESTION_POOL = 300
 """At most this many candidates are compared (difflib is quadratic in the names' lengths and linear in the pool)."""
 
 
-def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """``"did you mean 'x'?"`` for the closest candidate, or ``None``.
+def check_summary(path: str, diagnostics: Sequence[Diagnostic]) -> str:
+    """``trees/x.tree: ok`` · ``…: ok, 2 warnings`` · ``…: 3 errors, 1 warning`` (what ``metrictree check`` ends
+    each file with)."""
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}" + ("" if n == 1 else "s")
+
+    errors = sum(d.severity == "error" for d in diagnostics)
+    warnings = sum(d.severity == "warning" for d in diagnostics)
+    parts = [count(errors, "error")] if errors else ["ok"]
+    if warnings:
+        parts.append(count(warnings, "warning"))
+    return f"{path}: {', '.join(parts)}"
+
+
+def did_you_mean(name: str, candidates: Iterable[str], show: Callable[[str], str] = "'{}'".format) -> str | None:
+    """``"did you mean 'x'?"`` for the closest candidate, or ``None``; ``show`` writes the candidate.
 
     Only candidates of about the same length can be close (difflib's ratio is at most 2·min/(a+b)), so
     the others are left out before comparing, and at most `MAX_SUGGESTION_POOL` of those are compared.
@@ -184,7 +198,7 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     if not close:
         lowered = {c.lower(): c for c in pool}
         close = [lowered[name.lower()]] if name.lower() in lowered else []
-    return f"did you mean '{close[0]}'?" if close else None
+    return f"did you mean {show(close[0])}?" if close else None
 
 
 def error(message: str, span: Span | None = None, hint: str | None = None, code: str = "error") -> Diagnostic:

@@ -20,11 +20,15 @@ The contract
   the tests below (the 5 % level bounds them; pure noise gives none).
 * ``history``: earlier periods, oldest first, each an array aligned row by row with `leaves`, the leaf's
   value in that period (null: no data). A leaf's own period-to-period variation there — beyond the general
-  movement of all leaves in that step, which is a season or trend, not the leaf's own — widens its noise
-  when it is larger than what the two compared periods give: a small, naturally volatile segment has to move
-  more than usual to be named, and cannot outrank a large one that clearly broke. The same holds for every
-  element on its summed history: leaves that swing together (a small channel's monthly promotions) vary
-  more as a whole than their variances add up to.
+  movement of all leaves in that step, which is a season or trend, not the leaf's own — is an estimate of
+  its noise on as many degrees of freedom as it has steps; as a multiple of the noise model's, it is
+  moderated with all the leaves' (`metrictree.moderating`: Smyth's empirical Bayes), so a small, naturally
+  volatile segment has to move more than usual to be named and cannot outrank a large one that clearly
+  broke, and a calm segment is judged by its calm. The significance test then honours the degrees of freedom
+  of each element's noise (Satterthwaite's, over its leaves) with Student's t at the search's tail
+  probability. An element's summed history widens it when beyond its leaves' variances at ALPHA (one-sided
+  χ²): leaves that swing together (a small channel's monthly promotions) vary more as a whole than their
+  variances add up to. Without history nothing of this applies (the public benchmarks have none).
 * The result, `Localisation` (frozen): ``elements`` (largest change first, never one with its parent or
   child), ``spread`` (the change is not concentrated: most of it lies outside the elements — all of it when
   there are none — and beyond noise), ``reason`` (plain words when there are no elements, e.g. "nothing
@@ -116,6 +120,7 @@ import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import moderating
 from .errors import UsageError, did_you_mean, error
 
 __all__ = ["Element", "Localisation", "localise"]
@@ -251,8 +256,8 @@ def localise(leaves: pa.Table, dims: Sequence[str], baseline: str = "baseline", 
             level bounds them, so pure noise gives none).
         history: optional earlier periods, oldest first, each an array aligned row by row with `leaves`
             holding the leaf's value in that period (null: no data). Each leaf's own period-to-period
-            variation there, beyond the general movement of all leaves, widens its noise: a small, volatile
-            segment must move more than usual to count.
+            variation there, beyond the general movement of all leaves, moderated with the other leaves',
+            sets its noise: a small, volatile segment must move more than usual to count, a calm one less.
 
     Returns:
         A `Localisation`: the elements, largest change first, and when there are none a reason; `spread` says
@@ -621,8 +626,9 @@ def _power(log_size: pa.Array, departure: pa.Array, counts: bool = False) -> flo
 def _describe(work: pa.Table, noise: _Noise, steps: list[tuple[pa.Array, pa.Array]] | None = None,
               floor: pa.Array | None = None) -> pa.Table:
     """Add each leaf's size ``s``, deviation ``d``, weight ``w``, ``wx = w |d - trend|`` and ``v``, the variance
-    of ``s × d = c - b`` under noise alone: the noise model's at the leaf's size, or the leaf's own from its
-    history, or the `floor` given, whichever is largest."""
+    of ``s × d = c - b`` under noise alone: the noise model's at the leaf's size, moderated with the leaf's own
+    history (see `_with_history`), and never below the `floor` given. With history, also ``vd = v² / df``
+    (the degrees of freedom of that variance)."""
     size = _size(work)
     deviation = _deviation(work["b"], work["c"], size)
     weight = pc.divide(size, pc.add(size, noise.typical))
@@ -633,16 +639,27 @@ def _describe(work: pa.Table, noise: _Noise, steps: list[tuple[pa.Array, pa.Arra
         # (Absolute values: the noise model may come from a subset of the leaves, see `_run`.)
         poisson = pc.multiply(pc.add(pc.abs(work["b"]), pc.abs(work["c"])), noise.dispersion)
         own = pc.divide(poisson, _positive(pc.multiply(size, size)))
+    freedom = None
     if steps:
-        own = pc.max_element_wise(own, pc.fill_null(_own_variance(steps), 0.0))
+        own, freedom = _with_history(own, *_own_variance(steps))
     variance = pc.multiply(pc.multiply(size, size), own)
+    estimated = variance
     if floor is not None:
         variance = pc.max_element_wise(variance, pc.fill_null(floor, 0.0))
-    return (work.append_column("s", size)
-            .append_column("v", pc.if_else(pc.greater(size, 0.0), variance, 0.0))
-            .append_column("d", deviation)
-            .append_column("w", weight)
-            .append_column("wx", pc.multiply(weight, pc.abs(pc.subtract(deviation, noise.trend)))))
+    variance = pc.if_else(pc.greater(size, 0.0), variance, 0.0)
+    described = (work.append_column("s", size)
+                 .append_column("v", variance)
+                 .append_column("d", deviation)
+                 .append_column("w", weight)
+                 .append_column("wx", pc.multiply(weight, pc.abs(pc.subtract(deviation, noise.trend)))))
+    if freedom is None:
+        return described
+    # ``vd = v² / df``: summed over an element's leaves, Satterthwaite's effective degrees of freedom of its
+    # variance, ``(Σ v)² / Σ v² / df``. A leaf whose variance is the known floor adds no uncertainty.
+    uncertain = pc.and_(pc.greater(estimated, pc.fill_null(floor, 0.0) if floor is not None else 0.0),
+                        pc.greater(freedom, 0.0))
+    vd = pc.if_else(uncertain, pc.divide(pc.multiply(variance, variance), _positive(freedom)), 0.0)
+    return described.append_column("vd", vd)
 
 
 def _history(leaves: pa.Table, history: Sequence | None) -> list[pa.Array] | None:
@@ -686,7 +703,32 @@ def _own_variance(steps: list[tuple[pa.Array, pa.Array]]) -> pa.Array:
         ones = pc.if_else(usable, 1.0, 0.0)
         total = square if total is None else pc.add(total, square)
         count = ones if count is None else pc.add(count, ones)
-    return pc.if_else(pc.greater(count, 0.0), pc.divide(total, _positive(count)), pa.scalar(None, pa.float64()))
+    return (pc.if_else(pc.greater(count, 0.0), pc.divide(total, _positive(count)), pa.scalar(None, pa.float64())),
+            count)
+
+
+def _with_history(model: pa.Array, history: pa.Array, steps: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    """Each leaf's relative noise variance from the noise model and its own history, and the degrees of
+    freedom that variance rests on (``None``: known, as good as infinite).
+
+    The history's estimate, as a multiple of the model's, is moderated (`metrictree.moderating`): pooled with
+    all the leaves' (Smyth's empirical Bayes), so that a leaf with a calm history is judged by its own calm
+    and a volatile one by its swings, each by as much as the leaves' histories differ beyond their sampling
+    noise. The moderated variance has ``d₀ + k`` degrees of freedom (k the leaf's steps), which the
+    significance test then honours (Student's t, as limma's moderated t). When the histories cannot be
+    fitted (fewer than two leaves with some variation), the larger of the model and the history."""
+    informative = pc.greater(model, 0.0)
+    ratio = pc.if_else(informative, pc.divide(history, _positive(model)), pa.scalar(None, pa.float64()))
+    fitted = moderating.prior(ratio, steps)
+    if fitted is None:
+        return pc.max_element_wise(model, pc.fill_null(history, 0.0)), None
+    usable = pc.is_valid(ratio)
+    freedom = pc.if_else(usable, steps, 0.0)
+    pooled = moderating.moderate(pc.fill_null(ratio, 0.0), freedom, fitted)
+    own = pc.if_else(informative, pc.multiply(model, pooled), model)
+    if math.isinf(fitted[0]):
+        return own, None
+    return own, pc.add(freedom, fitted[0])
 
 
 # --------------------------------------------------------------------------- search
@@ -755,15 +797,42 @@ def _significant(groups: pa.Table, noise: _Noise, bound: float) -> pa.Table:
     size = groups["s_sum"]
     departure = pc.subtract(_deviation(groups["b_sum"], groups["c_sum"], size), noise.trend)
     spread = pc.divide(pc.sqrt(groups["v_sum"]), _positive(size))
-    return groups.filter(pc.and_(pc.greater(size, 0.0), pc.greater(pc.abs(departure), pc.multiply(spread, bound))))
+    return groups.filter(_beyond(groups, departure, spread, bound))
+
+
+def _beyond(groups: pa.Table, departure: pa.Array, spread: pa.Array, bound: float) -> pa.Array:
+    """Which groups depart by more than `bound` noise s.d.: a normal quantile, or, when a group's variance is
+    an estimate on ``nu`` degrees of freedom (from the leaves' histories), the t statistic at the same tail
+    probability (its normal equivalent beyond `bound`)."""
+    size = groups["s_sum"]
+    passed = pc.and_(pc.greater(size, 0.0), pc.greater(pc.abs(departure), pc.multiply(spread, bound)))
+    if "nu" not in groups.column_names or not pc.any(passed).as_py():
+        return passed
+    # Only the groups past the normal bound can pass the t test (whose quantile is larger).
+    statistic = pc.divide(pc.abs(departure), _positive(spread)).to_pylist()
+    freedom = groups["nu"].to_pylist()
+    keep = []
+    for ok, t, nu in zip(passed.to_pylist(), statistic, freedom):
+        if ok and nu is not None and math.isfinite(nu):
+            tail = moderating.t_tail(t, max(nu, SIGMA_FLOOR))
+            ok = tail <= 0.0 or -NormalDist().inv_cdf(tail) > bound
+        keep.append(bool(ok))
+    return pa.array(keep, pa.bool_())
 
 
 def _summarise(remaining: pa.Table, cuboid: tuple[int, ...]) -> pa.Table:
     keys = [f"k{i}" for i in cuboid]
     history = [name for name in remaining.column_names if name.startswith("h") and name[1:2] in "bas"
                and name[2:].isdigit()]
+    uncertain = "vd" in remaining.column_names
     groups = remaining.group_by(keys, use_threads=False).aggregate(
-        [("b", "sum"), ("c", "sum"), ("s", "sum"), ("v", "sum"), ("w", "sum"), *((h, "sum") for h in history)])
+        [("b", "sum"), ("c", "sum"), ("s", "sum"), ("v", "sum"), ("w", "sum"), *((("vd", "sum"),) if uncertain else ()),
+         *((h, "sum") for h in history)])
+    if uncertain:
+        # The element's variance rests on ``nu`` degrees of freedom (Satterthwaite; infinite when known).
+        nu = pc.if_else(pc.greater(groups["vd_sum"], 0.0),
+                        pc.divide(pc.multiply(groups["v_sum"], groups["v_sum"]), _positive(groups["vd_sum"])), math.inf)
+        groups = groups.append_column("nu", nu).drop_columns(["vd_sum"])
     if not history:
         return groups
     # An element's own history: segments that swing together (a channel whose every leaf jumps in the same
@@ -779,7 +848,18 @@ def _summarise(remaining: pa.Table, cuboid: tuple[int, ...]) -> pa.Table:
         total = square if total is None else pc.add(total, square)
         count = ones if count is None else pc.add(count, ones)
     own = pc.divide(total, _positive(count))
-    widened = pc.max_element_wise(groups["v_sum"], pc.multiply(pc.multiply(groups["s_sum"], groups["s_sum"]), own))
+    history_variance = pc.multiply(pc.multiply(groups["s_sum"], groups["s_sum"]), own)
+    wider = pc.greater(history_variance, groups["v_sum"])
+    if uncertain:
+        # With the leaves' own histories in their variances, the element's history adds only how its leaves
+        # swing together: it widens the element when it is beyond what its leaves' variances give, at ALPHA
+        # (one-sided, χ² on its steps; Wilson–Hilferty's quantile), not whenever a few steps happen to.
+        steps = pc.cast(count, pa.float64())
+        cube = pc.power(pc.add(pc.subtract(1.0, pc.divide(2.0 / 9.0, _positive(steps))),
+                               pc.multiply(NormalDist().inv_cdf(1.0 - ALPHA), pc.sqrt(pc.divide(2.0 / 9.0, _positive(steps))))),
+                        3.0)
+        wider = pc.and_(pc.greater(steps, 0.0), pc.greater(history_variance, pc.multiply(groups["v_sum"], cube)))
+    widened = pc.if_else(wider, history_variance, groups["v_sum"])
     groups = groups.set_column(groups.schema.get_field_index("v_sum"), "v_sum", widened)
     return groups.drop_columns([f"{h}_sum" for h in history])
 
@@ -813,7 +893,7 @@ def _candidates(remaining: pa.Table, cuboid: tuple[int, ...], groups: pa.Table, 
     # Being that weighted mean, its noise is sqrt(Σ s² σ²) / Σ s: with equal leaf noise, the leaves' noise
     # over the square root of their effective number (Kish).
     spread = pc.divide(pc.sqrt(groups["v_sum"]), _positive(size))
-    significant = pc.and_(pc.greater(size, 0.0), pc.greater(pc.abs(departure), pc.multiply(spread, bound)))
+    significant = _beyond(groups, departure, spread, bound)
     if not pc.any(significant).as_py():
         return []
     groups = groups.append_column("D", deviation).append_column("X", departure).filter(significant)

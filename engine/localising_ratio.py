@@ -14,8 +14,10 @@ leaf's current numerator is compared with what its baseline ratio gives at its c
 with the search of `metrictree.localising.localise` (same tests, same coarsest-first layers, so a cause is
 named at the coarsest element that explains it, not at a sub-segment). A leaf without a baseline
 denominator (a new segment) is judged against the whole's baseline ratio. Leaves are sized by their
-denominator, so the rate is judged on its own scale (absolute rate changes) and a ratio and its complement
-(success and stall ratio) give the same answer. When the ratio is a proportion (``0 <= n <= d``), each
+denominator when the ratio is a proportion, so the rate is judged on its own scale (absolute rate changes)
+and a ratio and its complement (success and stall ratio) give the same answer; any other ratio (an average
+basket) is judged like a sum, by its relative change, since a cause cuts a segment's baskets by about one
+proportion, large baskets by more euros than small ones. When the ratio is a proportion (``0 <= n <= d``), each
 leaf's noise is at least binomial, scaled by the quasi-binomial dispersion of the leaves the first search
 leaves unexplained when they vary more than binomially (real sessions are not independent draws), and the
 search runs again with it. Segments whose volume moved out
@@ -96,7 +98,15 @@ def localise_ratio(leaves: pa.Table, dims: Sequence[str], numerator: tuple[str, 
 
     expected = pc.multiply(rate0, d1)
     floor = _binomial(n0, n1, d0, d1, ratio0)
-    found = _run(leaves, dims, expected, n1, max_elements, steps, floor, size=d1)
+    # A proportion's leaves are sized by their denominator: its changes are judged in rate points, so that it
+    # and its complement (success and stall ratio) agree. Any other ratio (an average basket) is judged, like
+    # a sum, by its relative change: a cause cuts the baskets of its segments by about one proportion, large
+    # baskets by more euros than small ones.
+    size = d1
+    if floor is None:
+        size = None
+        steps = [step[:2] for step in steps] if steps else steps
+    found = _run(leaves, dims, expected, n1, max_elements, steps, floor, size=size)
     if isinstance(found, Localisation):
         return found
     work, chosen, values = found
@@ -104,7 +114,7 @@ def localise_ratio(leaves: pa.Table, dims: Sequence[str], numerator: tuple[str, 
     if dispersion > 1.0:
         # Sessions, visits, orders are not independent draws: the leaves the causes leave unexplained vary
         # more than binomially. With the floor scaled by that dispersion (quasi-binomial), search again.
-        again = _run(leaves, dims, expected, n1, max_elements, steps, pc.multiply(floor, dispersion), size=d1)
+        again = _run(leaves, dims, expected, n1, max_elements, steps, pc.multiply(floor, dispersion), size=size)
         if not isinstance(again, Localisation):
             work, chosen, values = again
     parts = _Parts(n0, n1, d0, d1, total0, total1, ratio0, ratio1)

@@ -32,7 +32,12 @@ def grammar() -> Lark:
     # cache=True: the LALR tables are computed once per grammar and lark version, then loaded from a file in
     # the temporary folder (a third of the start-up of `metrictree check` otherwise). Positions are tracked by
     # `_Reduce`, which builds syntax nodes as the parser reduces, so lark builds no parse tree.
-    return Lark(text, parser="lalr", maybe_placeholders=True, cache=True)
+    return Lark(text, parser="lalr", maybe_placeholders=True, cache=True, lexer_callbacks={"NAME": _bare})
+
+
+def _bare(token: lark.Token) -> lark.Token:
+    """A name written in backticks (`` `Order Date` ``) stands for the text between them."""
+    return token.update(value=token[1:-1]) if token.startswith("`") else token
 
 
 MAX_NESTING = 200
@@ -656,6 +661,9 @@ def _diagnose(exc: lark.exceptions.UnexpectedInput, source: SourceFile) -> Diagn
         span = Span(source, exc.line, exc.column, exc.line, exc.column + 1)
         if char == '"':
             return error("unterminated string", span, "close the string with '\"' on the same line", "syntax")
+        if char == "`":
+            return error("unterminated name in backticks", span,
+                         "close the name with '`' on the same line (`Order Date`); it cannot be empty", "syntax")
         hint = _SYMBOL_HINTS.get(char) or _expected_text(exc.allowed or ())
         return error(f"unexpected character '{char}'", span, hint, "syntax")
 

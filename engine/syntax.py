@@ -10,9 +10,27 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import re
+
 import attrs
 
 from .errors import Span
+
+KEYWORDS = frozenset({
+    "alert", "and", "by", "checkpoints", "controllable", "currency", "description", "dimensions", "direction",
+    "entity", "every", "external", "false", "format", "from", "grain", "import", "in", "include", "is", "label",
+    "level", "message", "metric", "not", "null", "or", "owner", "param", "severity", "source", "target", "time",
+    "timezone", "tree", "true", "unit", "where", "with"})
+"""The words of the language (the grammar's keywords): as a name, one is written in backticks."""
+
+_WORD = re.compile(r"(?!\d)\w+")
+
+
+def spell(name: str) -> str:
+    """``name`` as it is written in a tree file: a word as it is, anything else in backticks
+    (``Order Date`` is written `` `Order Date` ``, the keyword ``where`` as `` `where` ``)."""
+    return name if _WORD.fullmatch(name) and name not in KEYWORDS else f"`{name}`"
+
 
 # --------------------------------------------------------------------------- expressions
 
@@ -154,13 +172,13 @@ def _print(node: Expr, outer: int) -> str:
         case Literal(value=v):
             return _format_number(v)
         case Name(name=n):
-            return n
+            return spell(n)
         case Column(source=s, column=c):
-            return f"{s}.{c}"
+            return f"{spell(s)}.{spell(c)}"
         case Shift(name=n, offset=k):
-            return f"{n}[{k}]"
+            return f"{spell(n)}[{k}]"
         case Call(name=n, args=args, kwargs=kwargs):
-            parts = [_print(a, 0) for a in args] + [f"{k}={_print(v, 0)}" for k, v in kwargs]
+            parts = [_print(a, 0) for a in args] + [f"{spell(k)}={_print(v, 0)}" for k, v in kwargs]
             return f"{n}({', '.join(parts)})"
         case Unary(op="-", operand=x):
             text, mine = "-" + _print(x, _PRECEDENCE["neg"]), _PRECEDENCE["neg"]

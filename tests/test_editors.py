@@ -123,3 +123,8 @@ def test_every_keyword_of_the_language_is_highlighted():
     for name in ("statement", "keyword", "constant", "logic"):
         highlighted |= {w for w in words if re.fullmatch(REPOSITORY[name]["match"], w)}
     assert words - highlighted == set(), "add the new keywords to editors/metrictree.tmLanguage.json"
+
+
+def test_a_name_in_backticks_is_one_name():
+    assert ("`Order Date`", "variable.other.quoted.metrictree") in tokenize('source orders { time `Order Date` }')
+    assert ("`where`", "variable.other.quoted.metrictree") in tokenize("metric `where` = 1")

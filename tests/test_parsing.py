@@ -186,3 +186,57 @@ def test_syntax_errors_are_metrictree_errors_from_load(tmp_path):
     with pytest.raises(metrictree.MetrictreeError) as caught:
         metrictree.load(path)
     assert str(caught.value).startswith(f"{path}:1:")
+
+
+# --------------------------------------------------------------------------- names in backticks
+
+
+def test_a_name_in_backticks_is_the_text_between_them():
+    module = parse('source orders { time `Order Date` dimensions `Sales channel` }\n'
+                   'metric `where` = sum(orders.`Net amount (EUR)`) where orders.`Sales channel` == "web"\n')
+    source, metric = module.statements
+    assert source.time == "Order Date" and source.dimensions == ("Sales channel",)
+    assert metric.name == "where"
+    assert metric.formula.args[0] == s.Column("orders", "Net amount (EUR)")
+    assert metric.formula.to_source() == "sum(orders.`Net amount (EUR)`)"
+    assert parse(f"metric m = {metric.formula.to_source()}\n").statements[0].formula == metric.formula
+
+
+@pytest.mark.parametrize(("name", "written"), [("revenue", "revenue"), ("Order Date", "`Order Date`"),
+                                               ("where", "`where`"), ("2024", "`2024`"), ("день", "день")])
+def test_spell_writes_a_name_as_a_tree_file_does(name, written):
+    assert s.spell(name) == written
+
+
+def test_keywords_are_the_grammars_words():
+    import importlib.resources
+    import re
+
+    grammar = importlib.resources.files("metrictree.grammars").joinpath("metrictree.lark").read_text("utf-8")
+    assert s.KEYWORDS == set(re.findall(r'"([a-z_]+)"', grammar))
+
+
+@pytest.mark.parametrize("text", ["metric x = orders.`a\n", "metric y = 1 + ``\n"])
+def test_an_unclosed_or_empty_backtick_name_is_a_located_error(text):
+    with pytest.raises(TreeSyntaxError) as info:
+        parse(text, "t.tree")
+    diagnostic = info.value.diagnostics[0]
+    assert diagnostic.message == "unterminated name in backticks"
+    assert diagnostic.span.line == 1 and "close the name with '`'" in diagnostic.hint
+
+
+def test_a_column_that_is_not_one_word_is_suggested_in_backticks(tmp_path):
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from metrictree.errors import DataError
+
+    tree = metrictree.loads("source orders { time Order_Date }\nmetric revenue = sum(orders.`Net amount`)\n")
+    data = pa.table({"Order Date": [dt.date(2026, 1, 1)], "Net amount": [2.5]})
+    with pytest.raises(DataError) as info:
+        tree.evaluate({"orders": data})
+    hint = info.value.diagnostics[0].hint
+    assert hint.startswith("did you mean `Order Date`? its columns: `Order Date`, `Net amount`")
+    fixed = metrictree.loads("source orders { time `Order Date` }\nmetric revenue = sum(orders.`Net amount`)\n")
+    assert fixed.evaluate({"orders": data}).to_pydict() == {"period": ["2026-01"], "revenue": [2.5]}

@@ -304,3 +304,20 @@ def test_csv_folder_whose_files_infer_different_column_types(tree, tmp_path):
     (tmp_path / "region=S" / "part-0.csv").write_text("day,amount\n2026-01-20,2.5\n")
     table = tree.evaluate({"orders": tmp_path}, by=["region"], metrics=["revenue"])
     assert table.to_pydict() == {"period": ["2026-01", "2026-01"], "region": ["N", "S"], "revenue": [10.0, 2.5]}
+
+
+def test_an_empty_csv_field_is_missing_in_a_text_column_too(tmp_path):
+    # A guest order exported with an empty customer id is no customer: the CSV reader gives the same
+    # count as the same rows handed over with a null (and as DuckDB's read_csv, pandas and polars).
+    tree = metrictree.loads(textwrap.dedent("""\
+        source orders { time day entity customer }
+        metric buyers = count_distinct(orders.customer)
+        metric channels = count_distinct(orders.channel)
+        """))
+    path = tmp_path / "orders.csv"
+    path.write_text("day,customer,channel,amount\n2026-01-03,c1,web,1\n2026-01-05,c2,,2\n2026-01-20,,web,3\n")
+    from_csv = tree.evaluate({"orders": path}).to_pydict()
+    given = pa.table({"day": [D(2026, 1, 3), D(2026, 1, 5), D(2026, 1, 20)], "customer": ["c1", "c2", None],
+                      "channel": ["web", None, "web"]})
+    assert from_csv == tree.evaluate({"orders": given}).to_pydict() == {
+        "period": ["2026-01"], "buyers": [2], "channels": [1]}
