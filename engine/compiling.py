@@ -994,7 +994,7 @@ def _compile_module(module: s.Module, registry: Registry | None, file: str | Non
     if not metrics and not any(p.severity == "error" for p in problems):
         start = Span(module.source, 1, 1, 1, 2) if module.source is not None else None
         problems.append(error("the tree defines no metrics", start, "add at least one `metric name = …`", "empty"))
-    _room_for_depth(graph)
+    _room_for_depth(metrics, edges)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise CompileError(sorted(problems, key=_position))
@@ -1007,12 +1007,23 @@ def _compile_module(module: s.Module, registry: Registry | None, file: str | Non
                 dimensions=tuple(dict.fromkeys(d for src in decl.sources.values() for d in src.dimensions)))
 
 
-def _room_for_depth(graph: nx.DiGraph) -> None:
+def _room_for_depth(metrics: dict[str, Metric], edges: dict[tuple[str, str], str]) -> None:
     """Make room on the call stack for the stages that follow a chain of drivers (`metrictree.stack`)."""
-    if nx.is_directed_acyclic_graph(graph):  # cycles are reported by _graph
-        depth = nx.dag_longest_path_length(graph) + 1
-        if depth > 100:
-            stack.make_room(depth)
+    if len(metrics) <= 100:
+        return  # no chain can be deep
+    children: dict[str, list[str]] = {name: [] for name in metrics}
+    for parent, child in edges:
+        children[parent].append(child)
+    try:
+        order = graphlib.TopologicalSorter(children).static_order()  # children before parents
+        depth: dict[str, int] = {}
+        for name in order:
+            depth[name] = 1 + max((depth[c] for c in children.get(name, ())), default=0)
+    except graphlib.CycleError:
+        return  # reported by _graph
+    deepest = max(depth.values(), default=0)
+    if deepest > 100:
+        stack.make_room(deepest)
 
 
 def _position(d: Diagnostic) -> tuple:
