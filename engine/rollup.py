@@ -65,6 +65,7 @@ class Fine:
     slices: pa.Table
     base: int
     grain: str
+    start: str = ""  # the first period asked of the pass
     _merges: dict = attrs.field(factory=dict, init=False, repr=False)
 
     def rolls(self, names: Sequence[str]) -> bool:
@@ -125,6 +126,15 @@ class Fine:
                                       else pa.scalar(held.empty))
             out[name] = values
         return pa.table(out)
+
+
+    def totals(self, names: Sequence[str]) -> dict[str, tuple[pa.Array, pa.Array]]:
+        """The counts ``names`` rolled up to no dimension: name → (period indices, one value each), what an
+        unsliced evaluation counts in those periods (`evaluating.evaluate`'s ``given``)."""
+        table = self.rolled([], names)
+        indices = pa.array([periods.parse(label, self.grain) for label in table.column("period").to_pylist()],
+                           pa.int64())
+        return {name: (indices, table.column(name).combine_chunks()) for name in names}
 
 
 def _keys(table: pa.Table, dims: Sequence[str]) -> pa.Array:
@@ -244,7 +254,7 @@ def fine_pass(tree: Tree, data: Mapping[str, Any], registry: Registry, dims: Seq
         name: h for name, h in held.items() if not len(h.presence.slice) or not pc.any(pc.is_null(pc.index_in(
             pc.unique(h.presence.slice), value_set=slices.column("__code")))).as_py()}
     return Fine(table.drop_columns([_SLICES]), evaluation.covered, tuple(dims), rollable,
-                slices if slices is not None else pa.table({"__code": pa.array([], pa.int64())}), base, grain)
+                slices if slices is not None else pa.table({"__code": pa.array([], pa.int64())}), base, grain, start)
 
 
 def _slice_map(table: pa.Table, held: _Held | None, dims: Sequence[str], grain: str) -> tuple[pa.Table | None, int]:
