@@ -20,7 +20,7 @@ basket) is judged like a sum, by its relative change, since a cause cuts a segme
 proportion, large baskets by more euros than small ones. When the ratio is a proportion (``0 <= n <= d``), each
 leaf's noise is at least binomial, scaled by the quasi-binomial dispersion of the leaves the first search
 leaves unexplained when they vary more than binomially (real sessions are not independent draws), and the
-search runs again with it. Segments whose volume moved out
+search runs again with it, from the trend the first search settled on. Segments whose volume moved out
 of line with the rest (the same search on the denominator) but that are no rate cause are reported apart,
 as `Localisation.mix`, with their mix effect: a traffic shift is never named as a cause.
 
