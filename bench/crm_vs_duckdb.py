@@ -276,6 +276,7 @@ def run_once(engine: str, workload: str, path: Path) -> dict:
         result = json.loads(out.read_text())
         result["whole"] = whole
         result["peak_mb"] = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
+        result["cpu"] = usage.ru_utime + usage.ru_stime  # the whole process, on every core
         return result
 
 
@@ -324,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                     run = run_once(engine, workload, path)
                     results[engine].append(run)
                     print(f"{workload} {rows:,} run {i + 1}/{args.repeat} {engine:<11} {run['seconds']:6.2f} s "
-                          f"(whole {run['whole']:6.2f} s) {run['peak_mb']:7.0f} MB", flush=True)
+                          f"(whole {run['whole']:6.2f} s, CPU {run['cpu']:6.2f} s) {run['peak_mb']:7.0f} MB", flush=True)
             metrics = WORKLOADS[workload][2]
             if "duckdb" in results:
                 reference = results["duckdb"][0]["rows"]
@@ -336,15 +337,18 @@ def main(argv: list[str] | None = None) -> int:
             med = {e: statistics.median(r["seconds"] for r in runs) for e, runs in results.items()}
             whole = {e: statistics.median(r["whole"] for r in runs) for e, runs in results.items()}
             peak = {e: max(r["peak_mb"] for r in runs) for e, runs in results.items()}
-            summary.append((workload, rows, med, whole, peak))
-    print(f"\n{'workload':<9}{'rows':>12} {'engine':<11}{'work s':>8}{'whole s':>9}{'peak MB':>9}"
-          f"{'work ÷ DuckDB':>15}{'whole ÷ DuckDB':>16}{'memory ÷ DuckDB':>17}")
-    for workload, rows, med, whole, peak in summary:
+            cpu = {e: statistics.median(r["cpu"] for r in runs) for e, runs in results.items()}
+            summary.append((workload, rows, med, whole, peak, cpu))
+    print(f"\nload average {os.getloadavg()[0]:.1f}")
+    print(f"{'workload':<9}{'rows':>12} {'engine':<11}{'work s':>8}{'whole s':>9}{'CPU s':>8}{'peak MB':>9}"
+          f"{'work ÷ DuckDB':>15}{'whole ÷ DuckDB':>16}{'CPU ÷ DuckDB':>14}{'memory ÷ DuckDB':>17}")
+    for workload, rows, med, whole, peak, cpu in summary:
         for engine in med:
             d = "duckdb" in med
-            print(f"{workload:<9}{rows:>12,} {engine:<11}{med[engine]:>8.2f}{whole[engine]:>9.2f}{peak[engine]:>9.0f}"
+            print(f"{workload:<9}{rows:>12,} {engine:<11}{med[engine]:>8.2f}{whole[engine]:>9.2f}{cpu[engine]:>8.2f}"
+                  f"{peak[engine]:>9.0f}"
                   f"{med[engine] / med['duckdb'] if d else 0:>15.2f}{whole[engine] / whole['duckdb'] if d else 0:>16.2f}"
-                  f"{peak[engine] / peak['duckdb'] if d else 0:>17.2f}")
+                  f"{cpu[engine] / cpu['duckdb'] if d else 0:>14.2f}{peak[engine] / peak['duckdb'] if d else 0:>17.2f}")
     return 1 if failed else 0
 
 

@@ -204,6 +204,7 @@ def run_once(engine: str, path: Path) -> dict:
             raise SystemExit(f"{engine} failed (exit status {proc.returncode}); its output is above")
         result = json.loads(out.read_text())
         result["peak_mb"] = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)  # bytes / KiB
+        result["cpu"] = usage.ru_utime + usage.ru_stime  # the whole process, on every core
         return result
 
 
@@ -233,14 +234,18 @@ def disagreements(reference: list[dict], other: list[dict], name: str) -> list[s
 def report(results: dict[str, list[dict]], rows: int) -> bool:
     medians = {e: statistics.median(r["seconds"] for r in runs) for e, runs in results.items()}
     peaks = {e: max(r["peak_mb"] for r in runs) for e, runs in results.items()}
-    base_t, base_m = medians.get("duckdb"), peaks.get("duckdb")
-    print(f"\n{rows:,} rows, {len(next(iter(results.values())))} run(s) each, {os.cpu_count()} cores")
-    print(f"{'engine':<12}{'median s':>10}{'peak MB':>10}{'time ÷ DuckDB':>15}{'memory ÷ DuckDB':>17}")
+    cpus = {e: statistics.median(r["cpu"] for r in runs) for e, runs in results.items()}
+    base_t, base_m, base_c = medians.get("duckdb"), peaks.get("duckdb"), cpus.get("duckdb")
+    print(f"\n{rows:,} rows, {len(next(iter(results.values())))} run(s) each, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'engine':<12}{'median s':>10}{'CPU s':>8}{'peak MB':>10}{'time ÷ DuckDB':>15}{'CPU ÷ DuckDB':>14}"
+          f"{'memory ÷ DuckDB':>17}")
     for engine in results:
-        t, m = medians[engine], peaks[engine]
+        t, m, c = medians[engine], peaks[engine], cpus[engine]
         rt = f"{t / base_t:.2f}" if base_t else "-"
+        rc = f"{c / base_c:.2f}" if base_c else "-"
         rm = f"{m / base_m:.2f}" if base_m else "-"
-        print(f"{engine:<12}{t:>10.2f}{m:>10.0f}{rt:>15}{rm:>17}")
+        print(f"{engine:<12}{t:>10.2f}{c:>8.2f}{m:>10.0f}{rt:>15}{rc:>14}{rm:>17}")
     met = True
     if base_t and "metrictree" in results:
         time_ratio, memory_ratio = medians["metrictree"] / base_t, peaks["metrictree"] / base_m
@@ -284,8 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         for engine in engines:  # interleaved, so a slow spell of the machine hits every engine
             run = run_once(engine, path)
             results[engine].append(run)
-            print(f"run {i + 1}/{args.repeat} {engine:<11} {run['seconds']:6.2f} s {run['peak_mb']:7.0f} MB",
-                  flush=True)
+            print(f"run {i + 1}/{args.repeat} {engine:<11} {run['seconds']:6.2f} s (CPU {run['cpu']:6.2f} s) "
+                  f"{run['peak_mb']:7.0f} MB", flush=True)
 
     if "duckdb" in results:
         reference = results["duckdb"][0]["rows"]

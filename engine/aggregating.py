@@ -47,7 +47,7 @@ from .formulas import Scope, as_array, evaluate
 from .functions import ROWS, Aggregate, AggregateContext, Partial, Registry
 from .presence import Presence
 from .model import Metric, Source, Tree
-from .reading import Need
+from .reading import Need, ahead
 
 PERIOD = "__period"
 _KEY = "__key"
@@ -66,6 +66,8 @@ _ROWS_PER_PART = 1 << 18
 _MAX_PARTS = 64
 # Calendar lookups are built for at most this many days (2,700 years); beyond, periods.index runs per row.
 _MAX_CALENDAR_DAYS = 1 << 20
+# Time zone names whose wall-clock time is UTC.
+_UTC = frozenset({"UTC", "Etc/UTC", "Z", "+00:00", "GMT", "Etc/GMT"})
 
 
 @attrs.frozen
@@ -224,26 +226,28 @@ def aggregate_stream(tree: Tree, source: Source, pieces: Iterable, metrics: list
     """
     pieces = iter(pieces)
     first = next(pieces)
-    second = None if first.last else next(pieces, None)
-    if second is None:
+    if first.last:
         return aggregate(tree, source, first.table, metrics, grain, by, params, registry)
+    # Each later piece is read while the one before is aggregated.
+    pieces = ahead(pieces)
     planned = _plan(tree, source, first.table, metrics, grain, by, params, registry)
     if not planned.streams:
-        whole = pa.concat_tables([first.table, second.table, *(p.table for p in pieces)],
+        whole = pa.concat_tables([first.table, *(p.table for p in pieces)],
                                  promote_options="permissive").unify_dictionaries()
         return aggregate(tree, source, whole, metrics, grain, by, params, registry)
     state = _StreamState(planned.dims)
     state.add(planned, _period_of(first, source, grain))
-    # Hold one piece at a time: drop each (and its plan, which holds its columns) before reading the next.
-    del first, planned
-    piece = second
+    del first
+    piece = next(pieces, None)
+    if piece is None:  # one piece after all (a stream whose end was not known)
+        return state.finish(source, planned)
     while piece is not None:
+        # Drop each piece's plan (which holds its columns) once aggregated; the last one's is needed to finish.
+        planned = None
         planned = _plan(tree, source, piece.table, metrics, grain, by, params, registry)
         state.add(planned, _period_of(piece, source, grain))
         piece = None
         piece = next(pieces, None)
-        if piece is not None:
-            planned = None
     return state.finish(source, planned)
 
 
@@ -331,27 +335,82 @@ class _StreamState:
             self.vocabulary[name] = pa.concat_arrays([seen, fresh.cast(seen.type)])
         return pc.take(pc.cast(codes, pa.int32()), encoded.indices)
 
-    def _finalised(self, name: str, held: list[pa.Table], before: int, mask_keys: list[str],
+    def _finalised(self, name: str, held: list[pa.Table], before: int | None, mask_keys: list[str],
                    flags: dict[str, str]) -> list[pa.Table]:
-        """Count the pairs of the periods before ``before`` (no later piece has rows there) and drop them."""
-        table = pa.concat_tables(held, promote_options="permissive").unify_dictionaries() if len(held) > 1 \
-            else held[0]
-        early = pc.less(table.column(PERIOD), pa.scalar(before, table.schema.field(PERIOD).type))
-        final, rest = table.filter(early), table.filter(pc.invert(early))
-        if final.num_rows:
-            if len(held) > 1:  # a period that spans two pieces has pairs in both: once each
-                final = self._merged([final, final.slice(0, 0)], None, ["__x"],
-                                     {c: ("max" if c.startswith("__e") else "sum") for c in final.column_names
-                                      if c not in (PERIOD, *self.dims, "__x")})[0]
-            counts = {f"__n{i}": pc.cast(pc.greater(final.column(flags[m]), 0) if m and flags else
-                                         pc.is_valid(final.column("__x")), pa.int64())
+        """Count the pairs of the periods before ``before`` (no later piece has rows there; ``None``: every
+        period, and the rows without one) and drop them."""
+        # Only the tables that straddle ``before`` are split (copied); the others move as they are.
+        finals, rest = [], []
+        for table in held:
+            if before is None:
+                finals.append(table)
+                continue
+            low, high = (v.as_py() for v in pc.min_max(table.column(PERIOD)).values())
+            if high is not None and high < before and not table.column(PERIOD).null_count:
+                finals.append(table)
+            elif low is not None and low >= before:
+                rest.append(table)
+            elif table.num_rows:
+                early = pc.less(table.column(PERIOD), pa.scalar(before, table.schema.field(PERIOD).type))
+                finals.append(table.filter(early))
+                rest.append(table.filter(pc.invert(early)))  # rows without a time fall in no period
+        finals = [t for t in finals if t.num_rows]
+        if finals:
+            final = pa.concat_tables(finals, promote_options="permissive").unify_dictionaries() \
+                if len(finals) > 1 else finals[0]
+            if len(finals) > 1:
+                # A period that spans two pieces has pairs in both: each counted once, key range by key range.
+                done = self._counted_once(final, mask_keys, flags)
+            else:
+                counts = {f"__n{i}": pc.cast(pc.greater(final.column(flags[m]), 0) if m and flags else
+                                             pc.is_valid(final.column("__x")), pa.int64())
+                          for i, m in enumerate(mask_keys)}
+                by = [PERIOD, *self.dims]
+                done = pa.table({**{c: final.column(c) for c in by}, **counts}).group_by(
+                    by, use_threads=False).aggregate([(c, "sum") for c in counts])
+                done = done.rename_columns([c.removesuffix("_sum") for c in done.column_names])
+            self.done.setdefault(name, []).append(done)
+        return rest
+
+    def _counted_once(self, pairs: pa.Table, mask_keys: list[str], flags: dict[str, str]) -> pa.Table:
+        """Per (period, dimensions): how many distinct values ``pairs`` (decoded, some repeated) have under each
+        filter (``__n0`` …). The repeats are merged one range of group keys at a time (about `_ROWS_PER_PART`
+        pairs each, as `_distinct_counts` does), so that no hash table holds every pair with its text at once."""
+        keys, (coded,) = self._encoded([pairs])
+        flag_columns = list(dict.fromkeys(flags.values()))
+        coded = coded.select([_KEY, "__x", *flag_columns])
+        per_key = pc.value_counts(coded.column(_KEY))
+        ranges = _key_ranges(pa.table({_KEY: per_key.field("values"), "count_all": per_key.field("counts")}), [],
+                             _ROWS_PER_PART)
+        batches = coded.to_batches()
+        spans = [tuple(v.as_py() for v in pc.min_max(b.column(0)).values()) for b in batches]
+        if sum(len(_batches_holding(batches, spans, *r)) for r in ranges) > 4 * len(batches):
+            ranges = _key_ranges(pa.table({_KEY: per_key.field("values"), "count_all": per_key.field("counts")}), [],
+                                 4 * _ROWS_PER_PART)
+
+        def count(bounds: tuple[int, int] | None) -> pa.Table:
+            if bounds is None:
+                part = coded
+            else:
+                candidates = pa.Table.from_batches(_batches_holding(batches, spans, *bounds), coded.schema)
+                part = candidates.filter(_between(candidates.column(_KEY), *bounds))
+            merged = part.group_by([_KEY, "__x"], use_threads=False).aggregate(
+                [([], "count_all"), *((f, "max") for f in flag_columns)])
+            counts = {f"__n{i}": pc.cast(pc.greater(merged.column(f"{flags[m]}_max"), 0) if m and flags else
+                                         pc.is_valid(merged.column("__x")), pa.int64())
                       for i, m in enumerate(mask_keys)}
-            by = [PERIOD, *self.dims]
-            done = pa.table({**{c: final.column(c) for c in by}, **counts}).group_by(by, use_threads=False).aggregate(
+            counted = pa.table({_KEY: merged.column(_KEY), **counts}).group_by([_KEY], use_threads=False).aggregate(
                 [(c, "sum") for c in counts])
-            self.done.setdefault(name, []).append(done.rename_columns([c.removesuffix("_sum")
-                                                                       for c in done.column_names]))
-        return [rest]
+            return counted.rename_columns([c.removesuffix("_sum") for c in counted.column_names])
+
+        if not ranges:
+            parts = [count(None)]
+        else:
+            with ThreadPoolExecutor(max_workers=min(len(ranges), pa.cpu_count())) as pool:
+                parts = list(pool.map(count, ranges))
+        counted = pa.concat_tables(parts)
+        return pa.table({**keys.decode(_array(counted.column(_KEY)), dictionary=True),
+                         **{c: counted.column(c) for c in counted.column_names if c != _KEY}})
 
     def _decoded(self, keys: GroupKeys, table: pa.Table) -> pa.Table:
         """``table`` with its group keys replaced by their period and dimension values."""
@@ -381,6 +440,13 @@ class _StreamState:
 
     def finish(self, source: Source, planned: _Planned) -> SourceAggregate:
         """The merged state as a `SourceAggregate`: one group key encoding over every group and pair."""
+        for name, held in self.pairs.items():
+            mask_keys, flags, states = self.counted_by[name]
+            if not states and held:
+                # Plain distinct counts need no pairs any more: counted range by range, as final periods are.
+                empty = held[0].slice(0, 0)
+                self._finalised(name, held, None, mask_keys, flags)
+                self.pairs[name] = [empty]
         names = list(self.pairs)
         done_names = [n for n in names if self.done.get(n)]
         done_tables = [pa.concat_tables(self.done[n], promote_options="permissive") for n in done_names]
@@ -480,6 +546,7 @@ def _plan(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric], gr
     plans: dict[str, tuple[CallPlan, ...]] = {}
     presences: dict[str, s.Call] = {}
     skipped: dict[str, tuple[int, str, str]] = {}
+    null_entities: dict[tuple[int, str], int] = {}
 
     def column(node: s.Column):
         if node.column not in columns:
@@ -521,10 +588,14 @@ def _plan(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric], gr
         """A presence partial: its reduce gets the (entity, slice, period) triples of the kept rows."""
         values = partial.values
         held.extend([values, partial.extra])
-        kept_nulls = pc.is_null(values) if mask is None else pc.and_(mask, pc.is_null(values))
-        nulls = pc.sum(pc.cast(kept_nulls, pa.int64())).as_py() or 0
         if metric.name not in skipped:
-            skipped[metric.name] = (nulls, source.entity or "an entity", call.name)
+            # The kept rows without an entity, counted once per entity column and filter.
+            if (id(values), mask_key) not in null_entities:
+                nulls = values.null_count
+                if nulls and mask is not None:
+                    nulls = pc.sum(pc.cast(pc.and_(mask, pc.is_null(values)), pa.int64())).as_py() or 0
+                null_entities[(id(values), mask_key)] = nulls
+            skipped[metric.name] = (null_entities[(id(values), mask_key)], source.entity or "an entity", call.name)
         key = ("presence", len(specs))
         specs[key] = _Spec(f"__p{len(specs)}", "presence", values, mask_key, partial.extra, partial.reduce)
         presences[specs[key].column] = call
@@ -623,18 +694,26 @@ def _checked_condition(metric: Metric, value):
 def period_index(times: pa.ChunkedArray | pa.Array, grain: str) -> pa.ChunkedArray | pa.Array:
     """`periods.index`, computed once per calendar day of the data and spread to the rows by their day.
 
-    Chunk by chunk, so that the day numbers are small temporaries the allocator reuses.
+    Chunk by chunk, so that the day numbers are small temporaries the allocator reuses. A timestamp
+    with a time zone falls in the period of its wall-clock time there (as `periods.index` reads it).
     """
     t = times.type
-    if not (pa.types.is_date(t) or (pa.types.is_timestamp(t) and t.tz is None)):
+    if not (pa.types.is_date(t) or pa.types.is_timestamp(t)):
         return periods.index(times, grain)
+    zoned = pa.types.is_timestamp(t) and t.tz is not None
     low, high = (_day_number(v) for v in pc.min_max(times).values())
+    if zoned and low is not None:
+        # The wall-clock days lie within a day and a bit (an offset of at most 14 hours) of the UTC days.
+        low, high = low - 2, high + 2
     if low is None or high - min(low, 0) >= _MAX_CALENDAR_DAYS:
         return periods.index(times, grain)
     start = min(low, 0)  # from 1970-01-01 if the data starts later, so the days index the calendar as they are
     calendar = periods.index(pc.cast(pa.array(range(start, high + 1), pa.int32()), pa.date32()), grain)
 
     def spread(chunk: pa.Array) -> pa.Array:
+        if zoned:
+            # In UTC the wall clock is the stored value: dropping the zone is free (the zone lookup is not).
+            chunk = chunk.cast(pa.timestamp(t.unit)) if t.tz in _UTC else pc.local_timestamp(chunk)
         days = pc.cast(pc.cast(chunk, pa.date32()), pa.int32())  # the second cast is free: same layout
         return pc.take(calendar, days if start == 0 else pc.subtract(days, start))
 
@@ -644,8 +723,12 @@ def period_index(times: pa.ChunkedArray | pa.Array, grain: str) -> pa.ChunkedArr
 
 
 def _day_number(value: pa.Scalar) -> int | None:
-    """Days since 1970-01-01 of a date or timestamp (the calendar day it falls on)."""
-    return value.cast(pa.date32()).cast(pa.int32()).as_py() if value.is_valid else None
+    """Days since 1970-01-01 of a date or timestamp (the calendar day it falls on; in UTC for a zoned one)."""
+    if not value.is_valid:
+        return None
+    if pa.types.is_timestamp(value.type) and value.type.tz is not None:
+        value = value.cast(pa.timestamp(value.type.unit))
+    return value.cast(pa.date32()).cast(pa.int32()).as_py()
 
 
 # --------------------------------------------------------------------------- group keys
@@ -974,7 +1057,8 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
         spans = [tuple(v.as_py() for v in pc.min_max(b.column(0)).values()) for b in batches]
 
         def count(bounds: tuple[int, int] | None, batches=batches, spans=spans, mask_keys=mask_keys, flags=flags,
-                  pairs_wanted=bool(presences) or pairs_only, extras=tuple(extra_values)):
+                  pairs_wanted=bool(presences) or pairs_only, extras=tuple(extra_values),
+                  pairs_wanted_rows=bool(presences) or (bool(flags) and "" in mask_keys)):
             if bounds is None:
                 candidates = pa.Table.from_batches(batches, rows_table.schema)
                 part = candidates.filter(candidates.column("__keep"))
@@ -988,11 +1072,14 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
                     [("__x", "count_distinct", pc.CountOptions(mode="only_valid"))])
                 return {mask_keys[0]: (counted.column(_KEY), counted.column("__x_count_distinct"))}
             # Distinct (key, value) pairs, with their number of rows under each filter.
+            # A plain distinct count held across pieces keeps its pairs alone (their rows are of no use): 8 bytes less a pair.
+            rows = [] if pairs_only and not pairs_wanted_rows else ["count_all"]
             pairs = part.group_by([_KEY, "__x"], use_threads=False).aggregate(
-                [([], "count_all"), *((f, "sum") for f in flags.values()), *((x, "max") for x in extras)])
-            pairs = pairs.select([_KEY, "__x", "count_all", *(f"{f}_sum" for f in flags.values()),
+                [*(([], "count_all") for _ in rows), *((f, "sum") for f in flags.values()),
+                 *((x, "max") for x in extras)])
+            pairs = pairs.select([_KEY, "__x", *rows, *(f"{f}_sum" for f in flags.values()),
                                   *(f"{x}_max" for x in extras)]).rename_columns(
-                [_KEY, "__x", "count_all", *flags.values(), *extras])
+                [_KEY, "__x", *rows, *flags.values(), *extras])
             return {"pairs": pairs} if pairs_only else _from_pairs(pairs, mask_keys, flags, extras)
 
         kept_by = [mask_columns[m] for m in mask_keys if m] if "" not in mask_keys else []
@@ -1028,7 +1115,8 @@ def _from_pairs(pairs: pa.Table, mask_keys: list[str], flags: dict[str, str], ex
     for mask in mask_keys:
         flagged = bool(mask) and bool(flags)
         chosen = pairs.filter(pc.greater(pairs.column(flags[mask]), 0)) if flagged else pairs
-        rows_in = chosen.column(flags[mask]) if flagged else chosen.column("count_all")
+        rows_in = chosen.column(flags[mask]) if flagged else (chosen.column("count_all")
+                                                              if "count_all" in chosen.column_names else None)
         counted = chosen.group_by([_KEY], use_threads=False).aggregate([([], "count_all")])
         found[mask] = (counted.column(_KEY), counted.column("count_all"))
         found[("pairs", mask)] = (chosen.column(_KEY), chosen.column("__x"), rows_in,

@@ -23,16 +23,20 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
-from . import __version__, rendering
-from .escaping import SafeConsole, markdown_text, printable
+from . import __version__, lazy
+from .escaping import markdown_text, printable
 from .compiling import check as check_tree, load as load_file
-from .errors import Diagnostic, MetrictreeError, UsageError, did_you_mean, error
+from .errors import Diagnostic, MetrictreeError, UsageError, check_summary, did_you_mean, error
 from .model import GRAINS, Tree
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from .evaluating import Evaluation
+
+# The renderers import rich: only the commands that print rich output load them.
+rendering = lazy.module("metrictree.rendering")
 
 FORMATS = ("table", "json", "csv")
 GRAPH_FORMATS = ("mermaid", "dot", "svg", "png")
@@ -69,6 +73,8 @@ def _is_terminal(stream: IO[str]) -> bool:
 
 def _console(stream: IO[str]) -> Console:
     """A rich console on ``stream``: coloured on a terminal, plain (whatever FORCE_COLOR says) when piped."""
+    from .escaping import SafeConsole
+
     return SafeConsole(file=stream, force_terminal=_is_terminal(stream), highlight=False, emoji=False, markup=False,
                        soft_wrap=False)
 
@@ -272,7 +278,7 @@ def check(trees: Sequence[str], data: dict[str, str], sample: bool) -> None:
             diagnostics = [*diagnostics, *check_data(tree, _bind_data(tree, data, sample))]
         _print_diagnostics(diagnostics, spaced=True)
         failed = failed or any(d.severity == "error" for d in diagnostics)
-        click.echo(printable(rendering.check_summary(path, diagnostics)))
+        click.echo(printable(check_summary(path, diagnostics)))
     if failed:
         click.get_current_context().exit(1)
 
@@ -322,6 +328,8 @@ def _print_tables(evaluation: Evaluation, tree: Tree, output: str | None) -> Non
         console = _console(sys.stdout)
         console.print(rendering.spaced(rendering.table_view(evaluation, tree, width=console.width)))
         return
+    from rich.console import Console
+
     width = Console().width
     _write(output, rendering.to_text(rendering.table_view(evaluation, tree, width=width), width=width))
 

@@ -18,8 +18,9 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import graphlib
+
 import attrs
-import networkx as nx
 
 from . import binding
 from . import syntax as s
@@ -654,15 +655,14 @@ class _Resolver:
 # --------------------------------------------------------------------------- graph
 
 
-def _graph(metrics: dict[str, Metric], decl: _Declarations, problems: list[Diagnostic]) -> tuple[nx.DiGraph,
-                                                                                                   list[Link]]:
-    graph = nx.DiGraph()
+def _graph(metrics: dict[str, Metric], decl: _Declarations, problems: list[Diagnostic]) -> tuple[
+        dict[tuple[str, str], str], list[Link]]:
+    """Every edge ``(parent, child) → kind`` in the order added, and the links; cycles are reported."""
+    edges: dict[tuple[str, str], str] = {}
     links: list[Link] = []
-    for name, metric in metrics.items():
-        graph.add_node(name, metric=metric)
     for metric in metrics.values():
         for child in metric.inputs:
-            graph.add_edge(metric.name, child, kind="formula")
+            edges.setdefault((metric.name, child), "formula")
             links.append(Link(metric.name, child, "formula", metric.span))
     for st in decl.links:
         if id(st) in decl.library_links and not all(n in metrics for n in (st.parent, *st.children)):
@@ -681,15 +681,34 @@ def _graph(metrics: dict[str, Metric], decl: _Declarations, problems: list[Diagn
                 problems.append(error(f"unknown metric '{child}'", span, did_you_mean(child, metrics), "unknown-name"))
             elif child == st.parent:
                 problems.append(error(f"'{child}' cannot influence itself", span, "remove it from the link", "cycle"))
-            elif graph.has_edge(st.parent, child):
-                kind = graph.edges[st.parent, child]["kind"]
+            elif (st.parent, child) in edges:
+                kind = edges[st.parent, child]
                 problems.append(warning(
                     f"'{child}' is already {'an' if kind == 'influence' else 'a'} {kind} child of '{st.parent}'", span,
                     "remove the redundant influence link" if kind == "formula" else "remove the repeated link",
                     "redundant-link"))
             else:
-                graph.add_edge(st.parent, child, kind="influence")
+                edges[st.parent, child] = "influence"
                 links.append(Link(st.parent, child, "influence", span))
+    children: dict[str, list[str]] = {name: [] for name in metrics}
+    for parent, child in edges:
+        children.setdefault(parent, []).append(child)
+    try:
+        graphlib.TopologicalSorter(children).prepare()
+    except graphlib.CycleError:
+        _cycles(metrics, edges, problems)
+    return edges, links
+
+
+def _cycles(metrics: dict[str, Metric], edges: dict[tuple[str, str], str], problems: list[Diagnostic]) -> None:
+    """One error per cycle (rare: NetworkX is imported only then)."""
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    for name, metric in metrics.items():
+        graph.add_node(name, metric=metric)
+    for (parent, child), kind in edges.items():
+        graph.add_edge(parent, child, kind=kind)
     for component in nx.strongly_connected_components(graph):
         if len(component) > 1 or any(graph.has_edge(n, n) for n in component):
             order = [n for n in metrics if n in component]
@@ -700,7 +719,6 @@ def _graph(metrics: dict[str, Metric], decl: _Declarations, problems: list[Diagn
             problems.append(error(f"cycle through {via}: {path}", metrics[cycle[0][0]].span,
                                   "a metric cannot depend on itself; break the cycle (for running totals over time "
                                   "use cumulative_sum(m) or m[-1])", "cycle"))
-    return graph, links
 
 
 # --------------------------------------------------------------------------- units
@@ -791,9 +809,12 @@ def _dependency_order(metrics: dict[str, Metric]) -> list[str]:
 # --------------------------------------------------------------------------- lints
 
 
-def _lints(metrics: dict[str, Metric], graph: nx.DiGraph, ruled: set[str], problems: list[Diagnostic]) -> None:
+def _lints(metrics: dict[str, Metric], edges: dict[tuple[str, str], str], ruled: set[str],
+           problems: list[Diagnostic]) -> None:
     own = [m for m in metrics.values() if m.library is None]
-    roots = [m for m in own if graph.in_degree(m.name) == 0]
+    has_parent = {child for _, child in edges}
+    has_child = {parent for parent, _ in edges}
+    roots = [m for m in own if m.name not in has_parent]
     if len(roots) > 1:
         for metric in roots:
             if metric.level != "strategic" and metric.name not in ruled:
@@ -802,11 +823,11 @@ def _lints(metrics: dict[str, Metric], graph: nx.DiGraph, ruled: set[str], probl
                     "use it in a formula, link it under a parent with `parent <~ "
                     f"{metric.name}`, or mark it `level strategic` if it is a top goal", "unused"))
     for metric in own:
-        if metric.level == "strategic" and graph.out_degree(metric.name) == 0:
+        if metric.level == "strategic" and metric.name not in has_child:
             problems.append(warning(
                 f"strategic metric '{metric.name}' has no drivers", metric.span,
                 f"decompose it into a formula over metrics or link drivers with `{metric.name} <~ …`", "no-drivers"))
-        if graph.out_degree(metric.name) == 0 and metric.controllable is False and not metric.external:
+        if metric.name not in has_child and metric.controllable is False and not metric.external:
             problems.append(warning(
                 f"'{metric.name}' is a leaf that its owner cannot control", metric.span,
                 "mark it `external` if it is driven from outside (market, tax policy), or give it drivers",
@@ -954,13 +975,13 @@ def compile_module(module: s.Module, registry: Registry | None = None, file: str
     _prune_libraries(decl, imports, problems)
     resolver = _Resolver(decl, registry, problems)
     metrics = {name: resolver.metric(st, library) for name, (st, library) in decl.metrics.items()}
-    graph, links = _graph(metrics, decl, problems)
+    edges, links = _graph(metrics, decl, problems)
     _units(metrics, problems)
     dims = {d for src in decl.sources.values() for d in src.dimensions}
     targets = _targets(decl, metrics, dims, resolver)
     alerts = _alerts(decl, metrics, dims, resolver)
     ruled = {t.metric for t in targets} | {m for a in alerts for m in a.metrics}
-    _lints(metrics, graph, ruled, problems)
+    _lints(metrics, edges, ruled, problems)
     if not metrics and not any(p.severity == "error" for p in problems):
         start = Span(module.source, 1, 1, 1, 2) if module.source is not None else None
         problems.append(error("the tree defines no metrics", start, "add at least one `metric name = …`", "empty"))
@@ -971,7 +992,8 @@ def compile_module(module: s.Module, registry: Registry | None = None, file: str
     name = header.name if header else (Path(file).stem if file else "tree")
     return Tree(name=name, title=header.title if header else None, grain=decl.grain, sources=dict(decl.sources),
                 params=dict(decl.params), metrics=metrics, links=tuple(links), targets=tuple(targets),
-                alerts=tuple(alerts), graph=graph, warnings=tuple(sorted(problems, key=_position)), file=file,
+                alerts=tuple(alerts), adjacency=tuple((p, c, k) for (p, c), k in edges.items()),
+                warnings=tuple(sorted(problems, key=_position)), file=file,
                 dimensions=tuple(dict.fromkeys(d for src in decl.sources.values() for d in src.dimensions)))
 
 

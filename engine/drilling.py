@@ -31,7 +31,7 @@ import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import aggregating, periods
+from . import aggregating, periods, rollup
 from . import syntax as s
 from .errors import DataError
 from .evaluating import evaluate, looks_back
@@ -365,8 +365,21 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
     split_by: dict[tuple[str, int], list[str]] = {}
     counting = [n for n in names if not is_additive(tree.metrics[n]) and _counts_entities(tree.metrics[n], registry)]
     prefetched: dict[tuple[str, ...], Any] = {}
+    # One pass by every dimension, its counts rolled up to fewer dimensions (`rollup`), where it can be: a
+    # count that looks back (churned) reads every row whatever the periods, so that one pass serves the
+    # checks and every set of dimensions; distinct counts alone read only the compared periods for the
+    # checks (one pass for all of them), then the history by the dimensions where each adds up.
+    fine = checks = None
+    if counting and looks_back(tree, counting, registry):
+        fine = checks = rollup.fine_pass(tree, data, registry, dims, names, counting, grain, params,
+                                         periods.label(start, grain), periods.label(hi, grain))
+    elif counting:
+        checks = rollup.fine_pass(tree, data, registry, dims, counting, counting, grain, params,
+                                  periods.label(compared, grain), periods.label(hi, grain))
     if counting:
-        if looks_back(tree, counting, registry):
+        if checks is not None:
+            whole = checks.table
+        elif looks_back(tree, counting, registry):
             # What looks back (churned customers) reads its rows from the start whatever the periods: the
             # check reads the grouped pass over the history, which step 2 then does not repeat.
             prefetched[tuple(dims)] = sliced(tree, registry, dims, names, start)
@@ -374,6 +387,9 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
         else:
             whole = sliced(tree, registry, dims, counting, compared).table
         per_dimension: dict[str, pa.Table] = {}
+        # The checks read the compared periods only (each offset's).
+        checked = [(a + offset, b + offset) for offset in dict.fromkeys(o for n, o in wanted if n in counting)
+                   for a, b in spans]
         for name, offset in wanted:
             if name not in counting:
                 continue
@@ -385,7 +401,9 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
             exact_dims = []
             for dim in dims:
                 if dim not in per_dimension:
-                    per_dimension[dim] = sliced(tree, registry, [dim], counting, compared).table
+                    per_dimension[dim] = checks.rolled([dim], counting, checked) \
+                        if checks is not None and checks.rolls(counting) else \
+                        sliced(tree, registry, [dim], counting, compared).table
                 if _adds_up(_leaf_table(per_dimension[dim], [dim], name, at, [], grain), totals):
                     exact_dims.append(dim)
             if exact_dims:
@@ -396,7 +414,8 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
     twins = [n for n in approximate if not is_additive(tree.metrics[n])]
     sliceable, shared_registry, twin_of = _fractional(tree, twins, registry)
 
-    # 2. One grouped pass over the history and compared periods per set of dimensions.
+    # 2. One grouped pass over the history and compared periods per set of dimensions (none, when the pass
+    # of step 1 holds them all).
     groups: dict[tuple[str, ...], list[str]] = {}
     for name, offset in wanted:
         on = split_by.get((name, offset), dims)
@@ -406,13 +425,21 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
                 groups[tuple(on)].append(column)
     tables: dict[tuple[str, ...], pa.Table] = {}
     first_covered = None
+    backward = looks_back(tree, names, registry)
     for on, columns in groups.items():
-        held = prefetched.get(on)
-        evaluation = held if held is not None and set(columns) <= set(held.table.column_names) else sliced(
-            sliceable, shared_registry, list(on), columns, start)
-        tables[on] = evaluation.table
-        if evaluation.covered is not None:
-            covered = periods.parse(evaluation.covered[0], grain)
+        if fine is not None and on == tuple(dims) and set(columns) <= set(fine.table.column_names):
+            tables[on], covered_labels = fine.table, fine.covered
+        elif fine is not None and on != tuple(dims) and fine.rolls(columns) and \
+                looks_back(tree, columns, registry) == backward:
+            # The same rows as a pass of its own would read: the same slices, the same counts.
+            tables[on], covered_labels = fine.rolled(on, columns), fine.covered
+        else:
+            held = prefetched.get(on)
+            evaluation = held if held is not None and set(columns) <= set(held.table.column_names) else sliced(
+                sliceable, shared_registry, list(on), columns, start)
+            tables[on], covered_labels = evaluation.table, evaluation.covered
+        if covered_labels is not None:
+            covered = periods.parse(covered_labels[0], grain)
             first_covered = covered if first_covered is None else min(first_covered, covered)
     # History only where the data has a past: after its first period (what looks back, churned customers,
     # has none there) for every offset read.

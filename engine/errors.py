@@ -163,6 +163,20 @@ MAX_SUGGESTION_POOL = 300
 """At most this many candidates are compared (difflib is quadratic in the names' lengths and linear in the pool)."""
 
 
+def check_summary(path: str, diagnostics: Sequence[Diagnostic]) -> str:
+    """``trees/x.tree: ok`` · ``…: ok, 2 warnings`` · ``…: 3 errors, 1 warning`` (what ``metrictree check`` ends
+    each file with)."""
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}" + ("" if n == 1 else "s")
+
+    errors = sum(d.severity == "error" for d in diagnostics)
+    warnings = sum(d.severity == "warning" for d in diagnostics)
+    parts = [count(errors, "error")] if errors else ["ok"]
+    if warnings:
+        parts.append(count(warnings, "warning"))
+    return f"{path}: {', '.join(parts)}"
+
+
 def did_you_mean(name: str, candidates: Iterable[str], show: Callable[[str], str] = "'{}'".format) -> str | None:
     """``"did you mean 'x'?"`` for the closest candidate, or ``None``; ``show`` writes the candidate.
 

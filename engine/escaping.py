@@ -19,9 +19,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from rich.console import Console
-from rich.segment import Segment
-
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -34,15 +31,33 @@ def printable(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
-class SafeConsole(Console):
-    """A rich console that strips control characters from the text it renders, never from its own styling."""
 
-    def render(self, renderable, options=None) -> Iterable[Segment]:
-        for segment in super().render(renderable, options):
-            if segment.control or not _CONTROL.search(segment.text):
-                yield segment
-            else:
-                yield Segment(printable(segment.text), segment.style, segment.control)
+
+def _safe_console() -> type:
+    from rich.console import Console
+    from rich.segment import Segment
+
+    class SafeConsole(Console):
+        """A rich console that strips control characters from the text it renders, never from its own styling."""
+
+        def render(self, renderable, options=None) -> Iterable[Segment]:
+            for segment in super().render(renderable, options):
+                if segment.control or not _CONTROL.search(segment.text):
+                    yield segment
+                else:
+                    yield Segment(printable(segment.text), segment.style, segment.control)
+
+    SafeConsole.__module__ = __name__
+    return SafeConsole
+
+
+def __getattr__(name: str):
+    # `SafeConsole` is built on first use, so that printing plain text (``metrictree check`` piped) never
+    # imports rich.
+    if name == "SafeConsole":
+        globals()["SafeConsole"] = cls = _safe_console()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # A code span as CommonMark reads it, conservatively: one line, no backtick or table pipe inside,

@@ -247,8 +247,13 @@ def _describe(span: tuple[int, int], grain: str) -> str:
 
 def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | None = None,
             current: str | None = None, by: Sequence[str] | str | None = None, grain: str | None = None,
-            params: Mapping[str, Any] | None = None, top: int | None = None, registry: Registry | None = None) -> Explanation:
-    """Explain the change of ``metric`` between two periods; see the module docstring."""
+            params: Mapping[str, Any] | None = None, top: int | None = None, registry: Registry | None = None,
+            evaluation: Evaluation | None = None) -> Explanation:
+    """Explain the change of ``metric`` between two periods; see the module docstring.
+
+    ``evaluation``: the history already evaluated, unsliced at ``grain``, from the start of the data up to
+    the later period, with every metric of `shared_history` (`reporting.report` shares the one it draws the
+    sparklines from); step 1 then reads nothing."""
     registry = registry or default_registry()
     grain = periods.check_grain(grain or tree.grain)
     if metric not in tree.metrics:
@@ -271,7 +276,14 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     # Influence children are judged over the whole history; without them, the two periods are enough.
     influenced = any(k == "influence" for _, _, k in tree.graph.edges(prepared.wanted, data="kind"))
     start = None if influenced or not (current_span and baseline_span) else min(current_span[0], baseline_span[0])
-    observed_history = history(prepared, data, grain, values_of_params, end, registry, start)
+    needed = [*prepared.wanted, *prepared.hidden]
+    shown = evaluation.table.column("period") if evaluation is not None else None
+    if evaluation is not None and not evaluation.by and evaluation.grain == grain and end is not None and \
+            set(needed) <= set(evaluation.table.column_names) and len(shown) and \
+            periods.parse(shown[len(shown) - 1].as_py(), grain) >= end:
+        observed_history = evaluation
+    else:
+        observed_history = history(prepared, data, grain, values_of_params, end, registry, start)
     table = observed_history.table
     if table.num_rows == 0:
         raise DataError(error("there is no data to explain", hint="check the data and the periods", code="empty"))
@@ -327,6 +339,14 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     return Explanation(tree.name, metric, m.title, m.unit, m.direction, PeriodValue(b_label, root_b),
                        PeriodValue(c_label, root_c), change, change / abs(root_b) if root_b else None,
                        tuple(drivers), root_causes, residual, tuple(by), notes, method, root_segments, reason, mix)
+
+
+def shared_history(tree: Tree, metric: str, registry: Registry | None = None) -> tuple[Tree, list[str]]:
+    """``tree`` with the hidden metrics (time shifts, window calls) the explanation of ``metric`` reads: an
+    evaluation of it, with those among its metrics, can be handed to `explain` as ``evaluation``."""
+    registry = registry or default_registry()
+    prepared = prepare(tree, [metric, *nx.descendants(tree.graph, metric)], registry)
+    return prepared.tree, list(prepared.hidden)
 
 
 @attrs.define

@@ -1,5 +1,6 @@
 """The compiled tree: frozen records of sources, metrics, links, params, targets and alerts,
-plus the NetworkX graph that ties them together.
+plus the graph that ties them together (its edges as plain tuples; the NetworkX view of it is built
+the first time something asks for `Tree.graph`, so loading or checking a tree never imports NetworkX).
 
 This module is the compiled model only: it imports no stage. Every later stage reads a `Tree`;
 what `metrictree.load` returns is `metrictree.tree.Tree`, the same record with a door into each
@@ -8,12 +9,15 @@ stage (`Tree.evaluate` → `metrictree.evaluating`), as pytest and sqlglot keep 
 
 from __future__ import annotations
 
+import graphlib
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
-import networkx as nx
+
+if TYPE_CHECKING:  # pragma: no cover
+    import networkx as nx
 
 from .errors import Diagnostic, Span
 from .syntax import Expr
@@ -188,7 +192,11 @@ def _read_only(mapping: Mapping) -> Mapping:
     return MappingProxyType(dict(mapping))
 
 
-def _frozen_graph(graph: nx.DiGraph) -> nx.DiGraph:
+def _frozen_graph(graph: nx.DiGraph | None) -> nx.DiGraph | None:
+    if graph is None:
+        return None
+    import networkx as nx
+
     return graph if nx.is_frozen(graph) else nx.freeze(graph)
 
 
@@ -203,7 +211,9 @@ class Tree:
         links: every edge, formula and influence.
         targets, alerts: the KPI rules.
         graph: a ``networkx.DiGraph`` parent → child; every edge has ``kind`` (formula or
-            influence); every node has ``metric`` (the `Metric`).
+            influence); every node has ``metric`` (the `Metric`). Built from ``adjacency`` on first use,
+            unless one was given.
+        adjacency: every edge ``(parent, child, kind)`` in the order it was added (the compiler's).
         warnings: the problems that did not stop compilation.
         file: the path it was loaded from (``None`` for text).
     """
@@ -219,56 +229,105 @@ class Tree:
     links: tuple[Link, ...] = attrs.field(converter=tuple)
     targets: tuple[Target, ...] = attrs.field(converter=tuple)
     alerts: tuple[Alert, ...] = attrs.field(converter=tuple)
-    graph: nx.DiGraph = attrs.field(eq=False, repr=False, converter=_frozen_graph)
+    _graph: nx.DiGraph | None = attrs.field(default=None, eq=False, repr=False, converter=_frozen_graph,
+                                            alias="graph")
     warnings: tuple[Diagnostic, ...] = attrs.field(default=(), eq=False, repr=False)
     file: str | None = None
     dimensions: tuple[str, ...] = ()
+    adjacency: tuple[tuple[str, str, EdgeKind], ...] = attrs.field(default=(), converter=tuple, eq=False,
+                                                                  repr=False)
+    _views: dict = attrs.field(factory=dict, init=False, eq=False, repr=False, hash=False)
+
+    # ---- the graph
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The frozen ``networkx.DiGraph`` (imports NetworkX the first time)."""
+        if self._graph is not None:
+            return self._graph
+        if "graph" not in self._views:
+            import networkx as nx
+
+            graph = nx.DiGraph()
+            for name, metric in self.metrics.items():
+                graph.add_node(name, metric=metric)
+            for parent, child, kind in self.adjacency:
+                graph.add_edge(parent, child, kind=kind)
+            self._views["graph"] = nx.freeze(graph)
+        return self._views["graph"]
+
+    def _out(self) -> Mapping[str, list[tuple[str, EdgeKind]]]:
+        """Children by parent, in the order the edges were added (without NetworkX)."""
+        if "out" not in self._views:
+            out: dict[str, list[tuple[str, EdgeKind]]] = {name: [] for name in self.metrics}
+            for parent, child, kind in self.adjacency:
+                out.setdefault(parent, []).append((child, kind))
+                out.setdefault(child, [])
+            self._views["out"] = out
+        return self._views["out"]
+
+    def _in(self) -> Mapping[str, list[str]]:
+        if "in" not in self._views:
+            into: dict[str, list[str]] = {name: [] for name in self._out()}
+            for parent, child, _ in self.adjacency:
+                into[child].append(parent)
+            self._views["in"] = into
+        return self._views["in"]
 
     # ---- graph questions
 
     def drivers(self, metric: str, kind: EdgeKind | None = None) -> list[str]:
         """The children of a metric (its formula inputs and influence children), in declaration order."""
-        edges = self.graph.out_edges(metric, data="kind")
-        return [child for _, child, k in edges if kind is None or k == kind]
+        if self._graph is not None:
+            edges = self._graph.out_edges(metric, data="kind")
+            return [child for _, child, k in edges if kind is None or k == kind]
+        return [child for child, k in self._out().get(metric, ()) if kind is None or k == kind]
 
     def edges(self) -> list[tuple[str, str, EdgeKind]]:
         """Every ``(parent, child, kind)`` edge once, in declaration order (what the renderers draw)."""
         seen: set[tuple[str, str]] = set()
         out = []
         ordered = [(link.parent, link.child, link.kind) for link in self.links]
-        for parent, child, kind in [*ordered, *self.graph.edges(data="kind")]:
-            if (parent, child) not in seen and parent in self.graph and child in self.graph:
+        every = self._graph.edges(data="kind") if self._graph is not None else self.adjacency
+        nodes = self._graph if self._graph is not None else self._out()
+        for parent, child, kind in [*ordered, *every]:
+            if (parent, child) not in seen and parent in nodes and child in nodes:
                 seen.add((parent, child))
                 out.append((parent, child, kind))
         return out
 
     def parents(self, metric: str) -> list[str]:
-        return [parent for parent, _ in self.graph.in_edges(metric)]
+        if self._graph is not None:
+            return [parent for parent, _ in self._graph.in_edges(metric)]
+        return list(self._in().get(metric, ()))
 
     def roots(self) -> list[str]:
         """Metrics no other metric depends on, top of the tree first."""
-        return [m for m in self.metrics if self.graph.in_degree(m) == 0]
+        if self._graph is not None:
+            return [m for m in self.metrics if self._graph.in_degree(m) == 0]
+        into = self._in()
+        return [m for m in self.metrics if not into.get(m)]
 
     def requirements(self, metrics: Iterable[str]) -> list[str]:
         """The given metrics and every metric their formulas need, in evaluation order."""
-        formula = nx.subgraph_view(self.graph, filter_edge=lambda a, b: self.graph.edges[a, b]["kind"] == "formula")
         # One walk from all of them at once: a metric's inputs are read once, however many metrics need it.
-        needed: set[str] = set()
+        inputs: dict[str, list[str]] = {}
         stack = list(metrics)
         while stack:
             name = stack.pop()
-            if name not in needed:
-                needed.add(name)
-                stack.extend(formula.successors(name))
+            if name not in inputs:
+                inputs[name] = self.drivers(name, kind="formula")
+                stack.extend(inputs[name])
         position = {name: i for i, name in enumerate(self.metrics)}
-        depth = _depths(formula.subgraph(needed))
+        depth = _depths(inputs)
         # Stable order: dependencies first, otherwise as declared.
-        return sorted(needed, key=lambda n: (depth[n], position[n]))
+        return sorted(inputs, key=lambda n: (depth[n], position[n]))
 
 
-def _depths(graph: nx.DiGraph) -> dict[str, int]:
-    """How far each node is above the leaves (0 for a leaf), without recursion: trees may be thousands deep."""
+def _depths(inputs: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """How far each node is above the leaves (0 for a leaf), without recursion: trees may be thousands deep.
+    ``inputs``: each node's children (a DAG, closed under children)."""
     depth: dict[str, int] = {}
-    for node in nx.dfs_postorder_nodes(graph):  # children before parents in a DAG
-        depth[node] = 1 + max((depth.get(c, -1) for c in graph.successors(node)), default=-1)
+    for node in graphlib.TopologicalSorter(inputs).static_order():  # children before parents
+        depth[node] = 1 + max((depth[c] for c in inputs.get(node, ())), default=-1)
     return depth

@@ -22,8 +22,10 @@ class Presence:
     """Who was active when: the distinct (entity, slice, period) triples of the rows a metric keeps.
 
     Everything is an integer array, one element per triple (in no particular order), so customer
-    states are lookups of a triple's neighbours in time — hash lookups of integer codes, no joins over
-    strings and no sorting.
+    states are lookups of a triple's neighbours in time: no joins over strings and no sorting. The
+    lookups go through a dense grid of (entity, slice) × period cells, one byte each, built once by a
+    scatter of the triples; where that grid would be much larger than the triples (few of the
+    combinations occur), they are hash lookups of integer codes instead.
 
     Attributes:
         entity: the entity's code (0 … entities-1).
@@ -66,22 +68,65 @@ class Presence:
 
     def follows(self, step: int = 1) -> pa.Array:
         """True where the same (entity, slice) is present ``step`` periods earlier."""
-        return self._cached(("follows", step), lambda: pc.is_in(self.codes(-step), value_set=self.codes()))
+        return self._cached(("follows", step), lambda: self._present_at(-step))
 
     def precedes(self, step: int = 1) -> pa.Array:
         """True where the same (entity, slice) is present ``step`` periods later."""
-        return self._cached(("follows", -step), lambda: pc.is_in(self.codes(step), value_set=self.codes()))
+        return self._cached(("follows", -step), lambda: self._present_at(step))
+
+    def _present_at(self, shift: int) -> pa.Array:
+        """True where the same (entity, slice) is present ``shift`` periods later (earlier when negative)."""
+        grid = self._grid()
+        if grid is None:
+            return pc.is_in(self.codes(shift), value_set=self.codes())
+        cell, occupied = grid
+        target = pc.add(self.period, shift)
+        inside = pc.and_(pc.greater_equal(target, 0), pc.less(target, self.periods))
+        # Outside the periods nobody is present; any index that exists stands in for those triples.
+        index = pc.if_else(inside, pc.add(cell, shift), pa.scalar(0, pa.int64()))
+        return pc.and_(inside, _looked_up(occupied, index))
+
+    def _grid(self) -> tuple[pa.Array, pa.Array] | None:
+        """Each triple's cell in a dense grid of (entity, slice) × period, and whether each cell is occupied
+        (an int8 per cell), when the grid is small enough (see `_fits`); ``None`` otherwise."""
+        return self._cached("grid", self._build_grid)
+
+    def _build_grid(self) -> tuple[pa.Array, pa.Array] | None:
+        group = pc.add(pc.multiply(self.entity, self.slices), self.slice) if self.slices > 1 else self.entity
+        groups = self.entities * self.slices
+        if not _fits(groups * self.periods, len(self)):
+            # Few of the (entity, slice) combinations occur (a sliced evaluation): number those that do.
+            encoded = pc.dictionary_encode(group)
+            group, groups = pc.cast(encoded.indices, pa.int64()), len(encoded.dictionary)
+            if not _fits(groups * self.periods, len(self)):
+                return None
+        cell = pc.add(pc.multiply(group, self.periods), self.period)
+        return cell, _occupancy(cell, groups * self.periods)
 
     def first_period(self) -> pa.Array:
         """Each triple's entity's first period, over every slice."""
         return self._cached("first", self._first_period)
 
     def _first_period(self) -> pa.Array:
+        if not len(self):
+            return pa.array([], pa.int64())
+        cells = self.entities * self.periods
+        if _fits(cells, len(self)):
+            # The occupied (entity, period) cells in order are the triples sorted by entity and period: an
+            # entity's first cell is its first period.
+            occupied = pc.indices_nonzero(_occupancy(pc.add(pc.multiply(self.entity, self.periods), self.period),
+                                                     cells))
+            occupied = pc.cast(occupied, pa.int64())
+            owner = pc.divide(occupied, self.periods)
+            starts = pc.fill_null(pc.not_equal(pc.pairwise_diff(owner), 0), True)
+            firsts, owners = pc.filter(occupied, starts), pc.filter(owner, starts)
+            first = pc.subtract(firsts, pc.multiply(owners, self.periods))
+            return pc.take(pc.scatter(first, owners, max_index=self.entities - 1), self.entity)
         firsts = pa.table({"e": self.entity, "p": self.period}).group_by(["e"], use_threads=False).aggregate(
             [("p", "min")])
-        # Every entity code 0 … entities-1 appears once: put the minima in code order, then look them up.
-        by_code = pc.take(firsts.column("p_min"), pc.sort_indices(firsts.column("e")))
-        return pc.take(by_code.combine_chunks() if isinstance(by_code, pa.ChunkedArray) else by_code, self.entity)
+        by_entity = pc.scatter(firsts.column("p_min").combine_chunks(), firsts.column("e").combine_chunks(),
+                               max_index=self.entities - 1)
+        return pc.take(by_entity, self.entity)
 
     def overall(self) -> Presence:
         """The same presence with every slice merged: distinct (entity, period), rows summed."""
@@ -104,11 +149,25 @@ class Presence:
                         column("r_sum"), column("x_max") if self.extra is not None else None, self.periods,
                         self.entities, 1)
 
+    def sliced_by_entity(self, slice: pa.Array, slices: int) -> Presence:
+        """The same triples, in the same order, put in ``slices`` slices where each entity falls in one
+        (``slice`` is a function of the entity; for an `overall` presence). Every lookup in time — who is
+        there a period earlier or later, when each was first seen — is then the same as here, so the two
+        share their cache: a state counted both overall and by such slices pays for each lookup once."""
+        sliced = Presence(self.entity, slice, self.period, self.rows, self.extra, self.periods, self.entities,
+                          slices)
+        object.__setattr__(sliced, "_cache", self._cache)  # frozen: the cache itself is the shared part
+        self._cache.setdefault("overall", self.overall())
+        return sliced
+
     def holds(self, other: Presence, flags: pa.Array) -> pa.Array:
         """True for each triple whose (entity, period) is flagged in ``other`` (an `overall` presence)."""
         def code(p: Presence) -> pa.Array:
             return pc.add(pc.multiply(p.entity, self.periods), p.period)
 
+        cells = self.entities * self.periods
+        if _fits(cells, len(self)):
+            return _looked_up(_occupancy(pc.filter(code(other), flags), cells), code(self))
         return pc.is_in(code(self), value_set=pc.filter(code(other), flags))
 
     def count(self, flags: pa.Array | None = None, shift: int = 0) -> pa.Table:
@@ -133,3 +192,24 @@ class Presence:
         period = pc.subtract(pc.subtract(cell, pc.multiply(slice_, self.span)), self.periods)
         value = grouped.column("count_all" if values is None else f"v_{how}")
         return pa.table({"__slice": slice_, "__period": period, "__value": value})
+
+
+# A dense grid of cells is used for the lookups when it has at most this many cells per triple (or this
+# many cells in all): one byte a cell, against a hash set's ~16 bytes a triple.
+_CELLS_PER_TRIPLE = 8
+_SMALL_GRID = 1 << 22
+
+
+def _fits(cells: int, triples: int) -> bool:
+    return 0 < cells <= max(_CELLS_PER_TRIPLE * triples, _SMALL_GRID)
+
+
+def _occupancy(cells: pa.Array, size: int) -> pa.Array:
+    """An int8 per cell 0 … size-1: 1 where some element of ``cells`` is, 0 elsewhere."""
+    ones = pc.cast(pc.is_valid(cells), pa.int8())
+    return pc.fill_null(pc.scatter(ones, cells, max_index=size - 1), pa.scalar(0, pa.int8()))
+
+
+def _looked_up(occupancy: pa.Array, cells: pa.Array) -> pa.Array:
+    """Whether each of ``cells`` is occupied."""
+    return pc.cast(pc.take(occupancy, cells), pa.bool_())

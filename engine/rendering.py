@@ -32,7 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import lazy
-from .errors import Diagnostic
+from .errors import Diagnostic, check_summary
 from .escaping import SafeConsole, markdown_text
 from .model import Metric, Tree
 
@@ -408,16 +408,6 @@ def styled_diagnostic(diagnostic: Diagnostic) -> Text:
 
 def _count(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-def check_summary(path: str, diagnostics: Sequence[Diagnostic]) -> str:
-    """``trees/x.tree: ok`` · ``…: ok, 2 warnings`` · ``…: 3 errors, 1 warning``."""
-    errors = sum(d.severity == "error" for d in diagnostics)
-    warnings = sum(d.severity == "warning" for d in diagnostics)
-    parts = [_count(errors, "error")] if errors else ["ok"]
-    if warnings:
-        parts.append(_count(warnings, "warning"))
-    return f"{path}: {', '.join(parts)}"
 
 
 __all__ = ["check_summary", "dot", "evaluation_csv", "evaluation_json", "format_value", "mermaid", "spaced",

@@ -1390,22 +1390,37 @@ def report(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | Non
            grain: str | None = None) -> str:
     """Explain ``metric`` between two periods, take the KPI status at the current one and the history up to it,
     and return the report (`report_html`); ``grain`` overrides the tree's."""
-    from . import rules
+    from . import periods, rules
     from .evaluating import evaluate
+    from .explaining import _span, explain, shared_history
 
-    explanation = tree.explain(data, metric, baseline, current, by=by, params=params, top=top, grain=grain)
-    last = explanation.current.period.partition("..")[2] or explanation.current.period
     missing = [name for name in tree.sources if name not in data]
     readable = [name for name, m in tree.metrics.items() if m.kind != "group" and not any(
         tree.metrics[r].source in missing for r in tree.requirements([name]) if tree.metrics[r].kind == "base")]
     # One evaluation of the history, for the sparklines and for the status's rules on the whole data (the
-    # hidden metrics its alerts are judged by included): the status does not evaluate it again.
+    # hidden metrics its alerts are judged by included): the status does not evaluate it again. When the
+    # current period is given (so where the history ends is known first), it also holds what the explanation
+    # reads (the time shifts among them), and the explanation reads nothing of its own for its first step.
     ruled = bool(tree.targets or tree.alerts)
     augmented, rule_metrics = rules.with_rule_metrics(tree) if ruled else (tree, [])
     readable += [name for name in rule_metrics if not any(
         augmented.metrics[r].source in missing for r in augmented.requirements([name])
         if augmented.metrics[r].kind == "base")]
-    history = evaluate(augmented, data, grain=grain, params=params, end=last, metrics=readable) if readable else None
+    shared, hidden = None, []
+    on_grain = grain or tree.grain
+    if current and metric in tree.metrics and tree.metrics[metric].kind != "group" and all(
+            tree.metrics[r].source not in missing for r in tree.requirements([metric]) if tree.metrics[r].kind == "base"):
+        with_shifts, hidden = shared_history(augmented, metric)
+        last = periods.label(_span(current, periods.check_grain(on_grain))[1], on_grain)
+        shared = evaluate(with_shifts, data, grain=grain, params=params, end=last, metrics=[*readable, *hidden])
+    explanation = explain(tree, data, metric, baseline, current, by=by, grain=grain, params=params, top=top,
+                          evaluation=shared)
+    last = explanation.current.period.partition("..")[2] or explanation.current.period
+    if shared is not None:
+        history = attrs.evolve(shared, table=shared.table.drop_columns(hidden)) if hidden else shared
+    else:
+        history = evaluate(augmented, data, grain=grain, params=params, end=last, metrics=readable) if readable \
+            else None
     status, notes = None, []
     if ruled:
         try:

@@ -3,7 +3,8 @@
 ``tree.status(data, at="2026-10")``:
 
 1. every rule reads a *slice* of the data: all of it, or the rows its ``where`` keeps
-   (the slice becomes an Arrow filter applied to every source the rule's metrics read);
+   (the slice becomes an Arrow filter applied to every source the rule's metrics read, or, for a
+   source in a SQL engine, the WHERE of the rows its queries read there);
 2. rules with the same slice share one evaluation of the tree at its grain, over the whole
    history; an alert's condition is evaluated as a hidden derived metric, so shifts and
    window functions (``change(ltv) < -10%``) work as in any formula;
@@ -29,7 +30,7 @@ import attrs
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from . import periods, reading
+from . import backends, periods, reading
 from . import syntax as s
 from .errors import DataError, MetrictreeError, Span, UsageError, error
 from .evaluating import Evaluation, evaluate, resolve_params
@@ -475,6 +476,14 @@ def _check_slice(tree: Tree, rule: Target | Alert, metrics: list[str]) -> None:
                            f"({', '.join(source.dimensions) or 'it has none'}), or drop the slice", "slice"))
 
 
+def _check_slice_columns(source_name: str, rule: Target | Alert, dims: list[str], names: list[str]) -> None:
+    missing = [d for d in dims if d not in names]
+    if missing:
+        raise DataError(error(f"source '{source_name}' has no column '{missing[0]}' (the slice of "
+                              f"{_rule_name(rule)})", rule.span,
+                              f"its columns: {', '.join(names[:12])}", "missing-column"))
+
+
 def _sliced_data(tree: Tree, data: Mapping[str, Any], rule: Target | Alert, metrics: list[str]) -> dict[str, Any]:
     """The data with the rule's slice applied to every source its metrics read."""
     expression = as_arrow_filter(rule.where)
@@ -485,13 +494,15 @@ def _sliced_data(tree: Tree, data: Mapping[str, Any], rule: Target | Alert, metr
             continue  # evaluate says which source has no data
         source = tree.sources[source_name]
         value = data[source_name]
+        engine_table = backends.as_engine_table(value)
+        if engine_table is not None:  # the slice runs in the engine, as the WHERE of the rows its plan reads
+            schema = engine_table.engine.schema(engine_table)
+            _check_slice_columns(source_name, rule, dims, schema.names)
+            out[source_name] = backends.sliced(engine_table, rule.where, schema)
+            continue
         arrow = value if isinstance(value, pa.Table | ds.Dataset) else \
             reading.as_arrow(value, source, list(source.dimensions))
-        missing = [d for d in dims if d not in arrow.schema.names]
-        if missing:
-            raise DataError(error(f"source '{source_name}' has no column '{missing[0]}' (the slice of "
-                                  f"{_rule_name(rule)})", rule.span,
-                                  f"its columns: {', '.join(arrow.schema.names[:12])}", "missing-column"))
+        _check_slice_columns(source_name, rule, dims, arrow.schema.names)
         try:
             out[source_name] = arrow.filter(expression)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:

@@ -43,3 +43,49 @@ def test_the_report_status_evaluates_nothing_again(data, monkeypatch):
     # Without the shared history it would (the check above can fail).
     rules.status(tree, data, at="2026-10")
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("tree_name, metric", [("crm_ltv", "ltv"), ("crm_ltv", "churn_rate"),
+                                               ("email_engagement", None)])
+def test_the_report_explanation_reads_the_report_history(data, monkeypatch, tree_name, metric):
+    """The explanation's first step (every metric over the periods compared) reads the report's history: the
+    same explanation as on its own, with one evaluation fewer."""
+    from metrictree import explaining
+
+    tree = metrictree.load(f"trees/{tree_name}.tree")
+    metric = metric or tree.roots()[0]
+    alone = tree.explain(data, metric, "2026-09", "2026-10")
+    own, drawn = [], []
+    real_history = explaining.history
+    monkeypatch.setattr(explaining, "history", lambda *a, **k: own.append(1) or real_history(*a, **k))
+    real_html = reporting.report_html
+    monkeypatch.setattr(reporting, "report_html",
+                        lambda tree, explanation, *a, **k: drawn.append(explanation) or real_html(tree, explanation,
+                                                                                                 *a, **k))
+    page = reporting.report(tree, data, metric, "2026-09", "2026-10")
+    assert "<html" in page
+    assert own == []
+    assert drawn[0].to_dict() == alone.to_dict()
+    # Without a current period, where the history ends is known only from the explanation: it reads its own.
+    reporting.report(tree, data, metric, "2026-09")
+    assert own == [1]
+
+
+def test_an_evaluation_that_ends_too_early_is_not_used(data, monkeypatch):
+    """A baseline after the current period: the report's history ends at the current one, so the explanation
+    reads its own history up to the baseline."""
+    from metrictree import explaining
+
+    tree = metrictree.load("trees/crm_ltv.tree")
+    alone = tree.explain(data, "ltv", "2026-10", "2026-09")
+    own = []
+    real_history = explaining.history
+    monkeypatch.setattr(explaining, "history", lambda *a, **k: own.append(1) or real_history(*a, **k))
+    drawn = []
+    real_html = reporting.report_html
+    monkeypatch.setattr(reporting, "report_html",
+                        lambda tree, explanation, *a, **k: drawn.append(explanation) or real_html(tree, explanation,
+                                                                                                 *a, **k))
+    reporting.report(tree, data, "ltv", "2026-10", "2026-09")
+    assert own == [1]
+    assert drawn[0].to_dict() == alone.to_dict()

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 TREE = textwrap.dedent("""
     tree t "t"
     grain month
@@ -34,6 +36,60 @@ def test_check_imports_no_arrow_and_no_pandas(tmp_path):
     """), tmp_path)
     assert "metrictree.plugins.crm" in loaded  # the functions were checked against the plugins
     assert not {m for m in loaded if m.split(".")[0] in ("pyarrow", "pandas", "numpy")}
+
+
+# What `metrictree check` never needs: NetworkX (the compiled tree keeps its own edges, and a cycle is found
+# with the standard library), rich (plain text when piped), the evaluation, explanation and report stacks.
+NOT_FOR_CHECK = ("networkx", "rich", "pygments", "markdown_it", "sqlglot", "duckdb", "polars", "jinja2")
+NOT_FOR_CHECK_OWN = ("metrictree.rendering", "metrictree.evaluating", "metrictree.explaining", "metrictree.drilling",
+                     "metrictree.reporting", "metrictree.aggregating", "metrictree.reading", "metrictree.states",
+                     "metrictree.backends", "metrictree.localising", "metrictree.rules", "metrictree.simulating")
+
+
+@pytest.mark.parametrize("tree_file", ["t.tree", "cycle.tree", "bad.tree"])
+def test_check_imports_no_networkx_no_rich_and_no_stage(tmp_path, tree_file):
+    (tmp_path / "cycle.tree").write_text(TREE + "metric a = b + 1\nmetric b = a * 2\n")
+    (tmp_path / "bad.tree").write_text(TREE + "metric c = nosuch(orders.amount)\n")
+    loaded = modules_after(textwrap.dedent(f"""
+        from metrictree.cli import main
+        try:
+            main(["check", "{tree_file}"])
+        except SystemExit as stop:
+            print("exit", stop.code)
+    """), tmp_path)
+    heavy = {m for m in loaded if m.split(".")[0] in NOT_FOR_CHECK}
+    if tree_file == "cycle.tree":
+        heavy = {m for m in heavy if m.split(".")[0] != "networkx"}  # a cycle's path is found with NetworkX
+    assert not heavy
+    assert not {m for m in loaded if m in NOT_FOR_CHECK_OWN or m.startswith("metrictree.backends.")}
+
+
+def test_a_checked_tree_answers_graph_questions_without_networkx(tmp_path):
+    loaded = modules_after(textwrap.dedent("""
+        import metrictree
+        tree = metrictree.load("t.tree")
+        assert tree.drivers("churn_rate") == ["churned", "customers"], tree.drivers("churn_rate")
+        assert tree.parents("customers") == ["churn_rate"]
+        assert tree.roots() == ["revenue", "churn_rate"], tree.roots()
+        assert tree.requirements(["churn_rate"]) == ["customers", "churned", "churn_rate"]
+        assert [e[:2] for e in tree.edges()] == [("churn_rate", "churned"), ("churn_rate", "customers")]
+    """), tmp_path)
+    assert "networkx" not in loaded
+
+
+def test_the_graph_view_is_the_tree_s_edges():
+    import networkx as nx
+
+    import metrictree
+
+    tree = metrictree.loads(TREE + "churn_rate <~ revenue\n")
+    graph = tree.graph
+    assert nx.is_frozen(graph)
+    assert list(graph.nodes) == list(tree.metrics)
+    assert list(graph.edges(data="kind")) == [("churn_rate", "churned", "formula"), ("churn_rate", "customers", "formula"),
+                                              ("churn_rate", "revenue", "influence")]
+    assert graph.nodes["revenue"]["metric"] is tree.metrics["revenue"]
+    assert tree.graph is graph  # built once
 
 
 def test_import_metrictree_loads_no_evaluation_stack(tmp_path):

@@ -13,6 +13,7 @@ import random
 import textwrap
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -135,3 +136,59 @@ def test_scan_of_an_empty_range_is_the_usual_error(orders):
     _, path = orders
     with pytest.raises(metrictree.DataError, match="has no rows between"):
         TREE.evaluate({"orders": str(path)}, metrics=["revenue"], start="2030-01", end="2030-02")
+
+
+def test_pieces_read_ahead_report_progress_to_the_callers_callback(orders, monkeypatch):
+    """From the third piece on, pieces are read on another thread: the progress still reaches the caller."""
+    from metrictree import progress
+
+    _, path = orders
+    monkeypatch.setattr(reading, "ROWS_PER_TABLE", 1000)
+    steps = []
+    with progress.reporting(steps.append):
+        TREE.evaluate({"orders": str(path)}, metrics=["revenue", "customers"])
+    assert len(steps) >= 5 and steps[-1].done == 6000
+    assert [s.done for s in steps] == sorted(s.done for s in steps)
+
+
+def test_reading_ahead_keeps_the_order_and_raises_where_the_piece_is_asked_for():
+    def pieces():
+        for i in range(3):
+            yield reading.Piece(pa.table({"i": [i]}))
+        raise OSError("disk gone")
+
+    got = reading.ahead(pieces())
+    assert [next(got).table.column("i")[0].as_py() for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(OSError, match="disk gone"):
+        next(got)
+    with pytest.raises(StopIteration):
+        next(got)
+
+
+def test_a_big_row_group_read_batch_by_batch_keeps_the_time_range(orders, monkeypatch):
+    """Inside one row group far bigger than a table the rows come from the Parquet file reader, filtered."""
+    table, path = orders
+    monkeypatch.setattr(reading, "ROWS_PER_TABLE", 300)
+    one_group = str(path.with_name("one_group.parquet"))
+    got = TREE.evaluate({"orders": one_group}, start="2025-03", end="2025-08")
+    expected = TREE.evaluate({"orders": table}, start="2025-03", end="2025-08")
+    assert got.column("period").to_pylist() == expected.column("period").to_pylist()
+    for name in ("orders_n", "customers", "churned", "new"):
+        assert got.column(name).to_pylist() == expected.column(name).to_pylist(), name
+
+
+def test_row_group_batches_fall_back_to_the_dataset_scan_when_the_types_differ(orders):
+    import pyarrow.dataset as ds
+
+    table, path = orders
+    one_group = path.with_name("one_group.parquet")
+    schema = pq.read_schema(one_group)
+    wider = pa.schema([pa.field("amount", pa.float32()) if f.name == "amount" else f for f in schema])
+    for given, amount_type in ((None, pa.float64()), (wider, pa.float32())):
+        dataset = ds.dataset(one_group, schema=given, format="parquet")
+        fragment = next(dataset.get_fragments()).split_by_row_group()[0]
+        batches = list(reading._row_group_batches(dataset, fragment, ["day", "amount"], ds.field("amount") > 250,
+                                                  size=1000))
+        got = pa.Table.from_batches(batches)
+        assert got.schema.field("amount").type == amount_type
+        assert got.num_rows == pc.sum(pc.greater(table.column("amount"), 250)).as_py()

@@ -9,13 +9,16 @@ Every backend answers one question — the partials of one source's base metrics
   there (`aggregating`). Anything Arrow-readable: tables, files, datasets, DataFrames.
 * `SqlBackend` (sql.py): compiles the partials to SQL with sqlglot (`sqlplan`, `rowsql`, the
   plugins' `forms.SqlForm`s) and runs them where the data lives; only the aggregates come back.
-  The engines: DuckDB (duckdb.py), PostgreSQL (postgres.py) and Spark (spark.py); the same plans generate
-  SQL for other sqlglot dialects (Snowflake, BigQuery, Trino, ClickHouse: `dialects`).
+  The engines: DuckDB (duckdb.py), PostgreSQL (postgres.py) and Spark (spark.py); the Python API's
+  SQLAlchemy engines (sqlalchemy.py), ADBC connections (adbc.py) and ibis tables (ibis.py), each in
+  its database's dialect (SQLite's gaps filled by sqlite.py); the same plans generate SQL for other
+  sqlglot dialects (Snowflake, BigQuery, Trino, ClickHouse: `dialects`).
 
 Derived formulas, explain, rules and renderers run on the small result either way. A source is
-bound to a backend by what its data is: a `SqlTable` (from `table`, a ``duckdb://`` or
-``postgresql://`` URL, see `bindings`), a DuckDB relation or a Spark DataFrame goes to its
-engine; anything else to Arrow.
+bound to a backend by what its data is: a `SqlTable` (from `table` — over a DuckDB, psycopg,
+SQLAlchemy or ADBC connection or a Spark session —, a ``duckdb://`` or ``postgresql://`` URL, see
+`bindings`), a DuckDB relation, an ibis table or a Spark DataFrame goes to its engine; anything
+else to Arrow.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ def _in_engine(binding: Any) -> bool:
     return ((module == "metrictree.backends.sql" and name == "SqlTable")
             or (module.startswith(("duckdb", "_duckdb")) and name == "DuckDBPyRelation")
             or (module.startswith("pyspark") and name == "DataFrame")
+            or (module.startswith("ibis") and name == "Table")
             or (isinstance(binding, str) and binding.startswith(SCHEMES)))
 
 
@@ -107,11 +111,27 @@ def aggregate(request: Request, data: Mapping[str, Any], counts: dict[str, int] 
     return ArrowBackend().aggregate(request, data, counts)
 
 
+def as_engine_table(binding: Any) -> Any:
+    """``binding`` as a table of its SQL engine (`sql.SqlTable`), or ``None`` for Arrow data."""
+    if not _in_engine(binding):
+        return None
+    from .sql import as_sql_table
+
+    return as_sql_table(binding)
+
+
+def sliced(table: Any, where: Any, schema: Any) -> Any:
+    """The rows of an engine's table a rule's slice keeps, still in the engine (see `sql.sliced`)."""
+    from .sql import sliced as in_engine
+
+    return in_engine(table, where, schema)
+
+
 def table(connection: Any, name: str) -> Any:
     """A table of a database connection, to bind a source to: ``data={"orders": table(con, "orders")}``.
 
-    ``connection``: a DuckDB connection, a psycopg connection or a Spark session. ``name`` may carry a
-    schema (``analytics.orders``).
+    ``connection``: a DuckDB connection, a psycopg connection, a SQLAlchemy engine or connection, an ADBC
+    connection or a Spark session. ``name`` may carry a schema (``analytics.orders``).
     """
     from .sql import table_of
 
@@ -127,5 +147,5 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-__all__ = ["Backend", "Request", "SqlContext", "SqlForm", "SqlPartial", "SqlRows", "aggregate", "backend_for",
-           "table"]
+__all__ = ["Backend", "Request", "SqlContext", "SqlForm", "SqlPartial", "SqlRows", "aggregate", "as_engine_table",
+           "backend_for", "sliced", "table"]

@@ -120,7 +120,8 @@ def _connection(name: str, path: Path, mtime: float):
     if url.startswith("duckdb:"):
         from .duckdb import DuckDB
 
-        return DuckDB.open(url.removeprefix("duckdb:").removeprefix("//").removeprefix("/") or None)
+        return DuckDB.open(url.removeprefix("duckdb:").removeprefix("//").removeprefix("/") or None,
+                           timeout=entry.get("statement_timeout", DEFAULT_TIMEOUT))
     password = None
     if "password_env" in entry:
         password = os.environ.get(entry["password_env"])

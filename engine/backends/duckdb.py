@@ -3,6 +3,11 @@ connection's tables or a relation from the Python API.
 
 Scanning files through DuckDB is also how to evaluate files bigger than memory: DuckDB
 streams them, and only the grouped partials come back.
+
+DuckDB has no statement timeout of its own: a timer interrupts the connection
+(``connection.interrupt()``) when a query runs longer than ``timeout`` (default 10 minutes).
+A relation handed over from the Python API runs on a connection metrictree cannot reach, so
+it has no timeout; bind ``table(connection, name)`` to have one.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from sqlglot import exp
 
 from ..errors import DataError, error
 from .rowsql import literal
-from .sql import SqlEngine, SqlTable, qualified
+from .sql import DEFAULT_TIMEOUT, SqlEngine, SqlTable, Watch, qualified, timeout_seconds
 
 _SCANS = {".parquet": "read_parquet", ".pq": "read_parquet", ".csv": "read_csv", ".tsv": "read_csv",
           ".txt": "read_csv", ".json": "read_json", ".ndjson": "read_json"}
@@ -37,24 +42,28 @@ class DuckDB(SqlEngine):
     name = "DuckDB"
     dialect = "duckdb"
 
-    def __init__(self, connection: Any = None, relation: Any = None, where: str = "DuckDB") -> None:
+    def __init__(self, connection: Any = None, relation: Any = None, where: str = "DuckDB",
+                 timeout: str | float = DEFAULT_TIMEOUT) -> None:
         super().__init__()
         self.connection = connection
         self.relation = relation
         self.where = where
+        self.timeout = timeout
+        self._seconds = timeout_seconds(timeout)
 
     @classmethod
-    def open(cls, path: str | Path | None) -> DuckDB:
-        """A DuckDB database file, opened read-only (``None``: an in-memory database)."""
+    def open(cls, path: str | Path | None, timeout: str | float = DEFAULT_TIMEOUT) -> DuckDB:
+        """A DuckDB database file, opened read-only (``None``: an in-memory database); queries longer than
+        ``timeout`` (``"10min"``, ``"30s"``) are interrupted."""
         duckdb = _module()
         if path is None:
-            return cls(duckdb.connect(), where="DuckDB")
+            return cls(duckdb.connect(), where="DuckDB", timeout=timeout)
         path = Path(path).expanduser()
         if not path.exists():
             raise DataError(error(f"no DuckDB database at {path}", hint="check the path in the duckdb:// URL",
                                   code="no-data"))
         try:
-            return cls(duckdb.connect(str(path), read_only=True), where=str(path))
+            return cls(duckdb.connect(str(path), read_only=True), where=str(path), timeout=timeout)
         except duckdb.Error as exc:
             raise DataError(error(f"cannot open {path} with DuckDB: {str(exc).splitlines()[0]}",
                                   hint="check that it is a DuckDB database file", code="backend")) from None
@@ -87,12 +96,21 @@ class DuckDB(SqlEngine):
 
     def fetch(self, table: SqlTable, sql: str) -> pa.Table:
         duckdb = _module()
+        watch = Watch(self.connection.interrupt if self.connection is not None else None, self._seconds)
         try:
-            result = self._execute(sql)
-            return result.to_arrow_table() if hasattr(result, "to_arrow_table") else result.arrow()
+            with watch:
+                result = self._execute(sql)
+                return result.to_arrow_table() if hasattr(result, "to_arrow_table") else result.arrow()
         except duckdb.Error as exc:
+            if watch.fired:
+                raise DataError(error(
+                    f"the query on {table.label} took longer than the statement timeout ({self.timeout}), "
+                    "so DuckDB was interrupted", hint="raise it: statement_timeout = \"30min\" in the connections "
+                    "file, or DuckDB(connection, timeout=\"30min\") / DuckDB.open(path, timeout=…) in Python",
+                    code="backend")) from None
             raise self.problem(table, exc) from None
 
     def schema(self, table: SqlTable) -> pa.Schema:
         probe = exp.select(exp.Star()).from_(table.relation).limit(0)
         return self.fetch(table, self.sql(probe)).schema
+

@@ -15,13 +15,12 @@ import pyarrow as pa
 from sqlglot import exp
 
 from ..errors import DataError, UsageError, error
-from .sql import SqlEngine, SqlTable, qualified
+from .sql import DEFAULT_TIMEOUT, SqlEngine, SqlTable, qualified, timeout_seconds
 
 _TYPES = {"int2": pa.int16(), "int4": pa.int32(), "int8": pa.int64(), "float4": pa.float32(),
           "float8": pa.float64(), "numeric": pa.float64(), "bool": pa.bool_(), "date": pa.date32(),
           "timestamp": pa.timestamp("us"), "text": pa.string(), "varchar": pa.string(), "bpchar": pa.string(),
           "uuid": pa.string(), "name": pa.string()}
-DEFAULT_TIMEOUT = "10min"
 
 
 def _module():
@@ -38,17 +37,32 @@ def _where(url: str) -> str:
     return re.sub(r"(//[^:/@]+):[^@]*@", r"\1@", url)
 
 
+def guard(timeout: str | float) -> str:
+    """The statement that makes the current transaction read-only under ``timeout`` (until it ends), for
+    PostgreSQL sessions metrictree is handed rather than opens (SQLAlchemy, ADBC)."""
+    timeout_seconds(timeout)  # a timeout PostgreSQL would read
+    settings = [("transaction_read_only", "on"), ("statement_timeout", str(timeout))]
+    calls = [exp.Anonymous(this="set_config", expressions=[exp.Literal.string(n), exp.Literal.string(v), exp.true()])
+             for n, v in settings]
+    return exp.select(*calls).sql(dialect="postgres")
+
+
 class Postgres(SqlEngine):
     """One psycopg connection that sources are bound to."""
 
     name = "PostgreSQL"
     dialect = "postgres"
 
-    def __init__(self, connection: Any, where: str = "PostgreSQL") -> None:
+    def __init__(self, connection: Any, where: str = "PostgreSQL", timeout: str = DEFAULT_TIMEOUT) -> None:
+        """``connection``: a psycopg connection of yours; each query then runs in a transaction (a savepoint
+        inside yours) made read-only under ``timeout`` and rolled back, so your session is unchanged."""
         super().__init__()
         self.connection = connection
         self.where = where
+        self.timeout = timeout
+        timeout_seconds(timeout)
         self._zone = None
+        self._guarded = True  # until `configure` sets the whole session (a connection metrictree opened)
 
     @classmethod
     def connect(cls, url: str, password: str | None = None, timeout: str = DEFAULT_TIMEOUT,
@@ -83,6 +97,8 @@ class Postgres(SqlEngine):
             for name, value in settings:
                 self.connection.execute("SELECT set_config(%s, %s, false)", (name, value))
             self._zone = self.connection.execute("SELECT current_setting('TimeZone')").fetchone()[0]
+            self._guarded = False
+            self.timeout = timeout
         except psycopg.Error as exc:
             raise DataError(error(f"PostgreSQL refused a session setting: {str(exc).strip().splitlines()[0]}",
                                   hint="check the statement timeout (e.g. 5min) and the time zone "
@@ -94,15 +110,22 @@ class Postgres(SqlEngine):
     def _cursor(self, table: SqlTable, sql: str):
         psycopg = _module()
         try:
-            return self.connection.execute(sql)
+            if not self._guarded:
+                return self.connection.execute(sql)
+            if self._zone is None:
+                self._zone = self.connection.execute("SELECT current_setting('TimeZone')").fetchone()[0]
+            with self.connection.transaction(force_rollback=True):
+                self.connection.execute(guard(self.timeout))
+                return self.connection.execute(sql)  # its rows are held by the cursor, read after the rollback
         except psycopg.errors.UndefinedTable:
             raise DataError(error(f"PostgreSQL has no {table.label}", hint="check the schema and table name after "
                                   "# in the URL (schema.table), and that this user may see it",
                                   code="no-data")) from None
         except psycopg.errors.QueryCanceled:
-            raise DataError(error(f"the query on {table.label} took longer than the statement timeout",
-                                  hint="raise statement_timeout in the connections file, or add an index on "
-                                       "the time column", code="backend")) from None
+            raise DataError(error(f"the query on {table.label} took longer than the statement timeout "
+                                  f"({self.timeout})", hint="raise statement_timeout in the connections file (or "
+                                  "Postgres.connect(url, timeout=\"30min\")), or add an index on the time column",
+                                  code="backend")) from None
         except psycopg.Error as exc:
             raise self.problem(table, exc) from None
 

@@ -144,3 +144,16 @@ class RowSql:
                                   f"cannot run on the {self.backend} backend", node.span,
                                   "compute it in a derived metric, or evaluate this tree on Arrow data", "backend"))
         return builder(*(self.build(a) for a in node.args))
+
+
+class SliceSql(RowSql):
+    """A rule's ``where`` slice, whose names are the source's dimensions (columns), as a row condition."""
+
+    def _name(self, node: s.Name):
+        return column(node.name)
+
+
+def slice_condition(where: s.Expr, schema: pa.Schema, backend: str) -> exp.Expression:
+    """The slice ``where`` (``region == "North" and segment in ["new"]``) as a SQL condition: a row is kept
+    where it is true, so a null dimension is in no slice — as `formulas.as_arrow_filter` keeps rows."""
+    return SliceSql(schema, {}, frozenset(), backend).build(where)

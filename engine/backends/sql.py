@@ -9,6 +9,9 @@ so that a caller (or a test) can see that only aggregates left the engine.
 
 from __future__ import annotations
 
+import re
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -46,6 +49,56 @@ class Query:
     rows: int
 
 
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+DEFAULT_TIMEOUT = "10min"
+
+
+def timeout_seconds(timeout: str | float | int) -> float:
+    """A statement timeout (``"10min"``, ``"30s"``, ``"500ms"``, a bare number of milliseconds as PostgreSQL
+    reads it) in seconds."""
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        value, unit = float(timeout), "ms"
+    else:
+        found = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([a-z]*)\s*", str(timeout))
+        value, unit = (float(found.group(1)), found.group(2) or "ms") if found else (0.0, "?")
+    if unit not in _UNITS or value <= 0:
+        raise UsageError(error(f"'{timeout}' is not a statement timeout", hint="write it as 30s, 5min, 1h or 500ms",
+                               code="binding"))
+    return value * _UNITS[unit]
+
+
+class Watch:
+    """Calls ``interrupt`` (a connection's ``interrupt()``, a cursor's cancel) from a timer thread if the block
+    it guards runs longer than ``seconds``; ``fired`` tells afterwards whether it did. ``None``: no timer."""
+
+    def __init__(self, interrupt: Callable[[], Any] | None, seconds: float) -> None:
+        self.interrupt = interrupt
+        self.seconds = seconds
+        self.fired = False
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer: threading.Timer | None = None
+
+    def _interrupt(self) -> None:
+        with self._lock:  # never after the block ended: the interrupt would hit the connection's next query
+            if not self._done:
+                self.fired = True
+                self.interrupt()
+
+    def __enter__(self) -> Watch:
+        if self.interrupt is not None:
+            self._timer = threading.Timer(self.seconds, self._interrupt)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        with self._lock:
+            self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+
+
 def qualified(name: str) -> exp.Table:
     """``analytics.orders`` as a table reference with every part quoted (``"analytics"."orders"``)."""
     parts = [p for p in name.split(".")]
@@ -75,6 +128,10 @@ class SqlEngine:
         raise NotImplementedError
 
     def sql(self, query: exp.Expression) -> str:
+        if self.dialect == "sqlite":
+            from .sqlite import adapt
+
+            query = adapt(query)
         return query.sql(dialect=self.dialect, identify=True)
 
     def run(self, table: SqlTable, query: exp.Expression) -> pa.Table:
@@ -118,6 +175,18 @@ class SqlEngine:
                                code="backend"))
 
 
+def sliced(table: SqlTable, where, schema: pa.Schema) -> SqlTable:
+    """The rows of ``table`` a rule's slice keeps (``where``, in tree syntax), still in the engine: the slice
+    becomes the WHERE of a subquery the source's plan reads, built by the same generator as its filters."""
+    from .rowsql import slice_condition
+
+    condition = slice_condition(where, schema, table.engine.name)
+    inner = exp.select(exp.Star()).from_(table.relation).where(condition)
+    alias = exp.TableAlias(this=exp.to_identifier("__slice", quoted=True))
+    return SqlTable(table.engine, exp.Subquery(this=inner, alias=alias),
+                    f"{table.label} (the slice where {where.to_source()})")
+
+
 def _typed(table: pa.Table, types) -> pa.Table:
     """The engine's columns as the Arrow backend types them (int64 sums, int32 periods …)."""
     columns = []
@@ -146,6 +215,10 @@ def as_sql_table(binding: Any) -> SqlTable | None:
         from .spark import Spark
 
         return Spark.of_dataframe(binding)
+    if module.startswith("ibis") and type(binding).__name__ == "Table":
+        from .ibis import Ibis
+
+        return Ibis.of_table(binding)
     from .bindings import is_binding, parse
 
     if is_binding(binding):
@@ -167,5 +240,14 @@ def table_of(connection: Any, name: str) -> SqlTable:
         from .spark import Spark
 
         return Spark(connection).table(name)
+    if module.startswith("sqlalchemy"):
+        from .sqlalchemy import SqlAlchemy
+
+        return SqlAlchemy(connection).table(name)
+    if module.startswith("adbc_driver") and hasattr(connection, "adbc_get_info"):
+        from .adbc import Adbc
+
+        return Adbc(connection).table(name)
     raise UsageError(error(f"cannot read tables from a {type(connection).__name__}",
-                           hint="pass a DuckDB connection, a psycopg connection or a Spark session", code="binding"))
+                           hint="pass a DuckDB, psycopg, SQLAlchemy or ADBC connection, a SQLAlchemy engine or a "
+                                "Spark session", code="binding"))

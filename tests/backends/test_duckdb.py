@@ -191,3 +191,45 @@ def test_a_source_time_zone(tmp_path, sample):
     for grain in ("month", "day", "week"):
         assert same_values(tree.evaluate({"orders": rows}, grain=grain),
                            tree.evaluate({"orders": con.from_arrow(rows)}, grain=grain)) == []
+
+
+def test_a_query_over_the_timeout_is_interrupted_with_a_clear_error():
+    """DuckDB has no statement timeout: a timer interrupts the connection, and the error says how to raise it."""
+    import time
+
+    from metrictree.backends.duckdb import DuckDB
+    from metrictree.backends.sql import SqlTable
+    from sqlglot import exp
+
+    engine = DuckDB(duckdb.connect(), timeout="200ms")
+    table = SqlTable(engine, exp.to_table("x"), "a test")
+    # 10^10 rows: about half a minute uninterrupted on one core, so it ends even if the interrupt failed.
+    ranges = [exp.Anonymous(this="range", expressions=[exp.Literal.number(100_000)]).as_(n) for n in "ab"]
+    slow = exp.select(exp.Sum(this=exp.Mul(this=exp.column("range", "a"), expression=exp.column("range", "b"))))
+    slow = slow.from_(exp.Table(this=ranges[0].this, alias=exp.TableAlias(this=exp.to_identifier("a"))))
+    slow = slow.join(exp.Table(this=ranges[1].this, alias=exp.TableAlias(this=exp.to_identifier("b"))),
+                     join_type="cross")
+    started = time.monotonic()
+    with pytest.raises(DataError, match=r"longer than the statement timeout \(200ms\)") as caught:
+        engine.run(table, slow)
+    assert time.monotonic() - started < 20
+    assert "statement_timeout" in str(caught.value) and "timeout=" in str(caught.value)
+    # The connection is usable again, and a quick query is not interrupted by a late timer.
+    assert engine.run(table, exp.select(exp.Literal.number(42))).column(0).to_pylist() == [42]
+    time.sleep(0.3)
+    assert engine.run(table, exp.select(exp.Literal.number(7))).column(0).to_pylist() == [7]
+
+
+def test_the_timeout_from_the_connections_file_and_bad_timeouts(files, tmp_path, monkeypatch):
+    from metrictree.backends.bindings import parse
+    from metrictree.backends.duckdb import DuckDB
+    from metrictree.errors import UsageError
+
+    _, database = files
+    (tmp_path / "c.toml").write_text(f'[local]\nurl = "duckdb:///{database}"\nstatement_timeout = "90s"\n', "utf-8")
+    monkeypatch.setenv("METRICTREE_CONNECTIONS", str(tmp_path / "c.toml"))
+    bound = parse("@local#orders")
+    assert bound.engine.timeout == "90s" and bound.engine._seconds == 90
+    assert parse(f"duckdb:///{database}#orders").engine._seconds == 600  # the default, as on PostgreSQL
+    with pytest.raises(UsageError, match="not a statement timeout"):
+        DuckDB(duckdb.connect(), timeout="soon")

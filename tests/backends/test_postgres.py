@@ -106,3 +106,29 @@ def test_the_cli_reads_a_postgres_binding(loaded, tmp_path):
     result = CliRunner().invoke(main, ["eval", str(TREES / "crm_ltv.tree"), "--sample", "--metrics", "revenue",
                                        "--data", f"orders={POSTGRES_URL}#{schema}.nothing_here"])
     assert result.exit_code == 1 and "Traceback" not in result.output and "no table" in result.output
+
+
+def test_a_connection_of_yours_is_guarded_per_query_and_left_as_it_was(loaded, sample, tree):
+    """``table(psycopg_connection, name)``: each query read-only under the timeout, in a rolled-back transaction."""
+    from metrictree.backends import table
+    from metrictree.backends.postgres import Postgres
+    from metrictree.backends.sql import SqlTable
+    from sqlglot import exp
+
+    bound, _ = loaded
+    schema = bound["orders"].relation.args["db"].name
+    with psycopg.connect(POSTGRES_URL) as connection:  # not autocommit: queries run inside its transaction
+        data = {**sample, "orders": table(connection, f"{schema}.orders")}
+        assert same_values(tree.evaluate(sample), tree.evaluate(data)) == []
+        engine = Postgres(connection, timeout="50ms")
+        probe = SqlTable(engine, exp.to_table("x"), "a test")
+        assert engine.fetch(probe, "SELECT current_setting('statement_timeout') AS t, "
+                                   "current_setting('transaction_read_only') AS r").to_pylist() == [
+            {"t": "50ms", "r": "on"}]
+        with pytest.raises(DataError, match=r"statement timeout \(50ms\)"):
+            engine.run(probe, exp.select(exp.Anonymous(this="pg_sleep", expressions=[exp.Literal.number(2)])))
+        with pytest.raises(DataError, match="read-only"):
+            engine.fetch(probe, "CREATE TABLE should_not_exist (x int)")
+        shown = connection.execute("SELECT current_setting('statement_timeout'), "
+                                   "current_setting('transaction_read_only')").fetchone()
+        assert shown == ("0", "off")

@@ -82,7 +82,7 @@ def test_hostile_column_names_from_the_python_api(load, tmp_path):
 def test_hostile_table_names_in_bindings(load, sample):
     bound, engine = load({"orders": sample["orders"]})
     tree = metrictree.load(TREES / "crm_ltv.tree")
-    sneaky = engine.table('orders"; DROP TABLE orders; --')
-    with pytest.raises(DataError):
+    with pytest.raises(DataError):  # when the binding is made (ibis looks the table up) or evaluated
+        sneaky = engine.table('orders"; DROP TABLE orders; --')
         tree.evaluate({**sample, "orders": sneaky}, metrics=["revenue"])
     assert tree.evaluate({**sample, "orders": bound["orders"]}, metrics=["revenue"]).num_rows > 0

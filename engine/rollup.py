@@ -1,0 +1,288 @@
+"""One grouped pass by the finest slices, rolled up to coarser ones, for the drill-down's counts of entities.
+
+A distinct count or a customer-state count (churned, new, reactivated …) does not add up across
+segments, so the drill-down (`drilling`) needs it by several sets of dimensions: by all of them, by each
+one alone (to see where it adds up), and by the ones where it does. Evaluating each set is a pass over
+the rows. Here the metrics are evaluated once, by every dimension, and each count's `Presence` — the
+distinct (entity, slice, period) triples of its rows — is kept. A coarser set of dimensions is then a
+matter of those triples: each slice is mapped to its coarser slice, the triples merged (rows summed,
+``extra`` at its maximum), and the aggregate's own reduce run on them. That is the same input the
+reduce would get from a pass by the coarser dimensions, so the counts are the same, exactly.
+
+Only for the Arrow backend (a SQL engine computes its counts itself, and hands back no triples), and
+only for aggregates made of one presence partial with no ``finish`` (count_distinct counts the triples,
+which is what its own grouping counts); otherwise `fine_pass` returns ``None`` and the caller evaluates
+each set of dimensions as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import periods
+from . import syntax as s
+from .backends import backend_for
+from .evaluating import evaluate
+from .functions import Aggregate, Partial, Registry
+from .model import Tree
+from .presence import Presence
+
+_SLICES = "\x1fslices"  # the hidden metric that says which dimension values each slice code stands for
+
+
+@attrs.frozen(eq=False)
+class _Held:
+    """What a count's reduce received in the pass: its presence, the reduce itself, its empty value."""
+
+    presence: Presence
+    reduce: Any
+    empty: Any
+    local: bool  # a period's count reads that period's triples only (no look-back: count_distinct)
+
+
+@attrs.frozen(eq=False)
+class Fine:
+    """The pass by every dimension, and what it takes to roll its counts up.
+
+    Attributes:
+        table: the evaluation by ``dims`` (``period``, the dimensions, the metrics).
+        covered: the evaluation's first and last periods with rows (labels), or ``None``.
+        dims: the dimensions of the pass.
+        held: per count of entities, its presence.
+        slices: the dimension values of each slice code (``__code`` and the dimensions).
+        base: the period index of the presences' offset 0.
+    """
+
+    table: pa.Table
+    covered: tuple[str, str] | None
+    dims: tuple[str, ...]
+    held: Mapping[str, _Held]
+    slices: pa.Table
+    base: int
+    grain: str
+    _merges: dict = attrs.field(factory=dict, init=False, repr=False)
+
+    def rolls(self, names: Sequence[str]) -> bool:
+        """Whether every one of ``names`` can be rolled up (its presence was kept and its slices are known)."""
+        return all(name in self.held for name in names)
+
+    def rolled(self, to: Sequence[str], names: Sequence[str],
+               within: Sequence[tuple[int, int]] | None = None) -> pa.Table:
+        """The counts ``names`` by the dimensions ``to`` (a subset of `dims`), laid out as `evaluate` lays
+        them: every period of the pass (or only those ``within`` these ranges of period indices) × every
+        slice of ``to`` the pass has, the empty value where a slice has no triple."""
+        to = list(to)
+        if to == list(self.dims) and within is None:
+            return self.table.select(["period", *to, *names])
+        labels = self.table.column("period").unique().to_pylist()
+        if within is not None:
+            labels = [label for label in labels
+                      if any(a <= periods.parse(label, self.grain) <= b for a, b in within)]
+        indices = pa.array([periods.parse(label, self.grain) for label in labels], pa.int64())
+        grid = self.table.select(to).group_by(to).aggregate([]).sort_by([(d, "ascending") for d in to]) if to \
+            else pa.table({"\x1fone": [0]}).drop(["\x1fone"])
+        width = grid.num_rows if to else 1
+        coarse_key = _keys(grid, to) if to else None
+        # Each fine slice code → the row of its coarser slice in `grid`.
+        if to:
+            coarse_of_code = pc.index_in(_keys(self.slices, to), value_set=coarse_key)
+        else:
+            coarse_of_code = pa.array([0] * self.slices.num_rows, pa.int64())
+        out = {"period": pa.array([label for label in labels for _ in range(width)], pa.string())}
+        for dim in to:
+            out[dim] = pa.concat_arrays([grid.column(dim).combine_chunks()] * len(labels)) if labels else \
+                pa.array([], pa.string())
+        for name in names:
+            held = self.held[name]
+            presence = held.presence
+            # A count that reads its own period only needs only the triples of the periods asked for.
+            keep = tuple(within) if within is not None and held.local else None
+            # Counts over the same triples (customers and churned of the same filter) share one merge, and
+            # with it the lookups a presence caches.
+            merged = self._merges.get((id(presence), tuple(to), keep))
+            if merged is None:
+                if keep is not None:
+                    presence = _only(presence, [(a - self.base, b - self.base) for a, b in keep])
+                at = pc.index_in(presence.slice, value_set=self.slices.column("__code"))
+                coarse = pc.cast(pc.take(coarse_of_code, at), pa.int64())
+                merged = _by_entity(presence, coarse, width) if keep is None else None
+                if merged is None:
+                    merged = _merged(presence, coarse, width)
+                self._merges[id(held.presence), tuple(to), keep] = merged
+            result = held.reduce(merged)
+            index = pc.add(result.column("__period"), self.base)
+            row = pc.index_in(index, value_set=indices)  # the output rows are in the labels' order
+            cell = pc.add(pc.multiply(pc.cast(row, pa.int64()), width), pc.cast(result.column("__slice"), pa.int64()))
+            lookup = pc.index_in(pa.array(range(len(labels) * width), pa.int64()), value_set=pc.drop_null(cell))
+            values = pc.take(pc.filter(result.column("__value"), pc.is_valid(cell)), lookup)
+            if held.empty is not None:
+                values = pc.fill_null(values, pa.scalar(held.empty, values.type) if not pa.types.is_null(values.type)
+                                      else pa.scalar(held.empty))
+            out[name] = values
+        return pa.table(out)
+
+
+def _keys(table: pa.Table, dims: Sequence[str]) -> pa.Array:
+    """One text key per row of the dimension values (a null value as a control character)."""
+    parts = [pc.fill_null(pc.cast(table.column(d), pa.string()), "\x00") for d in dims]
+    joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "\x1f")
+    return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
+
+
+def _merged(presence: Presence, coarse: pa.Array, slices: int) -> Presence:
+    """The presence with its slices replaced by coarser ones: the triples merged, rows summed, extra at its
+    maximum — what a pass by the coarser dimensions would have grouped."""
+    # One int64 per (entity, coarser slice, period), so the grouping hashes one narrow column.
+    width = presence.periods
+    code = pc.add(pc.multiply(pc.add(pc.multiply(presence.entity, slices), pc.cast(coarse, pa.int64())), width),
+                  presence.period)
+    columns = {"k": code, "r": presence.rows}
+    aggregations = [("r", "sum")]
+    if presence.extra is not None:
+        columns["x"] = presence.extra
+        aggregations.append(("x", "max"))
+    merged = pa.table(columns).group_by(["k"], use_threads=False).aggregate(aggregations)
+    key = merged.column("k").combine_chunks()
+    cell = pc.divide(key, width)
+    entity = pc.divide(cell, slices)
+
+    def column(name: str) -> pa.Array:
+        return merged.column(name).combine_chunks()
+
+    return Presence(entity, pc.subtract(cell, pc.multiply(entity, slices)),
+                    pc.subtract(key, pc.multiply(cell, width)), column("r_sum"),
+                    column("x_max") if presence.extra is not None else None, presence.periods, presence.entities,
+                    slices)
+
+
+def _by_entity(presence: Presence, coarse: pa.Array, slices: int) -> Presence | None:
+    """When each entity falls in one coarser slice (a customer's region), the coarser presence is the overall
+    one with each entity's slice — no grouping, and its lookups in time shared with the overall presence
+    (`Presence.sliced_by_entity`); ``None`` when some entity is in several."""
+    if slices == 1:
+        return presence.overall()
+    pairs = pc.unique(pc.add(pc.multiply(presence.entity, slices), coarse))
+    entity = pc.divide(pairs, slices)
+    if len(pc.unique(entity)) != len(pairs):
+        return None
+    overall = presence.overall()
+    at = pc.index_in(overall.entity, value_set=entity)
+    return overall.sliced_by_entity(pc.take(pc.subtract(pairs, pc.multiply(entity, slices)), at), slices)
+
+
+def _only(presence: Presence, offsets: Sequence[tuple[int, int]]) -> Presence:
+    """The triples of some ranges of period offsets."""
+    inside = None
+    for a, b in offsets:
+        one = pc.and_(pc.greater_equal(presence.period, a), pc.less_equal(presence.period, b))
+        inside = one if inside is None else pc.or_(inside, one)
+
+    def kept(values: pa.Array | None) -> pa.Array | None:
+        return None if values is None else pc.filter(values, inside)
+
+    return Presence(kept(presence.entity), kept(presence.slice), kept(presence.period), kept(presence.rows),
+                    kept(presence.extra), presence.periods, presence.entities, presence.slices)
+
+
+def _slice_codes(presence: Presence) -> pa.Table:
+    """Every slice code of the presence, at its last period: the pass's table then says what each stands for."""
+    codes = pc.unique(presence.slice)
+    return pa.table({"__slice": codes, "__period": pa.repeat(pa.scalar(presence.periods - 1, pa.int64()), len(codes)),
+                     "__value": pc.cast(codes, pa.int64())})
+
+
+def fine_pass(tree: Tree, data: Mapping[str, Any], registry: Registry, dims: Sequence[str], names: Sequence[str],
+              counting: Sequence[str], grain: str, params, start: str, end: str) -> Fine | None:
+    """Evaluate ``names`` by ``dims`` from ``start`` to ``end``, keeping the presence of each of ``counting``
+    that can be rolled up (`Fine.rolls`); ``None``, and nothing evaluated, when none can (see the module
+    docstring)."""
+    if not dims or not counting:
+        return None
+    sources = {tree.metrics[n].source for n in names}
+    if any(getattr(backend_for(data.get(source)), "name", None) != "arrow" for source in sources):
+        return None
+    held: dict[str, _Held] = {}
+    partials: dict[str, Partial] = {}
+    metrics = dict(tree.metrics)
+    aggregates = dict(registry.aggregates)
+    for name in counting:
+        metric = tree.metrics[name]
+        call = metric.formula
+        fn = registry.aggregates.get(call.name) if isinstance(call, s.Call) else None
+        if fn is None or fn.finish is not None or not (fn.entity or call.name == "count_distinct"):
+            return None
+        captured = f"\x1fheld {name}"
+        aggregates[captured] = attrs.evolve(fn, name=captured, plan=_holding(fn, name, held, partials,
+                                                                             not fn.lookback))
+        metrics[name] = attrs.evolve(metric, formula=attrs.evolve(call, name=captured))
+    # One more count over the first one's very triples (the same values, filter and extra: no grouping of
+    # its own) says which dimension values each slice code stands for.
+    first = counting[0]
+    shown = attrs.evolve(metrics[first], name=_SLICES, formula=attrs.evolve(metrics[first].formula, name=_SLICES))
+    original = registry.aggregates[tree.metrics[first].formula.name]
+    aggregates[_SLICES] = attrs.evolve(original, name=_SLICES,
+                                       plan=lambda ctx, *args, **kwargs: [attrs.evolve(
+                                           partials[first], reduce=_slice_codes, empty=None)] if first in partials
+                                       else [Partial(None, "count_all", None)])
+    metrics[_SLICES] = shown
+    graph = tree.graph.copy()
+    graph.add_node(_SLICES, metric=shown)
+    on_tree = attrs.evolve(tree, metrics=metrics, graph=graph)
+    on_registry = attrs.evolve(registry, aggregates=aggregates)
+    evaluation = evaluate(on_tree, data, grain=grain, by=list(dims), metrics=[*names, _SLICES], params=params,
+                          start=start, end=end, registry=on_registry)
+    table = evaluation.table
+    slices, base = _slice_map(table, held.get(first), dims, grain)
+    # What cannot be rolled up (a count of a plugin's own shape; slices the map does not show) is evaluated
+    # by the caller as before; the table by every dimension serves either way.
+    rollable = {} if slices is None else {
+        name: h for name, h in held.items() if not len(h.presence.slice) or not pc.any(pc.is_null(pc.index_in(
+            pc.unique(h.presence.slice), value_set=slices.column("__code")))).as_py()}
+    return Fine(table.drop_columns([_SLICES]), evaluation.covered, tuple(dims), rollable,
+                slices if slices is not None else pa.table({"__code": pa.array([], pa.int64())}), base, grain)
+
+
+def _slice_map(table: pa.Table, held: _Held | None, dims: Sequence[str], grain: str) -> tuple[pa.Table | None, int]:
+    """The dimension values of each slice code, from the hidden count's column, and the period index of the
+    presences' offset 0; ``None`` when the column does not show every slice of the presence."""
+    if held is None:
+        return None, 0
+    found = table.filter(pc.is_valid(table.column(_SLICES)))
+    codes = found.column(_SLICES).combine_chunks()
+    labels = found.column("period").unique().to_pylist()
+    if found.num_rows != len(pc.unique(held.presence.slice)) or len(pc.unique(codes)) != found.num_rows or \
+            len(labels) > 1:
+        return None, 0
+    base = (periods.parse(labels[0], grain) if labels else 0) - (held.presence.periods - 1)
+    return pa.table({"__code": pc.cast(codes, pa.int64()), **{d: found.column(d) for d in dims}}), base
+
+
+def _holding(fn: Aggregate, name: str, held: dict[str, _Held], partials: dict[str, Partial], local: bool):
+    """``fn``'s plan, with a reduce that keeps the presence it gets (count_distinct: the triples counted)."""
+
+    def plan(ctx, *args, **kwargs):
+        if fn.name == "count_distinct":
+            planned = [Partial(args[0], "presence", 0, reduce=lambda presence: presence.count())]
+        else:
+            planned = list(fn.plan(ctx, *args, **kwargs))
+        if len(planned) != 1 or planned[0].how != "presence":
+            return planned  # nothing held: `fine_pass` then rolls nothing up
+        partial = planned[0]
+        reduce = partial.reduce
+
+        def holding(presence: Presence) -> pa.Table:
+            held[name] = _Held(presence, reduce, partial.empty, local)
+            return reduce(presence)
+
+        partials[name] = partial
+        return [attrs.evolve(partial, reduce=holding)]
+
+    return plan
+
+
+__all__ = ["Fine", "fine_pass"]

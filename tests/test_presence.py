@@ -1,0 +1,104 @@
+"""Customer states through the dense grid of `metrictree.presence` give what the hash lookups give.
+
+The grid (one byte per (entity, slice) × period cell) is used when it is small beside the triples; a
+sliced evaluation whose (entity, slice) combinations are few numbers them first; otherwise the lookups
+are hash sets of integer codes. The three ways must give the same numbers on every grain and slicing,
+with null slices, null customers and customers who skip periods.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import textwrap
+
+import pyarrow as pa
+import pytest
+
+import metrictree
+from metrictree import presence
+
+TREE = metrictree.loads(textwrap.dedent("""
+    tree p "presence"
+    grain month
+    source orders { time day dimensions region, channel entity customer_id }
+    metric customers = count_distinct(orders.customer_id) where orders.status == "paid"
+    metric active = active_customers(orders)
+    metric churned = churned_customers(orders) where orders.status == "paid"
+    metric retained = retained_customers(orders) where orders.status == "paid"
+    metric returning = returning_customers(orders)
+    metric new = new_customers(orders) where orders.status == "paid"
+    metric back = reactivated_customers(orders, after=2)
+    metric back1 = reactivated_customers(orders, after=1) where orders.status == "paid"
+    metric repeat = repeat_customers(orders, min_purchases=2, over="ever")
+    metric repeat_p = repeat_customers(orders)
+    metric lifetime = customer_lifetime(orders) where orders.status == "paid"
+    metric active_30 = active_customers(orders, window=30)
+"""))
+
+
+@pytest.fixture(scope="module")
+def orders() -> pa.Table:
+    rng = random.Random(5)
+    n = 4000
+    # Customers order in bursts separated by gaps, so that churn, return and reactivation all happen.
+    days = []
+    for _ in range(n):
+        base = rng.choice([0, 40, 130, 220, 300])
+        days.append(dt.date(2024, 11, 1) + dt.timedelta(days=base + rng.randrange(60)))
+    return pa.table({
+        "day": pa.array(days, pa.date32()),
+        "region": [rng.choice(["north", "south", None]) for _ in range(n)],
+        "channel": [rng.choice(["web", "app", "shop"]) for _ in range(n)],
+        "customer_id": [rng.choice([None] + [f"c{i}" for i in range(400)]) for _ in range(n)],
+        "status": [rng.choice(["paid", "paid", "refunded"]) for _ in range(n)],
+    })
+
+
+def evaluate(table: pa.Table, grain: str, by: list[str]) -> list[dict]:
+    return TREE.evaluate({"orders": table}, grain=grain, by=by).to_pylist()
+
+
+@pytest.mark.parametrize("grain", ["week", "month", "quarter"])
+@pytest.mark.parametrize("by", [[], ["region"], ["region", "channel"]])
+def test_the_grid_and_the_hash_lookups_agree(orders, monkeypatch, grain, by):
+    built = []
+    real = presence.Presence._build_grid
+
+    def spy(self):
+        grid = real(self)
+        built.append(grid is not None)
+        return grid
+
+    monkeypatch.setattr(presence.Presence, "_build_grid", spy)
+    with_grid = evaluate(orders, grain, by)
+    assert built and all(built)  # small data: the grid always fits
+    # Too small a grid for every combination, big enough once the combinations that occur are numbered.
+    monkeypatch.setattr(presence, "_SMALL_GRID", 1)
+    monkeypatch.setattr(presence, "_CELLS_PER_TRIPLE", 2 if by else 100)
+    renumbered = evaluate(orders, grain, by)
+    # No grid at all: hash lookups.
+    monkeypatch.setattr(presence, "_CELLS_PER_TRIPLE", 0)
+    built.clear()
+    hashed = evaluate(orders, grain, by)
+    assert built and not any(built)
+    assert with_grid == hashed
+    assert renumbered == hashed
+    assert any(r["churned"] for r in hashed) and any(r["back"] for r in hashed) and any(r["new"] for r in hashed)
+
+
+@pytest.mark.parametrize("grid", [True, False])
+def test_first_period_of_entities_missing_from_the_codes(monkeypatch, grid):
+    """Entity codes need not all occur (a filter keeps none of some customer's rows)."""
+    if not grid:
+        monkeypatch.setattr(presence, "_SMALL_GRID", 0)
+        monkeypatch.setattr(presence, "_CELLS_PER_TRIPLE", 0)
+    def make():
+        return presence.Presence(pa.array([3, 0, 3, 5, 0], pa.int64()), pa.array([0, 0, 0, 0, 0], pa.int64()),
+                                 pa.array([2, 1, 4, 0, 3], pa.int64()), pa.array([1, 1, 1, 1, 1], pa.int64()),
+                                 None, 6, 7, 1)
+
+    expected = [2, 1, 2, 0, 1]
+    assert make().first_period().to_pylist() == expected
+    assert make().follows().to_pylist() == [False, False, False, False, False]
+    assert make().precedes(2).to_pylist() == [True, True, False, False, False]

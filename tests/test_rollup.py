@@ -1,0 +1,207 @@
+"""The drill-down's one pass by every dimension, rolled up (`metrictree.rollup`): the same counts as a pass
+of its own by the fewer dimensions, for every customer state and distinct count, with nulls and streaming."""
+
+from __future__ import annotations
+
+import itertools
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+import metrictree
+from metrictree import drilling, periods, reading, rollup
+from metrictree.evaluating import evaluate
+from metrictree.pluginmanager import registry as default_registry
+
+TREE = """
+tree t "t"
+grain month
+source orders { time order_date dimensions channel, region, segment entity customer_id }
+metric customers = count_distinct(orders.customer_id) where orders.status == "paid"
+metric buyers = count_distinct(orders.customer_id)
+metric active = active_customers(orders) where orders.status == "paid"
+metric active_30 = active_customers(orders, window=45) where orders.status == "paid"
+metric new = new_customers(orders) where orders.status == "paid"
+metric returning = returning_customers(orders) where orders.status == "paid"
+metric churned = churned_customers(orders) where orders.status == "paid"
+metric retained = retained_customers(orders) where orders.status == "paid"
+metric reactivated = reactivated_customers(orders, after=2) where orders.status == "paid"
+metric repeat = repeat_customers(orders) where orders.status == "paid"
+metric repeat_ever = repeat_customers(orders, min_purchases=3, over="ever") where orders.status == "paid"
+metric lifetime = customer_lifetime(orders) where orders.status == "paid"
+metric revenue = sum(orders.amount) where orders.status == "paid"
+"""
+COUNTS = ["customers", "buyers", "active", "active_30", "new", "returning", "churned", "retained", "reactivated",
+          "repeat", "repeat_ever", "lifetime"]
+DIMS = ["channel", "region", "segment"]
+
+
+@pytest.fixture(scope="module")
+def orders():
+    from metrictree.sample import sample_data
+
+    table = sample_data()["orders"]
+    # Some nulls where they hurt: guests (no customer id) and orders of no known region.
+    n = table.num_rows
+    every = pa.array([i % 17 == 0 for i in range(n)])
+    table = table.set_column(table.schema.get_field_index("customer_id"), "customer_id",
+                             pc.if_else(every, pa.scalar(None, pa.string()), table.column("customer_id")))
+    region = pa.array([i % 23 == 0 for i in range(n)])
+    return table.set_column(table.schema.get_field_index("region"), "region",
+                            pc.if_else(region, pa.scalar(None, pa.string()), table.column("region")))
+
+
+def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:
+    return table.sort_by([(k, "ascending") for k in ["period", *keys]])
+
+
+def _same(rolled: pa.Table, direct: pa.Table, keys: list[str], names: list[str]) -> None:
+    rolled, direct = _sorted(rolled, keys), _sorted(direct, keys)
+    assert rolled.num_rows == direct.num_rows
+    for column in ["period", *keys]:
+        assert rolled.column(column).to_pylist() == direct.column(column).to_pylist(), column
+    for name in names:
+        got = [None if v is None else float(v) for v in rolled.column(name).to_pylist()]
+        want = [None if v is None else float(v) for v in direct.column(name).to_pylist()]
+        assert got == want, name
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_rolled_up_counts_are_the_counts_of_a_pass_of_their_own(orders, streamed, monkeypatch):
+    if streamed:
+        monkeypatch.setattr(reading, "ROWS_PER_TABLE", 5000)
+    tree = metrictree.loads(TREE)
+    registry = default_registry()
+    data = {"orders": orders}
+    # Both ways of rolling up are taken: by a dimension each customer has one value of (segment: the
+    # overall presence relabelled, its lookups shared) and by one they have several of (channel, region
+    # with its nulls: the triples merged).
+    ways = []
+    real = rollup._by_entity
+
+    def by_entity(presence, coarse, slices):
+        found = real(presence, coarse, slices)
+        ways.append(found is not None and slices > 1)
+        return found
+
+    monkeypatch.setattr(rollup, "_by_entity", by_entity)
+    fine = rollup.fine_pass(tree, data, registry, DIMS, [*COUNTS, "revenue"], COUNTS, "month", {}, "2026-01",
+                            "2026-10")
+    assert fine is not None
+    for size in range(len(DIMS)):
+        for to in itertools.combinations(DIMS, size):
+            direct = evaluate(tree, data, by=list(to), metrics=COUNTS, start="2026-01", end="2026-10",
+                              registry=registry).table
+            _same(fine.rolled(list(to), COUNTS), direct, list(to), COUNTS)
+            # Only some periods (what the drill-down's checks read): the same counts there.
+            within = [(periods.parse("2026-03", "month"), periods.parse("2026-04", "month")),
+                      (periods.parse("2026-09", "month"),) * 2]
+            labels = pa.array(["2026-03", "2026-04", "2026-09"])
+            _same(fine.rolled(list(to), COUNTS, within), direct.filter(pc.is_in(direct.column("period"), labels)),
+                  list(to), COUNTS)
+    assert True in ways and False in ways
+
+
+def test_the_pass_itself_is_the_evaluation_by_every_dimension(orders):
+    tree = metrictree.loads(TREE)
+    data = {"orders": orders}
+    fine = rollup.fine_pass(tree, data, default_registry(), DIMS, [*COUNTS, "revenue"], COUNTS, "month", {},
+                            "2026-01", "2026-10")
+    direct = evaluate(tree, data, by=DIMS, metrics=[*COUNTS, "revenue"], start="2026-01", end="2026-10").table
+    _same(fine.table, direct, DIMS, [*COUNTS, "revenue"])
+
+
+def test_nothing_is_rolled_up_for_a_sql_engine(orders):
+    duckdb = pytest.importorskip("duckdb")
+    tree = metrictree.loads(TREE)
+    con = duckdb.connect()
+    relation = con.from_arrow(orders)
+    assert rollup.fine_pass(tree, {"orders": relation}, default_registry(), DIMS, ["customers"], ["customers"],
+                            "month", {}, "2026-01", "2026-10") is None
+
+
+@pytest.mark.parametrize("metric", ["ltv", "frequency", "churn_rate"])
+def test_explain_reads_the_rows_twice_and_says_the_same(metric, monkeypatch):
+    """The history of the whole tree, then one pass by every dimension — no pass per dimension — and the
+    same explanation as a pass per set of dimensions gives."""
+    from pathlib import Path
+
+    from metrictree.sample import sample_data
+
+    tree = metrictree.load(Path(__file__).resolve().parents[1] / "trees" / "crm_ltv.tree")
+    data = sample_data()
+    calls = []
+    real = drilling.evaluate
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("by"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(drilling, "evaluate", counted)
+    monkeypatch.setattr(rollup, "evaluate", counted)
+    after = tree.explain(data, metric, "2026-09", "2026-10", by=DIMS)
+    rolled_up = list(calls)
+    calls.clear()
+    monkeypatch.setattr(rollup, "fine_pass", lambda *args, **kwargs: None)
+    before = tree.explain(data, metric, "2026-09", "2026-10", by=DIMS)
+    if metric == "frequency":
+        # A distinct count alone: one pass over the compared periods for every check (not one per
+        # dimension), then the history by the dimensions where it adds up.
+        assert rolled_up[0] == DIMS and [DIMS, ["channel"], ["region"], ["segment"]] == calls[:4]
+        assert len(rolled_up) == len(calls) - 3
+    else:
+        assert rolled_up == [DIMS] and len(calls) > 1  # churned reads every row: one pass serves all
+    assert after.to_dict() == before.to_dict()
+
+
+MIXED = """
+tree m "m"
+grain month
+source orders { time order_date dimensions channel, region, segment entity customer_id }
+metric refunders = count_distinct(orders.customer_id) where orders.status == "refunded"
+metric customers = count_distinct(orders.customer_id) where orders.status == "paid"
+metric churned = churned_customers(orders)
+metric new = new_customers(orders) where orders.status == "refunded"
+metric churn_rate = churned / customers[-1]
+metric refund_share = refunders / customers
+metric score = churn_rate + refund_share + new / customers
+"""
+
+
+@pytest.mark.parametrize("metric", ["churn_rate", "refund_share", "score"])
+def test_counts_of_different_filters_roll_up_or_are_evaluated_and_say_the_same(metric, monkeypatch):
+    from metrictree.sample import sample_data
+
+    tree = metrictree.loads(MIXED)
+    data = sample_data()
+    after = tree.explain(data, metric, "2026-09", "2026-10", by=DIMS)
+    monkeypatch.setattr(rollup, "fine_pass", lambda *args, **kwargs: None)
+    before = tree.explain(data, metric, "2026-09", "2026-10", by=DIMS)
+    assert after.to_dict() == before.to_dict()
+
+
+def test_a_plugin_count_of_another_shape_is_evaluated_as_before(monkeypatch):
+    """An entity aggregate that plans no presence (here a distinct count of the entity) keeps no triples: it is
+    evaluated per set of dimensions, the rest still rolled up, and the explanation is the same."""
+    import attrs
+
+    from metrictree.explaining import explain
+    from metrictree.functions import Aggregate, Partial
+    from metrictree.sample import sample_data
+
+    base = default_registry()
+    buyers = Aggregate("distinct_buyers", lambda ctx, source: [Partial(ctx.entity, "count_distinct", 0)],
+                       entity=True, check=lambda *types: None)
+    registry = attrs.evolve(base, aggregates={**base.aggregates, "distinct_buyers": buyers})
+    tree = metrictree.loads(MIXED.replace('count_distinct(orders.customer_id) where orders.status == "paid"',
+                                          'distinct_buyers(orders) where orders.status == "paid"'), registry=registry)
+    data = sample_data()
+    calls = []
+    real = drilling.evaluate
+    monkeypatch.setattr(drilling, "evaluate", lambda *a, **k: calls.append(k.get("by")) or real(*a, **k))
+    after = explain(tree, data, "churn_rate", "2026-09", "2026-10", by=DIMS, registry=registry)
+    assert ["channel"] in calls  # the plugin's count checked by a pass of its own
+    monkeypatch.setattr(rollup, "fine_pass", lambda *args, **kwargs: None)
+    before = explain(tree, data, "churn_rate", "2026-09", "2026-10", by=DIMS, registry=registry)
+    assert after.to_dict() == before.to_dict()
