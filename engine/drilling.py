@@ -345,7 +345,7 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
 # --------------------------------------------------------------------------- leaves from the data
 
 
-def _first_read(spans: list[tuple[int, int]], earliest: int) -> int:
+def first_read(spans: list[tuple[int, int]], earliest: int) -> int:
     """The first period the drill-down reads: its history before the baseline, moved by the earliest offset."""
     return min(spans[0][0] - HISTORY_PERIODS, min(a for a, _ in spans)) + earliest
 
@@ -368,7 +368,7 @@ def prefetch(tree: Tree, data, registry: Registry, by: list[str], spans: list[tu
         if not dims or not counting or not looks_back(tree, counting, registry):
             continue
         fine = rollup.fine_pass(tree, data, registry, dims, base, counting, grain, params,
-                                periods.label(_first_read(spans, earliest), grain), periods.label(hi, grain))
+                                periods.label(first_read(spans, earliest), grain), periods.label(hi, grain))
         if fine is not None:
             out[source_name] = fine
     return out
@@ -857,4 +857,5 @@ def _plural(dims: Sequence[str]) -> str:
     return "every " + _and(dims)
 
 
-__all__ = ["Drilled", "Part", "RootCause", "Segment", "WEIGHT_SHARE", "drill", "is_additive", "ratio_parts"]
+__all__ = ["Drilled", "Part", "RootCause", "Segment", "WEIGHT_SHARE", "drill", "first_read", "is_additive", "prefetch",
+           "ratio_parts"]

@@ -3,7 +3,8 @@
 ``tree.explain(data, metric="ltv", baseline="2026-09", current="2026-10", by=[...])``:
 
 1. evaluate the tree (and every time shift its formulas read) over the history up to
-   the later period, without slicing;
+   the later period, without slicing (its customer counts rolled up from the drill-down's
+   pass by every dimension when that pass is made anyway: `_one_read`);
 2. take every input's value in the two periods (a range of periods counts as the
    mean of its periods' base values) and recompute the formulas in those two states;
 3. split the root's change top-down with `decomposing` — additive, LMDI or Shapley
@@ -32,7 +33,7 @@ import pyarrow as pa
 from . import periods
 from . import syntax as s
 from .decomposing import Decomposer
-from .drilling import HISTORY_PERIODS, Part, RootCause, Segment, drill, prefetch, ratio_parts
+from .drilling import Part, RootCause, Segment, drill, first_read, prefetch, ratio_parts
 from .errors import DataError, UsageError, did_you_mean, error
 from .evaluating import Evaluation, normalise_by, resolve_params
 from .functions import Registry
@@ -357,9 +358,12 @@ def _one_read(tree: Tree, data, prepared, by: list[str], baseline_span, current_
         return {}, {}
     offsets = [offset for _, offset in prepared.shifts]
     earliest = min([0, *offsets])
-    if earliest < -HISTORY_PERIODS:
-        return {}, {}
+    # A shift of a metric that itself shifts (ltv[-1] of customers[-1]) reads further back: at most the sum
+    # of the distinct shifts back, which the counts must cover before the history's first period.
+    back = sum(-offset for offset in offsets if offset < 0)
     spans = [baseline_span, current_span]
+    if back > start - first_read(spans, earliest):
+        return {}, {}
     passes = prefetch(tree, data, registry, by, spans, list(prepared.wanted), earliest, grain, params)
     given: dict = {}
     for source, fine in passes.items():

@@ -225,6 +225,27 @@ def test_the_totals_rolled_up_are_the_unsliced_evaluation(orders):
     assert given.covered == direct.covered and given.nulls == direct.nulls
 
 
+@pytest.mark.parametrize("metric", ["churn_rate", "deep", "far"])
+def test_counts_given_to_the_history_with_shifts_say_the_same(metric, monkeypatch):
+    """A shift of a shift (deep: churn_rate six months back, itself reading customers[-1]) and a longer
+    shift (far): the history's counts from the pass, and the same explanation as with its own."""
+    from metrictree import explaining
+    from metrictree.sample import sample_data
+
+    source = MIXED + ('metric paid = count(orders) where orders.status == "paid"\n'
+                      "metric deep = churn_rate[-6] + churn_rate + paid / customers\n"
+                      "metric far = churned / customers[-8] + paid\n")
+    tree = metrictree.loads(source)
+    data = sample_data()
+    real, given = explaining._one_read, []
+    monkeypatch.setattr(explaining, "_one_read", lambda *a, **k: (r := real(*a, **k), given.append(r[1]))[0])
+    once = tree.explain(data, metric, "2026-09", "2026-10", by=DIMS)
+    assert set(given[0]) == ({"churned", "customers"} if metric != "churn_rate" else set())
+    monkeypatch.setattr(explaining, "_one_read", lambda *args, **kwargs: ({}, {}))
+    twice = tree.explain(data, metric, "2026-09", "2026-10", by=DIMS)
+    assert once.to_dict() == twice.to_dict()
+
+
 @pytest.mark.parametrize("metric", ["ltv", "churn_rate"])
 def test_the_history_takes_its_customer_counts_from_the_pass(metric, monkeypatch):
     """explain makes the drill-down's pass by every dimension first and the history counts no customers of its
