@@ -176,6 +176,14 @@ def _by_entity(presence: Presence, coarse: pa.Array, slices: int) -> Presence | 
     (`Presence.sliced_by_entity`); ``None`` when some entity is in several."""
     if slices == 1:
         return presence.overall()
+    if len(presence) and presence.entities:
+        # Each entity's coarser slice, one triple's (a scatter, no hashing); it is its only one when every
+        # triple of the entity agrees with it.
+        of_entity = pc.scatter(coarse, presence.entity, max_index=presence.entities - 1)
+        if not pc.all(pc.equal(pc.take(of_entity, presence.entity), coarse)).as_py():
+            return None
+        overall = presence.overall()
+        return overall.sliced_by_entity(pc.take(of_entity, overall.entity), slices)
     pairs = pc.unique(pc.add(pc.multiply(presence.entity, slices), coarse))
     entity = pc.divide(pairs, slices)
     if len(pc.unique(entity)) != len(pairs):
