@@ -244,8 +244,10 @@ def _counts_entities(metric: Metric, registry: Registry) -> bool:
 
 
 def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]], grain: str,
-          params, registry: Registry, top: int | None, every_dimension: bool) -> Drilled:
-    """The segments and root causes of the change ``builder`` split; see the module docstring."""
+          params, registry: Registry, top: int | None, every_dimension: bool,
+          passes: Mapping[str, rollup.Fine] | None = None) -> Drilled:
+    """The segments and root causes of the change ``builder`` split; see the module docstring. ``passes``:
+    per source, a pass by every dimension already made (`prefetch`), used where it holds what is needed."""
     notes: list[str] = []
     total = abs(builder.root_change) or 1.0
     # A ratio carries weight by its own contribution or by what passes through its parts (frequency =
@@ -277,7 +279,7 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
         if not dims:
             continue
         leaves_of.update(_source_leaves(tree, data, builder, names, dims, spans, history_periods, lo, hi, grain,
-                                        params, registry, notes, partial))
+                                        params, registry, notes, partial, (passes or {}).get(source_name)))
     for (exact_dims, others), titles in partial.items():
         verb = "adds" if len(titles) == 1 else "add"
         notes.append(f"{_and(titles)} {verb} up across {_and(exact_dims)} (each one counted falls in one of them) "
@@ -343,8 +345,38 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
 # --------------------------------------------------------------------------- leaves from the data
 
 
+def first_read(spans: list[tuple[int, int]], earliest: int) -> int:
+    """The first period the drill-down reads: its history before the baseline, moved by the earliest offset."""
+    return min(spans[0][0] - HISTORY_PERIODS, min(a for a, _ in spans)) + earliest
+
+
+def prefetch(tree: Tree, data, registry: Registry, by: list[str], spans: list[tuple[int, int]], names: Sequence[str],
+             earliest: int, grain: str, params) -> dict[str, rollup.Fine]:
+    """Per source, the pass by every dimension the drill-down makes when a customer-state count that looks
+    back (churned) is among ``names`` (every base metric the explanation reads): made before the explanation's
+    history, so that the history takes those counts from it (`rollup.Fine.totals`) instead of reading the
+    rows once more. ``earliest``: the earliest time shift of the tree (0 or less)."""
+    out: dict[str, rollup.Fine] = {}
+    by_source: dict[str, list[str]] = {}
+    for name in names:
+        if tree.metrics[name].kind == "base":
+            by_source.setdefault(tree.metrics[name].source, []).append(name)
+    hi = max(b for _, b in spans)
+    for source_name, base in by_source.items():
+        dims = [d for d in by if d in tree.sources[source_name].dimensions]
+        counting = [n for n in base if not is_additive(tree.metrics[n]) and _counts_entities(tree.metrics[n], registry)]
+        if not dims or not counting or not looks_back(tree, counting, registry):
+            continue
+        fine = rollup.fine_pass(tree, data, registry, dims, base, counting, grain, params,
+                                periods.label(first_read(spans, earliest), grain), periods.label(hi, grain))
+        if fine is not None:
+            out[source_name] = fine
+    return out
+
+
 def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spans, history_periods, lo, hi, grain,
-                   params, registry, notes, partial) -> dict[tuple[str, int], tuple[pa.Table, list[str], bool]]:
+                   params, registry, notes, partial, made: rollup.Fine | None = None,
+                   ) -> dict[tuple[str, int], tuple[pa.Table, list[str], bool]]:
     """Each wanted ``(metric, offset)``'s leaves by ``dims`` (or by the dimensions where it adds up), and whether
     they are exact; an offset reads the periods that many earlier (``customers[-1]``).
 
@@ -370,7 +402,12 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
     # checks and every set of dimensions; distinct counts alone read only the compared periods for the
     # checks (one pass for all of them), then the history by the dimensions where each adds up.
     fine = checks = None
-    if counting and looks_back(tree, counting, registry):
+    if counting and looks_back(tree, counting, registry) and made is not None and made.dims == tuple(dims) and \
+            made.start == periods.label(start, grain) and set(names) <= set(made.table.column_names) and \
+            made.rolls(counting):
+        # The pass made before the explanation's history (`prefetch`): the same rows, periods and slices.
+        fine = checks = made
+    elif counting and looks_back(tree, counting, registry):
         fine = checks = rollup.fine_pass(tree, data, registry, dims, names, counting, grain, params,
                                          periods.label(start, grain), periods.label(hi, grain))
     elif counting:
@@ -820,4 +857,5 @@ def _plural(dims: Sequence[str]) -> str:
     return "every " + _and(dims)
 
 
-__all__ = ["Drilled", "Part", "RootCause", "Segment", "WEIGHT_SHARE", "drill", "is_additive", "ratio_parts"]
+__all__ = ["Drilled", "Part", "RootCause", "Segment", "WEIGHT_SHARE", "drill", "first_read", "is_additive", "prefetch",
+           "ratio_parts"]

@@ -315,9 +315,15 @@ def looks_back(tree: Tree, order: list[str], registry: Registry) -> bool:
 
 def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: Sequence[str] | str = (),
              start: str | None = None, end: str | None = None, metrics: Sequence[str] | str | None = None,
-             params: Mapping[str, Any] | None = None, registry: Registry | None = None) -> Evaluation:
-    """Evaluate ``metrics`` (default: all) of ``tree`` over ``data`` at ``grain``, sliced ``by`` dimensions."""
+             params: Mapping[str, Any] | None = None, registry: Registry | None = None,
+             given: Mapping[str, tuple[pa.Array, pa.Array]] | None = None) -> Evaluation:
+    """Evaluate ``metrics`` (default: all) of ``tree`` over ``data`` at ``grain``, sliced ``by`` dimensions.
+
+    ``given``: base metrics already counted elsewhere (unsliced only): name → (period indices, values), the
+    value of every period the output and its time shifts read; those metrics are not aggregated again.
+    (`explaining` hands over the customer counts its drill-down's pass has rolled up, `rollup.Fine.totals`.)"""
     registry = registry or default_registry()
+    given = given or {}
     if not isinstance(data, Mapping):
         raise UsageError(error(f"data must map source names to tables, got a {type(data).__name__}",
                                hint=f"e.g. data={{'{next(iter(tree.sources), 'orders')}': table}}", code="no-data"))
@@ -337,8 +343,10 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
     by_source: dict[str, list[Metric]] = {}
     for name in order:
         metric = tree.metrics[name]
-        if metric.kind == "base":
+        if metric.kind == "base" and metric.name not in given:
             by_source.setdefault(metric.source, []).append(metric)
+    if given and (by or any(tree.metrics[n].source not in by_source for n in given)):
+        raise ValueError("given metrics: unsliced only, and each source must still have a metric to read")
     aggregates = []
     warnings: list[str] = []
     for source_name, base in by_source.items():
@@ -378,6 +386,10 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
                               f"source '{agg.source.name}' has no dimension {', '.join(missing)} to split by"))
                 continue
             columns[metric.name] = _finish_base(metric, agg.calls[metric.name], laid, grid, values, registry, notes)
+    for name, (indices, counted) in given.items():
+        # Periods the counts do not hold (before what the output and its shifts read) stay null.
+        at = pc.index_in(pc.add(_arange(grid.size), grid.first), value_set=indices)
+        columns[name] = _clean(tree.metrics[name], pc.take(counted, at), notes)
     for name in order:
         metric = tree.metrics[name]
         if metric.kind == "derived":

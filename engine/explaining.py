@@ -3,7 +3,8 @@
 ``tree.explain(data, metric="ltv", baseline="2026-09", current="2026-10", by=[...])``:
 
 1. evaluate the tree (and every time shift its formulas read) over the history up to
-   the later period, without slicing;
+   the later period, without slicing (its customer counts rolled up from the drill-down's
+   pass by every dimension when that pass is made anyway: `_one_read`);
 2. take every input's value in the two periods (a range of periods counts as the
    mean of its periods' base values) and recompute the formulas in those two states;
 3. split the root's change top-down with `decomposing` — additive, LMDI or Shapley
@@ -32,7 +33,7 @@ import pyarrow as pa
 from . import periods, stack
 from . import syntax as s
 from .decomposing import Decomposer
-from .drilling import Part, RootCause, Segment, drill, ratio_parts
+from .drilling import Part, RootCause, Segment, drill, first_read, prefetch, ratio_parts
 from .errors import DataError, UsageError, did_you_mean, error
 from .evaluating import Evaluation, normalise_by, resolve_params
 from .functions import Registry
@@ -278,13 +279,16 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     influenced = any(k == "influence" for _, _, k in tree.graph.edges(prepared.wanted, data="kind"))
     start = None if influenced or not (current_span and baseline_span) else min(current_span[0], baseline_span[0])
     needed = [*prepared.wanted, *prepared.hidden]
+    passes: dict = {}  # the drill-down's pass by every dimension, when made before the history (`_one_read`)
     shown = evaluation.table.column("period") if evaluation is not None else None
     if evaluation is not None and not evaluation.by and evaluation.grain == grain and end is not None and \
             set(needed) <= set(evaluation.table.column_names) and len(shown) and \
             periods.parse(shown[len(shown) - 1].as_py(), grain) >= end:
         observed_history = evaluation
     else:
-        observed_history = history(prepared, data, grain, values_of_params, end, registry, start)
+        passes, given = _one_read(tree, data, prepared, by, baseline_span, current_span, start, grain,
+                                  values_of_params, registry)
+        observed_history = history(prepared, data, grain, values_of_params, end, registry, start, given)
     table = observed_history.table
     if table.num_rows == 0:
         raise DataError(error("there is no data to explain", hint="check the data and the periods", code="empty"))
@@ -330,7 +334,7 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     reason, mix = None, ()
     if by and change:
         drilled = drill(tree, data, builder, by, spans, grain, values_of_params, registry, top,
-                        every_dimension)
+                        every_dimension, passes)
         drivers = tuple(_attach_segments(d, drilled.segments) for d in drivers)
         root_segments = drilled.segments.get(metric, ())
         root_causes, reason, mix, notes = drilled.root_causes, drilled.reason, drilled.mix, drilled.notes
@@ -351,6 +355,35 @@ def _check_depth(tree: Tree, metric: str) -> None:
             f"'{metric}' sits on top of a chain of {depth} metrics; explain follows at most {stack.MAX_DEPTH}",
             tree.metrics[metric].span, "explain a metric further down the chain, or group the chain's steps into "
             "fewer metrics (one formula can sum many terms)", "too-deep"))
+
+
+def _one_read(tree: Tree, data, prepared, by: list[str], baseline_span, current_span, start: int | None, grain: str,
+              params, registry: Registry) -> tuple[dict, dict]:
+    """The drill-down's pass by every dimension, made first when it counts customers over every row (churned
+    looks back), and the customer counts of the history rolled up from it: the history then reads the
+    rows for its sums only, and the counts are the same (`rollup`).
+
+    Only when both periods are given and the history needs no more than the drill-down reads (no influence
+    children, which read the whole history; no window calls; no shift further back than the drill-down's
+    own history). Returns the passes by source and the counts for `states.history`'s ``given``."""
+    if not by or baseline_span is None or current_span is None or start is None or prepared.calls:
+        return {}, {}
+    offsets = [offset for _, offset in prepared.shifts]
+    earliest = min([0, *offsets])
+    # A shift of a metric that itself shifts (ltv[-1] of customers[-1]) reads further back: at most the sum
+    # of the distinct shifts back, which the counts must cover before the history's first period.
+    back = sum(-offset for offset in offsets if offset < 0)
+    spans = [baseline_span, current_span]
+    if back > start - first_read(spans, earliest):
+        return {}, {}
+    passes = prefetch(tree, data, registry, by, spans, list(prepared.wanted), earliest, grain, params)
+    given: dict = {}
+    for source, fine in passes.items():
+        base = [n for n in prepared.wanted if tree.metrics[n].kind == "base" and tree.metrics[n].source == source]
+        counted = [n for n in base if n in fine.held]
+        if counted and len(counted) < len(base):  # the history still reads the source for its other metrics
+            given.update(fine.totals(counted))
+    return passes, given
 
 
 def shared_history(tree: Tree, metric: str, registry: Registry | None = None) -> tuple[Tree, list[str]]:

@@ -103,7 +103,10 @@ that moved.
 The median leaf can itself be dragged by a cause that holds a large part of the leaves, each about as noisy
 as the cause is large (a channel's new customers among leaves of 0–20): nothing then departs from the trend.
 When the search finds nothing, the one-dimension element that departs most from the rest of the leaves, beyond
-the search's bound, makes the rest's change the trend, and the search runs again.
+the search's bound, makes the rest's change the trend, and the search runs again. The same drag can make an
+ordinary segment stand out against the trend as one that "stood still"; when the re-search on the still
+leaves does not give an answer free of still elements, the rest's change is tried as the trend the same way,
+and its answer kept when none of its elements stood still.
 
 Everything is vectorised with ``pyarrow.compute``: one ``group_by`` per cuboid (combination of dimensions)
 and pass, and a join for the few significant elements; Python only loops over cuboids and elements.
@@ -276,7 +279,7 @@ def localise(leaves: pa.Table, dims: Sequence[str], baseline: str = "baseline", 
     found = _run(leaves, dims, _numbers(leaves[baseline]), _numbers(leaves[current]), max_elements, steps)
     if isinstance(found, Localisation):
         return found
-    work, chosen, values = found
+    work, chosen, values, _ = found
     total = _sum(work["c"]) - _sum(work["b"])
     elements = sorted((_element(work, cand, dims, values, total) for cand in chosen), key=lambda e: -abs(e.change))
     return _conclude(work, chosen, tuple(elements), total, dims)
@@ -284,9 +287,11 @@ def localise(leaves: pa.Table, dims: Sequence[str], baseline: str = "baseline", 
 
 def _run(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array, max_elements: int | None,
          steps: list[tuple[pa.Array, ...]] | None, floor: pa.Array | None = None,
-         size: pa.Array | None = None) -> Localisation | tuple[pa.Table, list[_Candidate], list[list]]:
-    """The search on the values ``b → c`` of the leaves: (working table, chosen candidates, dimension values),
-    or a `Localisation` saying why there is nothing to search. `steps` are the history's ``(before, after)``
+         size: pa.Array | None = None, trend: float | None = None
+         ) -> Localisation | tuple[pa.Table, list[_Candidate], list[list], float]:
+    """The search on the values ``b → c`` of the leaves: (working table, chosen candidates, dimension values,
+    the trend they were judged against), or a `Localisation` saying why there is nothing to search. `trend`,
+    when given, is the trend to start from instead of the median leaf's change. `steps` are the history's ``(before, after)``
     pairs (or ``(before, after, size)`` triples), `floor` a known lower bound of each leaf's noise variance
     of ``c - b`` (e.g. binomial), `size` the leaves' sizes when not ``max(|b|, |c|)``."""
     if leaves.num_rows == 0:
@@ -294,7 +299,7 @@ def _run(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array, max_elemen
     if max_elements == 0:
         return Localisation(reason="no elements were asked for (max_elements = 0)")
     work, values = _prepare(leaves, dims, b, c, size)
-    noise = _noise(work)
+    noise = _noise(work, trend)
     if noise is None:
         return Localisation(reason="nothing changed: every segment is 0 in both periods")
     if steps:
@@ -307,13 +312,9 @@ def _run(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array, max_elemen
         # nothing departs from it. Judged against the rest of the leaves instead, such a cause stands out: when
         # the one-dimension element most departing from its complement does so beyond the search's bound,
         # the complement's change is the trend, and the search runs again.
-        rest = _complement_trend(described, len(dims))
-        if rest is not None:
-            moved = _noise(work, rest)
-            again = _describe(work, moved, steps, floor)
-            other = _search(again, len(dims), moved, max_elements)
-            if other:
-                return again, other, values
+        found = _against_rest(work, described, len(dims), steps, floor, max_elements)
+        if found is not None:
+            return found[0], found[1], values, found[2]
     still = _stood_still(described, chosen, noise)
     if still is not None:
         # The elements found are the segments that did not move while most of the rest did: "no change" is
@@ -323,8 +324,31 @@ def _run(leaves: pa.Table, dims: list[str], b: pa.Array, c: pa.Array, max_elemen
             again = _describe(work, calm, steps, floor)
             other = _search(again, len(dims), calm, max_elements)
             if other and _stood_still(again, other, calm) is None:
-                return again, other, values
-    return described, chosen, values
+                return again, other, values, calm.trend
+        # The still segments may instead be ordinary ones that only stand out against a trend the cause
+        # dragged along (the same drag as above, with a noise element found against it): the complement's
+        # change is tried as the trend, and its answer kept when none of its elements stood still.
+        found = _against_rest(work, described, len(dims), steps, floor, max_elements, still_free=True)
+        if found is not None:
+            return found[0], found[1], values, found[2]
+    return described, chosen, values, noise.trend
+
+
+def _against_rest(work: pa.Table, described: pa.Table, n_dims: int, steps, floor, max_elements: int | None,
+                  still_free: bool = False) -> tuple[pa.Table, list[_Candidate], float] | None:
+    """The search again with the trend set to the change of the rest of the leaves outside the one-dimension
+    element departing most from them (`_complement_trend`): its (working table, elements, trend), or ``None`` when no
+    element departs beyond the bound, the search finds nothing, or (`still_free`) one of its elements stood
+    still."""
+    rest = _complement_trend(described, n_dims)
+    if rest is None:
+        return None
+    moved = _noise(work, rest)
+    again = _describe(work, moved, steps, floor)
+    other = _search(again, n_dims, moved, max_elements)
+    if not other or (still_free and _stood_still(again, other, moved) is not None):
+        return None
+    return again, other, rest
 
 
 def _complement_trend(work: pa.Table, n_dims: int) -> float | None:

@@ -20,7 +20,7 @@ basket) is judged like a sum, by its relative change, since a cause cuts a segme
 proportion, large baskets by more euros than small ones. When the ratio is a proportion (``0 <= n <= d``), each
 leaf's noise is at least binomial, scaled by the quasi-binomial dispersion of the leaves the first search
 leaves unexplained when they vary more than binomially (real sessions are not independent draws), and the
-search runs again with it. Segments whose volume moved out
+search runs again with it, from the trend the first search settled on. Segments whose volume moved out
 of line with the rest (the same search on the denominator) but that are no rate cause are reported apart,
 as `Localisation.mix`, with their mix effect: a traffic shift is never named as a cause.
 
@@ -109,14 +109,17 @@ def localise_ratio(leaves: pa.Table, dims: Sequence[str], numerator: tuple[str, 
     found = _run(leaves, dims, expected, n1, max_elements, steps, floor, size=size)
     if isinstance(found, Localisation):
         return found
-    work, chosen, values = found
+    work, chosen, values, trend = found
     dispersion = _dispersion(work, chosen, floor)
     if dispersion > 1.0:
         # Sessions, visits, orders are not independent draws: the leaves the causes leave unexplained vary
-        # more than binomially. With the floor scaled by that dispersion (quasi-binomial), search again.
-        again = _run(leaves, dims, expected, n1, max_elements, steps, pc.multiply(floor, dispersion), size=size)
+        # more than binomially. With the floor scaled by that dispersion (quasi-binomial), search again. The
+        # dispersion widens the noise only: the search starts from the trend the first one settled on (which
+        # may be the change of the rest of the leaves outside a large cause, not the median leaf's).
+        again = _run(leaves, dims, expected, n1, max_elements, steps, pc.multiply(floor, dispersion), size=size,
+                     trend=trend)
         if not isinstance(again, Localisation):
-            work, chosen, values = again
+            work, chosen, values, _ = again
     parts = _Parts(n0, n1, d0, d1, total0, total1, ratio0, ratio1)
     change = ratio1 - ratio0
     causes = sorted((_ratio_element(work, cand, dims, values, parts, change, "rate") for cand in chosen),
@@ -238,7 +241,7 @@ def _mix(leaves: pa.Table, dims: list[str], d0: pa.Array, d1: pa.Array, max_elem
     found = _run(leaves, dims, d0, d1, max_elements, None)
     if isinstance(found, Localisation):
         return []
-    work, chosen, values = found
+    work, chosen, values, _ = found
     shifted = [cand for cand in chosen if not any(_nested(cand, c) for c in causes)]
     elements = [_ratio_element(work, cand, dims, values, parts, change, "mix") for cand in shifted]
     return sorted(elements, key=lambda e: -abs(e.mix_effect))

@@ -65,6 +65,7 @@ class Fine:
     slices: pa.Table
     base: int
     grain: str
+    start: str = ""  # the first period asked of the pass
     _merges: dict = attrs.field(factory=dict, init=False, repr=False)
 
     def rolls(self, names: Sequence[str]) -> bool:
@@ -127,6 +128,15 @@ class Fine:
         return pa.table(out)
 
 
+    def totals(self, names: Sequence[str]) -> dict[str, tuple[pa.Array, pa.Array]]:
+        """The counts ``names`` rolled up to no dimension: name → (period indices, one value each), what an
+        unsliced evaluation counts in those periods (`evaluating.evaluate`'s ``given``)."""
+        table = self.rolled([], names)
+        indices = pa.array([periods.parse(label, self.grain) for label in table.column("period").to_pylist()],
+                           pa.int64())
+        return {name: (indices, table.column(name).combine_chunks()) for name in names}
+
+
 def _keys(table: pa.Table, dims: Sequence[str]) -> pa.Array:
     """One text key per row of the dimension values (a null value as a control character)."""
     parts = [pc.fill_null(pc.cast(table.column(d), pa.string()), "\x00") for d in dims]
@@ -166,6 +176,14 @@ def _by_entity(presence: Presence, coarse: pa.Array, slices: int) -> Presence | 
     (`Presence.sliced_by_entity`); ``None`` when some entity is in several."""
     if slices == 1:
         return presence.overall()
+    if len(presence) and presence.entities:
+        # Each entity's coarser slice, one triple's (a scatter, no hashing); it is its only one when every
+        # triple of the entity agrees with it.
+        of_entity = pc.scatter(coarse, presence.entity, max_index=presence.entities - 1)
+        if not pc.all(pc.equal(pc.take(of_entity, presence.entity), coarse)).as_py():
+            return None
+        overall = presence.overall()
+        return overall.sliced_by_entity(pc.take(of_entity, overall.entity), slices)
     pairs = pc.unique(pc.add(pc.multiply(presence.entity, slices), coarse))
     entity = pc.divide(pairs, slices)
     if len(pc.unique(entity)) != len(pairs):
@@ -244,7 +262,7 @@ def fine_pass(tree: Tree, data: Mapping[str, Any], registry: Registry, dims: Seq
         name: h for name, h in held.items() if not len(h.presence.slice) or not pc.any(pc.is_null(pc.index_in(
             pc.unique(h.presence.slice), value_set=slices.column("__code")))).as_py()}
     return Fine(table.drop_columns([_SLICES]), evaluation.covered, tuple(dims), rollable,
-                slices if slices is not None else pa.table({"__code": pa.array([], pa.int64())}), base, grain)
+                slices if slices is not None else pa.table({"__code": pa.array([], pa.int64())}), base, grain, start)
 
 
 def _slice_map(table: pa.Table, held: _Held | None, dims: Sequence[str], grain: str) -> tuple[pa.Table | None, int]:

@@ -81,12 +81,13 @@ def prepare(tree: Tree, metrics: list[str], registry: Registry) -> Prepared:
 
 
 def history(prepared: Prepared, data, grain: str, params: Mapping[str, float], end: int | None,
-            registry: Registry, start: int | None = None) -> Evaluation:
+            registry: Registry, start: int | None = None, given=None) -> Evaluation:
     """Every metric involved (and the hidden ones) per period, unsliced, from ``start`` (default: the
-    beginning of the data; time shifts still see earlier periods) up to ``end``."""
+    beginning of the data; time shifts still see earlier periods) up to ``end``; ``given``: base metrics
+    already counted (see `evaluating.evaluate`)."""
     return evaluate(prepared.tree, data, grain=grain, metrics=[*prepared.wanted, *prepared.hidden], params=params,
                     start=periods.label(start, grain) if start is not None else None,
-                    end=periods.label(end, grain) if end is not None else None, registry=registry)
+                    end=periods.label(end, grain) if end is not None else None, registry=registry, given=given)
 
 
 def observed(table: pa.Table, names: list[str], spans: list[tuple[int, int]], first: int) -> dict[str, pa.Array]:

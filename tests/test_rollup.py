@@ -205,3 +205,77 @@ def test_a_plugin_count_of_another_shape_is_evaluated_as_before(monkeypatch):
     monkeypatch.setattr(rollup, "fine_pass", lambda *args, **kwargs: None)
     before = explain(tree, data, "churn_rate", "2026-09", "2026-10", by=DIMS, registry=registry)
     assert after.to_dict() == before.to_dict()
+
+
+def test_the_totals_rolled_up_are_the_unsliced_evaluation(orders):
+    """Every count rolled up to no dimension, handed to an unsliced evaluation as ``given``: the same table
+    (formulas and time shifts over the counts included) as the evaluation counting them itself."""
+    source = TREE + "metric rate = churned / customers[-1] + new / active\nmetric gain = revenue / buyers[-2]\n"
+    tree = metrictree.loads(source)
+    data = {"orders": orders}
+    registry = default_registry()
+    fine = rollup.fine_pass(tree, data, registry, DIMS, [*COUNTS, "revenue"], COUNTS, "month", {}, "2025-10",
+                            "2026-10")
+    assert set(fine.held) == set(COUNTS)
+    names = [*COUNTS, "revenue", "rate", "gain"]
+    direct = evaluate(tree, data, grain="month", start="2026-01", end="2026-10", metrics=names)
+    given = evaluate(tree, data, grain="month", start="2026-01", end="2026-10", metrics=names,
+                     given=fine.totals(COUNTS))
+    assert given.table.equals(direct.table)
+    assert given.covered == direct.covered and given.nulls == direct.nulls
+
+
+@pytest.mark.parametrize("metric", ["churn_rate", "deep", "far"])
+def test_counts_given_to_the_history_with_shifts_say_the_same(metric, monkeypatch):
+    """A shift of a shift (deep: churn_rate six months back, itself reading customers[-1]) and a longer
+    shift (far): the history's counts from the pass, and the same explanation as with its own."""
+    from metrictree import explaining
+    from metrictree.sample import sample_data
+
+    source = MIXED + ('metric paid = count(orders) where orders.status == "paid"\n'
+                      "metric deep = churn_rate[-6] + churn_rate + paid / customers\n"
+                      "metric far = churned / customers[-8] + paid\n")
+    tree = metrictree.loads(source)
+    data = sample_data()
+    real, given = explaining._one_read, []
+    monkeypatch.setattr(explaining, "_one_read", lambda *a, **k: (r := real(*a, **k), given.append(r[1]))[0])
+    once = tree.explain(data, metric, "2026-09", "2026-10", by=DIMS)
+    assert set(given[0]) == ({"churned", "customers"} if metric != "churn_rate" else set())
+    monkeypatch.setattr(explaining, "_one_read", lambda *args, **kwargs: ({}, {}))
+    twice = tree.explain(data, metric, "2026-09", "2026-10", by=DIMS)
+    assert once.to_dict() == twice.to_dict()
+
+
+@pytest.mark.parametrize("metric", ["ltv", "churn_rate"])
+def test_the_history_takes_its_customer_counts_from_the_pass(metric, monkeypatch):
+    """explain makes the drill-down's pass by every dimension first and the history counts no customers of its
+    own (one grouping of (customer, period) fewer); the explanation is the same as with two reads."""
+    from pathlib import Path
+
+    from metrictree import aggregating, explaining
+    from metrictree.sample import sample_data
+
+    # crm_ltv's orders part (crm_ltv itself has influence children, whose history is the whole data).
+    tree = metrictree.load(Path(__file__).resolve().parents[1] / "bench" / "crm.tree")
+    data = {"orders": sample_data()["orders"]}
+    seen = []
+    real = aggregating.aggregate_stream
+
+    def recorded(tree_, source, pieces, metrics, grain, by, *args, **kwargs):
+        seen.append((tuple(by), [m.name for m in metrics]))
+        return real(tree_, source, pieces, metrics, grain, by, *args, **kwargs)
+
+    monkeypatch.setattr(aggregating, "aggregate_stream", recorded)
+    once = tree.explain(data, metric, "2026-09", "2026-10", by=DIMS)
+    unsliced = [names for by, names in seen if not by]
+    sliced = [names for by, names in seen if by]
+    assert len(sliced) == 1  # the pass made first serves the drill-down too
+    if metric == "ltv":
+        assert unsliced and not any({"customers", "churned"} & set(names) for names in unsliced)
+    else:
+        # Every base metric of churn_rate is a customer count: the history still reads the rows (for its
+        # periods), and counts them itself.
+        assert unsliced == [["customers", "churned"]]
+    monkeypatch.setattr(explaining, "_one_read", lambda *args, **kwargs: ({}, {}))
+    twice = tree.explain(data, metric, "2026-09", "2026-10", by=DIMS)
+    assert once.to_dict() == twice.to_dict()
