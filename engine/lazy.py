@@ -2,7 +2,8 @@
 
 ``pa = lazy.module("pyarrow")`` gives an object that imports pyarrow the first time one of its
 attributes is read, then behaves as the module. It changes nothing in ``sys.modules`` until then,
-so other code importing the module itself is unaffected.
+so other code importing the module itself is unaffected. ``lazy.optional(...)`` imports a module of
+an optional extra now, or says how to install it.
 """
 
 from __future__ import annotations
@@ -31,3 +32,14 @@ class _Module:
 def module(name: str) -> _Module:
     """``name``, imported the first time one of its attributes is used."""
     return _Module(name)
+
+
+def optional(name: str, needed_by: str, extra: str) -> ModuleType:
+    """``name`` imported, or a `DataError`: "``needed_by``", with the ``pip install`` of the ``extra``
+    that brings it (``optional("duckdb", "the DuckDB backend needs the duckdb package", "duckdb")``)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        from .errors import DataError, error
+
+        raise DataError(error(needed_by, hint=f"pip install 'metrictree[{extra}]'", code="backend")) from None

@@ -103,3 +103,14 @@ def test_lazy_names_still_resolve():
 
     assert metrictree.Evaluation.__name__ == "Evaluation"
     assert callable(metrictree.null_reasons)
+
+
+def test_a_module_of_a_missing_extra_says_how_to_install_it():
+    from metrictree import lazy
+    from metrictree.errors import DataError
+
+    assert lazy.optional("json", "unused", "none").dumps([1]) == "[1]"
+    with pytest.raises(DataError) as info:
+        lazy.optional("metrictree_no_such_module", "the Foo backend needs foo", "foo")
+    diagnostic = info.value.diagnostics[0]
+    assert (diagnostic.message, diagnostic.hint) == ("the Foo backend needs foo", "pip install 'metrictree[foo]'")

@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
+from .. import lazy
 from ..errors import DataError, error
 from .rowsql import literal
 from .sql import DEFAULT_TIMEOUT, SqlEngine, SqlTable, Watch, qualified, timeout_seconds
@@ -28,12 +29,7 @@ _RELATION = "__source"
 
 
 def _module():
-    try:
-        import duckdb
-    except ImportError:
-        raise DataError(error("the DuckDB backend needs the duckdb package",
-                              hint="pip install 'metrictree[duckdb]'", code="backend")) from None
-    return duckdb
+    return lazy.optional("duckdb", "the DuckDB backend needs the duckdb package", "duckdb")
 
 
 class DuckDB(SqlEngine):

@@ -21,6 +21,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from .. import lazy
 from ..errors import DataError, UsageError, error
 from .sql import DEFAULT_TIMEOUT, SqlEngine, SqlTable, Watch, timeout_seconds
 
@@ -32,12 +33,7 @@ DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "sqlite": "sqlite", "sno
 
 
 def _module():
-    try:
-        import ibis
-    except ImportError:
-        raise DataError(error("binding an ibis table needs ibis", hint="pip install 'metrictree[ibis]'",
-                              code="backend")) from None
-    return ibis
+    return lazy.optional("ibis", "binding an ibis table needs ibis", "ibis")
 
 
 def _first_line(exc: Exception) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
+from .. import lazy
 from ..errors import DataError, UsageError, error
 from .sql import DEFAULT_TIMEOUT, SqlEngine, SqlTable, qualified, timeout_seconds
 
@@ -24,12 +25,7 @@ _TYPES = {"int2": pa.int16(), "int4": pa.int32(), "int8": pa.int64(), "float4": 
 
 
 def _module():
-    try:
-        import psycopg
-    except ImportError:
-        raise DataError(error("the PostgreSQL backend needs psycopg", hint="pip install 'metrictree[postgres]'",
-                              code="backend")) from None
-    return psycopg
+    return lazy.optional("psycopg", "the PostgreSQL backend needs psycopg", "postgres")
 
 
 def _where(url: str) -> str:

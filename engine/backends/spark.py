@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
-from ..errors import DataError, error
+from .. import lazy
 from .sql import SqlEngine, SqlTable, qualified
 
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".json": "json", ".ndjson": "json"}
@@ -23,12 +23,7 @@ _views = itertools.count()
 
 
 def _module():
-    try:
-        import pyspark.sql
-    except ImportError:
-        raise DataError(error("the Spark backend needs pyspark (and Java)", hint="pip install 'metrictree[spark]'",
-                              code="backend")) from None
-    return pyspark.sql
+    return lazy.optional("pyspark.sql", "the Spark backend needs pyspark (and Java)", "spark")
 
 
 def _arrow_type(spark_type, zone: str) -> pa.DataType:

@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
+from .. import lazy
 from ..errors import DataError, UsageError, error
 from . import sqlite
 from .sql import DEFAULT_TIMEOUT, SqlEngine, SqlTable, Watch, qualified, timeout_seconds
@@ -34,12 +35,7 @@ DIALECTS = {"postgresql": "postgres", "mssql": "tsql", "awsathena": "athena", "d
 
 
 def _module():
-    try:
-        import sqlalchemy
-    except ImportError:
-        raise DataError(error("binding a SQLAlchemy engine needs SQLAlchemy",
-                              hint="pip install 'metrictree[sqlalchemy]'", code="backend")) from None
-    return sqlalchemy
+    return lazy.optional("sqlalchemy", "binding a SQLAlchemy engine needs SQLAlchemy", "sqlalchemy")
 
 
 def _first_line(exc: Exception) -> str:

@@ -220,7 +220,7 @@ def need(engine: str):
         driver = f"adbc_driver_{engine.split('-')[0].replace('postgres', 'postgresql')}"
         pytest.importorskip(driver, reason=f"{driver} is not installed: pip install '.[adbc]'")
     if engine.startswith("ibis"):
-        pytest.importorskip("ibis", reason="ibis is not installed: pip install '.[ibis]' (.ci/steps.d/55-ibis.sh)")
+        pytest.importorskip("ibis", reason="ibis is not installed: pip install '.[ibis]' (.ci/steps.d/56-ibis.sh)")
     if engine.startswith("postgres"):
         pytest.importorskip("psycopg")
         if not POSTGRES_URL:

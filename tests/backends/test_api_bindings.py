@@ -2,7 +2,7 @@
 
 SQLite (no server) through SQLAlchemy and ADBC, PostgreSQL through both when
 METRICTREE_TEST_POSTGRES_URL is set, and ibis on its DuckDB backend (its own CI step,
-.ci/steps.d/55-ibis.sh). For each: hostile table and column names, clear errors (no traceback)
+.ci/steps.d/56-ibis.sh). For each: hostile table and column names, clear errors (no traceback)
 for a wrong URL, a refused connection, a missing table or column, and the statement timeout.
 The parity, slice and safety suites run on them too (backend_support.ENGINES).
 """
