@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 # The renderers import rich: only the commands that print rich output load them.
 rendering = lazy.module("metrictree.rendering")
+exporting = lazy.module("metrictree.exporting")  # JSON and CSV, without rich
 
 FORMATS = ("table", "json", "csv")
 GRAPH_FORMATS = ("mermaid", "dot", "svg", "png")
@@ -313,10 +314,10 @@ def eval_(tree_path: str, data: dict[str, str], sample: bool, grain: str | None,
     for warning_text in evaluation.warnings:
         _note(warning_text)
     if fmt == "json":
-        _write(output, rendering.evaluation_json(evaluation, tree) + "\n")
+        _write(output, exporting.evaluation_json(evaluation, tree) + "\n")
         return
     if fmt == "csv":
-        _write(output, rendering.evaluation_csv(evaluation.table))
+        _write(output, exporting.evaluation_csv(evaluation.table))
     else:
         _print_tables(evaluation, tree, output)
     for reason in (*evaluation.nulls, *evaluation.skipped):
