@@ -163,3 +163,18 @@ def test_eval_to_csv_or_json_imports_no_rich_and_no_renderer(tmp_path, fmt):
     assert "metrictree.exporting" in loaded
     assert not {m for m in loaded if m.split(".")[0] in NOT_FOR_EVAL and m.split(".")[0] != "click"}
     assert not {m for m in loaded if m in NOT_FOR_EVAL_OWN}
+
+
+def test_the_command_ends_without_the_last_garbage_collections(tmp_path):
+    """Python's collections at exit walk every object pyarrow and pandas loaded (0.1-0.3 s): the CLI freezes
+    them from an atexit hook. A hook registered before the command runs after that one, and sees it done."""
+    (tmp_path / "t.tree").write_text(TREE)
+    probe = textwrap.dedent("""
+        import atexit, gc, sys
+        atexit.register(lambda: print("frozen", gc.get_freeze_count() > 0, flush=True))
+        from metrictree.cli import main
+        main(["check", "t.tree"])
+    """)
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "frozen True"
