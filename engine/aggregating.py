@@ -45,6 +45,7 @@ from . import syntax as s
 from .errors import DataError, error
 from .formulas import Scope, as_array, evaluate
 from .functions import ROWS, Aggregate, AggregateContext, Partial, Registry
+from .groupids import GroupNumbers
 from .presence import Presence
 from .model import Metric, Source, Tree
 from .reading import Need, ahead
@@ -265,7 +266,9 @@ class _StreamState:
     def __init__(self, dims: tuple[str, ...]) -> None:
         self.dims = dims
         self.groups: list[pa.Table] = []  # decoded (period, dims, filters) sub-groups, with their reductions
-        self.pairs: dict[str, list[pa.Table]] = {}  # per column (its first spec): decoded distinct pairs
+        # Per column (its first spec): its distinct pairs, ``__key`` a group's number in ``self.numbers``.
+        self.pairs: dict[str, list[pa.Table]] = {}
+        self.numbers = GroupNumbers((PERIOD, *dims))
         self.merged_rows: dict[str, int] = {}
         self.vocabulary: dict[str, pa.Array] = {}  # per column: its distinct values, in code order
         self.counted_by: dict[str, tuple] = {}  # per column: its filters, their flag columns, whether states read it
@@ -302,16 +305,15 @@ class _StreamState:
                     # Customer states hold their pairs to the end: as integer codes, 4 bytes each.
                     pairs = pairs.set_column(pairs.schema.get_field_index("__x"), "__x",
                                              self._coded(name, pairs.column("__x")))
-                held.append(self._decoded(planned.keys, pairs))
+                held.append(self._numbered(planned.keys, pairs))
                 if complete_before is not None and not states:
                     held[:] = self._finalised(name, held, complete_before, mask_keys, flags)
                 # Pairs repeated across batches (a customer active in the same month in two of them) are held
                 # once they outgrow what was merged last: amortised, each pair is merged a bounded number of times.
                 size = sum(p.num_rows for p in held)
                 if size > 2 * max(self.merged_rows.get(name, 0), _ROWS_PER_PART * 64):
-                    keys, coded = self._encoded(held)
-                    merged = _deduplicated(coded)
-                    self.pairs[name] = [self._decoded(keys, merged)]
+                    merged = _deduplicated(held)
+                    self.pairs[name] = [merged]
                     self.merged_rows[name] = merged.num_rows
         for metric, (rows, entity, function) in planned.skipped.items():
             before = self.skipped.get(metric, [0, entity, function])
@@ -335,23 +337,35 @@ class _StreamState:
             self.vocabulary[name] = pa.concat_arrays([seen, fresh.cast(seen.type)])
         return pc.take(pc.cast(codes, pa.int32()), encoded.indices)
 
+    def _numbered(self, keys: GroupKeys, table: pa.Table) -> pa.Table:
+        """``table`` with its group keys replaced by the stream's group numbers (`GroupNumbers`)."""
+        numbers = self.numbers.number(_array(table.column(_KEY)), lambda k: keys.decode(k, dictionary=True))
+        return table.set_column(table.schema.get_field_index(_KEY), _KEY, numbers)
+
+    def _group_values(self, table: pa.Table) -> pa.Table:
+        """``table`` with its group numbers replaced by their period and dimension values."""
+        values = self.numbers.values(_array(table.column(_KEY)))
+        return pa.table({**values, **{c: table.column(c) for c in table.column_names if c != _KEY}})
+
     def _finalised(self, name: str, held: list[pa.Table], before: int | None, mask_keys: list[str],
                    flags: dict[str, str]) -> list[pa.Table]:
         """Count the pairs of the periods before ``before`` (no later piece has rows there; ``None``: every
         period, and the rows without one) and drop them."""
         # Only the tables that straddle ``before`` are split (copied); the others move as they are.
         finals, rest = [], []
+        period_of = self.numbers.values()[PERIOD] if before is not None else None
         for table in held:
             if before is None:
                 finals.append(table)
                 continue
-            low, high = (v.as_py() for v in pc.min_max(table.column(PERIOD)).values())
-            if high is not None and high < before and not table.column(PERIOD).null_count:
+            period = pc.take(period_of, table.column(_KEY))
+            low, high = (v.as_py() for v in pc.min_max(period).values())
+            if high is not None and high < before and not period.null_count:
                 finals.append(table)
             elif low is not None and low >= before:
                 rest.append(table)
             elif table.num_rows:
-                early = pc.less(table.column(PERIOD), pa.scalar(before, table.schema.field(PERIOD).type))
+                early = pc.less(period, pa.scalar(before, period.type))
                 finals.append(table.filter(early))
                 rest.append(table.filter(pc.invert(early)))  # rows without a time fall in no period
         finals = [t for t in finals if t.num_rows]
@@ -365,20 +379,19 @@ class _StreamState:
                 counts = {f"__n{i}": pc.cast(pc.greater(final.column(flags[m]), 0) if m and flags else
                                              pc.is_valid(final.column("__x")), pa.int64())
                           for i, m in enumerate(mask_keys)}
-                by = [PERIOD, *self.dims]
-                done = pa.table({**{c: final.column(c) for c in by}, **counts}).group_by(
-                    by, use_threads=False).aggregate([(c, "sum") for c in counts])
-                done = done.rename_columns([c.removesuffix("_sum") for c in done.column_names])
+                done = pa.table({_KEY: final.column(_KEY), **counts}).group_by(
+                    [_KEY], use_threads=False).aggregate([(c, "sum") for c in counts])
+                done = self._group_values(done.rename_columns([c.removesuffix("_sum") for c in done.column_names]))
             self.done.setdefault(name, []).append(done)
         return rest
 
     def _counted_once(self, pairs: pa.Table, mask_keys: list[str], flags: dict[str, str]) -> pa.Table:
-        """Per (period, dimensions): how many distinct values ``pairs`` (decoded, some repeated) have under each
-        filter (``__n0`` …). The repeats are merged one range of group keys at a time (about `_ROWS_PER_PART`
-        pairs each, as `_distinct_counts` does), so that no hash table holds every pair with its text at once."""
-        keys, (coded,) = self._encoded([pairs])
+        """Per (period, dimensions): how many distinct values ``pairs`` (by group number, some repeated) have
+        under each filter (``__n0`` …). The repeats are merged one range of group numbers at a time (about
+        `_ROWS_PER_PART` pairs each, as `_distinct_counts` does), so that no hash table holds every pair with its
+        text at once."""
         flag_columns = list(dict.fromkeys(flags.values()))
-        coded = coded.select([_KEY, "__x", *flag_columns])
+        coded = pairs.select([_KEY, "__x", *flag_columns])
         per_key = pc.value_counts(coded.column(_KEY))
         ranges = _key_ranges(pa.table({_KEY: per_key.field("values"), "count_all": per_key.field("counts")}), [],
                              _ROWS_PER_PART)
@@ -408,9 +421,12 @@ class _StreamState:
         else:
             with ThreadPoolExecutor(max_workers=min(len(ranges), pa.cpu_count())) as pool:
                 parts = list(pool.map(count, ranges))
-        counted = pa.concat_tables(parts)
-        return pa.table({**keys.decode(_array(counted.column(_KEY)), dictionary=True),
-                         **{c: counted.column(c) for c in counted.column_names if c != _KEY}})
+        return self._group_values(pa.concat_tables(parts))
+
+    @staticmethod
+    def _rekeyed(table: pa.Table, key_of: pa.Array) -> pa.Table:
+        """Pairs by group number, by the final group key instead (``key_of``: the key of each number)."""
+        return table.set_column(table.schema.get_field_index(_KEY), _KEY, pc.take(key_of, table.column(_KEY)))
 
     def _decoded(self, keys: GroupKeys, table: pa.Table) -> pa.Table:
         """``table`` with its group keys replaced by their period and dimension values."""
@@ -450,14 +466,15 @@ class _StreamState:
         names = list(self.pairs)
         done_names = [n for n in names if self.done.get(n)]
         done_tables = [pa.concat_tables(self.done[n], promote_options="permissive") for n in done_names]
-        pieces = [len(self.groups), *(len(self.pairs[n]) for n in names)]
-        keys, coded = self._encoded([*self.groups, *(p for n in names for p in self.pairs[n]), *done_tables])
+        # The pairs' group numbers become keys of the final encoding through the table of every numbered group.
+        numbered = [pa.table(self.numbers.values())] if names else []
+        keys, coded = self._encoded([*self.groups, *numbered, *done_tables])
         finished = dict(zip(done_names, coded[len(coded) - len(done_tables):], strict=True))
-        starts = list(itertools.accumulate([0, *pieces]))
-        groups = coded[:pieces[0]]
+        groups = coded[:len(self.groups)]
+        key_of = _array(coded[len(self.groups)].column(_KEY)) if names else None
         first = groups[0] if len(groups) == 1 else _regrouped(pa.concat_tables(groups), [*self.mask_columns.values()],
                                                             self.how)
-        pair_tables = {n: _deduplicated(coded[lo:hi]) for n, lo, hi in zip(names, starts[1:], starts[2:], strict=False)}
+        pair_tables = {n: _deduplicated([self._rekeyed(p, key_of) for p in self.pairs[n]]) for n in names}
 
         specs = list(planned.specs)
         combinable = [sp for sp in specs if sp.how in _COMBINE or sp.how == "mean"]
