@@ -351,11 +351,16 @@ def first_read(spans: list[tuple[int, int]], earliest: int) -> int:
 
 
 def prefetch(tree: Tree, data, registry: Registry, by: list[str], spans: list[tuple[int, int]], names: Sequence[str],
-             earliest: int, grain: str, params) -> dict[str, rollup.Fine]:
+             earliest: int, grain: str, params, compared: bool = False) -> dict[str, rollup.Fine]:
     """Per source, the pass by every dimension the drill-down makes when a customer-state count that looks
     back (churned) is among ``names`` (every base metric the explanation reads): made before the explanation's
     history, so that the history takes those counts from it (`rollup.Fine.totals`) instead of reading the
-    rows once more. ``earliest``: the earliest time shift of the tree (0 or less)."""
+    rows once more. ``earliest``: the earliest time shift of the tree (0 or less).
+
+    With ``compared`` (a history of the compared periods only, no time shift), the same for distinct counts
+    that look nowhere back (frequency's customers): the drill-down's check of where they add up is a pass over
+    the compared periods by every dimension (`_source_leaves`, step 1), which is made first, and the history
+    then counts no distinct values of its own."""
     out: dict[str, rollup.Fine] = {}
     by_source: dict[str, list[str]] = {}
     for name in names:
@@ -365,10 +370,17 @@ def prefetch(tree: Tree, data, registry: Registry, by: list[str], spans: list[tu
     for source_name, base in by_source.items():
         dims = [d for d in by if d in tree.sources[source_name].dimensions]
         counting = [n for n in base if not is_additive(tree.metrics[n]) and _counts_entities(tree.metrics[n], registry)]
-        if not dims or not counting or not looks_back(tree, counting, registry):
+        if not dims or not counting:
             continue
-        fine = rollup.fine_pass(tree, data, registry, dims, base, counting, grain, params,
-                                periods.label(first_read(spans, earliest), grain), periods.label(hi, grain))
+        if looks_back(tree, counting, registry):
+            fine = rollup.fine_pass(tree, data, registry, dims, base, counting, grain, params,
+                                    periods.label(first_read(spans, earliest), grain), periods.label(hi, grain))
+        elif compared and not earliest:
+            # Exactly the pass of the drill-down's checks (the same metrics, periods and slices).
+            fine = rollup.fine_pass(tree, data, registry, dims, counting, counting, grain, params,
+                                    periods.label(min(a for a, _ in spans), grain), periods.label(hi, grain))
+        else:
+            continue
         if fine is not None:
             out[source_name] = fine
     return out
@@ -410,6 +422,11 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
     elif counting and looks_back(tree, counting, registry):
         fine = checks = rollup.fine_pass(tree, data, registry, dims, names, counting, grain, params,
                                          periods.label(start, grain), periods.label(hi, grain))
+    elif counting and made is not None and made.dims == tuple(dims) and \
+            made.start == periods.label(compared, grain) and set(counting) <= set(made.table.column_names) and \
+            made.rolls(counting):
+        # The checks' pass made before the explanation's history (`prefetch` with ``compared``).
+        checks = made
     elif counting:
         checks = rollup.fine_pass(tree, data, registry, dims, counting, counting, grain, params,
                                   periods.label(compared, grain), periods.label(hi, grain))

@@ -1,0 +1,115 @@
+"""explain of a ratio over a distinct count that looks nowhere back (frequency = paid orders ÷ distinct paying
+customers): the drill-down's check of where the count adds up is made first and the history takes its
+counts from it; the explanation is the same, to the last digit, as when every pass counts for itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+import metrictree
+from metrictree import aggregating, explaining, rollup
+
+TREE = Path(__file__).resolve().parents[1] / "bench" / "orders.tree"
+DIMS = ["channel", "region", "segment"]
+
+
+@pytest.fixture(scope="module")
+def orders():
+    from metrictree.sample import sample_data
+
+    table = sample_data()["orders"]
+    # Guests (no customer id) and orders of no known region: nulls where a distinct count and a slice look.
+    n = table.num_rows
+    guests = pa.array([i % 17 == 0 for i in range(n)])
+    table = table.set_column(table.schema.get_field_index("customer_id"), "customer_id",
+                             pc.if_else(guests, pa.scalar(None, pa.string()), table.column("customer_id")))
+    nowhere = pa.array([i % 23 == 0 for i in range(n)])
+    return table.set_column(table.schema.get_field_index("region"), "region",
+                            pc.if_else(nowhere, pa.scalar(None, pa.string()), table.column("region")))
+
+
+def _recorded(monkeypatch) -> list[tuple[tuple[str, ...], list[str]]]:
+    seen = []
+    real = aggregating.aggregate_stream
+
+    def recorded(tree_, source, pieces, metrics, grain, by, *args, **kwargs):
+        seen.append((tuple(by), [m.name for m in metrics]))
+        return real(tree_, source, pieces, metrics, grain, by, *args, **kwargs)
+
+    monkeypatch.setattr(aggregating, "aggregate_stream", recorded)
+    return seen
+
+
+def _both(monkeypatch, tree, data, baseline, current, metric="frequency"):
+    """The explanation with the checks' pass made first, and with every pass counting for itself."""
+    seen = _recorded(monkeypatch)
+    once = tree.explain(data, metric, baseline, current, by=DIMS)
+    made = list(seen)
+    monkeypatch.setattr(explaining, "_one_read", lambda *args, **kwargs: ({}, {}))
+    twice = tree.explain(data, metric, baseline, current, by=DIMS)
+    monkeypatch.undo()
+    return once, twice, made
+
+
+@pytest.mark.parametrize(("baseline", "current"), [("2026-09", "2026-10"), ("2026-05", "2026-10"),
+                                                   ("2026-03..2026-04", "2026-09..2026-10")])
+def test_the_history_takes_the_customer_counts_of_the_checks(orders, monkeypatch, baseline, current):
+    tree = metrictree.load(TREE)
+    once, twice, seen = _both(monkeypatch, tree, {"orders": orders}, baseline, current)
+    assert once.to_dict() == twice.to_dict()
+    unsliced = [names for by, names in seen if not by]
+    assert unsliced == [["paid_orders"]]  # the history counts no customers of its own
+    checks = [names for by, names in seen if by == tuple(DIMS) and "customers" in names]
+    assert len(checks) == 1  # the pass made first is the drill-down's check
+    assert once.segments and (once.root_causes or once.mix or once.reason)  # the drill-down ran
+
+
+def test_two_months_of_data_only(orders, monkeypatch):
+    """No history before the compared months (the localiser has none to judge the noise by)."""
+    tree = metrictree.load(TREE)
+    month = pc.strftime(orders.column("order_date"), "%Y-%m")
+    kept = orders.filter(pc.is_in(month, value_set=pa.array(["2026-09", "2026-10"])))
+    once, twice, _ = _both(monkeypatch, tree, {"orders": kept}, "2026-09", "2026-10")
+    assert once.to_dict() == twice.to_dict()
+
+
+def test_a_slice_empty_in_one_period(orders, monkeypatch):
+    """A channel with no orders at all in the current month, and a segment with no paying customer in it."""
+    tree = metrictree.load(TREE)
+    month = pc.strftime(orders.column("order_date"), "%Y-%m")
+    october = pc.equal(month, "2026-10")
+    gone = pc.and_(october, pc.equal(orders.column("channel"), "app"))
+    unpaid = pc.and_(october, pc.equal(orders.column("segment"), "vip"))
+    status = pc.if_else(unpaid, pa.scalar("cancelled"), orders.column("status"))
+    table = orders.set_column(orders.schema.get_field_index("status"), "status", status).filter(pc.invert(gone))
+    once, twice, _ = _both(monkeypatch, tree, {"orders": table}, "2026-09", "2026-10")
+    assert once.to_dict() == twice.to_dict()
+
+
+def test_streamed_parquet(orders, monkeypatch, tmp_path):
+    """Row groups streamed in pieces: the same explanation either way."""
+    import pyarrow.parquet as pq
+
+    from metrictree import reading
+
+    path = tmp_path / "orders.parquet"
+    pq.write_table(orders.sort_by("order_date"), path, row_group_size=max(1, orders.num_rows // 9))
+    monkeypatch.setattr(reading, "ROWS_PER_TABLE", max(1, orders.num_rows // 5))
+    tree = metrictree.load(TREE)
+    once, twice, _ = _both(monkeypatch, tree, {"orders": str(path)}, "2026-09", "2026-10")
+    assert once.to_dict() == twice.to_dict()
+    assert once.to_dict() == tree.explain({"orders": orders}, "frequency", "2026-09", "2026-10", by=DIMS).to_dict()
+
+
+def test_no_pass_first_without_a_distinct_count(orders, monkeypatch):
+    """aov reads sums and counts only: nothing to check, no pass made before the history."""
+    tree = metrictree.load(TREE)
+    calls = []
+    real = rollup.fine_pass
+    monkeypatch.setattr(rollup, "fine_pass", lambda *a, **k: calls.append(a) or real(*a, **k))
+    tree.explain({"orders": orders}, "aov", "2026-09", "2026-10", by=DIMS)
+    assert not calls
