@@ -113,3 +113,31 @@ def test_no_pass_first_without_a_distinct_count(orders, monkeypatch):
     monkeypatch.setattr(rollup, "fine_pass", lambda *a, **k: calls.append(a) or real(*a, **k))
     tree.explain({"orders": orders}, "aov", "2026-09", "2026-10", by=DIMS)
     assert not calls
+
+
+@pytest.mark.parametrize("grid", [True, False])
+def test_distinct_triples_counted_without_merging(orders, monkeypatch, grid):
+    """A distinct count rolled up over some periods counts the distinct (customer, coarser slice, period)
+    triples directly (a dense grid's occupied cells, or the unique codes when the grid would be too big): the
+    same counts as the reduce over the merged presence."""
+    from metrictree import periods
+
+    if not grid:
+        monkeypatch.setattr(rollup, "_fits", lambda cells, triples: False)
+    tree = metrictree.load(TREE)
+    registry = metrictree.pluginmanager.registry()
+    fine = rollup.fine_pass(tree, {"orders": orders}, registry, DIMS, ["customers"], ["customers"], "month", {},
+                            "2026-01", "2026-10")
+    presence = fine.held["customers"].presence
+    within = [(periods.parse("2026-02", "month"), periods.parse("2026-03", "month")),
+              (periods.parse("2026-10", "month"),) * 2]
+    kept = rollup._only(presence, [(a - fine.base, b - fine.base) for a, b in within])
+    for width in (1, 3, 7):
+        coarse = pc.cast(pc.bit_wise_and(kept.slice, width - 1 if width > 1 else 0), pa.int64()) if width != 3 \
+            else pc.cast(pc.divide(kept.slice, max(1, kept.slices // 3 + 1)), pa.int64())
+        counted = rollup._distinct_counts(kept, coarse, width).sort_by([("__slice", "ascending"),
+                                                                       ("__period", "ascending")])
+        merged = rollup._merged(kept, coarse, width).count().sort_by([("__slice", "ascending"),
+                                                                      ("__period", "ascending")])
+        assert counted.equals(merged)
+        assert counted.num_rows
