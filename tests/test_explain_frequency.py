@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pytest
 
 import metrictree
-from metrictree import aggregating, explaining, rollup
+from metrictree import aggregating, drilling, explaining, rollup
 
 TREE = Path(__file__).resolve().parents[1] / "bench" / "orders.tree"
 DIMS = ["channel", "region", "segment"]
@@ -50,6 +50,7 @@ def _both(monkeypatch, tree, data, baseline, current, metric="frequency"):
     once = tree.explain(data, metric, baseline, current, by=DIMS)
     made = list(seen)
     monkeypatch.setattr(explaining, "_one_read", lambda *args, **kwargs: ({}, {}))
+    monkeypatch.setattr(drilling, "_older_and_checked", lambda *args, **kwargs: None)
     twice = tree.explain(data, metric, baseline, current, by=DIMS)
     monkeypatch.undo()
     return once, twice, made
@@ -65,6 +66,8 @@ def test_the_history_takes_the_customer_counts_of_the_checks(orders, monkeypatch
     assert unsliced == [["paid_orders"]]  # the history counts no customers of its own
     checks = [names for by, names in seen if by == tuple(DIMS) and "customers" in names]
     assert len(checks) == 1  # the pass made first is the drill-down's check
+    # The drill-down's history reads only the periods before the compared ones: the checks hold those.
+    assert sorted(names for by, names in seen if by and by != tuple(DIMS)) == [["customers"]]
     assert once.segments and (once.root_causes or once.mix or once.reason)  # the drill-down ran
 
 
@@ -141,3 +144,72 @@ def test_distinct_triples_counted_without_merging(orders, monkeypatch, grid):
                                                                       ("__period", "ascending")])
         assert counted.equals(merged)
         assert counted.num_rows
+
+
+def test_streamed_distinct_count_of_a_range_ending_before_the_data(orders, monkeypatch, tmp_path):
+    """Rows in time order, read in pieces, a range that ends months before the data: every distinct pair is
+    final before the stream ends (none left to merge at the end), and the counts are those of one table."""
+    import pyarrow.parquet as pq
+
+    from metrictree import reading
+    from metrictree.evaluating import evaluate
+
+    path = tmp_path / "orders.parquet"
+    pq.write_table(orders.sort_by("order_date"), path, row_group_size=max(1, orders.num_rows // 9))
+    tree = metrictree.load(TREE)
+    direct = evaluate(tree, {"orders": orders}, by=["region", "segment"], metrics=["customers", "paid_orders"],
+                      start="2025-12", end="2026-05")
+    monkeypatch.setattr(reading, "ROWS_PER_TABLE", max(1, orders.num_rows // 5))
+    streamed = evaluate(tree, {"orders": str(path)}, by=["region", "segment"], metrics=["customers", "paid_orders"],
+                        start="2025-12", end="2026-05")
+    assert streamed.table.equals(direct.table)
+
+
+def _shifted(orders: pa.Table) -> pa.Table:
+    """Slices that have rows in one range of periods only: channel 'app' ends in 2026-08, a channel 'kiosk'
+    opens in 2026-09, and the region 'North' has no paying customer before 2026-09."""
+    month = pc.strftime(orders.column("order_date"), "%Y-%m")
+    late = pc.greater_equal(month, "2026-09")
+    channel = orders.column("channel")
+    kept = orders.filter(pc.invert(pc.and_(late, pc.equal(channel, "app"))))
+    month, late, channel = (pc.strftime(kept.column("order_date"), "%Y-%m"), None, kept.column("channel"))
+    late = pc.greater_equal(month, "2026-09")
+    kiosk = pc.and_(late, pc.equal(pc.fill_null(kept.column("region"), ""), "South"))
+    kept = kept.set_column(kept.schema.get_field_index("channel"), "channel",
+                           pc.if_else(kiosk, pa.scalar("kiosk"), channel))
+    north = pc.and_(pc.invert(late), pc.equal(pc.fill_null(kept.column("region"), ""), "North"))
+    return kept.set_column(kept.schema.get_field_index("status"), "status",
+                           pc.if_else(north, pa.scalar("cancelled"), kept.column("status")))
+
+
+@pytest.mark.parametrize("on", [DIMS, ["region", "segment"], ["segment"]])
+def test_older_periods_and_the_checks_are_one_pass(orders, on):
+    """The periods before the compared ones read on their own, the compared ones from the checks' pass: the
+    same table as one evaluation of the whole range (slices present in one range only are 0 in the other)."""
+    from metrictree import periods
+    from metrictree.evaluating import evaluate
+
+    tree = metrictree.load(TREE)
+    data = {"orders": _shifted(orders)}
+    registry = metrictree.pluginmanager.registry()
+    names = ["paid_orders", "customers"] if on == DIMS else ["customers"]
+    checks = rollup.fine_pass(tree, data, registry, DIMS, ["paid_orders", "customers"], ["customers"], "month", {},
+                              "2026-09", "2026-10")
+    month = lambda label: periods.parse(label, "month")  # noqa: E731
+
+    def older(first, last):
+        return evaluate(tree, data, by=on, metrics=names, start=periods.label(first, "month"),
+                        end=periods.label(last, "month"), registry=registry)
+
+    table, covered = drilling._older_and_checked(checks, tuple(on), names, tree, DIMS, month("2025-06"),
+                                                 month("2026-09"), month("2026-10"), older)
+    whole = evaluate(tree, data, by=on, metrics=names, start="2025-06", end="2026-10", registry=registry)
+    keys = [(c, "ascending") for c in ["period", *on]]
+    assert table.sort_by(keys).equals(whole.table.select(["period", *on, *names]).sort_by(keys))
+    assert covered[0] == whole.covered[0]
+
+
+def test_slices_of_one_range_only_explained_the_same(orders, monkeypatch):
+    tree = metrictree.load(TREE)
+    once, twice, _ = _both(monkeypatch, tree, {"orders": _shifted(orders)}, "2026-09", "2026-10")
+    assert once.to_dict() == twice.to_dict()
