@@ -322,7 +322,9 @@ class _StreamState:
                                              self._coded(name, pairs.column("__x")))
                 held.append(self._numbered(planned.keys, pairs))
                 if complete_before is not None and not states:
-                    held[:] = self._finalised(name, held, complete_before, mask_keys, flags)
+                    # Every pair final (a range of periods ending before the data does): an empty table still
+                    # says what the pairs' columns are when the state finishes.
+                    held[:] = self._finalised(name, held, complete_before, mask_keys, flags) or [held[-1].slice(0, 0)]
                 # Pairs repeated across batches (a customer active in the same month in two of them) are held
                 # once they outgrow what was merged last: amortised, each pair is merged a bounded number of times.
                 size = sum(p.num_rows for p in held)
