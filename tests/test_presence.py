@@ -102,3 +102,45 @@ def test_first_period_of_entities_missing_from_the_codes(monkeypatch, grid):
     assert make().first_period().to_pylist() == expected
     assert make().follows().to_pylist() == [False, False, False, False, False]
     assert make().precedes(2).to_pylist() == [True, True, False, False, False]
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_numbering_the_combinations_that_occur(monkeypatch, dense):
+    """The (entity, slice) combinations are numbered by a scatter and a running count when they fit a grid
+    of their own, by hashing otherwise: equal codes get equal numbers 0 … n-1 either way."""
+    if not dense:
+        monkeypatch.setattr(presence, "_SMALL_GRID", 0)
+        monkeypatch.setattr(presence, "_CELLS_PER_TRIPLE", 0)
+    rng = random.Random(11)
+    codes = [rng.choice([0, 7, 8, 40, 41, 99]) for _ in range(200)]
+    numbers, count = presence._numbered(pa.array(codes, pa.int64()), 100, len(codes))
+    numbers = numbers.to_pylist()
+    assert count == len(set(codes)) and sorted(set(numbers)) == list(range(count))
+    assert len({(c, n) for c, n in zip(codes, numbers)}) == count  # one number per code, one code per number
+    if dense:  # in the codes' order
+        assert [n for _, n in sorted(set(zip(codes, numbers)))] == list(range(count))
+    assert presence._numbered(pa.array([], pa.int64()), 100, 0) == (pa.array([], pa.int64()), 0)
+
+
+def test_the_renumbered_grid_numbers_densely_and_by_hash_alike(orders, monkeypatch):
+    """The renumbered grid (few (customer, slice) combinations occur) gives the same states whether the
+    combinations are numbered by a grid of their own or by hashing."""
+    monkeypatch.setattr(presence, "_SMALL_GRID", 1)
+    monkeypatch.setattr(presence, "_CELLS_PER_TRIPLE", 3)
+    ways = []
+    real = presence._numbered
+
+    def spy(codes, size, triples):
+        ways.append(presence._fits(size, triples))
+        return real(codes, size, triples)
+
+    monkeypatch.setattr(presence, "_numbered", spy)
+    dense = evaluate(orders, "month", ["region", "channel"])
+    assert ways and all(ways)
+
+    def hashed(codes, size, triples):
+        encoded = pa.compute.dictionary_encode(codes)
+        return pa.compute.cast(encoded.indices, pa.int64()), len(encoded.dictionary)
+
+    monkeypatch.setattr(presence, "_numbered", hashed)
+    assert evaluate(orders, "month", ["region", "channel"]) == dense
