@@ -42,7 +42,7 @@ class _Held:
     presence: Presence
     reduce: Any
     empty: Any
-    local: bool  # a period's count reads that period's triples only (no look-back: count_distinct)
+    reach: int | None  # how many periods before its own a period's count reads (`Partial.reach`; 0: count_distinct)
 
 
 @attrs.frozen(eq=False)
@@ -98,22 +98,35 @@ class Fine:
         for dim in to:
             out[dim] = pa.concat_arrays([grid.column(dim).combine_chunks()] * len(labels)) if labels else \
                 pa.array([], pa.string())
+        # A count whose periods read only a few before them (count_distinct: none; churned: one) needs only
+        # the triples of the periods asked for and those few before: one set of ranges per presence, wide
+        # enough for every count over it, so that they share one merge.
+        reach: dict[int, int | None] = {}
+        for name in names:
+            held = self.held[name]
+            known = reach.get(id(held.presence), 0)
+            reach[id(held.presence)] = None if known is None or held.reach is None else max(known, held.reach)
+
+        def coarse(presence: Presence) -> pa.Array:
+            at = pc.index_in(presence.slice, value_set=self.slices.column("__code"))
+            return pc.cast(pc.take(coarse_of_code, at), pa.int64())
+
         for name in names:
             held = self.held[name]
             presence = held.presence
-            # A count that reads its own period only needs only the triples of the periods asked for.
-            keep = tuple(within) if within is not None and held.local else None
+            back = reach[id(presence)]
+            keep = None if within is None or back is None else tuple((a - back, b) for a, b in within)
             # Counts over the same triples (customers and churned of the same filter) share one merge, and
             # with it the lookups a presence caches.
             merged = self._merges.get((id(presence), tuple(to), keep))
             if merged is None:
-                if keep is not None:
-                    presence = _only(presence, [(a - self.base, b - self.base) for a, b in keep])
-                at = pc.index_in(presence.slice, value_set=self.slices.column("__code"))
-                coarse = pc.cast(pc.take(coarse_of_code, at), pa.int64())
-                merged = _by_entity(presence, coarse, width) if keep is None else None
+                # Where each entity is in one coarser slice, the overall presence relabelled (its lookups
+                # shared with every such roll-up); otherwise a merge of the triples kept.
+                merged = _by_entity(presence, coarse(presence), width)
                 if merged is None:
-                    merged = _merged(presence, coarse, width)
+                    if keep is not None:
+                        presence = _only(presence, [(a - self.base, b - self.base) for a, b in keep])
+                    merged = _merged(presence, coarse(presence), width)
                 self._merges[id(held.presence), tuple(to), keep] = merged
             result = held.reduce(merged)
             index = pc.add(result.column("__period"), self.base)
@@ -235,8 +248,7 @@ def fine_pass(tree: Tree, data: Mapping[str, Any], registry: Registry, dims: Seq
         if fn is None or fn.finish is not None or not (fn.entity or call.name == "count_distinct"):
             return None
         captured = f"\x1fheld {name}"
-        aggregates[captured] = attrs.evolve(fn, name=captured, plan=_holding(fn, name, held, partials,
-                                                                             not fn.lookback))
+        aggregates[captured] = attrs.evolve(fn, name=captured, plan=_holding(fn, name, held, partials))
         metrics[name] = attrs.evolve(metric, formula=attrs.evolve(call, name=captured))
     # One more count over the first one's very triples (the same values, filter and extra: no grouping of
     # its own) says which dimension values each slice code stands for.
@@ -280,7 +292,7 @@ def _slice_map(table: pa.Table, held: _Held | None, dims: Sequence[str], grain: 
     return pa.table({"__code": pc.cast(codes, pa.int64()), **{d: found.column(d) for d in dims}}), base
 
 
-def _holding(fn: Aggregate, name: str, held: dict[str, _Held], partials: dict[str, Partial], local: bool):
+def _holding(fn: Aggregate, name: str, held: dict[str, _Held], partials: dict[str, Partial]):
     """``fn``'s plan, with a reduce that keeps the presence it gets (count_distinct: the triples counted)."""
 
     def plan(ctx, *args, **kwargs):
@@ -294,7 +306,8 @@ def _holding(fn: Aggregate, name: str, held: dict[str, _Held], partials: dict[st
         reduce = partial.reduce
 
         def holding(presence: Presence) -> pa.Table:
-            held[name] = _Held(presence, reduce, partial.empty, local)
+            # What does not look back reads its own period's triples only; what does says how far (or not).
+            held[name] = _Held(presence, reduce, partial.empty, partial.reach if fn.lookback else 0)
             return reduce(presence)
 
         partials[name] = partial

@@ -109,8 +109,7 @@ def test_numbering_the_combinations_that_occur(monkeypatch, dense):
     """The (entity, slice) combinations are numbered by a scatter and a running count when they fit a grid
     of their own, by hashing otherwise: equal codes get equal numbers 0 … n-1 either way."""
     if not dense:
-        monkeypatch.setattr(presence, "_SMALL_GRID", 0)
-        monkeypatch.setattr(presence, "_CELLS_PER_TRIPLE", 0)
+        monkeypatch.setattr(presence, "_NUMBERING_CELLS", 0)
     rng = random.Random(11)
     codes = [rng.choice([0, 7, 8, 40, 41, 99]) for _ in range(200)]
     numbers, count = presence._numbered(pa.array(codes, pa.int64()), 100, len(codes))
@@ -131,7 +130,7 @@ def test_the_renumbered_grid_numbers_densely_and_by_hash_alike(orders, monkeypat
     real = presence._numbered
 
     def spy(codes, size, triples):
-        ways.append(presence._fits(size, triples))
+        ways.append(0 < size <= presence._NUMBERING_CELLS * triples)
         return real(codes, size, triples)
 
     monkeypatch.setattr(presence, "_numbered", spy)
