@@ -143,3 +143,36 @@ def test_the_renumbered_grid_numbers_densely_and_by_hash_alike(orders, monkeypat
 
     monkeypatch.setattr(presence, "_numbered", hashed)
     assert evaluate(orders, "month", ["region", "channel"]) == dense
+
+
+@pytest.mark.parametrize("extra", [False, True])
+def test_the_overall_presence_from_the_grid_and_from_hashing_agree(monkeypatch, extra):
+    """Every slice merged: the occupied cells of an (entity, period) grid (rows summed only when asked) or a
+    hash grouping (with an ``extra`` to take the maximum of) give the same pairs, rows and lookups."""
+    rng = random.Random(3)
+    n = 3000
+    triples = sorted({(rng.randrange(90), rng.randrange(5), rng.randrange(8)) for _ in range(n)})
+
+    def make() -> presence.Presence:
+        columns = list(zip(*triples))
+        return presence.Presence(*(pa.array(c, pa.int64()) for c in columns),
+                                 pa.array([1 + (e * 7 + p) % 3 for e, _, p in triples], pa.int64()),
+                                 pa.array([(e + s) % 4 for e, s, _ in triples], pa.int64()) if extra else None,
+                                 8, 90, 5)
+
+    def seen(p: presence.Presence) -> list:
+        table = {"e": p.entity, "p": p.period, "r": p.rows, "f": p.follows(), "first": p.first_period()}
+        if extra:
+            table["x"] = p.extra
+        return sorted(zip(*(v.to_pylist() for v in table.values())))
+
+    from_grid = make().overall()
+    assert (from_grid._rows is None) != extra  # the grid's rows are summed when asked
+    grid = seen(from_grid)
+    monkeypatch.setattr(presence, "_SMALL_GRID", 0)
+    monkeypatch.setattr(presence, "_CELLS_PER_TRIPLE", 0)
+    hashed = make().overall()
+    assert hashed._rows is not None
+    assert seen(hashed) == grid
+    assert len(grid) == len({(e, p) for e, _, p in triples})
+    assert sum(r for _, _, r, *_ in grid) == sum(make().rows.to_pylist())
