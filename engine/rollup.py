@@ -107,9 +107,10 @@ class Fine:
             known = reach.get(id(held.presence), 0)
             reach[id(held.presence)] = None if known is None or held.reach is None else max(known, held.reach)
 
+        codes = self.slices.column("__code").combine_chunks()
+
         def coarse(presence: Presence) -> pa.Array:
-            at = pc.index_in(presence.slice, value_set=self.slices.column("__code"))
-            return pc.cast(pc.take(coarse_of_code, at), pa.int64())
+            return _coarser(presence, codes, pc.cast(coarse_of_code, pa.int64()))
 
         for name in names:
             held = self.held[name]
@@ -148,6 +149,18 @@ class Fine:
         indices = pa.array([periods.parse(label, self.grain) for label in table.column("period").to_pylist()],
                            pa.int64())
         return {name: (indices, table.column(name).combine_chunks()) for name in names}
+
+
+_DENSE_SLICES = 1 << 16  # slice codes looked up through a table indexed by code up to this many (beyond 8 a code)
+
+
+def _coarser(presence: Presence, codes: pa.Array, coarse: pa.Array) -> pa.Array:
+    """Each triple's coarser slice, ``coarse[i]`` for the slice ``codes[i]`` (null for a code not there)."""
+    if len(codes) and 0 < presence.slices <= 8 * len(codes) + _DENSE_SLICES and \
+            pc.max(codes).as_py() < presence.slices:
+        # Slice codes are small integers: a table indexed by code, no hashing of the triples.
+        return pc.take(pc.scatter(coarse, codes, max_index=presence.slices - 1), presence.slice)
+    return pc.take(coarse, pc.index_in(presence.slice, value_set=codes))
 
 
 def _keys(table: pa.Table, dims: Sequence[str]) -> pa.Array:

@@ -312,3 +312,18 @@ def test_counts_that_read_a_period_back_roll_up_from_the_triples_of_the_periods_
         # every period back (new).
         assert kept == ([] if "new" in names else
                         [[(a - reach - fine.base, b - fine.base) for a, b in ranges]])
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_each_triples_coarser_slice_by_a_table_or_by_hashing(monkeypatch, dense):
+    """A triple's coarser slice, looked up in a table indexed by slice code or by hashing: the same, and null
+    for a code the slice map does not show."""
+    from metrictree.presence import Presence
+
+    if not dense:
+        monkeypatch.setattr(rollup, "_DENSE_SLICES", -(10 ** 9))
+    slices = pa.array([0, 5, 9, 3, 5, 7, 0], pa.int64())
+    presence = Presence(pa.array(range(7), pa.int64()), slices, pa.array([0] * 7, pa.int64()),
+                        pa.array([1] * 7, pa.int64()), None, 1, 7, 10)
+    codes, coarse = pa.array([9, 0, 5, 3], pa.int64()), pa.array([2, 1, 0, 1], pa.int64())
+    assert rollup._coarser(presence, codes, coarse).to_pylist() == [1, 0, 2, 1, 0, None, 1]
