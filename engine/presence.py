@@ -100,7 +100,13 @@ class Presence:
         group = pc.add(pc.multiply(self.entity, self.slices), self.slice) if self.slices > 1 else self.entity
         groups = self.entities * self.slices
         if not _fits(groups * self.periods, len(self)):
-            # Few of the (entity, slice) combinations occur (a sliced evaluation): number those that do.
+            # Few of the (entity, slice) combinations occur (a sliced evaluation): number those that do — the
+            # slice codes that occur first (36 of 80 by channel × region × segment), so that the combinations
+            # fit a small grid of their own more often.
+            if self.slices > 1:
+                used, count = _numbered(self.slice, self.slices, len(self))
+                if count < self.slices:
+                    group, groups = pc.add(pc.multiply(self.entity, count), used), self.entities * count
             group, groups = _numbered(group, groups, len(self))
             if not _fits(groups * self.periods, len(self)):
                 return None

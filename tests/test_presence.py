@@ -176,3 +176,27 @@ def test_the_overall_presence_from_the_grid_and_from_hashing_agree(monkeypatch, 
     assert seen(hashed) == grid
     assert len(grid) == len({(e, p) for e, _, p in triples})
     assert sum(r for _, _, r, *_ in grid) == sum(make().rows.to_pylist())
+
+
+def test_lookups_when_few_of_the_slice_codes_occur(monkeypatch):
+    """Slice codes numbered first (3 of 50 occur), then the (entity, slice) combinations: the same lookups as
+    the hash sets give."""
+    rng = random.Random(8)
+    triples = sorted({(rng.randrange(300), rng.choice([4, 17, 49]), rng.randrange(6)) for _ in range(900)})
+
+    def make() -> presence.Presence:
+        return presence.Presence(*(pa.array(c, pa.int64()) for c in zip(*triples)),
+                                 pa.array([1] * len(triples), pa.int64()), None, 6, 300, 50)
+
+    def looked_up(p: presence.Presence) -> list:
+        return [p.follows().to_pylist(), p.precedes().to_pylist(), p.precedes(2).to_pylist()]
+
+    monkeypatch.setattr(presence, "_SMALL_GRID", 1)
+    monkeypatch.setattr(presence, "_CELLS_PER_TRIPLE", 8)  # 300 × 50 × 6 cells do not fit; 300 × 3 × 6 do
+    built = make()
+    grid = looked_up(built)
+    assert built._grid() is not None
+    monkeypatch.setattr(presence, "_CELLS_PER_TRIPLE", 0)
+    hashed = make()
+    assert looked_up(hashed) == grid and hashed._grid() is None
+    assert any(grid[0]) and not all(grid[0])
