@@ -45,6 +45,7 @@ from . import syntax as s
 from .errors import DataError, error
 from .formulas import Scope, as_array, evaluate
 from .functions import ROWS, Aggregate, AggregateContext, Partial, Registry
+from .groupids import GroupNumbers
 from .presence import Presence
 from .model import Metric, Source, Tree
 from .reading import Need, ahead
@@ -136,7 +137,9 @@ def needs(tree: Tree, metrics: list[Metric], registry: Registry, by: list[str]) 
     """The columns of one source its base metrics read, each with the tree line that needs it.
 
     Columns only ``where`` filters read are marked ``dictionary``: they are compared with a
-    few values (``status == "paid"``), so reading them dictionary-encoded is cheaper.
+    few values (``status == "paid"``), so reading them dictionary-encoded is cheaper. So are the
+    columns only counted distinct (``count_distinct(invoices.InvoiceNo)``): a Parquet file stores
+    them as a dictionary already, and their distinct pairs are found on its integer indices.
     """
     source = tree.sources[metrics[0].source]
     found: list[Need] = [Need(source.time, source.span, "its time column")]
@@ -144,9 +147,10 @@ def needs(tree: Tree, metrics: list[Metric], registry: Registry, by: list[str]) 
         if dim in source.dimensions:
             found.append(Need(dim, source.span, f"the dimension '{dim}'"))
     aggregated = {n.column for m in metrics for n in s.walk(m.formula) if isinstance(n, s.Column)}
+    counted = _counted_distinct_only(metrics) - {source.time, source.entity, *by}
     for metric in metrics:
-        found.extend(Need(n.column, n.span, f"read by metric '{metric.name}'") for n in s.walk(metric.formula)
-                     if isinstance(n, s.Column))
+        found.extend(Need(n.column, n.span, f"read by metric '{metric.name}'", n.column in counted)
+                     for n in s.walk(metric.formula) if isinstance(n, s.Column))
         if metric.where is not None:
             found.extend(Need(n.column, n.span, f"read by metric '{metric.name}'", n.column not in aggregated)
                          for n in s.walk(metric.where) if isinstance(n, s.Column))
@@ -157,6 +161,18 @@ def needs(tree: Tree, metrics: list[Metric], registry: Registry, by: list[str]) 
                     metric.span, f"add `entity <column>` to source {source.name}", "entity"))
             found.append(Need(source.entity, source.span, "its entity column"))
     return found
+
+
+def _counted_distinct_only(metrics: list[Metric]) -> set[str]:
+    """The columns the metrics' formulas read only as the whole argument of ``count_distinct`` (invoice numbers):
+    read dictionary-encoded, their distinct pairs are found on the dictionary's indices, not by hashing text."""
+    distinct, other = set(), set()
+    for metric in metrics:
+        bare = {id(n.args[0]): n.args[0].column for n in s.walk(metric.formula) if isinstance(n, s.Call)
+                and n.name == "count_distinct" and len(n.args) == 1 and isinstance(n.args[0], s.Column)}
+        distinct.update(bare.values())
+        other.update(n.column for n in s.walk(metric.formula) if isinstance(n, s.Column) and id(n) not in bare)
+    return distinct - other
 
 
 @attrs.frozen(eq=False)
@@ -265,7 +281,9 @@ class _StreamState:
     def __init__(self, dims: tuple[str, ...]) -> None:
         self.dims = dims
         self.groups: list[pa.Table] = []  # decoded (period, dims, filters) sub-groups, with their reductions
-        self.pairs: dict[str, list[pa.Table]] = {}  # per column (its first spec): decoded distinct pairs
+        # Per column (its first spec): its distinct pairs, ``__key`` a group's number in ``self.numbers``.
+        self.pairs: dict[str, list[pa.Table]] = {}
+        self.numbers = GroupNumbers((PERIOD, *dims))
         self.merged_rows: dict[str, int] = {}
         self.vocabulary: dict[str, pa.Array] = {}  # per column: its distinct values, in code order
         self.counted_by: dict[str, tuple] = {}  # per column: its filters, their flag columns, whether states read it
@@ -302,16 +320,17 @@ class _StreamState:
                     # Customer states hold their pairs to the end: as integer codes, 4 bytes each.
                     pairs = pairs.set_column(pairs.schema.get_field_index("__x"), "__x",
                                              self._coded(name, pairs.column("__x")))
-                held.append(self._decoded(planned.keys, pairs))
+                held.append(self._numbered(planned.keys, pairs))
                 if complete_before is not None and not states:
-                    held[:] = self._finalised(name, held, complete_before, mask_keys, flags)
+                    # Every pair final (a range of periods ending before the data does): an empty table still
+                    # says what the pairs' columns are when the state finishes.
+                    held[:] = self._finalised(name, held, complete_before, mask_keys, flags) or [held[-1].slice(0, 0)]
                 # Pairs repeated across batches (a customer active in the same month in two of them) are held
                 # once they outgrow what was merged last: amortised, each pair is merged a bounded number of times.
                 size = sum(p.num_rows for p in held)
                 if size > 2 * max(self.merged_rows.get(name, 0), _ROWS_PER_PART * 64):
-                    keys, coded = self._encoded(held)
-                    merged = _deduplicated(coded)
-                    self.pairs[name] = [self._decoded(keys, merged)]
+                    merged = _deduplicated(held)
+                    self.pairs[name] = [merged]
                     self.merged_rows[name] = merged.num_rows
         for metric, (rows, entity, function) in planned.skipped.items():
             before = self.skipped.get(metric, [0, entity, function])
@@ -335,23 +354,35 @@ class _StreamState:
             self.vocabulary[name] = pa.concat_arrays([seen, fresh.cast(seen.type)])
         return pc.take(pc.cast(codes, pa.int32()), encoded.indices)
 
+    def _numbered(self, keys: GroupKeys, table: pa.Table) -> pa.Table:
+        """``table`` with its group keys replaced by the stream's group numbers (`GroupNumbers`)."""
+        numbers = self.numbers.number(_array(table.column(_KEY)), lambda k: keys.decode(k, dictionary=True))
+        return table.set_column(table.schema.get_field_index(_KEY), _KEY, numbers)
+
+    def _group_values(self, table: pa.Table) -> pa.Table:
+        """``table`` with its group numbers replaced by their period and dimension values."""
+        values = self.numbers.values(_array(table.column(_KEY)))
+        return pa.table({**values, **{c: table.column(c) for c in table.column_names if c != _KEY}})
+
     def _finalised(self, name: str, held: list[pa.Table], before: int | None, mask_keys: list[str],
                    flags: dict[str, str]) -> list[pa.Table]:
         """Count the pairs of the periods before ``before`` (no later piece has rows there; ``None``: every
         period, and the rows without one) and drop them."""
         # Only the tables that straddle ``before`` are split (copied); the others move as they are.
         finals, rest = [], []
+        period_of = self.numbers.values()[PERIOD] if before is not None else None
         for table in held:
             if before is None:
                 finals.append(table)
                 continue
-            low, high = (v.as_py() for v in pc.min_max(table.column(PERIOD)).values())
-            if high is not None and high < before and not table.column(PERIOD).null_count:
+            period = pc.take(period_of, table.column(_KEY))
+            low, high = (v.as_py() for v in pc.min_max(period).values())
+            if high is not None and high < before and not period.null_count:
                 finals.append(table)
             elif low is not None and low >= before:
                 rest.append(table)
             elif table.num_rows:
-                early = pc.less(table.column(PERIOD), pa.scalar(before, table.schema.field(PERIOD).type))
+                early = pc.less(period, pa.scalar(before, period.type))
                 finals.append(table.filter(early))
                 rest.append(table.filter(pc.invert(early)))  # rows without a time fall in no period
         finals = [t for t in finals if t.num_rows]
@@ -365,20 +396,19 @@ class _StreamState:
                 counts = {f"__n{i}": pc.cast(pc.greater(final.column(flags[m]), 0) if m and flags else
                                              pc.is_valid(final.column("__x")), pa.int64())
                           for i, m in enumerate(mask_keys)}
-                by = [PERIOD, *self.dims]
-                done = pa.table({**{c: final.column(c) for c in by}, **counts}).group_by(
-                    by, use_threads=False).aggregate([(c, "sum") for c in counts])
-                done = done.rename_columns([c.removesuffix("_sum") for c in done.column_names])
+                done = pa.table({_KEY: final.column(_KEY), **counts}).group_by(
+                    [_KEY], use_threads=False).aggregate([(c, "sum") for c in counts])
+                done = self._group_values(done.rename_columns([c.removesuffix("_sum") for c in done.column_names]))
             self.done.setdefault(name, []).append(done)
         return rest
 
     def _counted_once(self, pairs: pa.Table, mask_keys: list[str], flags: dict[str, str]) -> pa.Table:
-        """Per (period, dimensions): how many distinct values ``pairs`` (decoded, some repeated) have under each
-        filter (``__n0`` …). The repeats are merged one range of group keys at a time (about `_ROWS_PER_PART`
-        pairs each, as `_distinct_counts` does), so that no hash table holds every pair with its text at once."""
-        keys, (coded,) = self._encoded([pairs])
+        """Per (period, dimensions): how many distinct values ``pairs`` (by group number, some repeated) have
+        under each filter (``__n0`` …). The repeats are merged one range of group numbers at a time (about
+        `_ROWS_PER_PART` pairs each, as `_distinct_counts` does), so that no hash table holds every pair with its
+        text at once."""
         flag_columns = list(dict.fromkeys(flags.values()))
-        coded = coded.select([_KEY, "__x", *flag_columns])
+        coded = pairs.select([_KEY, "__x", *flag_columns])
         per_key = pc.value_counts(coded.column(_KEY))
         ranges = _key_ranges(pa.table({_KEY: per_key.field("values"), "count_all": per_key.field("counts")}), [],
                              _ROWS_PER_PART)
@@ -408,9 +438,12 @@ class _StreamState:
         else:
             with ThreadPoolExecutor(max_workers=min(len(ranges), pa.cpu_count())) as pool:
                 parts = list(pool.map(count, ranges))
-        counted = pa.concat_tables(parts)
-        return pa.table({**keys.decode(_array(counted.column(_KEY)), dictionary=True),
-                         **{c: counted.column(c) for c in counted.column_names if c != _KEY}})
+        return self._group_values(pa.concat_tables(parts))
+
+    @staticmethod
+    def _rekeyed(table: pa.Table, key_of: pa.Array) -> pa.Table:
+        """Pairs by group number, by the final group key instead (``key_of``: the key of each number)."""
+        return table.set_column(table.schema.get_field_index(_KEY), _KEY, pc.take(key_of, table.column(_KEY)))
 
     def _decoded(self, keys: GroupKeys, table: pa.Table) -> pa.Table:
         """``table`` with its group keys replaced by their period and dimension values."""
@@ -450,14 +483,15 @@ class _StreamState:
         names = list(self.pairs)
         done_names = [n for n in names if self.done.get(n)]
         done_tables = [pa.concat_tables(self.done[n], promote_options="permissive") for n in done_names]
-        pieces = [len(self.groups), *(len(self.pairs[n]) for n in names)]
-        keys, coded = self._encoded([*self.groups, *(p for n in names for p in self.pairs[n]), *done_tables])
+        # The pairs' group numbers become keys of the final encoding through the table of every numbered group.
+        numbered = [pa.table(self.numbers.values())] if names else []
+        keys, coded = self._encoded([*self.groups, *numbered, *done_tables])
         finished = dict(zip(done_names, coded[len(coded) - len(done_tables):], strict=True))
-        starts = list(itertools.accumulate([0, *pieces]))
-        groups = coded[:pieces[0]]
+        groups = coded[:len(self.groups)]
+        key_of = _array(coded[len(self.groups)].column(_KEY)) if names else None
         first = groups[0] if len(groups) == 1 else _regrouped(pa.concat_tables(groups), [*self.mask_columns.values()],
                                                             self.how)
-        pair_tables = {n: _deduplicated(coded[lo:hi]) for n, lo, hi in zip(names, starts[1:], starts[2:], strict=False)}
+        pair_tables = {n: _deduplicated([self._rekeyed(p, key_of) for p in self.pairs[n]]) for n in names}
 
         specs = list(planned.specs)
         combinable = [sp for sp in specs if sp.how in _COMBINE or sp.how == "mean"]
@@ -1056,9 +1090,11 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
         # few of them when the rows come in time order.
         spans = [tuple(v.as_py() for v in pc.min_max(b.column(0)).values()) for b in batches]
 
+        coding = _value_codes(values, pc.max(first.column(_KEY)).as_py())
+
         def count(bounds: tuple[int, int] | None, batches=batches, spans=spans, mask_keys=mask_keys, flags=flags,
                   pairs_wanted=bool(presences) or pairs_only, extras=tuple(extra_values),
-                  pairs_wanted_rows=bool(presences) or (bool(flags) and "" in mask_keys)):
+                  pairs_wanted_rows=bool(presences) or (bool(flags) and "" in mask_keys), coding=coding):
             if bounds is None:
                 candidates = pa.Table.from_batches(batches, rows_table.schema)
                 part = candidates.filter(candidates.column("__keep"))
@@ -1068,18 +1104,24 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
                 part = candidates.filter(pc.and_(candidates.column("__keep"),
                                                  _between(candidates.column(_KEY), low, high)))
             if not flags and not pairs_wanted:
+                if coding is not None:
+                    counted = pc.value_counts(_coded_pairs(part, coding, False, (), ()).column(_KEY))
+                    return {mask_keys[0]: (counted.field("values"), counted.field("counts"))}
                 counted = part.group_by([_KEY], use_threads=False).aggregate(
                     [("__x", "count_distinct", pc.CountOptions(mode="only_valid"))])
                 return {mask_keys[0]: (counted.column(_KEY), counted.column("__x_count_distinct"))}
             # Distinct (key, value) pairs, with their number of rows under each filter.
             # A plain distinct count held across pieces keeps its pairs alone (their rows are of no use): 8 bytes less a pair.
             rows = [] if pairs_only and not pairs_wanted_rows else ["count_all"]
-            pairs = part.group_by([_KEY, "__x"], use_threads=False).aggregate(
-                [*(([], "count_all") for _ in rows), *((f, "sum") for f in flags.values()),
-                 *((x, "max") for x in extras)])
-            pairs = pairs.select([_KEY, "__x", *rows, *(f"{f}_sum" for f in flags.values()),
-                                  *(f"{x}_max" for x in extras)]).rename_columns(
-                [_KEY, "__x", *rows, *flags.values(), *extras])
+            if coding is not None:
+                pairs = _coded_pairs(part, coding, bool(rows), tuple(flags.values()), extras)
+            else:
+                pairs = part.group_by([_KEY, "__x"], use_threads=False).aggregate(
+                    [*(([], "count_all") for _ in rows), *((f, "sum") for f in flags.values()),
+                     *((x, "max") for x in extras)])
+                pairs = pairs.select([_KEY, "__x", *rows, *(f"{f}_sum" for f in flags.values()),
+                                      *(f"{x}_max" for x in extras)]).rename_columns(
+                    [_KEY, "__x", *rows, *flags.values(), *extras])
             return {"pairs": pairs} if pairs_only else _from_pairs(pairs, mask_keys, flags, extras)
 
         kept_by = [mask_columns[m] for m in mask_keys if m] if "" not in mask_keys else []
@@ -1096,6 +1138,79 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
             continue
         out.update(_gathered(group, parts, extras))
     return out
+
+
+@attrs.frozen
+class _ValueCodes:
+    """How the values of a distinct count become small whole numbers ``0 … width-1``, so that a (group key,
+    value) pair is one int64 code, ``key * width + value``: a dictionary's indices (text is hashed as its
+    index, not its characters), or whole numbers less their smallest (``low``)."""
+
+    width: int
+    low: int = 0
+    dictionary: pa.Array | None = None
+
+
+# Pair codes stay below this (key × width), far from int64's limit.
+_MAX_PAIR_CODE = 1 << 62
+
+
+def _value_codes(values: pa.ChunkedArray | pa.Array, largest_key: int | None) -> _ValueCodes | None:
+    """The `_ValueCodes` of a distinct count's values, or ``None`` when they are neither whole numbers nor
+    dictionary-encoded with one dictionary, or when the codes of every pair would not fit."""
+    if largest_key is None:
+        return None
+    values = _chunked(values)
+    kind = values.type
+    if pa.types.is_dictionary(kind):
+        if not values.num_chunks:
+            return None
+        dictionary = values.chunks[0].dictionary
+        # Chunks that share a dictionary (unified when read) compare equal at once: the same buffers.
+        if any(not chunk.dictionary.equals(dictionary) for chunk in values.chunks[1:]):
+            return None
+        width = max(len(dictionary), 1)
+        return _ValueCodes(width, 0, dictionary) if (largest_key + 1) * width < _MAX_PAIR_CODE else None
+    if not pa.types.is_integer(kind):
+        return None
+    low, high = (v.as_py() for v in pc.min_max(values).values())
+    if low is None or high >= 2**63 or (largest_key + 1) * (high - low + 1) >= _MAX_PAIR_CODE:
+        return None
+    return _ValueCodes(high - low + 1, low)
+
+
+def _coded_pairs(part: pa.Table, coding: _ValueCodes, rows: bool, sums: tuple[str, ...],
+                 maxima: tuple[str, ...]) -> pa.Table:
+    """The distinct (``__key``, ``__x``) pairs of ``part``'s rows (each of them kept, no null ``__x``), with
+    their number of rows (``count_all``) when ``rows``, then the sum of each column of ``sums`` and the
+    maximum of each of ``maxima``: hashed as one int64 code a row (`_ValueCodes`), not as two columns."""
+    values = part.column("__x")
+    if coding.dictionary is not None:
+        own = pa.chunked_array([chunk.indices for chunk in values.chunks], values.type.index_type)
+    else:
+        own = pc.subtract(pc.cast(values, pa.int64()), pa.scalar(coding.low, pa.int64()))
+    width = pa.scalar(coding.width, pa.int64())
+    code = pc.add(pc.multiply(pc.cast(part.column(_KEY), pa.int64()), width), pc.cast(own, pa.int64()))
+    reduced: dict[str, Any] = {}
+    if sums or maxima:
+        grouped = pa.table({"__c": code, **{c: part.column(c) for c in (*sums, *maxima)}}).group_by(
+            ["__c"], use_threads=False).aggregate([*((([], "count_all"),) if rows else ()),
+                                                   *((c, "sum") for c in sums), *((c, "max") for c in maxima)])
+        code = grouped.column("__c")
+        reduced = {**({"count_all": grouped.column("count_all")} if rows else {}),
+                   **{c: grouped.column(f"{c}_sum") for c in sums}, **{c: grouped.column(f"{c}_max") for c in maxima}}
+    elif rows:
+        counted = pc.value_counts(code)
+        code, reduced = counted.field("values"), {"count_all": counted.field("counts")}
+    else:
+        code = pc.unique(code)
+    key = pc.divide(code, width)
+    own = pc.subtract(code, pc.multiply(key, width))
+    if coding.dictionary is not None:
+        value = pc.take(coding.dictionary, own)
+    else:
+        value = pc.cast(pc.add(own, pa.scalar(coding.low, pa.int64())), values.type)
+    return pa.table({_KEY: pc.cast(key, part.schema.field(_KEY).type), "__x": value, **reduced})
 
 
 def _flags(group: list[_Spec]) -> dict[str, str]:
