@@ -113,6 +113,7 @@ class Fine:
             known = reach.get(id(held.presence), 0)
             reach[id(held.presence)] = None if known is None or held.reach is None else max(known, held.reach)
 
+        with_states = {id(self.held[name].presence) for name in names if not self.held[name].distinct}
         codes = self.slices.column("__code").combine_chunks()
 
         def coarse(presence: Presence) -> pa.Array:
@@ -126,8 +127,9 @@ class Fine:
             # Counts over the same triples (customers and churned of the same filter) share one merge, and
             # with it the lookups a presence caches.
             # A distinct count over some periods needs the number of distinct triples only (the merged presence
-            # over every period stays shared with the customer states, whose lookups it caches).
-            distinct = held.distinct and keep is not None
+            # over every period stays shared with the customer states, whose lookups it caches) — unless a
+            # state over the same triples is rolled up here too: then it shares that state's merge.
+            distinct = held.distinct and keep is not None and id(presence) not in with_states
             cached = (id(presence), tuple(to), keep, distinct)
             merged = self._merges.get(cached)
             if merged is None:
