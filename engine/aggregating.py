@@ -40,7 +40,7 @@ import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import periods
+from . import periods, textcodes
 from . import syntax as s
 from .errors import DataError, error
 from .formulas import Scope, as_array, evaluate
@@ -321,6 +321,7 @@ class _StreamState:
                     pairs = pairs.set_column(pairs.schema.get_field_index("__x"), "__x",
                                              self._coded(name, pairs.column("__x")))
                 held.append(self._numbered(planned.keys, pairs))
+                held[:] = _same_values(held)
                 if complete_before is not None and not states:
                     # Every pair final (a range of periods ending before the data does): an empty table still
                     # says what the pairs' columns are when the state finishes.
@@ -532,6 +533,18 @@ def _regrouped(table: pa.Table, keys: list[str], ops: Mapping[str, str]) -> pa.T
     by = [_KEY, *keys]
     merged = table.group_by(by, use_threads=False).aggregate([(c, op, _options(op)) for c, op in ops.items()])
     return merged.select([*by, *(f"{c}_{op}" for c, op in ops.items())]).rename_columns([*by, *ops])
+
+
+def _same_values(held: list[pa.Table]) -> list[pa.Table]:
+    """A column's pairs with one type of values: where some pieces' text was counted as numbers
+    (`textcodes.as_numbers`) and others' as text, the numbers turned back into the same text."""
+    kinds = {t.schema.field("__x").type for t in held}
+    if len(kinds) < 2:
+        return held
+    text = next(k for k in kinds if k != pa.int64())
+    at = held[0].schema.get_field_index("__x")
+    return [t.set_column(at, "__x", textcodes.as_text(t.column("__x"), text)) if t.schema.field("__x").type ==
+            pa.int64() else t for t in held]
 
 
 def _deduplicated(pieces: list[pa.Table]) -> pa.Table:
@@ -1070,6 +1083,9 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
     for group in by_values.values():
         values = as_array(group[0].values, rows)
         presences = [sp for sp in group if sp.how == "presence"]
+        if not presences:
+            # Text of eight bytes (customer numbers) is counted as the int64s of its bytes: the same counts.
+            values = textcodes.as_numbers(values) or values
         mask_keys = list(dict.fromkeys(sp.mask for sp in group))
         keep = pc.is_valid(values)
         if "" not in mask_keys:
