@@ -30,7 +30,7 @@ import attrs
 import networkx as nx
 import pyarrow as pa
 
-from . import periods, stack
+from . import periods, reading, stack
 from . import syntax as s
 from .decomposing import Decomposer
 from .drilling import Part, RootCause, Segment, drill, first_read, prefetch, ratio_parts
@@ -254,7 +254,21 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
 
     ``evaluation``: the history already evaluated, unsliced at ``grain``, from the start of the data up to
     the later period, with every metric of `shared_history` (`reporting.report` shares the one it draws the
-    sparklines from); step 1 then reads nothing."""
+    sparklines from); step 1 then reads nothing.
+
+    Its scans hand on tables of at most `ROWS_PER_TABLE` rows, fewer than evaluate's: it is judged on its memory."""
+    with reading.pieces_of(min(ROWS_PER_TABLE, reading.ROWS_PER_TABLE)):
+        return _explain(tree, data, metric, baseline, current, by, grain, params, top, registry, evaluation)
+
+
+# explain reads a source in tables of about this many rows (evaluate: `reading.ROWS_PER_TABLE`, 4M): on the 10M-row
+# benchmark the drill-down's history of distinct customers peaks ~180 MB lower than with 4M-row tables.
+ROWS_PER_TABLE = 1 << 20
+
+
+def _explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | None, current: str | None,
+             by: Sequence[str] | str | None, grain: str | None, params: Mapping[str, Any] | None, top: int | None,
+             registry: Registry | None, evaluation: Evaluation | None) -> Explanation:
     registry = registry or default_registry()
     grain = periods.check_grain(grain or tree.grain)
     if metric not in tree.metrics:

@@ -16,6 +16,8 @@ and the tree line that needs it.
 from __future__ import annotations
 
 import codecs
+import contextlib
+import contextvars
 import datetime as dt
 import itertools
 import os
@@ -472,6 +474,24 @@ def no_rows(source: Source, since: dt.date | None, until: dt.date | None) -> Dat
 # table, in exchange for a peak that no longer grows with the rows.
 ROWS_PER_TABLE = 1 << 22
 
+# The size of the tables `scan` hands on where no size is asked for, while `pieces_of` says (explain's passes).
+_ROWS_NOW: contextvars.ContextVar[int | None] = contextvars.ContextVar("rows_per_table", default=None)
+
+
+@contextlib.contextmanager
+def pieces_of(rows: int) -> Iterator[None]:
+    """Within the block, scans that ask for no size hand on tables of about ``rows`` rows (see `table_rows`)."""
+    token = _ROWS_NOW.set(rows)
+    try:
+        yield
+    finally:
+        _ROWS_NOW.reset(token)
+
+
+def table_rows() -> int:
+    """The rows of the tables a scan hands on now: `pieces_of`'s, else `ROWS_PER_TABLE`."""
+    return _ROWS_NOW.get() or ROWS_PER_TABLE
+
 
 @attrs.frozen
 class Piece:
@@ -492,14 +512,14 @@ class Piece:
 def scan(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions: list[str],
          since: dt.date | None = None, until: dt.date | None = None, counts: dict[str, int] | None = None,
          rows_per_table: int | None = None) -> Iterator[Piece]:
-    """`read`, as a stream: tables of about ``rows_per_table`` rows each (default `ROWS_PER_TABLE`) (one per stretch of Parquet row
+    """`read`, as a stream: tables of about ``rows_per_table`` rows each (default `table_rows()`) (one per stretch of Parquet row
     groups, CSV blocks or Arrow record batches), so that a caller that reduces each one holds one at a time.
 
     ``counts``: as for `read`. After each table the rows read so far and the rows expected (``None`` when
     unknown, e.g. for CSV) go to `metrictree.progress` (stage "<source>: reading"), if a callback is set.
     Data already in memory comes as one table.
     """
-    rows_per_table = rows_per_table or ROWS_PER_TABLE
+    rows_per_table = rows_per_table or table_rows()
     arrow, columns, condition = _bound(source, data, needs, dimensions, since, until, counts)
     progress = _progress(source)
     if not _is_dataset(arrow):

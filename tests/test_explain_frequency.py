@@ -108,6 +108,40 @@ def test_streamed_parquet(orders, monkeypatch, tmp_path):
     assert once.to_dict() == tree.explain({"orders": orders}, "frequency", "2026-09", "2026-10", by=DIMS).to_dict()
 
 
+@pytest.mark.parametrize("metric", ["frequency", "refund_rate"])
+def test_explain_reads_in_pieces_of_its_own(orders, monkeypatch, tmp_path, metric):
+    """explain's scans hand on tables of `explaining.ROWS_PER_TABLE` rows (at most evaluate's), evaluate's of
+    `reading.ROWS_PER_TABLE` (also after an explanation, and after one that failed); the explanation is the same whatever their size
+    (of counts: a sum of fractional amounts may round differently in its last digit when cut elsewhere)."""
+    import pyarrow.parquet as pq
+
+    from metrictree import reading
+
+    path = tmp_path / "orders.parquet"
+    pq.write_table(orders.sort_by("order_date"), path, row_group_size=max(1, orders.num_rows // 20))
+    sizes, real = [], reading.scan
+
+    def scan(*args, **kwargs):
+        pieces = list(real(*args, **kwargs))
+        sizes.append((args[7] if len(args) > 7 else kwargs.get("rows_per_table"), len(pieces)))
+        yield from pieces
+
+    monkeypatch.setattr(reading, "scan", scan)
+    tree = metrictree.load(TREE)
+    data = {"orders": str(path)}
+    whole = tree.explain(data, metric, "2026-09", "2026-10", by=DIMS).to_dict()
+    assert sizes and all(rows == explaining.ROWS_PER_TABLE for rows, _ in sizes)
+    monkeypatch.setattr(explaining, "ROWS_PER_TABLE", max(1, orders.num_rows // 7))
+    sizes.clear()
+    assert tree.explain(data, metric, "2026-09", "2026-10", by=DIMS).to_dict() == whole
+    assert any(count > 1 for _, count in sizes)  # streamed in several pieces
+    with pytest.raises(metrictree.MetrictreeError):
+        tree.explain(data, "no_such_metric", "2026-09", "2026-10", by=DIMS)
+    sizes.clear()
+    tree.evaluate(data, by=["channel"])
+    assert [rows for rows, _ in sizes] == [reading.ROWS_PER_TABLE]
+
+
 def test_no_pass_first_without_a_distinct_count(orders, monkeypatch):
     """aov reads sums and counts only: nothing to check, no pass made before the history."""
     tree = metrictree.load(TREE)

@@ -19,6 +19,7 @@ class ArrowBackend:
         dims = [d for d in request.by if d in source.dimensions]
         # The rows stream through the partial aggregation a few million at a time (`reading.scan`), so the
         # memory held is the partial state (groups, distinct pairs), not the rows.
-        pieces = reading.scan(source, data, list(request.needs), dims, request.since, request.until, counts)
+        pieces = reading.scan(source, data, list(request.needs), dims, request.since, request.until, counts,
+                              rows_per_table=reading.table_rows())
         return aggregating.aggregate_stream(request.tree, source, pieces, list(request.metrics), request.grain,
                                             list(request.by), request.params, request.registry)
