@@ -137,7 +137,9 @@ def needs(tree: Tree, metrics: list[Metric], registry: Registry, by: list[str]) 
     """The columns of one source its base metrics read, each with the tree line that needs it.
 
     Columns only ``where`` filters read are marked ``dictionary``: they are compared with a
-    few values (``status == "paid"``), so reading them dictionary-encoded is cheaper.
+    few values (``status == "paid"``), so reading them dictionary-encoded is cheaper. So are the
+    columns only counted distinct (``count_distinct(invoices.InvoiceNo)``): a Parquet file stores
+    them as a dictionary already, and their distinct pairs are found on its integer indices.
     """
     source = tree.sources[metrics[0].source]
     found: list[Need] = [Need(source.time, source.span, "its time column")]
@@ -145,9 +147,10 @@ def needs(tree: Tree, metrics: list[Metric], registry: Registry, by: list[str]) 
         if dim in source.dimensions:
             found.append(Need(dim, source.span, f"the dimension '{dim}'"))
     aggregated = {n.column for m in metrics for n in s.walk(m.formula) if isinstance(n, s.Column)}
+    counted = _counted_distinct_only(metrics) - {source.time, source.entity, *by}
     for metric in metrics:
-        found.extend(Need(n.column, n.span, f"read by metric '{metric.name}'") for n in s.walk(metric.formula)
-                     if isinstance(n, s.Column))
+        found.extend(Need(n.column, n.span, f"read by metric '{metric.name}'", n.column in counted)
+                     for n in s.walk(metric.formula) if isinstance(n, s.Column))
         if metric.where is not None:
             found.extend(Need(n.column, n.span, f"read by metric '{metric.name}'", n.column not in aggregated)
                          for n in s.walk(metric.where) if isinstance(n, s.Column))
@@ -158,6 +161,18 @@ def needs(tree: Tree, metrics: list[Metric], registry: Registry, by: list[str]) 
                     metric.span, f"add `entity <column>` to source {source.name}", "entity"))
             found.append(Need(source.entity, source.span, "its entity column"))
     return found
+
+
+def _counted_distinct_only(metrics: list[Metric]) -> set[str]:
+    """The columns the metrics' formulas read only as the whole argument of ``count_distinct`` (invoice numbers):
+    read dictionary-encoded, their distinct pairs are found on the dictionary's indices, not by hashing text."""
+    distinct, other = set(), set()
+    for metric in metrics:
+        bare = {id(n.args[0]): n.args[0].column for n in s.walk(metric.formula) if isinstance(n, s.Call)
+                and n.name == "count_distinct" and len(n.args) == 1 and isinstance(n.args[0], s.Column)}
+        distinct.update(bare.values())
+        other.update(n.column for n in s.walk(metric.formula) if isinstance(n, s.Column) and id(n) not in bare)
+    return distinct - other
 
 
 @attrs.frozen(eq=False)
@@ -307,7 +322,9 @@ class _StreamState:
                                              self._coded(name, pairs.column("__x")))
                 held.append(self._numbered(planned.keys, pairs))
                 if complete_before is not None and not states:
-                    held[:] = self._finalised(name, held, complete_before, mask_keys, flags)
+                    # Every pair final (a range of periods ending before the data does): an empty table still
+                    # says what the pairs' columns are when the state finishes.
+                    held[:] = self._finalised(name, held, complete_before, mask_keys, flags) or [held[-1].slice(0, 0)]
                 # Pairs repeated across batches (a customer active in the same month in two of them) are held
                 # once they outgrow what was merged last: amortised, each pair is merged a bounded number of times.
                 size = sum(p.num_rows for p in held)
@@ -1073,9 +1090,11 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
         # few of them when the rows come in time order.
         spans = [tuple(v.as_py() for v in pc.min_max(b.column(0)).values()) for b in batches]
 
+        coding = _value_codes(values, pc.max(first.column(_KEY)).as_py())
+
         def count(bounds: tuple[int, int] | None, batches=batches, spans=spans, mask_keys=mask_keys, flags=flags,
                   pairs_wanted=bool(presences) or pairs_only, extras=tuple(extra_values),
-                  pairs_wanted_rows=bool(presences) or (bool(flags) and "" in mask_keys)):
+                  pairs_wanted_rows=bool(presences) or (bool(flags) and "" in mask_keys), coding=coding):
             if bounds is None:
                 candidates = pa.Table.from_batches(batches, rows_table.schema)
                 part = candidates.filter(candidates.column("__keep"))
@@ -1085,18 +1104,24 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
                 part = candidates.filter(pc.and_(candidates.column("__keep"),
                                                  _between(candidates.column(_KEY), low, high)))
             if not flags and not pairs_wanted:
+                if coding is not None:
+                    counted = pc.value_counts(_coded_pairs(part, coding, False, (), ()).column(_KEY))
+                    return {mask_keys[0]: (counted.field("values"), counted.field("counts"))}
                 counted = part.group_by([_KEY], use_threads=False).aggregate(
                     [("__x", "count_distinct", pc.CountOptions(mode="only_valid"))])
                 return {mask_keys[0]: (counted.column(_KEY), counted.column("__x_count_distinct"))}
             # Distinct (key, value) pairs, with their number of rows under each filter.
             # A plain distinct count held across pieces keeps its pairs alone (their rows are of no use): 8 bytes less a pair.
             rows = [] if pairs_only and not pairs_wanted_rows else ["count_all"]
-            pairs = part.group_by([_KEY, "__x"], use_threads=False).aggregate(
-                [*(([], "count_all") for _ in rows), *((f, "sum") for f in flags.values()),
-                 *((x, "max") for x in extras)])
-            pairs = pairs.select([_KEY, "__x", *rows, *(f"{f}_sum" for f in flags.values()),
-                                  *(f"{x}_max" for x in extras)]).rename_columns(
-                [_KEY, "__x", *rows, *flags.values(), *extras])
+            if coding is not None:
+                pairs = _coded_pairs(part, coding, bool(rows), tuple(flags.values()), extras)
+            else:
+                pairs = part.group_by([_KEY, "__x"], use_threads=False).aggregate(
+                    [*(([], "count_all") for _ in rows), *((f, "sum") for f in flags.values()),
+                     *((x, "max") for x in extras)])
+                pairs = pairs.select([_KEY, "__x", *rows, *(f"{f}_sum" for f in flags.values()),
+                                      *(f"{x}_max" for x in extras)]).rename_columns(
+                    [_KEY, "__x", *rows, *flags.values(), *extras])
             return {"pairs": pairs} if pairs_only else _from_pairs(pairs, mask_keys, flags, extras)
 
         kept_by = [mask_columns[m] for m in mask_keys if m] if "" not in mask_keys else []
@@ -1113,6 +1138,79 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
             continue
         out.update(_gathered(group, parts, extras))
     return out
+
+
+@attrs.frozen
+class _ValueCodes:
+    """How the values of a distinct count become small whole numbers ``0 … width-1``, so that a (group key,
+    value) pair is one int64 code, ``key * width + value``: a dictionary's indices (text is hashed as its
+    index, not its characters), or whole numbers less their smallest (``low``)."""
+
+    width: int
+    low: int = 0
+    dictionary: pa.Array | None = None
+
+
+# Pair codes stay below this (key × width), far from int64's limit.
+_MAX_PAIR_CODE = 1 << 62
+
+
+def _value_codes(values: pa.ChunkedArray | pa.Array, largest_key: int | None) -> _ValueCodes | None:
+    """The `_ValueCodes` of a distinct count's values, or ``None`` when they are neither whole numbers nor
+    dictionary-encoded with one dictionary, or when the codes of every pair would not fit."""
+    if largest_key is None:
+        return None
+    values = _chunked(values)
+    kind = values.type
+    if pa.types.is_dictionary(kind):
+        if not values.num_chunks:
+            return None
+        dictionary = values.chunks[0].dictionary
+        # Chunks that share a dictionary (unified when read) compare equal at once: the same buffers.
+        if any(not chunk.dictionary.equals(dictionary) for chunk in values.chunks[1:]):
+            return None
+        width = max(len(dictionary), 1)
+        return _ValueCodes(width, 0, dictionary) if (largest_key + 1) * width < _MAX_PAIR_CODE else None
+    if not pa.types.is_integer(kind):
+        return None
+    low, high = (v.as_py() for v in pc.min_max(values).values())
+    if low is None or high >= 2**63 or (largest_key + 1) * (high - low + 1) >= _MAX_PAIR_CODE:
+        return None
+    return _ValueCodes(high - low + 1, low)
+
+
+def _coded_pairs(part: pa.Table, coding: _ValueCodes, rows: bool, sums: tuple[str, ...],
+                 maxima: tuple[str, ...]) -> pa.Table:
+    """The distinct (``__key``, ``__x``) pairs of ``part``'s rows (each of them kept, no null ``__x``), with
+    their number of rows (``count_all``) when ``rows``, then the sum of each column of ``sums`` and the
+    maximum of each of ``maxima``: hashed as one int64 code a row (`_ValueCodes`), not as two columns."""
+    values = part.column("__x")
+    if coding.dictionary is not None:
+        own = pa.chunked_array([chunk.indices for chunk in values.chunks], values.type.index_type)
+    else:
+        own = pc.subtract(pc.cast(values, pa.int64()), pa.scalar(coding.low, pa.int64()))
+    width = pa.scalar(coding.width, pa.int64())
+    code = pc.add(pc.multiply(pc.cast(part.column(_KEY), pa.int64()), width), pc.cast(own, pa.int64()))
+    reduced: dict[str, Any] = {}
+    if sums or maxima:
+        grouped = pa.table({"__c": code, **{c: part.column(c) for c in (*sums, *maxima)}}).group_by(
+            ["__c"], use_threads=False).aggregate([*((([], "count_all"),) if rows else ()),
+                                                   *((c, "sum") for c in sums), *((c, "max") for c in maxima)])
+        code = grouped.column("__c")
+        reduced = {**({"count_all": grouped.column("count_all")} if rows else {}),
+                   **{c: grouped.column(f"{c}_sum") for c in sums}, **{c: grouped.column(f"{c}_max") for c in maxima}}
+    elif rows:
+        counted = pc.value_counts(code)
+        code, reduced = counted.field("values"), {"count_all": counted.field("counts")}
+    else:
+        code = pc.unique(code)
+    key = pc.divide(code, width)
+    own = pc.subtract(code, pc.multiply(key, width))
+    if coding.dictionary is not None:
+        value = pc.take(coding.dictionary, own)
+    else:
+        value = pc.cast(pc.add(own, pa.scalar(coding.low, pa.int64())), values.type)
+    return pa.table({_KEY: pc.cast(key, part.schema.field(_KEY).type), "__x": value, **reduced})
 
 
 def _flags(group: list[_Spec]) -> dict[str, str]:

@@ -351,11 +351,16 @@ def first_read(spans: list[tuple[int, int]], earliest: int) -> int:
 
 
 def prefetch(tree: Tree, data, registry: Registry, by: list[str], spans: list[tuple[int, int]], names: Sequence[str],
-             earliest: int, grain: str, params) -> dict[str, rollup.Fine]:
+             earliest: int, grain: str, params, compared: bool = False) -> dict[str, rollup.Fine]:
     """Per source, the pass by every dimension the drill-down makes when a customer-state count that looks
     back (churned) is among ``names`` (every base metric the explanation reads): made before the explanation's
     history, so that the history takes those counts from it (`rollup.Fine.totals`) instead of reading the
-    rows once more. ``earliest``: the earliest time shift of the tree (0 or less)."""
+    rows once more. ``earliest``: the earliest time shift of the tree (0 or less).
+
+    With ``compared`` (a history of the compared periods only, no time shift), the same for distinct counts
+    that look nowhere back (frequency's customers): the drill-down's check of where they add up is a pass over
+    the compared periods by every dimension (`_source_leaves`, step 1), which is made first, and the history
+    then counts no distinct values of its own."""
     out: dict[str, rollup.Fine] = {}
     by_source: dict[str, list[str]] = {}
     for name in names:
@@ -365,10 +370,17 @@ def prefetch(tree: Tree, data, registry: Registry, by: list[str], spans: list[tu
     for source_name, base in by_source.items():
         dims = [d for d in by if d in tree.sources[source_name].dimensions]
         counting = [n for n in base if not is_additive(tree.metrics[n]) and _counts_entities(tree.metrics[n], registry)]
-        if not dims or not counting or not looks_back(tree, counting, registry):
+        if not dims or not counting:
             continue
-        fine = rollup.fine_pass(tree, data, registry, dims, base, counting, grain, params,
-                                periods.label(first_read(spans, earliest), grain), periods.label(hi, grain))
+        if looks_back(tree, counting, registry):
+            fine = rollup.fine_pass(tree, data, registry, dims, base, counting, grain, params,
+                                    periods.label(first_read(spans, earliest), grain), periods.label(hi, grain))
+        elif compared and not earliest:
+            # Exactly the pass of the drill-down's checks (the same metrics, periods and slices).
+            fine = rollup.fine_pass(tree, data, registry, dims, base, counting, grain, params,
+                                    periods.label(min(a for a, _ in spans), grain), periods.label(hi, grain))
+        else:
+            continue
         if fine is not None:
             out[source_name] = fine
     return out
@@ -389,9 +401,9 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
     start = lo + earliest
     compared = min(a for a, _ in spans) + earliest
 
-    def sliced(on_tree, on_registry, by_dims: list[str], columns: list[str], first: int):
+    def sliced(on_tree, on_registry, by_dims: list[str], columns: list[str], first: int, last: int = hi):
         return evaluate(on_tree, data, grain=grain, by=by_dims, metrics=columns, params=params,
-                        start=periods.label(first, grain), end=periods.label(hi, grain), registry=on_registry)
+                        start=periods.label(first, grain), end=periods.label(last, grain), registry=on_registry)
 
     # 1. Where each count of entities adds up, from the compared periods.
     split_by: dict[tuple[str, int], list[str]] = {}
@@ -410,8 +422,13 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
     elif counting and looks_back(tree, counting, registry):
         fine = checks = rollup.fine_pass(tree, data, registry, dims, names, counting, grain, params,
                                          periods.label(start, grain), periods.label(hi, grain))
+    elif counting and made is not None and made.dims == tuple(dims) and \
+            made.start == periods.label(compared, grain) and set(counting) <= set(made.table.column_names) and \
+            made.rolls(counting):
+        # The checks' pass made before the explanation's history (`prefetch` with ``compared``).
+        checks = made
     elif counting:
-        checks = rollup.fine_pass(tree, data, registry, dims, counting, counting, grain, params,
+        checks = rollup.fine_pass(tree, data, registry, dims, names, counting, grain, params,
                                   periods.label(compared, grain), periods.label(hi, grain))
     if counting:
         if checks is not None:
@@ -470,6 +487,10 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
                 looks_back(tree, columns, registry) == backward:
             # The same rows as a pass of its own would read: the same slices, the same counts.
             tables[on], covered_labels = fine.rolled(on, columns), fine.covered
+        elif (glued := _older_and_checked(checks if fine is None else None, on, columns, tree, dims, start, compared,
+                                          hi, lambda first, last: sliced(sliceable, shared_registry, list(on), columns,
+                                                                         first, last))) is not None:
+            tables[on], covered_labels = glued
         else:
             held = prefetched.get(on)
             evaluation = held if held is not None and set(columns) <= set(held.table.column_names) else sliced(
@@ -514,6 +535,71 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
         if note not in notes:
             notes.append(note)
     return out
+
+
+# Aggregates whose value over no rows is 0: a slice that has rows in one range of periods only is 0 in the other.
+_ZERO_WHEN_EMPTY = frozenset({"count", "sum", "count_distinct"})
+
+
+def _older_and_checked(checks: rollup.Fine | None, on: tuple[str, ...], columns: list[str], tree: Tree,
+                       dims: list[str], start: int, compared: int, hi: int, older) -> tuple[pa.Table, Any] | None:
+    """The pass over the history and compared periods by ``on``, when the checks' pass (``checks``, over the
+    compared periods ``compared`` … ``hi``, by every dimension) holds the compared periods already: only the
+    periods before them are read (``older(first, last)`` evaluates them), the rest is the checks' (their table
+    by every dimension, or their counts rolled up). The same table as one pass over ``start`` … ``hi``; ``None``
+    when the checks cannot give it (see `_glued`) and the caller evaluates the whole range."""
+    if checks is None or start >= compared or checks.start != periods.label(compared, checks.grain) or \
+            checks.covered is None:
+        return None
+    if any(not (isinstance(tree.metrics[c].formula, s.Call) and tree.metrics[c].formula.name in _ZERO_WHEN_EMPTY)
+           for c in columns):
+        return None
+    if on == tuple(dims):
+        if not set(columns) <= set(checks.table.column_names):
+            return None
+        recent = checks.table
+    elif checks.rolls(columns) and all(checks.held[c].local for c in columns):
+        recent = checks.rolled(on, columns, [(compared, hi)])
+    else:
+        return None
+    try:
+        before = older(start, compared - 1)
+    except DataError:
+        return None  # no rows before the compared periods: the whole range is read as usual
+    if before.covered is None:
+        return None
+    return _glued(before.table, recent, list(on), columns), (before.covered[0], checks.covered[1])
+
+
+def _glued(older: pa.Table, recent: pa.Table, on: list[str], columns: list[str]) -> pa.Table:
+    """Two evaluations by ``on`` over consecutive ranges of periods as one over both, laid out as `evaluate`
+    lays it: every period × every slice either has, 0 where a slice has no rows in a range."""
+    parts = [older.select(["period", *on, *columns]), recent.select(["period", *on, *columns])]
+    texts = pa.schema([(d, pa.string()) for d in on])
+    slices = pa.concat_tables([p.select(on).cast(texts) for p in parts]).group_by(on).aggregate([]).sort_by(
+        [(d, "ascending") for d in on])
+    width = slices.num_rows
+    slice_keys = rollup._keys(slices, on)
+    out = []
+    for part in parts:
+        labels = pc.unique(part.column("period").combine_chunks())
+        label_of = pa.array([label for label in labels.to_pylist() for _ in range(width)], pa.string())
+        grid_keys = pc.binary_join_element_wise(label_of, pa.concat_arrays([slice_keys] * len(labels)) if len(labels)
+                                                else pa.array([], pa.string()), "\x1e")
+        part_keys = pc.binary_join_element_wise(pc.cast(part.column("period"), pa.string()),
+                                                rollup._keys(part, on), "\x1e")
+        at = pc.index_in(grid_keys, value_set=part_keys)
+        table = {"period": label_of}
+        for d in on:
+            table[d] = pa.concat_arrays([slices.column(d).combine_chunks()] * len(labels)) if len(labels) else \
+                pa.array([], pa.string())
+        for c in columns:
+            values = pc.take(part.column(c).combine_chunks(), at)
+            # Only the cells the part has no row for (its own nulls stay: rows with an undefined input).
+            table[c] = pc.if_else(pc.is_null(at), pa.scalar(0, values.type), values)
+        out.append(pa.table(table))
+    kinds = out[0].schema
+    return pa.concat_tables([out[0], out[1].cast(kinds)])
 
 
 def _regroup(leaves: pa.Table, dims: list[str], to: list[str]) -> pa.Table:

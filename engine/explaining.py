@@ -376,7 +376,9 @@ def _one_read(tree: Tree, data, prepared, by: list[str], baseline_span, current_
     spans = [baseline_span, current_span]
     if back > start - first_read(spans, earliest):
         return {}, {}
-    passes = prefetch(tree, data, registry, by, spans, list(prepared.wanted), earliest, grain, params)
+    # A history of the compared periods alone (no shift) can take distinct counts from the checks' pass too.
+    compared = not prepared.shifts and start == min(baseline_span[0], current_span[0])
+    passes = prefetch(tree, data, registry, by, spans, list(prepared.wanted), earliest, grain, params, compared)
     given: dict = {}
     for source, fine in passes.items():
         base = [n for n in prepared.wanted if tree.metrics[n].kind == "base" and tree.metrics[n].source == source]

@@ -6,7 +6,7 @@ rich renderable. None of them prints; the CLI decides where output goes and whet
 it may be coloured.
 
 - `table_view` — an evaluation as rich tables for a terminal;
-- `evaluation_json`, `evaluation_csv` — an evaluation for programs;
+- `evaluation_json`, `evaluation_csv` — an evaluation for programs (from `metrictree.exporting`);
 - `mermaid`, `dot` — a tree as a graph;
 - `styled_diagnostic`, `check_summary` — what ``metrictree check`` says.
 
@@ -17,7 +17,6 @@ table (periods × slices, small by construction), never the raw data.
 from __future__ import annotations
 
 import io
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -34,6 +33,8 @@ from rich.text import Text
 from . import lazy
 from .errors import Diagnostic, check_summary
 from .escaping import SafeConsole, markdown_text
+# For programs (JSON, CSV): written without rich, so that `eval --format json|csv` does not import this module.
+from .exporting import evaluation_csv, evaluation_json  # noqa: F401
 from .model import Metric, Tree
 
 if TYPE_CHECKING:
@@ -227,67 +228,6 @@ def _spaced(renderables: Sequence[RenderableType]) -> list[RenderableType]:
 def spaced(renderables: Sequence[RenderableType]) -> Group:
     """Several renderables as one, with a blank line between them (how tables are printed)."""
     return Group(*_spaced(renderables))
-
-
-# --------------------------------------------------------------------------- for programs
-
-
-def _finite(table: pa.Table) -> pa.Table:
-    """NaN and ±inf as null (the engine never returns them; this keeps JSON valid if one ever slips through)."""
-    for i, field in enumerate(table.schema):
-        if pa.types.is_floating(field.type):
-            column = table.column(i)
-            bad = pc.or_(pc.is_nan(column), pc.is_inf(column))
-            table = table.set_column(i, field, pc.if_else(bad, pa.scalar(None, field.type), column))
-    return table
-
-
-def evaluation_json(evaluation: Evaluation, tree: Tree) -> str:
-    """The evaluation as a JSON document: one object per period × slice; nulls are JSON null.
-
-    ``{"tree", "grain", "by", "columns", "rows": [{column: value}], "nulls": [{metric, reason, rows, first, at}]}``
-    """
-    table = _finite(evaluation.table)
-    document = {
-        "tree": tree.name,
-        "grain": evaluation.grain,
-        "by": list(evaluation.by),
-        "columns": table.column_names,
-        "rows": table.to_pylist(),
-        "nulls": [reason.to_dict() for reason in evaluation.nulls],
-    }
-    if evaluation.warnings:
-        document["warnings"] = list(evaluation.warnings)
-    return json.dumps(document, ensure_ascii=False, indent=2, allow_nan=False)
-
-
-def evaluation_csv(table: pa.Table) -> bytes:
-    """The result table as CSV (UTF-8, a header line, nulls as empty fields).
-
-    Text cells that a spreadsheet would run as a formula (starting with ``= + - @``, tab or carriage
-    return) get a leading ``'``; numbers are written as they are (see `metrictree.escaping`).
-    """
-    sink = io.BytesIO()
-    import pyarrow.csv as pacsv
-
-    pacsv.write_csv(_neutralise_formulas(_finite(table.replace_schema_metadata(None))), sink)
-    return sink.getvalue()
-
-
-def _neutralise_formulas(table: pa.Table) -> pa.Table:
-    for i, field in enumerate(table.schema):
-        column = table.column(i)
-        if pa.types.is_dictionary(field.type):
-            column = column.cast(field.type.value_type)
-        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-                or pa.types.is_string_view(column.type)):
-            continue
-        column = column.cast(pa.string())
-        risky = pc.fill_null(pc.match_substring_regex(column, r"^[=+\-@\t\r]"), False)
-        if pc.any(risky).as_py():
-            quoted = pc.binary_join_element_wise(pa.scalar("'"), column, pa.scalar(""))
-            table = table.set_column(i, field.name, pc.if_else(risky, quoted, column))
-    return table
 
 
 # --------------------------------------------------------------------------- graphs

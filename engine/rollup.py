@@ -30,7 +30,7 @@ from .backends import backend_for
 from .evaluating import evaluate
 from .functions import Aggregate, Partial, Registry
 from .model import Tree
-from .presence import Presence
+from .presence import Presence, _fits, _occupancy
 
 _SLICES = "\x1fslices"  # the hidden metric that says which dimension values each slice code stands for
 
@@ -43,6 +43,7 @@ class _Held:
     reduce: Any
     empty: Any
     local: bool  # a period's count reads that period's triples only (no look-back: count_distinct)
+    distinct: bool = False  # the reduce counts the triples, nothing else (count_distinct): see `_distinct_counts`
 
 
 @attrs.frozen(eq=False)
@@ -105,17 +106,24 @@ class Fine:
             keep = tuple(within) if within is not None and held.local else None
             # Counts over the same triples (customers and churned of the same filter) share one merge, and
             # with it the lookups a presence caches.
-            merged = self._merges.get((id(presence), tuple(to), keep))
+            # A distinct count over some periods needs the number of distinct triples only (the merged presence
+            # over every period stays shared with the customer states, whose lookups it caches).
+            distinct = held.distinct and keep is not None
+            cached = (id(presence), tuple(to), keep, distinct)
+            merged = self._merges.get(cached)
             if merged is None:
                 if keep is not None:
                     presence = _only(presence, [(a - self.base, b - self.base) for a, b in keep])
                 at = pc.index_in(presence.slice, value_set=self.slices.column("__code"))
                 coarse = pc.cast(pc.take(coarse_of_code, at), pa.int64())
-                merged = _by_entity(presence, coarse, width) if keep is None else None
-                if merged is None:
-                    merged = _merged(presence, coarse, width)
-                self._merges[id(held.presence), tuple(to), keep] = merged
-            result = held.reduce(merged)
+                if distinct:
+                    merged = _distinct_counts(presence, coarse, width)
+                else:
+                    merged = _by_entity(presence, coarse, width) if keep is None else None
+                    if merged is None:
+                        merged = _merged(presence, coarse, width)
+                self._merges[cached] = merged
+            result = merged if distinct else held.reduce(merged)
             index = pc.add(result.column("__period"), self.base)
             row = pc.index_in(index, value_set=indices)  # the output rows are in the labels' order
             cell = pc.add(pc.multiply(pc.cast(row, pa.int64()), width), pc.cast(result.column("__slice"), pa.int64()))
@@ -168,6 +176,25 @@ def _merged(presence: Presence, coarse: pa.Array, slices: int) -> Presence:
                     pc.subtract(key, pc.multiply(cell, width)), column("r_sum"),
                     column("x_max") if presence.extra is not None else None, presence.periods, presence.entities,
                     slices)
+
+
+def _distinct_counts(presence: Presence, coarse: pa.Array, slices: int) -> pa.Table:
+    """How many distinct (entity, coarser slice) each coarser slice has per period: what ``presence.count()``
+    gives on `_merged`'s presence, without merging the rows. Each triple as one int64; the distinct ones are
+    the occupied cells of a dense grid when it is small enough (`presence._fits`: a scatter, no hashing),
+    else the unique codes."""
+    width = presence.periods
+    code = pc.add(pc.multiply(pc.add(pc.multiply(presence.entity, slices), coarse), width), presence.period)
+    cells = presence.entities * slices * width
+    if _fits(cells, len(presence)):
+        codes = pc.cast(pc.indices_nonzero(_occupancy(code, cells)), pa.int64())
+    else:
+        codes = pc.unique(code)
+    per_cell = pc.value_counts(pc.subtract(codes, pc.multiply(pc.divide(codes, slices * width), slices * width)))
+    cell = pc.cast(per_cell.field("values"), pa.int64())
+    slice_ = pc.divide(cell, width)
+    return pa.table({"__slice": slice_, "__period": pc.subtract(cell, pc.multiply(slice_, width)),
+                     "__value": pc.cast(per_cell.field("counts"), pa.int64())})
 
 
 def _by_entity(presence: Presence, coarse: pa.Array, slices: int) -> Presence | None:
@@ -294,7 +321,7 @@ def _holding(fn: Aggregate, name: str, held: dict[str, _Held], partials: dict[st
         reduce = partial.reduce
 
         def holding(presence: Presence) -> pa.Table:
-            held[name] = _Held(presence, reduce, partial.empty, local)
+            held[name] = _Held(presence, reduce, partial.empty, local, fn.name == "count_distinct")
             return reduce(presence)
 
         partials[name] = partial

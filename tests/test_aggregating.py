@@ -209,8 +209,9 @@ def test_filter_columns_are_read_dictionary_encoded_and_formula_columns_are_not(
     needs = aggregating.needs(SHOP, [m for m in SHOP.metrics.values() if m.kind == "base"],
                               pluginmanager.registry(), ["region"])
     dictionary = {n.column for n in needs if n.dictionary}
-    # status is also counted (statuses), so it is read as it is; a filter-only column would be encoded.
-    assert dictionary == set()
+    # status is only compared by filters and counted distinct (statuses): encoded. The entity, customer, is
+    # counted distinct too, but read as it is (customer states code it their own way).
+    assert dictionary == {"status"}
     tree = load("""
         source orders {
             time day
@@ -219,6 +220,24 @@ def test_filter_columns_are_read_dictionary_encoded_and_formula_columns_are_not(
     """)
     needs = aggregating.needs(tree, [tree.metrics["revenue"]], pluginmanager.registry(), [])
     assert [(n.column, n.dictionary) for n in needs] == [("day", False), ("amount", False), ("status", True)]
+
+
+def test_columns_only_counted_distinct_are_read_dictionary_encoded_and_others_are_not():
+    tree = load("""
+        source invoices {
+            time day
+            dimensions country
+        }
+        metric invoices_n = count_distinct(invoices.number) where invoices.qty > 0
+        metric products = count_distinct(invoices.product)
+        metric product_codes = sum(invoices.product)
+        metric countries = count_distinct(invoices.country)
+    """)
+    needs = aggregating.needs(tree, list(tree.metrics.values()), pluginmanager.registry(), ["country"])
+    dictionary = {n.column for n in needs if n.dictionary}
+    # product is summed as well, so it is read as it is; country is a dimension (encoded as one anyway); qty
+    # is only filtered on (marked too; Parquet encodes only text).
+    assert dictionary == {"number", "qty"}
 
 
 FILTERS = [

@@ -1,0 +1,215 @@
+"""explain of a ratio over a distinct count that looks nowhere back (frequency = paid orders ÷ distinct paying
+customers): the drill-down's check of where the count adds up is made first and the history takes its
+counts from it; the explanation is the same, to the last digit, as when every pass counts for itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+import metrictree
+from metrictree import aggregating, drilling, explaining, rollup
+
+TREE = Path(__file__).resolve().parents[1] / "bench" / "orders.tree"
+DIMS = ["channel", "region", "segment"]
+
+
+@pytest.fixture(scope="module")
+def orders():
+    from metrictree.sample import sample_data
+
+    table = sample_data()["orders"]
+    # Guests (no customer id) and orders of no known region: nulls where a distinct count and a slice look.
+    n = table.num_rows
+    guests = pa.array([i % 17 == 0 for i in range(n)])
+    table = table.set_column(table.schema.get_field_index("customer_id"), "customer_id",
+                             pc.if_else(guests, pa.scalar(None, pa.string()), table.column("customer_id")))
+    nowhere = pa.array([i % 23 == 0 for i in range(n)])
+    return table.set_column(table.schema.get_field_index("region"), "region",
+                            pc.if_else(nowhere, pa.scalar(None, pa.string()), table.column("region")))
+
+
+def _recorded(monkeypatch) -> list[tuple[tuple[str, ...], list[str]]]:
+    seen = []
+    real = aggregating.aggregate_stream
+
+    def recorded(tree_, source, pieces, metrics, grain, by, *args, **kwargs):
+        seen.append((tuple(by), [m.name for m in metrics]))
+        return real(tree_, source, pieces, metrics, grain, by, *args, **kwargs)
+
+    monkeypatch.setattr(aggregating, "aggregate_stream", recorded)
+    return seen
+
+
+def _both(monkeypatch, tree, data, baseline, current, metric="frequency"):
+    """The explanation with the checks' pass made first, and with every pass counting for itself."""
+    seen = _recorded(monkeypatch)
+    once = tree.explain(data, metric, baseline, current, by=DIMS)
+    made = list(seen)
+    monkeypatch.setattr(explaining, "_one_read", lambda *args, **kwargs: ({}, {}))
+    monkeypatch.setattr(drilling, "_older_and_checked", lambda *args, **kwargs: None)
+    twice = tree.explain(data, metric, baseline, current, by=DIMS)
+    monkeypatch.undo()
+    return once, twice, made
+
+
+@pytest.mark.parametrize(("baseline", "current"), [("2026-09", "2026-10"), ("2026-05", "2026-10"),
+                                                   ("2026-03..2026-04", "2026-09..2026-10")])
+def test_the_history_takes_the_customer_counts_of_the_checks(orders, monkeypatch, baseline, current):
+    tree = metrictree.load(TREE)
+    once, twice, seen = _both(monkeypatch, tree, {"orders": orders}, baseline, current)
+    assert once.to_dict() == twice.to_dict()
+    unsliced = [names for by, names in seen if not by]
+    assert unsliced == [["paid_orders"]]  # the history counts no customers of its own
+    checks = [names for by, names in seen if by == tuple(DIMS) and "customers" in names]
+    assert len(checks) == 1  # the pass made first is the drill-down's check
+    # The drill-down's history reads only the periods before the compared ones: the checks hold those.
+    assert sorted(names for by, names in seen if by and by != tuple(DIMS)) == [["customers"]]
+    assert once.segments and (once.root_causes or once.mix or once.reason)  # the drill-down ran
+
+
+def test_two_months_of_data_only(orders, monkeypatch):
+    """No history before the compared months (the localiser has none to judge the noise by)."""
+    tree = metrictree.load(TREE)
+    month = pc.strftime(orders.column("order_date"), "%Y-%m")
+    kept = orders.filter(pc.is_in(month, value_set=pa.array(["2026-09", "2026-10"])))
+    once, twice, _ = _both(monkeypatch, tree, {"orders": kept}, "2026-09", "2026-10")
+    assert once.to_dict() == twice.to_dict()
+
+
+def test_a_slice_empty_in_one_period(orders, monkeypatch):
+    """A channel with no orders at all in the current month, and a segment with no paying customer in it."""
+    tree = metrictree.load(TREE)
+    month = pc.strftime(orders.column("order_date"), "%Y-%m")
+    october = pc.equal(month, "2026-10")
+    gone = pc.and_(october, pc.equal(orders.column("channel"), "app"))
+    unpaid = pc.and_(october, pc.equal(orders.column("segment"), "vip"))
+    status = pc.if_else(unpaid, pa.scalar("cancelled"), orders.column("status"))
+    table = orders.set_column(orders.schema.get_field_index("status"), "status", status).filter(pc.invert(gone))
+    once, twice, _ = _both(monkeypatch, tree, {"orders": table}, "2026-09", "2026-10")
+    assert once.to_dict() == twice.to_dict()
+
+
+def test_streamed_parquet(orders, monkeypatch, tmp_path):
+    """Row groups streamed in pieces: the same explanation either way."""
+    import pyarrow.parquet as pq
+
+    from metrictree import reading
+
+    path = tmp_path / "orders.parquet"
+    pq.write_table(orders.sort_by("order_date"), path, row_group_size=max(1, orders.num_rows // 9))
+    monkeypatch.setattr(reading, "ROWS_PER_TABLE", max(1, orders.num_rows // 5))
+    tree = metrictree.load(TREE)
+    once, twice, _ = _both(monkeypatch, tree, {"orders": str(path)}, "2026-09", "2026-10")
+    assert once.to_dict() == twice.to_dict()
+    assert once.to_dict() == tree.explain({"orders": orders}, "frequency", "2026-09", "2026-10", by=DIMS).to_dict()
+
+
+def test_no_pass_first_without_a_distinct_count(orders, monkeypatch):
+    """aov reads sums and counts only: nothing to check, no pass made before the history."""
+    tree = metrictree.load(TREE)
+    calls = []
+    real = rollup.fine_pass
+    monkeypatch.setattr(rollup, "fine_pass", lambda *a, **k: calls.append(a) or real(*a, **k))
+    tree.explain({"orders": orders}, "aov", "2026-09", "2026-10", by=DIMS)
+    assert not calls
+
+
+@pytest.mark.parametrize("grid", [True, False])
+def test_distinct_triples_counted_without_merging(orders, monkeypatch, grid):
+    """A distinct count rolled up over some periods counts the distinct (customer, coarser slice, period)
+    triples directly (a dense grid's occupied cells, or the unique codes when the grid would be too big): the
+    same counts as the reduce over the merged presence."""
+    from metrictree import periods
+
+    if not grid:
+        monkeypatch.setattr(rollup, "_fits", lambda cells, triples: False)
+    tree = metrictree.load(TREE)
+    registry = metrictree.pluginmanager.registry()
+    fine = rollup.fine_pass(tree, {"orders": orders}, registry, DIMS, ["customers"], ["customers"], "month", {},
+                            "2026-01", "2026-10")
+    presence = fine.held["customers"].presence
+    within = [(periods.parse("2026-02", "month"), periods.parse("2026-03", "month")),
+              (periods.parse("2026-10", "month"),) * 2]
+    kept = rollup._only(presence, [(a - fine.base, b - fine.base) for a, b in within])
+    for width in (1, 3, 7):
+        coarse = pc.cast(pc.bit_wise_and(kept.slice, width - 1 if width > 1 else 0), pa.int64()) if width != 3 \
+            else pc.cast(pc.divide(kept.slice, max(1, kept.slices // 3 + 1)), pa.int64())
+        counted = rollup._distinct_counts(kept, coarse, width).sort_by([("__slice", "ascending"),
+                                                                       ("__period", "ascending")])
+        merged = rollup._merged(kept, coarse, width).count().sort_by([("__slice", "ascending"),
+                                                                      ("__period", "ascending")])
+        assert counted.equals(merged)
+        assert counted.num_rows
+
+
+def test_streamed_distinct_count_of_a_range_ending_before_the_data(orders, monkeypatch, tmp_path):
+    """Rows in time order, read in pieces, a range that ends months before the data: every distinct pair is
+    final before the stream ends (none left to merge at the end), and the counts are those of one table."""
+    import pyarrow.parquet as pq
+
+    from metrictree import reading
+    from metrictree.evaluating import evaluate
+
+    path = tmp_path / "orders.parquet"
+    pq.write_table(orders.sort_by("order_date"), path, row_group_size=max(1, orders.num_rows // 9))
+    tree = metrictree.load(TREE)
+    direct = evaluate(tree, {"orders": orders}, by=["region", "segment"], metrics=["customers", "paid_orders"],
+                      start="2025-12", end="2026-05")
+    monkeypatch.setattr(reading, "ROWS_PER_TABLE", max(1, orders.num_rows // 5))
+    streamed = evaluate(tree, {"orders": str(path)}, by=["region", "segment"], metrics=["customers", "paid_orders"],
+                        start="2025-12", end="2026-05")
+    assert streamed.table.equals(direct.table)
+
+
+def _shifted(orders: pa.Table) -> pa.Table:
+    """Slices that have rows in one range of periods only: channel 'app' ends in 2026-08, a channel 'kiosk'
+    opens in 2026-09, and the region 'North' has no paying customer before 2026-09."""
+    month = pc.strftime(orders.column("order_date"), "%Y-%m")
+    late = pc.greater_equal(month, "2026-09")
+    channel = orders.column("channel")
+    kept = orders.filter(pc.invert(pc.and_(late, pc.equal(channel, "app"))))
+    month, late, channel = (pc.strftime(kept.column("order_date"), "%Y-%m"), None, kept.column("channel"))
+    late = pc.greater_equal(month, "2026-09")
+    kiosk = pc.and_(late, pc.equal(pc.fill_null(kept.column("region"), ""), "South"))
+    kept = kept.set_column(kept.schema.get_field_index("channel"), "channel",
+                           pc.if_else(kiosk, pa.scalar("kiosk"), channel))
+    north = pc.and_(pc.invert(late), pc.equal(pc.fill_null(kept.column("region"), ""), "North"))
+    return kept.set_column(kept.schema.get_field_index("status"), "status",
+                           pc.if_else(north, pa.scalar("cancelled"), kept.column("status")))
+
+
+@pytest.mark.parametrize("on", [DIMS, ["region", "segment"], ["segment"]])
+def test_older_periods_and_the_checks_are_one_pass(orders, on):
+    """The periods before the compared ones read on their own, the compared ones from the checks' pass: the
+    same table as one evaluation of the whole range (slices present in one range only are 0 in the other)."""
+    from metrictree import periods
+    from metrictree.evaluating import evaluate
+
+    tree = metrictree.load(TREE)
+    data = {"orders": _shifted(orders)}
+    registry = metrictree.pluginmanager.registry()
+    names = ["paid_orders", "customers"] if on == DIMS else ["customers"]
+    checks = rollup.fine_pass(tree, data, registry, DIMS, ["paid_orders", "customers"], ["customers"], "month", {},
+                              "2026-09", "2026-10")
+    month = lambda label: periods.parse(label, "month")  # noqa: E731
+
+    def older(first, last):
+        return evaluate(tree, data, by=on, metrics=names, start=periods.label(first, "month"),
+                        end=periods.label(last, "month"), registry=registry)
+
+    table, covered = drilling._older_and_checked(checks, tuple(on), names, tree, DIMS, month("2025-06"),
+                                                 month("2026-09"), month("2026-10"), older)
+    whole = evaluate(tree, data, by=on, metrics=names, start="2025-06", end="2026-10", registry=registry)
+    keys = [(c, "ascending") for c in ["period", *on]]
+    assert table.sort_by(keys).equals(whole.table.select(["period", *on, *names]).sort_by(keys))
+    assert covered[0] == whole.covered[0]
+
+
+def test_slices_of_one_range_only_explained_the_same(orders, monkeypatch):
+    tree = metrictree.load(TREE)
+    once, twice, _ = _both(monkeypatch, tree, {"orders": _shifted(orders)}, "2026-09", "2026-10")
+    assert once.to_dict() == twice.to_dict()
