@@ -1141,7 +1141,7 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
         if sum(len(_batches_holding(batches, spans, *r)) for r in ranges) > 4 * len(batches):
             ranges = _key_ranges(first, kept_by, 4 * _ROWS_PER_PART)
         repeats = pairs_only and not presences and coding is None
-        if not ranges or repeats:
+        if not ranges:
             parts = [count(None)]
         else:
             with ThreadPoolExecutor(max_workers=min(len(ranges), pa.cpu_count())) as pool:
