@@ -20,7 +20,9 @@ figures); the plan works the same for every plugin's partials:
   runs over ranges of group keys holding about 256k rows each, several at once on several
   cores, so that its hash tables stay small: faster, and far lighter on memory than one
   grouping of every row. When the rows come in time order, a range reads only the batches
-  that hold its keys.
+  that hold its keys. Values that number densely — whole numbers, and text read
+  dictionary-encoded (a column only counted distinct) — make each pair one int64 code,
+  ``key × width + value``, hashed by one ``unique`` instead of a grouping by two columns.
 * Periods are looked up per calendar day, and periods and keys are computed batch by
   batch, so that their temporaries are small and the allocator reuses them.
 * A ``where`` over one dictionary-encoded column (how `reading` reads the filter

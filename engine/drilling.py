@@ -551,8 +551,10 @@ def _older_and_checked(checks: rollup.Fine | None, on: tuple[str, ...], columns:
     if checks is None or start >= compared or checks.start != periods.label(compared, checks.grain) or \
             checks.covered is None:
         return None
-    if any(not (isinstance(tree.metrics[c].formula, s.Call) and tree.metrics[c].formula.name in _ZERO_WHEN_EMPTY)
-           for c in columns):
+    # Only the tree's own sums and counts (not a distinct count's twin shared among its segments, which reads
+    # every row of a period at once).
+    if any(c not in tree.metrics or not (isinstance(tree.metrics[c].formula, s.Call) and
+                                         tree.metrics[c].formula.name in _ZERO_WHEN_EMPTY) for c in columns):
         return None
     if on == tuple(dims):
         if not set(columns) <= set(checks.table.column_names):

@@ -83,6 +83,10 @@ class Partial:
         extra: for ``how="presence"``: a row-level integer whose maximum over the rows of each (entity, slice,
             period) the presence carries as ``extra`` (e.g. how many periods after it a row keeps a customer
             active).
+        reach: for ``how="presence"``: how many periods before its own a period's value reads (churned
+            customers: 1, who was there the period before); ``None``, the default: any of them (a customer's
+            first period). A drill-down that wants only a few periods' counts keeps only the triples of those
+            periods and the ``reach`` before them (`metrictree.rollup`); a period's own count is 0.
     """
 
     values: Values | None
@@ -90,6 +94,7 @@ class Partial:
     empty: Any = None
     reduce: Callable[..., Any] | None = None
     extra: Values | None = None
+    reach: int | None = None
 
 
 @attrs.frozen

@@ -42,8 +42,13 @@ class _Held:
     presence: Presence
     reduce: Any
     empty: Any
-    local: bool  # a period's count reads that period's triples only (no look-back: count_distinct)
+    reach: int | None  # how many periods before its own a period's count reads (`Partial.reach`; 0: count_distinct)
     distinct: bool = False  # the reduce counts the triples, nothing else (count_distinct): see `_distinct_counts`
+
+    @property
+    def local(self) -> bool:
+        """Whether a period's count reads that period's triples only (no look-back: count_distinct)."""
+        return self.reach == 0
 
 
 @attrs.frozen(eq=False)
@@ -99,29 +104,46 @@ class Fine:
         for dim in to:
             out[dim] = pa.concat_arrays([grid.column(dim).combine_chunks()] * len(labels)) if labels else \
                 pa.array([], pa.string())
+        # A count whose periods read only a few before them (count_distinct: none; churned: one) needs only
+        # the triples of the periods asked for and those few before: one set of ranges per presence, wide
+        # enough for every count over it, so that they share one merge.
+        reach: dict[int, int | None] = {}
+        for name in names:
+            held = self.held[name]
+            known = reach.get(id(held.presence), 0)
+            reach[id(held.presence)] = None if known is None or held.reach is None else max(known, held.reach)
+
+        with_states = {id(self.held[name].presence) for name in names if not self.held[name].distinct}
+        codes = self.slices.column("__code").combine_chunks()
+
+        def coarse(presence: Presence) -> pa.Array:
+            return _coarser(presence, codes, pc.cast(coarse_of_code, pa.int64()))
+
         for name in names:
             held = self.held[name]
             presence = held.presence
-            # A count that reads its own period only needs only the triples of the periods asked for.
-            keep = tuple(within) if within is not None and held.local else None
+            back = reach[id(presence)]
+            keep = None if within is None or back is None else tuple((a - back, b) for a, b in within)
             # Counts over the same triples (customers and churned of the same filter) share one merge, and
             # with it the lookups a presence caches.
             # A distinct count over some periods needs the number of distinct triples only (the merged presence
-            # over every period stays shared with the customer states, whose lookups it caches).
-            distinct = held.distinct and keep is not None
+            # over every period stays shared with the customer states, whose lookups it caches) — unless a
+            # state over the same triples is rolled up here too: then it shares that state's merge.
+            distinct = held.distinct and keep is not None and id(presence) not in with_states
             cached = (id(presence), tuple(to), keep, distinct)
             merged = self._merges.get(cached)
             if merged is None:
-                if keep is not None:
-                    presence = _only(presence, [(a - self.base, b - self.base) for a, b in keep])
-                at = pc.index_in(presence.slice, value_set=self.slices.column("__code"))
-                coarse = pc.cast(pc.take(coarse_of_code, at), pa.int64())
                 if distinct:
-                    merged = _distinct_counts(presence, coarse, width)
+                    kept = _only(presence, [(a - self.base, b - self.base) for a, b in keep])
+                    merged = _distinct_counts(kept, coarse(kept), width)
                 else:
-                    merged = _by_entity(presence, coarse, width) if keep is None else None
+                    # Where each entity is in one coarser slice, the overall presence relabelled (its lookups
+                    # shared with every such roll-up); otherwise a merge of the triples kept.
+                    merged = _by_entity(presence, coarse(presence), width)
                     if merged is None:
-                        merged = _merged(presence, coarse, width)
+                        if keep is not None:
+                            presence = _only(presence, [(a - self.base, b - self.base) for a, b in keep])
+                        merged = _merged(presence, coarse(presence), width)
                 self._merges[cached] = merged
             result = merged if distinct else held.reduce(merged)
             index = pc.add(result.column("__period"), self.base)
@@ -143,6 +165,18 @@ class Fine:
         indices = pa.array([periods.parse(label, self.grain) for label in table.column("period").to_pylist()],
                            pa.int64())
         return {name: (indices, table.column(name).combine_chunks()) for name in names}
+
+
+_DENSE_SLICES = 1 << 16  # slice codes looked up through a table indexed by code up to this many (beyond 8 a code)
+
+
+def _coarser(presence: Presence, codes: pa.Array, coarse: pa.Array) -> pa.Array:
+    """Each triple's coarser slice, ``coarse[i]`` for the slice ``codes[i]`` (null for a code not there)."""
+    if len(codes) and 0 < presence.slices <= 8 * len(codes) + _DENSE_SLICES and \
+            pc.max(codes).as_py() < presence.slices:
+        # Slice codes are small integers: a table indexed by code, no hashing of the triples.
+        return pc.take(pc.scatter(coarse, codes, max_index=presence.slices - 1), presence.slice)
+    return pc.take(coarse, pc.index_in(presence.slice, value_set=codes))
 
 
 def _keys(table: pa.Table, dims: Sequence[str]) -> pa.Array:
@@ -262,8 +296,7 @@ def fine_pass(tree: Tree, data: Mapping[str, Any], registry: Registry, dims: Seq
         if fn is None or fn.finish is not None or not (fn.entity or call.name == "count_distinct"):
             return None
         captured = f"\x1fheld {name}"
-        aggregates[captured] = attrs.evolve(fn, name=captured, plan=_holding(fn, name, held, partials,
-                                                                             not fn.lookback))
+        aggregates[captured] = attrs.evolve(fn, name=captured, plan=_holding(fn, name, held, partials))
         metrics[name] = attrs.evolve(metric, formula=attrs.evolve(call, name=captured))
     # One more count over the first one's very triples (the same values, filter and extra: no grouping of
     # its own) says which dimension values each slice code stands for.
@@ -307,7 +340,7 @@ def _slice_map(table: pa.Table, held: _Held | None, dims: Sequence[str], grain: 
     return pa.table({"__code": pc.cast(codes, pa.int64()), **{d: found.column(d) for d in dims}}), base
 
 
-def _holding(fn: Aggregate, name: str, held: dict[str, _Held], partials: dict[str, Partial], local: bool):
+def _holding(fn: Aggregate, name: str, held: dict[str, _Held], partials: dict[str, Partial]):
     """``fn``'s plan, with a reduce that keeps the presence it gets (count_distinct: the triples counted)."""
 
     def plan(ctx, *args, **kwargs):
@@ -321,7 +354,9 @@ def _holding(fn: Aggregate, name: str, held: dict[str, _Held], partials: dict[st
         reduce = partial.reduce
 
         def holding(presence: Presence) -> pa.Table:
-            held[name] = _Held(presence, reduce, partial.empty, local, fn.name == "count_distinct")
+            # What does not look back reads its own period's triples only; what does says how far (or not).
+            held[name] = _Held(presence, reduce, partial.empty, partial.reach if fn.lookback else 0,
+                               fn.name == "count_distinct")
             return reduce(presence)
 
         partials[name] = partial

@@ -138,7 +138,9 @@ def _lifetime(presence: Presence) -> pa.Table:
     return presence.total(age, how="mean")
 
 
-def _state(name: str, doc: str, reduce_for, empty=0, keywords=None, check_kw=None, extra=None):
+def _state(name: str, doc: str, reduce_for, empty=0, keywords=None, check_kw=None, extra=None, reach=None):
+    """``reach(values)``: how many periods before its own a period's count reads (`Partial.reach`); ``None``
+    when it may read any (a customer's first period)."""
     keywords = keywords or {}
 
     def plan(ctx: AggregateContext, source, **options):
@@ -146,7 +148,8 @@ def _state(name: str, doc: str, reduce_for, empty=0, keywords=None, check_kw=Non
         if check_kw is not None:
             check_kw(values)
         return [Partial(ctx.entity, "presence", empty, reduce=reduce_for(values),
-                        extra=extra(ctx, values) if extra is not None else None)]
+                        extra=extra(ctx, values) if extra is not None else None,
+                        reach=reach(values) if reach is not None else None)]
 
     return Aggregate(name, plan, entity=True, lookback=True, keywords=keywords, doc=doc,
                      check=lambda *types: None if types == (None,) else
@@ -182,17 +185,21 @@ def _whole(name: str, minimum: int):
 STATES = (
     _state("active_customers", "Customers active in the period (window=N days keeps them active N days).",
            lambda kw: _active_within if int(kw["window"]) > 0 else _active, keywords={"window": 0},
-           check_kw=_whole("active_customers", 0), extra=_window_reach),
+           check_kw=_whole("active_customers", 0), extra=_window_reach,
+           reach=lambda kw: 0 if int(kw["window"]) <= 0 else None),
     _state("new_customers", "Customers whose first activity falls in the period.", lambda kw: _new),
     _state("returning_customers", "Active customers who were active before.", lambda kw: _returning),
-    _state("churned_customers", "Active in the previous period, not in this one.", lambda kw: _churned),
-    _state("retained_customers", "Active in the previous period and in this one.", lambda kw: _retained),
+    _state("churned_customers", "Active in the previous period, not in this one.", lambda kw: _churned,
+           reach=lambda kw: 1),
+    _state("retained_customers", "Active in the previous period and in this one.", lambda kw: _retained,
+           reach=lambda kw: 1),
     _state("reactivated_customers", "Back after at least `after` periods without activity.",
            lambda kw: _reactivated(int(kw["after"])), keywords={"after": 2},
            check_kw=_whole("reactivated_customers", 1)),
     _state("repeat_customers", "Active customers with at least `min_purchases` purchases (over period or ever).",
            lambda kw: _repeat(int(kw["min_purchases"]), kw["over"]),
-           keywords={"min_purchases": 2, "over": "period"}, check_kw=_whole("repeat_customers", 1)),
+           keywords={"min_purchases": 2, "over": "period"}, check_kw=_whole("repeat_customers", 1),
+           reach=lambda kw: 0 if kw["over"] == "period" else None),
     _state("customer_lifetime", "Mean periods since first activity of the period's active customers.",
            lambda kw: _lifetime, empty=None),
 )

@@ -102,3 +102,101 @@ def test_first_period_of_entities_missing_from_the_codes(monkeypatch, grid):
     assert make().first_period().to_pylist() == expected
     assert make().follows().to_pylist() == [False, False, False, False, False]
     assert make().precedes(2).to_pylist() == [True, True, False, False, False]
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_numbering_the_combinations_that_occur(monkeypatch, dense):
+    """The (entity, slice) combinations are numbered by a scatter and a running count when they fit a grid
+    of their own, by hashing otherwise: equal codes get equal numbers 0 … n-1 either way."""
+    if not dense:
+        monkeypatch.setattr(presence, "_NUMBERING_CELLS", 0)
+    rng = random.Random(11)
+    codes = [rng.choice([0, 7, 8, 40, 41, 99]) for _ in range(200)]
+    numbers, count = presence._numbered(pa.array(codes, pa.int64()), 100, len(codes))
+    numbers = numbers.to_pylist()
+    assert count == len(set(codes)) and sorted(set(numbers)) == list(range(count))
+    assert len({(c, n) for c, n in zip(codes, numbers)}) == count  # one number per code, one code per number
+    if dense:  # in the codes' order
+        assert [n for _, n in sorted(set(zip(codes, numbers)))] == list(range(count))
+    assert presence._numbered(pa.array([], pa.int64()), 100, 0) == (pa.array([], pa.int64()), 0)
+
+
+def test_the_renumbered_grid_numbers_densely_and_by_hash_alike(orders, monkeypatch):
+    """The renumbered grid (few (customer, slice) combinations occur) gives the same states whether the
+    combinations are numbered by a grid of their own or by hashing."""
+    monkeypatch.setattr(presence, "_SMALL_GRID", 1)
+    monkeypatch.setattr(presence, "_CELLS_PER_TRIPLE", 3)
+    ways = []
+    real = presence._numbered
+
+    def spy(codes, size, triples):
+        ways.append(0 < size <= presence._NUMBERING_CELLS * triples)
+        return real(codes, size, triples)
+
+    monkeypatch.setattr(presence, "_numbered", spy)
+    dense = evaluate(orders, "month", ["region", "channel"])
+    assert ways and all(ways)
+
+    def hashed(codes, size, triples):
+        encoded = pa.compute.dictionary_encode(codes)
+        return pa.compute.cast(encoded.indices, pa.int64()), len(encoded.dictionary)
+
+    monkeypatch.setattr(presence, "_numbered", hashed)
+    assert evaluate(orders, "month", ["region", "channel"]) == dense
+
+
+@pytest.mark.parametrize("extra", [False, True])
+def test_the_overall_presence_from_the_grid_and_from_hashing_agree(monkeypatch, extra):
+    """Every slice merged: the occupied cells of an (entity, period) grid (rows summed only when asked) or a
+    hash grouping (with an ``extra`` to take the maximum of) give the same pairs, rows and lookups."""
+    rng = random.Random(3)
+    n = 3000
+    triples = sorted({(rng.randrange(90), rng.randrange(5), rng.randrange(8)) for _ in range(n)})
+
+    def make() -> presence.Presence:
+        columns = list(zip(*triples))
+        return presence.Presence(*(pa.array(c, pa.int64()) for c in columns),
+                                 pa.array([1 + (e * 7 + p) % 3 for e, _, p in triples], pa.int64()),
+                                 pa.array([(e + s) % 4 for e, s, _ in triples], pa.int64()) if extra else None,
+                                 8, 90, 5)
+
+    def seen(p: presence.Presence) -> list:
+        table = {"e": p.entity, "p": p.period, "r": p.rows, "f": p.follows(), "first": p.first_period()}
+        if extra:
+            table["x"] = p.extra
+        return sorted(zip(*(v.to_pylist() for v in table.values())))
+
+    from_grid = make().overall()
+    assert (from_grid._rows is None) != extra  # the grid's rows are summed when asked
+    grid = seen(from_grid)
+    monkeypatch.setattr(presence, "_SMALL_GRID", 0)
+    monkeypatch.setattr(presence, "_CELLS_PER_TRIPLE", 0)
+    hashed = make().overall()
+    assert hashed._rows is not None
+    assert seen(hashed) == grid
+    assert len(grid) == len({(e, p) for e, _, p in triples})
+    assert sum(r for _, _, r, *_ in grid) == sum(make().rows.to_pylist())
+
+
+def test_lookups_when_few_of_the_slice_codes_occur(monkeypatch):
+    """Slice codes numbered first (3 of 50 occur), then the (entity, slice) combinations: the same lookups as
+    the hash sets give."""
+    rng = random.Random(8)
+    triples = sorted({(rng.randrange(300), rng.choice([4, 17, 49]), rng.randrange(6)) for _ in range(900)})
+
+    def make() -> presence.Presence:
+        return presence.Presence(*(pa.array(c, pa.int64()) for c in zip(*triples)),
+                                 pa.array([1] * len(triples), pa.int64()), None, 6, 300, 50)
+
+    def looked_up(p: presence.Presence) -> list:
+        return [p.follows().to_pylist(), p.precedes().to_pylist(), p.precedes(2).to_pylist()]
+
+    monkeypatch.setattr(presence, "_SMALL_GRID", 1)
+    monkeypatch.setattr(presence, "_CELLS_PER_TRIPLE", 8)  # 300 × 50 × 6 cells do not fit; 300 × 3 × 6 do
+    built = make()
+    grid = looked_up(built)
+    assert built._grid() is not None
+    monkeypatch.setattr(presence, "_CELLS_PER_TRIPLE", 0)
+    hashed = make()
+    assert looked_up(hashed) == grid and hashed._grid() is None
+    assert any(grid[0]) and not all(grid[0])

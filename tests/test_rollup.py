@@ -279,3 +279,51 @@ def test_the_history_takes_its_customer_counts_from_the_pass(metric, monkeypatch
     monkeypatch.setattr(explaining, "_one_read", lambda *args, **kwargs: ({}, {}))
     twice = tree.explain(data, metric, "2026-09", "2026-10", by=DIMS)
     assert once.to_dict() == twice.to_dict()
+
+
+@pytest.mark.parametrize("within", [[("2026-09", "2026-10")], [("2026-05", "2026-05")], [("2025-10", "2025-11")],
+                                    [("2026-02", "2026-02"), ("2026-07", "2026-08")]])
+def test_counts_that_read_a_period_back_roll_up_from_the_triples_of_the_periods_asked(orders, monkeypatch, within):
+    """A state whose count reads a few periods back (`Partial.reach`: churned and retained one, active and
+    repeat by period none) is rolled up by a dimension customers move across (channel) from the triples of the
+    periods asked for and the reach before them only: the same counts as from every triple — one month, two
+    ranges, the data's first month (nothing before it) — and a state with no reach (new) from every triple."""
+    tree = metrictree.loads(TREE)
+    data = {"orders": orders}
+    registry = default_registry()
+    kept = []
+    real = rollup._only
+    monkeypatch.setattr(rollup, "_only", lambda presence, offsets: (kept.append(offsets), real(presence, offsets))[1])
+    fine = rollup.fine_pass(tree, data, registry, DIMS, COUNTS, COUNTS, "month", {}, "2025-10", "2026-10")
+    assert {name: fine.held[name].reach for name in ("customers", "churned", "retained", "active", "repeat", "new",
+                                                     "active_30", "repeat_ever")} == {
+        "customers": 0, "churned": 1, "retained": 1, "active": 0, "repeat": 0, "new": None, "active_30": None,
+        "repeat_ever": None}
+    ranges = [(periods.parse(a, "month"), periods.parse(b, "month")) for a, b in within]
+    labels = pa.array(sorted({periods.label(p, "month") for a, b in ranges for p in range(a, b + 1)}))
+    direct = evaluate(tree, data, by=["channel"], metrics=COUNTS, start="2025-10", end="2026-10",
+                      registry=registry).table
+    for names in (["customers", "churned", "retained"], ["active", "repeat"], ["churned", "new"], ["customers"]):
+        kept.clear()
+        _same(fine.rolled(["channel"], names, ranges), direct.filter(pc.is_in(direct.column("period"), labels)),
+              ["channel"], names)
+        reach = 0 if names in (["active", "repeat"], ["customers"]) else 1
+        # One merge of the kept triples for every count over the same presence (a distinct count alone counts
+        # its kept triples); none with a count that reads every period back (new).
+        expected = [(a - reach - fine.base, b - fine.base) for a, b in ranges]
+        assert kept == ([] if "new" in names else [expected])
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_each_triples_coarser_slice_by_a_table_or_by_hashing(monkeypatch, dense):
+    """A triple's coarser slice, looked up in a table indexed by slice code or by hashing: the same, and null
+    for a code the slice map does not show."""
+    from metrictree.presence import Presence
+
+    if not dense:
+        monkeypatch.setattr(rollup, "_DENSE_SLICES", -(10 ** 9))
+    slices = pa.array([0, 5, 9, 3, 5, 7, 0], pa.int64())
+    presence = Presence(pa.array(range(7), pa.int64()), slices, pa.array([0] * 7, pa.int64()),
+                        pa.array([1] * 7, pa.int64()), None, 1, 7, 10)
+    codes, coarse = pa.array([9, 0, 5, 3], pa.int64()), pa.array([2, 1, 0, 1], pa.int64())
+    assert rollup._coarser(presence, codes, coarse).to_pylist() == [1, 0, 2, 1, 0, None, 1]

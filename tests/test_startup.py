@@ -178,3 +178,27 @@ def test_the_command_ends_without_the_last_garbage_collections(tmp_path):
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "frozen True"
+
+
+@pytest.mark.parametrize("given", [None, "1"])
+def test_the_command_asks_arrow_s_allocator_for_no_huge_pages_unless_told(tmp_path, given):
+    """mimalloc reads MIMALLOC_ALLOW_THP when pyarrow loads: the command sets it first, keeping a user's own."""
+    import os
+
+    _orders_file(tmp_path)
+    probe = textwrap.dedent("""
+        import os, sys
+        from metrictree.cli import main
+        try:
+            main(["eval", "t.tree", "--data", "orders=orders.parquet", "--format", "csv", "-o", "out.csv"])
+        except SystemExit as stop:
+            assert stop.code == 0, stop.code
+        print("thp", os.environ.get("MIMALLOC_ALLOW_THP"), "pyarrow" in sys.modules)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "MIMALLOC_ALLOW_THP"}
+    if given is not None:
+        env["MIMALLOC_ALLOW_THP"] = given
+    (tmp_path / "t.tree").write_text(TREE)
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == f"thp {given or '0'} True"
