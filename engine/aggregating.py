@@ -235,9 +235,11 @@ def aggregate_stream(tree: Tree, source: Source, pieces: Iterable, metrics: list
     same columns).
 
     Each batch is reduced to a *partial state* — its sums, counts, minima … per (group key, filter), and
-    for distinct counts and customer states its distinct (group key, value) pairs — and the states are
-    merged as they come, so the memory held depends on the number of groups and of distinct values, not
-    on the number of rows. When the files' statistics say that no later piece holds rows of a period (rows
+    for distinct counts and customer states its distinct (group key, value) pairs, the group keys as
+    numbers shared by the whole stream (`metrictree.groupids`) — and the states are merged as they come,
+    so the memory held depends on the number of groups and of distinct values, not on the number of rows.
+    (A plain distinct count of text hands on its kept rows instead, grouped once when their periods are
+    final or when they outgrow what was merged last: a batch repeats few of its pairs.) When the files' statistics say that no later piece holds rows of a period (rows
     written in time order), the distinct counts of the groups of that period are final: they are counted
     and their pairs dropped. Partials that need every row at once (a plugin's custom reduce) make the
     stream be gathered into one table first.
