@@ -20,7 +20,9 @@ figures); the plan works the same for every plugin's partials:
   runs over ranges of group keys holding about 256k rows each, several at once on several
   cores, so that its hash tables stay small: faster, and far lighter on memory than one
   grouping of every row. When the rows come in time order, a range reads only the batches
-  that hold its keys.
+  that hold its keys. Values that number densely — whole numbers, and text read
+  dictionary-encoded (a column only counted distinct) — make each pair one int64 code,
+  ``key × width + value``, hashed by one ``unique`` instead of a grouping by two columns.
 * Periods are looked up per calendar day, and periods and keys are computed batch by
   batch, so that their temporaries are small and the allocator reuses them.
 * A ``where`` over one dictionary-encoded column (how `reading` reads the filter
@@ -233,9 +235,11 @@ def aggregate_stream(tree: Tree, source: Source, pieces: Iterable, metrics: list
     same columns).
 
     Each batch is reduced to a *partial state* — its sums, counts, minima … per (group key, filter), and
-    for distinct counts and customer states its distinct (group key, value) pairs — and the states are
-    merged as they come, so the memory held depends on the number of groups and of distinct values, not
-    on the number of rows. When the files' statistics say that no later piece holds rows of a period (rows
+    for distinct counts and customer states its distinct (group key, value) pairs, the group keys as
+    numbers shared by the whole stream (`metrictree.groupids`) — and the states are merged as they come,
+    so the memory held depends on the number of groups and of distinct values, not on the number of rows.
+    (A plain distinct count of text hands on its kept rows instead, grouped once when their periods are
+    final or when they outgrow what was merged last: a batch repeats few of its pairs.) When the files' statistics say that no later piece holds rows of a period (rows
     written in time order), the distinct counts of the groups of that period are final: they are counted
     and their pairs dropped. Partials that need every row at once (a plugin's custom reduce) make the
     stream be gathered into one table first.
@@ -285,6 +289,7 @@ class _StreamState:
         self.pairs: dict[str, list[pa.Table]] = {}
         self.numbers = GroupNumbers((PERIOD, *dims))
         self.merged_rows: dict[str, int] = {}
+        self.repeated: set[str] = set()  # columns whose held tables may repeat a pair (kept rows, not yet grouped)
         self.vocabulary: dict[str, pa.Array] = {}  # per column: its distinct values, in code order
         self.counted_by: dict[str, tuple] = {}  # per column: its filters, their flag columns, whether states read it
         self.done: dict[str, list[pa.Table]] = {}  # per column: distinct counts of the periods already final
@@ -313,7 +318,9 @@ class _StreamState:
                 mask_keys = list(dict.fromkeys(sp.mask for sp in group))
                 self.counted_by[group[0].column] = (mask_keys, _flags(group),
                                                     any(sp.how == "presence" for sp in group))
-            for name, pairs in found.items():
+            for name, (pairs, repeats) in found.items():
+                if repeats:
+                    self.repeated.add(name)
                 held = self.pairs.setdefault(name, [])
                 mask_keys, flags, states = self.counted_by[name]
                 if states:
@@ -389,7 +396,7 @@ class _StreamState:
         if finals:
             final = pa.concat_tables(finals, promote_options="permissive").unify_dictionaries() \
                 if len(finals) > 1 else finals[0]
-            if len(finals) > 1:
+            if len(finals) > 1 or name in self.repeated:
                 # A period that spans two pieces has pairs in both: each counted once, key range by key range.
                 done = self._counted_once(final, mask_keys, flags)
             else:
@@ -1061,7 +1068,8 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
     several cores: the same pairs, in small hash tables.
 
     With ``pairs_only``, per column (by its first spec's name): the distinct (key, value) pairs themselves
-    (`_pairs` columns), to merge with the pairs of other batches of rows.
+    (`_pairs` columns), to merge with the pairs of other batches of rows, and whether a pair may be repeated
+    in them (a plain distinct count of values that are not small whole numbers: the kept rows as they are).
     """
     out = {}
     by_values: dict[int, list[_Spec]] = {}
@@ -1094,7 +1102,8 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
 
         def count(bounds: tuple[int, int] | None, batches=batches, spans=spans, mask_keys=mask_keys, flags=flags,
                   pairs_wanted=bool(presences) or pairs_only, extras=tuple(extra_values),
-                  pairs_wanted_rows=bool(presences) or (bool(flags) and "" in mask_keys), coding=coding):
+                  pairs_wanted_rows=bool(presences) or (bool(flags) and "" in mask_keys), coding=coding,
+                  repeats=pairs_only and not presences and coding is None):
             if bounds is None:
                 candidates = pa.Table.from_batches(batches, rows_table.schema)
                 part = candidates.filter(candidates.column("__keep"))
@@ -1113,6 +1122,13 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
             # Distinct (key, value) pairs, with their number of rows under each filter.
             # A plain distinct count held across pieces keeps its pairs alone (their rows are of no use): 8 bytes less a pair.
             rows = [] if pairs_only and not pairs_wanted_rows else ["count_all"]
+            if repeats:
+                # Text values held across pieces: the kept rows themselves, grouped once when their periods are
+                # final. A piece's rows hold few repeated pairs (a customer's orders of a month are spread over
+                # the pieces), so grouping each piece first would hash nearly every text twice.
+                ones = {"count_all": pa.repeat(pa.scalar(1, pa.int64()), part.num_rows)} if rows else {}
+                return {"pairs": pa.table({_KEY: part.column(_KEY), "__x": part.column("__x"), **ones,
+                                           **{f: part.column(f) for f in flags.values()}})}
             if coding is not None:
                 pairs = _coded_pairs(part, coding, bool(rows), tuple(flags.values()), extras)
             else:
@@ -1128,13 +1144,14 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
         ranges = _key_ranges(first, kept_by, _ROWS_PER_PART)
         if sum(len(_batches_holding(batches, spans, *r)) for r in ranges) > 4 * len(batches):
             ranges = _key_ranges(first, kept_by, 4 * _ROWS_PER_PART)
+        repeats = pairs_only and not presences and coding is None
         if not ranges:
             parts = [count(None)]
         else:
             with ThreadPoolExecutor(max_workers=min(len(ranges), pa.cpu_count())) as pool:
                 parts = list(pool.map(count, ranges))
         if pairs_only:
-            out[group[0].column] = pa.concat_tables([p["pairs"] for p in parts])
+            out[group[0].column] = (pa.concat_tables([p["pairs"] for p in parts]), repeats)
             continue
         out.update(_gathered(group, parts, extras))
     return out
