@@ -16,7 +16,7 @@
    ``metrictree`` command does, without Python's last garbage collections (``gc.freeze`` at exit).
 4. Fails (exit status 1) if the three results disagree beyond 1e-9 relative.
 5. Checks issue 11's targets against DuckDB in the same run: the whole process ≤ 1.0×
-   its time, peak memory ≤ 0.8× its peak and ≤ 2 GB (``--strict``: exit status 2 when one
+   its time at every size; at 200M rows, peak memory ≤ 0.8× its peak and ≤ 2 GB (``--strict``: exit status 2 when one
    is missed); the issue-2 targets (work time ≤ 1.2×, memory ≤ 1.5×) are printed too.
 
 Needs the ``bench`` extra: ``pip install -e '.[bench]'`` (duckdb and pandas; numpy comes with
@@ -45,6 +45,7 @@ METRICS = ("revenue", "paid_orders", "customers", "refunds", "aov", "frequency",
 TARGET_WHOLE = 1.0
 TARGET_MEMORY = 0.8
 TARGET_PEAK_MB = 2048
+MEMORY_TARGET_ROWS = 200_000_000  # issue 11's memory targets are for a 200M-row Parquet file
 # Issue 2 (printed for comparison with earlier figures): the work alone, imports excluded.
 ISSUE2_TIME = 1.2
 ISSUE2_MEMORY = 1.5
@@ -280,11 +281,15 @@ def report(results: dict[str, list[dict]], rows: int) -> bool:
 
     whole_ratio, work_ratio = wholes["metrictree"] / wholes["duckdb"], medians["metrictree"] / medians["duckdb"]
     memory_ratio, peak = peaks["metrictree"] / peaks["duckdb"], peaks["metrictree"]
-    checks = [whole_ratio <= TARGET_WHOLE, memory_ratio <= TARGET_MEMORY, peak <= TARGET_PEAK_MB]
+    checks = [whole_ratio <= TARGET_WHOLE]
     print(f"\nissue 11 targets (metrictree against DuckDB, same run):\n"
-          f"  whole process ≤ {TARGET_WHOLE}× DuckDB's: {whole_ratio:.2f}× {verdict(checks[0])}\n"
-          f"  peak memory ≤ {TARGET_MEMORY}× DuckDB's: {memory_ratio:.2f}× {verdict(checks[1])}\n"
-          f"  peak memory ≤ {TARGET_PEAK_MB} MB: {peak:.0f} MB {verdict(checks[2])}")
+          f"  whole process ≤ {TARGET_WHOLE}× DuckDB's (every size): {whole_ratio:.2f}× {verdict(checks[0])}")
+    memory = (f"  peak memory ≤ {TARGET_MEMORY}× DuckDB's: {memory_ratio:.2f}×, ≤ {TARGET_PEAK_MB} MB: {peak:.0f} MB")
+    if rows >= MEMORY_TARGET_ROWS:
+        checks += [memory_ratio <= TARGET_MEMORY, peak <= TARGET_PEAK_MB]
+        print(f"{memory} {verdict(checks[1] and checks[2])}")
+    else:  # the memory targets are set for a 200M-row file, where memory is about the groups, not the imports
+        print(f"{memory} (the target is for {MEMORY_TARGET_ROWS:,} rows: not judged here)")
     print(f"issue 2 targets (for comparison with older figures): work ≤ {ISSUE2_TIME}× DuckDB's: {work_ratio:.2f}× "
           f"{verdict(work_ratio <= ISSUE2_TIME)}; peak memory ≤ {ISSUE2_MEMORY}× DuckDB's: {memory_ratio:.2f}× "
           f"{verdict(memory_ratio <= ISSUE2_MEMORY)}")

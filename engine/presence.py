@@ -68,8 +68,28 @@ class Presence:
     def codes(self, shift: int = 0) -> pa.Array:
         """One int64 per triple, ``(entity × slices + slice) × span + period + shift``: equal for the same
         (entity, slice) and period."""
-        group = pc.add(pc.multiply(self.entity, self.slices), self.slice) if self.slices > 1 else self.entity
+        group, _ = self.groups()
         return pc.add(pc.multiply(group, self.span), pc.add(self.period, shift) if shift else self.period)
+
+    def groups(self) -> tuple[pa.Array, int]:
+        """Each triple's (entity, slice) as one int64 code, and how many codes there can be (0 … n-1).
+
+        The code is ``entity × slices + slice``, unless that product would leave no room in an int64 for
+        the periods (many wide dimensions: the slice codes of six dimensions of a thousand values each);
+        then the slice codes that occur are numbered first — never more than the triples — so that no
+        code wraps around. Either way a code times `span` plus a period offset fits an int64."""
+        return self._cached("group", self._build_group)
+
+    def _build_group(self) -> tuple[pa.Array, int]:
+        if self.slices <= 1:
+            return self.entity, self.entities
+        slices = self.slices
+        slice_ = self.slice
+        if max(self.entities, 1) * slices * self.span >= _ROOM:
+            slice_, slices = _numbered(self.slice, self.slices, len(self))
+            if max(self.entities, 1) * max(slices, 1) * self.span >= _ROOM:
+                raise OverflowError(f"{self.entities:,} entities × {slices:,} slices do not fit 64-bit codes")
+        return pc.add(pc.multiply(self.entity, slices), slice_), self.entities * slices
 
     def follows(self, step: int = 1) -> pa.Array:
         """True where the same (entity, slice) is present ``step`` periods earlier."""
@@ -97,13 +117,12 @@ class Presence:
         return self._cached("grid", self._build_grid)
 
     def _build_grid(self) -> tuple[pa.Array, pa.Array] | None:
-        group = pc.add(pc.multiply(self.entity, self.slices), self.slice) if self.slices > 1 else self.entity
-        groups = self.entities * self.slices
+        group, groups = self.groups()
         if not _fits(groups * self.periods, len(self)):
             # Few of the (entity, slice) combinations occur (a sliced evaluation): number those that do — the
             # slice codes that occur first (36 of 80 by channel × region × segment), so that the combinations
             # fit a small grid of their own more often.
-            if self.slices > 1:
+            if self.slices > 1 and groups == self.entities * self.slices:
                 used, count = _numbered(self.slice, self.slices, len(self))
                 if count < self.slices:
                     group, groups = pc.add(pc.multiply(self.entity, count), used), self.entities * count
@@ -234,6 +253,9 @@ def _summed(key: pa.Array, rows: pa.Array, distinct: pa.Array) -> pa.Array:
     grouped = pa.table({"k": key, "r": rows}).group_by(["k"], use_threads=False).aggregate([("r", "sum")])
     at = pc.index_in(distinct, value_set=grouped.column("k").combine_chunks())
     return pc.take(grouped.column("r_sum").combine_chunks(), at)
+
+
+_ROOM = 2 ** 62  # codes stay below it: an int64 with room for a shift either way
 
 
 def _numbered(codes: pa.Array, size: int, triples: int) -> tuple[pa.Array, int]:

@@ -70,7 +70,9 @@ def _active_within(presence: Presence) -> pa.Table:
     reach = pc.max(presence.extra).as_py() if len(presence) else 0
     reach = max(reach or 0, 0)
     width = presence.periods + reach + 1
-    group = pc.add(pc.multiply(presence.entity, presence.slices), presence.slice)
+    group, groups = presence.groups()
+    if groups * (width + 1) >= 2 ** 62:
+        raise OverflowError(f"{groups:,} (customer, slice) pairs × {width:,} periods do not fit 64-bit codes")
     pieces = []
     for step in range(reach + 1):
         covered = pc.greater_equal(presence.extra, step) if step else None
@@ -78,8 +80,11 @@ def _active_within(presence: Presence) -> pa.Table:
         pieces.append(pc.filter(codes, covered) if covered is not None else codes)
     codes = pc.unique(pa.chunked_array(pieces, pa.int64()))
     period = pc.subtract(codes, pc.multiply(pc.divide(codes, width), width))
-    slice_ = pc.subtract(pc.divide(codes, width), pc.multiply(pc.divide(pc.divide(codes, width), presence.slices),
-                                                              presence.slices))
+    owner = pc.divide(codes, width)
+    if groups == presence.entities * presence.slices:  # the code is entity × slices + slice
+        slice_ = pc.subtract(owner, pc.multiply(pc.divide(owner, presence.slices), presence.slices))
+    else:  # the slices were numbered (many wide dimensions): each code's slice is its first triple's
+        slice_ = pc.take(presence.slice, pc.index_in(owner, value_set=group))
     counted = pa.table({"__slice": slice_, "__period": period}).group_by(["__slice", "__period"],
                                                                         use_threads=False).aggregate(
         [([], "count_all")])

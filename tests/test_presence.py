@@ -18,7 +18,7 @@ import pytest
 import metrictree
 from metrictree import presence
 
-TREE = metrictree.loads(textwrap.dedent("""
+TREE_TEXT = textwrap.dedent("""
     tree p "presence"
     grain month
     source orders { time day dimensions region, channel entity customer_id }
@@ -34,7 +34,8 @@ TREE = metrictree.loads(textwrap.dedent("""
     metric repeat_p = repeat_customers(orders)
     metric lifetime = customer_lifetime(orders) where orders.status == "paid"
     metric active_30 = active_customers(orders, window=30)
-"""))
+""")
+TREE = metrictree.loads(TREE_TEXT)
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +201,45 @@ def test_lookups_when_few_of_the_slice_codes_occur(monkeypatch):
     hashed = make()
     assert looked_up(hashed) == grid and hashed._grid() is None
     assert any(grid[0]) and not all(grid[0])
+
+
+WIDE = ["a", "b", "c", "d", "e", "f"]
+
+
+@pytest.mark.parametrize("cells", [None, 0])  # the grid where it fits; hash lookups
+def test_six_wide_dimensions_count_as_their_one_combined_column(orders, monkeypatch, cells):
+    """Slice codes of six dimensions of ~1,000 values each number more combinations than an int64 holds
+    (~1e18 × customers × periods): the states must equal those of one column holding each combination."""
+    if cells is not None:
+        monkeypatch.setattr(presence, "_CELLS_PER_TRIPLE", cells)
+    n = orders.num_rows
+    rng = random.Random(11)
+    # Each row's six values; a customer keeps its combination for a while, so states are not all zero.
+    combos = {}
+    wide = {d: [] for d in WIDE}
+    for customer in orders.column("customer_id").to_pylist():
+        if customer not in combos or rng.random() < 0.1:
+            combos[customer] = [f"{d}{rng.randrange(1000)}" for d in WIDE]
+        for d, value in zip(WIDE, combos[customer], strict=True):
+            wide[d].append(value)
+    table = orders
+    for d in WIDE:
+        table = table.append_column(d, pa.array(wide[d]))
+    table = table.append_column("combined", pa.array(["|".join(w[i] for w in wide.values()) for i in range(n)]))
+    tree = metrictree.loads(TREE_TEXT.replace("dimensions region, channel",
+                                                     "dimensions " + ", ".join([*WIDE, "combined"])))
+    by_six = tree.evaluate({"orders": table}, by=WIDE).to_pylist()
+    by_one = tree.evaluate({"orders": table}, by=["combined"]).to_pylist()
+
+    def keyed(rows, key):
+        return {(r["period"], key(r)): {m: r[m] for m in ("customers", "active", "churned", "retained", "new",
+                                                          "back", "repeat", "lifetime", "active_30")}
+                for r in rows}
+
+    six = keyed(by_six, lambda r: "|".join(r[d] for d in WIDE))
+    one = keyed(by_one, lambda r: r["combined"])
+    shared = set(six) & set(one)
+    assert shared and all(six[k] == one[k] for k in shared)
+    assert any(v["churned"] for v in one.values()) and any(v["active_30"] for v in one.values())
+    # Combinations present only in one of the two layouts are empty ones (a slice with no rows that period).
+    assert all(not any(v.values()) or k in shared for k, v in (*six.items(), *one.items()))
