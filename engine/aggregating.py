@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -114,6 +115,10 @@ def _type_hint(args) -> str:
             valid = pc.drop_null(a)
             if len(valid):
                 example = str(valid[0].as_py())[:20]
+                if re.fullmatch(r"-?\d+,\d+", example.strip()):
+                    return (f"its values are text, like {example!r}: numbers with a decimal comma; for a CSV file, "
+                            "name it after the path, e.g. --data orders=orders.csv?decimal=, (the same in the Python "
+                            "API), or write numbers with a decimal point")
                 return (f"its values are text, like {example!r}: write numbers with a decimal point and no "
                         "currency sign or thousands separator (10.5, not 10,5 or $10.50), or cast it when exporting")
     return "check the column's type in the data, or cast it when exporting"

@@ -415,7 +415,7 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
     # checks (one pass for all of them), then the history by the dimensions where each adds up.
     fine = checks = None
     if counting and looks_back(tree, counting, registry) and made is not None and made.dims == tuple(dims) and \
-            made.start == periods.label(start, grain) and set(names) <= set(made.table.column_names) and \
+            made.start == periods.label(start, grain) and set(names) <= set(made.columns) and \
             made.rolls(counting):
         # The pass made before the explanation's history (`prefetch`): the same rows, periods and slices.
         fine = checks = made
@@ -423,7 +423,7 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
         fine = checks = rollup.fine_pass(tree, data, registry, dims, names, counting, grain, params,
                                          periods.label(start, grain), periods.label(hi, grain))
     elif counting and made is not None and made.dims == tuple(dims) and \
-            made.start == periods.label(compared, grain) and set(counting) <= set(made.table.column_names) and \
+            made.start == periods.label(compared, grain) and set(counting) <= set(made.columns) and \
             made.rolls(counting):
         # The checks' pass made before the explanation's history (`prefetch` with ``compared``).
         checks = made
@@ -431,8 +431,11 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
         checks = rollup.fine_pass(tree, data, registry, dims, names, counting, grain, params,
                                   periods.label(compared, grain), periods.label(hi, grain))
     if counting:
+        # The checks read the compared periods only (each offset's).
+        checked = [(a + offset, b + offset) for offset in dict.fromkeys(o for n, o in wanted if n in counting)
+                   for a, b in spans]
         if checks is not None:
-            whole = checks.table
+            whole = checks.checked(checked)
         elif looks_back(tree, counting, registry):
             # What looks back (churned customers) reads its rows from the start whatever the periods: the
             # check reads the grouped pass over the history, which step 2 then does not repeat.
@@ -441,9 +444,6 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
         else:
             whole = sliced(tree, registry, dims, counting, compared).table
         per_dimension: dict[str, pa.Table] = {}
-        # The checks read the compared periods only (each offset's).
-        checked = [(a + offset, b + offset) for offset in dict.fromkeys(o for n, o in wanted if n in counting)
-                   for a, b in spans]
         for name, offset in wanted:
             if name not in counting:
                 continue
@@ -481,8 +481,8 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
     first_covered = None
     backward = looks_back(tree, names, registry)
     for on, columns in groups.items():
-        if fine is not None and on == tuple(dims) and set(columns) <= set(fine.table.column_names):
-            tables[on], covered_labels = fine.table, fine.covered
+        if fine is not None and on == tuple(dims) and set(columns) <= set(fine.columns):
+            tables[on], covered_labels = fine.reading(columns), fine.covered
         elif fine is not None and on != tuple(dims) and fine.rolls(columns) and \
                 looks_back(tree, columns, registry) == backward:
             # The same rows as a pass of its own would read: the same slices, the same counts.
@@ -557,7 +557,7 @@ def _older_and_checked(checks: rollup.Fine | None, on: tuple[str, ...], columns:
                                          tree.metrics[c].formula.name in _ZERO_WHEN_EMPTY) for c in columns):
         return None
     if on == tuple(dims):
-        if not set(columns) <= set(checks.table.column_names):
+        if not set(columns) <= set(checks.columns):
             return None
         recent = checks.table
     elif checks.rolls(columns) and all(checks.held[c].local for c in columns):

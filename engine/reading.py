@@ -87,33 +87,86 @@ def _format_of(path: Path) -> str:
     return fmt
 
 
-_ENCODING = re.compile(r"(?P<path>.+)\?encoding=(?P<encoding>[A-Za-z0-9_.:-]+)")
+_OPTIONS = re.compile(r"(?P<path>.+?)\?(?P<query>[A-Za-z_]+=[^?]*)")
+_DELIMITERS = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
 
-def _path_and_encoding(value: str | os.PathLike, source: Source) -> tuple[Path, str | None]:
-    """``orders.csv?encoding=cp1251`` → the file and the text encoding of a CSV file (default UTF-8).
+@attrs.frozen
+class CsvOptions:
+    """How a CSV file is written: named after its path (``orders.csv?encoding=cp1251&delimiter=;&decimal=,``).
 
-    A file whose name really ends in ``?encoding=…`` is read as named.
+    ``delimiter`` ``None``: sniffed from the file's first lines (comma, semicolon, tab or pipe; tab for
+    .tsv files); ``decimal``: the character before the fractions of numbers (``,`` in files exported by
+    European and Russian spreadsheets)."""
+
+    encoding: str | None = None
+    delimiter: str | None = None
+    decimal: str = "."
+
+
+def _path_and_options(value: str | os.PathLike, source: Source) -> tuple[Path, CsvOptions]:
+    """``orders.csv?encoding=cp1251&delimiter=;`` → the file and how to read it (CSV files only).
+
+    A file whose name really ends in ``?…`` is read as named.
     """
     text = os.fspath(value)
-    match = _ENCODING.fullmatch(text) if isinstance(text, str) else None
+    match = _OPTIONS.fullmatch(text) if isinstance(text, str) else None
     if match is None or Path(text).expanduser().exists():
-        return Path(text).expanduser(), None
-    path, encoding = Path(match["path"]).expanduser(), match["encoding"]
+        return Path(text).expanduser(), CsvOptions()
+    path = Path(match["path"]).expanduser()
+    if not path.exists():  # said by the caller: no data file there
+        return path, CsvOptions()
+    fields = {}
+    for item in match["query"].split("&"):
+        name, _, given = item.partition("=")
+        if name not in ("encoding", "delimiter", "decimal") or name in fields:
+            raise DataError(error(f"source '{source.name}': cannot read the option '{item}' in {text}", source.span,
+                                  "the options are ?encoding=cp1251&delimiter=;&decimal=, (each once, joined by &)",
+                                  "csv-options"))
+        fields[name] = given
+    if "encoding" in fields:
+        try:
+            codecs.lookup(fields["encoding"])
+        except LookupError:
+            raise DataError(error(f"source '{source.name}': unknown text encoding '{fields['encoding']}' in {text}",
+                                  source.span, "name a Python codec, e.g. ?encoding=cp1251, ?encoding=latin-1 or "
+                                               "?encoding=utf-16", "encoding")) from None
+    if "delimiter" in fields:
+        fields["delimiter"] = _DELIMITERS.get(fields["delimiter"].lower(), fields["delimiter"])
+        if len(fields["delimiter"]) != 1 or fields["delimiter"] in "\"\r\n":
+            raise DataError(error(f"source '{source.name}': the delimiter in {text} must be one character",
+                                  source.span, "e.g. ?delimiter=; or ?delimiter=tab", "csv-options"))
+    if "decimal" in fields and (len(fields["decimal"]) != 1 or fields["decimal"] == fields.get("delimiter")):
+        raise DataError(error(f"source '{source.name}': the decimal separator in {text} must be one character, "
+                              "not the delimiter", source.span, "e.g. ?decimal=, for 10,5", "csv-options"))
+    if _format_of(path) != "csv":
+        raise DataError(error(f"source '{source.name}': ?{match['query']} applies to CSV files only, not {path}",
+                              source.span, "Parquet and Arrow files store their text as UTF-8 and their numbers as "
+                                           "numbers; drop the options", "csv-options"))
+    return path, CsvOptions(**fields)
+
+
+def _sniffed_delimiter(path: Path, encoding: str | None) -> str:
+    """The delimiter of a CSV file (or of a folder's first CSV file): the one of comma, semicolon, tab and
+    pipe that splits its first lines into the same number of fields (Python's `csv.Sniffer`); comma when
+    the lines do not tell (a single column)."""
+    import csv as stdcsv
+
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    first = path if path.is_file() else next(iter(sorted(p for p in path.rglob("*") if p.suffix.lower() == ".csv")), None)
+    if first is None:
+        return ","
     try:
-        codecs.lookup(encoding)
-    except LookupError:
-        raise DataError(error(f"source '{source.name}': unknown text encoding '{encoding}' in {text}", source.span,
-                              "name a Python codec, e.g. ?encoding=cp1251, ?encoding=latin-1 or ?encoding=utf-16",
-                              "encoding")) from None
-    if path.exists() and _format_of(path) != "csv":
-        raise DataError(error(f"source '{source.name}': ?encoding= applies to CSV files only, not {path}",
-                              source.span, "Parquet and Arrow files store their text as UTF-8; drop ?encoding=",
-                              "encoding"))
-    return path, encoding
+        with first.open(encoding=encoding or "utf-8", errors="replace", newline="") as handle:
+            sample = handle.read(64 * 1024)
+        sample = sample[: sample.rfind("\n") + 1] or sample  # whole lines only
+        return stdcsv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except (stdcsv.Error, OSError):
+        return ","
 
 
-def _dataset(path: Path, dictionary_columns: list[str], encoding: str | None = None) -> ds.Dataset:
+def _dataset(path: Path, dictionary_columns: list[str], options: CsvOptions = CsvOptions()) -> ds.Dataset:
     import pyarrow.dataset as ds  # imported when a file is read (it takes a while, and imports pandas)
 
     fmt = _format_of(path)
@@ -122,12 +175,13 @@ def _dataset(path: Path, dictionary_columns: list[str], encoding: str | None = N
     elif fmt == "csv":
         import pyarrow.csv as csv
 
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        delimiter = options.delimiter or _sniffed_delimiter(path, options.encoding)
         # An empty field is a missing value in every column, text included (as in DuckDB, pandas and
         # polars): a guest order's empty customer id is no customer, and an empty channel is no channel.
         file_format = ds.CsvFileFormat(parse_options=csv.ParseOptions(delimiter=delimiter),
-                                       convert_options=csv.ConvertOptions(strings_can_be_null=True),
-                                       read_options=csv.ReadOptions(encoding=encoding or "utf8"))
+                                       convert_options=csv.ConvertOptions(strings_can_be_null=True,
+                                                                          decimal_point=options.decimal),
+                                       read_options=csv.ReadOptions(encoding=options.encoding or "utf8"))
     else:
         file_format = ds.IpcFileFormat()
     try:
@@ -173,12 +227,12 @@ def as_arrow(value: Any, source: Source, dictionary_columns: list[str]) -> pa.Ta
     if isinstance(value, pa.RecordBatch):
         return _without_views(pa.Table.from_batches([value]))
     if isinstance(value, str | os.PathLike):
-        path, encoding = _path_and_encoding(value, source)
+        path, options = _path_and_options(value, source)
         if not path.exists():
             raise DataError(error(f"no data file for source '{source.name}' at {path}", source.span,
                                   "check the path given for this source", "no-data"))
         try:
-            return _dataset(path, dictionary_columns, encoding)
+            return _dataset(path, dictionary_columns, options)
         except DataError as exc:  # name the source the file was given for
             first = exc.diagnostics[0]
             raise DataError(attrs.evolve(first, message=f"source '{source.name}': {first.message}",

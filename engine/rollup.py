@@ -56,7 +56,8 @@ class Fine:
     """The pass by every dimension, and what it takes to roll its counts up.
 
     Attributes:
-        table: the evaluation by ``dims`` (``period``, the dimensions, the metrics).
+        raw: the evaluation by ``dims`` (``period``, the dimensions, the metrics) without the ``deferred`` counts'
+            columns (see `table`).
         covered: the evaluation's first and last periods with rows (labels), or ``None``.
         dims: the dimensions of the pass.
         held: per count of entities, its presence.
@@ -64,7 +65,7 @@ class Fine:
         base: the period index of the presences' offset 0.
     """
 
-    table: pa.Table
+    raw: pa.Table
     covered: tuple[str, str] | None
     dims: tuple[str, ...]
     held: Mapping[str, _Held]
@@ -72,7 +73,65 @@ class Fine:
     base: int
     grain: str
     start: str = ""  # the first period asked of the pass
+    # Customer states that look a few periods back (churned): counted at the finest slices only when read, and
+    # then only for the periods read (`checked`); most reads are of coarser slices (`rolled`).
+    deferred: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()  # every column of `table`, in order
     _merges: dict = attrs.field(factory=dict, init=False, repr=False)
+    _filled: dict = attrs.field(factory=dict, init=False, repr=False)
+
+    @property
+    def table(self) -> pa.Table:
+        """The evaluation by ``dims`` over every period of the pass, every count filled."""
+        if not self.deferred:
+            return self.raw
+        if "all" not in self._filled:
+            self._filled["all"] = self._counted(self.raw, None)
+        return self._filled["all"]
+
+    def reading(self, names: Sequence[str]) -> pa.Table:
+        """`table`, or `raw` when none of ``names`` is deferred (their columns are filled already)."""
+        return self.table if set(names) & set(self.deferred) else self.raw
+
+    def checked(self, within: Sequence[tuple[int, int]]) -> pa.Table:
+        """The rows of `table` in these ranges of period indices only: a deferred count is counted for those
+        periods (and the few before that it reads), not for every period."""
+        if not self.deferred:
+            return self.raw
+        labels = self.raw.column("period").unique().to_pylist()
+        kept = [label for label in labels if any(a <= periods.parse(label, self.grain) <= b for a, b in within)]
+        rows = self.raw.filter(pc.is_in(self.raw.column("period"), value_set=pa.array(kept, pa.string())))
+        return self._counted(rows, within)
+
+    def _counted(self, rows: pa.Table, within: Sequence[tuple[int, int]] | None) -> pa.Table:
+        """``rows`` of `raw` with the deferred counts filled in: each one's reduce over the triples of the periods
+        ``within`` and the ``reach`` before them (every triple without ``within``), laid on the rows' slices."""
+        labels = rows.column("period").unique().to_pylist()
+        index_of = pc.index_in(rows.column("period"), value_set=pa.array(labels, pa.string()))
+        period = pc.take(pa.array([periods.parse(label, self.grain) for label in labels], pa.int64()), index_of)
+        code = pc.take(self.slices.column("__code"), pc.index_in(_keys(rows, self.dims),
+                                                                  value_set=_keys(self.slices, self.dims)))
+        restricted: dict[int, Presence] = {}
+        for name in self.deferred:
+            held = self.held[name]
+            presence = held.presence
+            if within is not None:
+                if id(presence) not in restricted:
+                    back = max(self.held[n].reach for n in self.deferred if self.held[n].presence is presence)
+                    restricted[id(presence)] = _only(presence, [(a - back - self.base, b - self.base)
+                                                                for a, b in within])
+                presence = restricted[id(presence)]
+            result = held.reduce(presence)
+            width = max(presence.slices, 1)
+            found = pc.add(pc.multiply(pc.add(pc.cast(result.column("__period"), pa.int64()), self.base), width),
+                           pc.cast(result.column("__slice"), pa.int64()))
+            wanted = pc.add(pc.multiply(period, width), code)
+            values = pc.take(result.column("__value"), pc.index_in(wanted, value_set=found))
+            if held.empty is not None:
+                values = pc.fill_null(values, pa.scalar(held.empty, values.type) if not pa.types.is_null(values.type)
+                                      else pa.scalar(held.empty))
+            rows = rows.append_column(name, values)
+        return rows.select(list(self.columns))
 
     def rolls(self, names: Sequence[str]) -> bool:
         """Whether every one of ``names`` can be rolled up (its presence was kept and its slices are known)."""
@@ -85,13 +144,13 @@ class Fine:
         slice of ``to`` the pass has, the empty value where a slice has no triple."""
         to = list(to)
         if to == list(self.dims) and within is None:
-            return self.table.select(["period", *to, *names])
-        labels = self.table.column("period").unique().to_pylist()
+            return self.reading(names).select(["period", *to, *names])
+        labels = self.raw.column("period").unique().to_pylist()
         if within is not None:
             labels = [label for label in labels
                       if any(a <= periods.parse(label, self.grain) <= b for a, b in within)]
         indices = pa.array([periods.parse(label, self.grain) for label in labels], pa.int64())
-        grid = self.table.select(to).group_by(to).aggregate([]).sort_by([(d, "ascending") for d in to]) if to \
+        grid = self.raw.select(to).group_by(to).aggregate([]).sort_by([(d, "ascending") for d in to]) if to \
             else pa.table({"\x1fone": [0]}).drop(["\x1fone"])
         width = grid.num_rows if to else 1
         coarse_key = _keys(grid, to) if to else None
@@ -276,7 +335,7 @@ def _slice_codes(presence: Presence) -> pa.Table:
 
 
 def fine_pass(tree: Tree, data: Mapping[str, Any], registry: Registry, dims: Sequence[str], names: Sequence[str],
-              counting: Sequence[str], grain: str, params, start: str, end: str) -> Fine | None:
+              counting: Sequence[str], grain: str, params, start: str, end: str, defer: bool = True) -> Fine | None:
     """Evaluate ``names`` by ``dims`` from ``start`` to ``end``, keeping the presence of each of ``counting``
     that can be rolled up (`Fine.rolls`); ``None``, and nothing evaluated, when none can (see the module
     docstring)."""
@@ -296,7 +355,7 @@ def fine_pass(tree: Tree, data: Mapping[str, Any], registry: Registry, dims: Seq
         if fn is None or fn.finish is not None or not (fn.entity or call.name == "count_distinct"):
             return None
         captured = f"\x1fheld {name}"
-        aggregates[captured] = attrs.evolve(fn, name=captured, plan=_holding(fn, name, held, partials))
+        aggregates[captured] = attrs.evolve(fn, name=captured, plan=_holding(fn, name, held, partials, defer))
         metrics[name] = attrs.evolve(metric, formula=attrs.evolve(call, name=captured))
     # One more count over the first one's very triples (the same values, filter and extra: no grouping of
     # its own) says which dimension values each slice code stands for.
@@ -321,8 +380,14 @@ def fine_pass(tree: Tree, data: Mapping[str, Any], registry: Registry, dims: Seq
     rollable = {} if slices is None else {
         name: h for name, h in held.items() if not len(h.presence.slice) or not pc.any(pc.is_null(pc.index_in(
             pc.unique(h.presence.slice), value_set=slices.column("__code")))).as_py()}
-    return Fine(table.drop_columns([_SLICES]), evaluation.covered, tuple(dims), rollable,
-                slices if slices is not None else pa.table({"__code": pa.array([], pa.int64())}), base, grain, start)
+    deferred = tuple(name for name, h in held.items() if h.reach and defer)
+    if any(name not in rollable for name in deferred):
+        # A deferred count the slice map cannot lay out: the pass once more, every count by the finest slices.
+        return fine_pass(tree, data, registry, dims, names, counting, grain, params, start, end, defer=False)
+    table = table.drop_columns([_SLICES])
+    return Fine(table.drop_columns(list(deferred)), evaluation.covered, tuple(dims), rollable,
+                slices if slices is not None else pa.table({"__code": pa.array([], pa.int64())}), base, grain, start,
+                deferred, tuple(table.column_names))
 
 
 def _slice_map(table: pa.Table, held: _Held | None, dims: Sequence[str], grain: str) -> tuple[pa.Table | None, int]:
@@ -340,7 +405,7 @@ def _slice_map(table: pa.Table, held: _Held | None, dims: Sequence[str], grain: 
     return pa.table({"__code": pc.cast(codes, pa.int64()), **{d: found.column(d) for d in dims}}), base
 
 
-def _holding(fn: Aggregate, name: str, held: dict[str, _Held], partials: dict[str, Partial]):
+def _holding(fn: Aggregate, name: str, held: dict[str, _Held], partials: dict[str, Partial], deferring: bool):
     """``fn``'s plan, with a reduce that keeps the presence it gets (count_distinct: the triples counted)."""
 
     def plan(ctx, *args, **kwargs):
@@ -357,6 +422,9 @@ def _holding(fn: Aggregate, name: str, held: dict[str, _Held], partials: dict[st
             # What does not look back reads its own period's triples only; what does says how far (or not).
             held[name] = _Held(presence, reduce, partial.empty, partial.reach if fn.lookback else 0,
                                fn.name == "count_distinct")
+            if held[name].reach and deferring:
+                # Counted when read (`Fine.table`, `Fine.checked`): no value by the finest slices yet.
+                return pa.table({c: pa.array([], pa.int64()) for c in ("__slice", "__period", "__value")})
             return reduce(presence)
 
         partials[name] = partial

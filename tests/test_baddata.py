@@ -170,3 +170,58 @@ def test_a_wrong_encoding_option_says_why(tmp_path, data, words):
     assert result.exit_code == 1, result.stdout
     for word in words:
         assert word in result.stderr, (word, result.stderr)
+
+
+# --------------------------------------------------------------------------- delimiters and decimal commas
+
+
+def _excel_ru_months() -> dict[tuple[str, str], float]:
+    """Independently: Python's own codec and string handling over the raw bytes."""
+    months: dict[tuple[str, str], float] = {}
+    for line in (CORPUS / "excel_ru.csv").read_bytes().decode("cp1251").splitlines()[1:]:
+        d, region, amount = line.split(";")
+        months[d[:7], region] = months.get((d[:7], region), 0.0) + float(amount.replace(",", "."))
+    return months
+
+
+def test_a_spreadsheet_export_with_semicolons_and_decimal_commas_reads_with_its_options(tmp_path):
+    result = _run(tmp_path, "excel_ru.csv?encoding=cp1251&decimal=,")  # the semicolons are sniffed
+    assert result.exit_code == 0, result.stderr
+    assert _months(result) == _excel_ru_months() == {("2026-01", "Москва"): 11.75, ("2026-02", "Казань"): 20.0}
+    named = _run(tmp_path, "excel_ru.csv?encoding=cp1251&delimiter=semicolon&decimal=,")
+    assert named.exit_code == 0, named.stderr
+    assert _months(named) == _excel_ru_months()
+
+
+def test_a_decimal_comma_is_refused_with_the_option_that_reads_it(tmp_path):
+    result = _run(tmp_path, "excel_ru.csv?encoding=cp1251")
+    assert result.exit_code == 1
+    assert "'10,5'" in result.stderr and "?decimal=," in result.stderr
+    # The comma-separated file with quoted decimal commas reads with the same option.
+    quoted = _run(tmp_path, "decimal_comma.csv?decimal=,")
+    assert quoted.exit_code == 0, quoted.stderr
+    assert _months(quoted) == {("2026-01", "North"): 10.5, ("2026-02", "South"): 20.25}
+
+
+def test_the_csv_options_are_python_api_parameters_too():
+    import metrictree
+
+    table = metrictree.loads(TREE).evaluate({"orders": f"{CORPUS / 'excel_ru.csv'}?encoding=cp1251&decimal=,"},
+                                            by="region")
+    found = {(p, r): v for p, r, v in zip(*(table.column(c).to_pylist() for c in ("period", "region", "revenue")),
+                                          strict=True) if v}
+    assert found == _excel_ru_months()
+
+
+@pytest.mark.parametrize("data, words", [
+    ("excel_ru.csv?delimiter=;;", ["source 'orders'", "one character", "?delimiter=tab"]),
+    ("excel_ru.csv?decimal=,&delimiter=,", ["source 'orders'", "not the delimiter"]),
+    ("excel_ru.csv?sep=;", ["source 'orders'", "'sep=;'", "?encoding=cp1251&delimiter=;&decimal=,"]),
+    ("excel_ru.csv?decimal=,&decimal=.", ["source 'orders'", "each once"]),
+    ("good.parquet?decimal=,", ["source 'orders'", "CSV files only", "good.parquet"]),
+])
+def test_a_wrong_csv_option_says_why(tmp_path, data, words):
+    result = _run(tmp_path, data)
+    assert result.exit_code == 1, result.stdout
+    for word in words:
+        assert word in result.stderr, (word, result.stderr)

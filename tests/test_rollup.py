@@ -327,3 +327,41 @@ def test_each_triples_coarser_slice_by_a_table_or_by_hashing(monkeypatch, dense)
                         pa.array([1] * 7, pa.int64()), None, 1, 7, 10)
     codes, coarse = pa.array([9, 0, 5, 3], pa.int64()), pa.array([2, 1, 0, 1], pa.int64())
     assert rollup._coarser(presence, codes, coarse).to_pylist() == [1, 0, 2, 1, 0, None, 1]
+
+
+@pytest.mark.parametrize("within", [[("2026-09", "2026-10")], [("2025-10", "2025-10")],
+                                    [("2026-02", "2026-02"), ("2026-07", "2026-08")]])
+def test_states_deferred_to_when_read_are_those_of_the_pass(orders, within):
+    """A state that reads a few periods back (churned, retained) is not counted by every dimension in the pass
+    but when read: every period (`Fine.table`) or only some (`Fine.checked`, from the triples of those periods
+    and the one before) — exactly the table of a pass that counts them all at once."""
+    tree = metrictree.loads(TREE)
+    data = {"orders": orders}
+    registry = default_registry()
+    names = [*COUNTS, "revenue"]
+    eager = rollup.fine_pass(tree, data, registry, DIMS, names, COUNTS, "month", {}, "2025-10", "2026-10",
+                             defer=False)
+    fine = rollup.fine_pass(tree, data, registry, DIMS, names, COUNTS, "month", {}, "2025-10", "2026-10")
+    assert eager.deferred == () and set(fine.deferred) == {"churned", "retained"}
+    assert not set(fine.deferred) & set(fine.raw.column_names)
+    assert fine.reading(["revenue", "customers"]) is fine.raw
+    ranges = [(periods.parse(a, "month"), periods.parse(b, "month")) for a, b in within]
+    labels = pa.array(sorted({periods.label(p, "month") for a, b in ranges for p in range(a, b + 1)}))
+    assert fine.checked(ranges).equals(eager.table.filter(pc.is_in(eager.table.column("period"), labels)))
+    assert fine.table.equals(eager.table)
+    assert fine.reading(["churned"]).equals(eager.table)
+
+
+@pytest.mark.parametrize("metric", ["churn_rate", "retention"])
+def test_the_explanation_is_the_same_with_states_counted_when_read(orders, metric, monkeypatch):
+    from metrictree.explaining import explain
+
+    tree = metrictree.loads(TREE + "metric churn_rate = churned / customers[-1]\n"
+                                   "metric retention = retained / active[-1]\n")
+    data = {"orders": orders}
+    registry = default_registry()
+    after = explain(tree, data, metric, "2026-09", "2026-10", by=DIMS, registry=registry)
+    real = rollup.fine_pass
+    monkeypatch.setattr(rollup, "fine_pass", lambda *args, **kwargs: real(*args, **{**kwargs, "defer": False}))
+    before = explain(tree, data, metric, "2026-09", "2026-10", by=DIMS, registry=registry)
+    assert after.to_dict() == before.to_dict()

@@ -21,6 +21,9 @@ def write(name: str, text: str, encoding: str = "utf-8", newline: str = "\n") ->
 def main() -> None:
     write("cp1251.csv", "d,region,amount\n2026-01-05,Москва,10\n2026-02-05,Казань,20\n", "cp1251")
     write("decimal_comma.csv", 'd,region,amount\n2026-01-05,North,"10,5"\n2026-02-05,South,"20,25"\n')
+    # A spreadsheet's export in a Russian or European locale: semicolons, decimal commas, Windows-1251.
+    write("excel_ru.csv", "d;region;amount\n2026-01-05;Москва;10,5\n2026-01-20;Москва;1,25\n2026-02-05;Казань;20\n",
+          "cp1251", newline="\r\n")
     write("dollar_amounts.csv", "d,region,amount\n2026-01-05,North,$10.00\n2026-02-05,South,$20.50\n")
     write("header_only.csv", "d,region,amount\n")
     write("empty.csv", "")
