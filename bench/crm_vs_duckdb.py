@@ -350,12 +350,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'workload':<9}{'rows':>12} {'engine':<11}{'work s':>8}{'whole s':>9}{'CPU s':>8}{'peak MB':>9}"
           f"{'work ÷ DuckDB':>15}{'whole ÷ DuckDB':>16}{'CPU ÷ DuckDB':>14}{'memory ÷ DuckDB':>17}")
     for workload, rows, med, whole, peak, cpu in summary:
+        def ratio(values: dict, engine: str, width: int) -> str:  # "-" without DuckDB in the run
+            return f"{values[engine] / values['duckdb']:>{width}.2f}" if "duckdb" in values else f"{'-':>{width}}"
+
         for engine in med:
-            d = "duckdb" in med
             print(f"{workload:<9}{rows:>12,} {engine:<11}{med[engine]:>8.2f}{whole[engine]:>9.2f}{cpu[engine]:>8.2f}"
-                  f"{peak[engine]:>9.0f}"
-                  f"{med[engine] / med['duckdb'] if d else 0:>15.2f}{whole[engine] / whole['duckdb'] if d else 0:>16.2f}"
-                  f"{cpu[engine] / cpu['duckdb'] if d else 0:>14.2f}{peak[engine] / peak['duckdb'] if d else 0:>17.2f}")
+                  f"{peak[engine]:>9.0f}{ratio(med, engine, 15)}{ratio(whole, engine, 16)}{ratio(cpu, engine, 14)}"
+                  f"{ratio(peak, engine, 17)}")
     return 1 if failed else 0
 
 
