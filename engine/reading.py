@@ -147,23 +147,49 @@ def _path_and_options(value: str | os.PathLike, source: Source) -> tuple[Path, C
 
 
 def _sniffed_delimiter(path: Path, encoding: str | None) -> str:
-    """The delimiter of a CSV file (or of a folder's first CSV file): the one of comma, semicolon, tab and
-    pipe that splits its first lines into the same number of fields (Python's `csv.Sniffer`); comma when
-    the lines do not tell (a single column)."""
-    import csv as stdcsv
-
+    """The delimiter of a CSV file, or of every CSV file of a folder (which must agree: one delimiter is
+    read for all of them); tab for .tsv files."""
     if path.suffix.lower() == ".tsv":
         return "\t"
-    first = path if path.is_file() else next(iter(sorted(p for p in path.rglob("*") if p.suffix.lower() == ".csv")), None)
-    if first is None:
-        return ","
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix.lower() == ".csv"
+                                                 and not p.name.startswith(("_", ".")))
+    found: dict[str, Path] = {}
+    for file in files:
+        found.setdefault(_delimiter_of(file, encoding), file)
+    if len(found) > 1:
+        (one, first), (other, second) = list(found.items())[:2]
+        raise DataError(error(f"the CSV files of {path} are not written alike: {first.name} is separated by "
+                              f"{_DELIMITER_NAMES.get(one, repr(one))}, {second.name} by "
+                              f"{_DELIMITER_NAMES.get(other, repr(other))}",
+                              hint="save them with one delimiter, or put them in folders of their own",
+                              code="read"))
+    return next(iter(found), ",")
+
+
+_DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
+_QUOTED = re.compile(r'"[^"]*"')
+
+
+def _delimiter_of(file: Path, encoding: str | None) -> str:
+    """One of comma, semicolon, tab and pipe: the one that splits the file's first lines into the same
+    number of fields (Python's `csv.Sniffer`); where that cannot tell (a quoted field holding another of
+    them, too few lines), the one the header line holds most of outside quotes; comma for a single column."""
+    import csv as stdcsv
+
     try:
-        with first.open(encoding=encoding or "utf-8", errors="replace", newline="") as handle:
-            sample = handle.read(64 * 1024)
-        sample = sample[: sample.rfind("\n") + 1] or sample  # whole lines only
-        return stdcsv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-    except (stdcsv.Error, OSError):
+        with file.open(encoding=encoding or "utf-8", errors="replace", newline="") as handle:
+            sample = handle.read(16 * 1024)
+    except OSError:
         return ","
+    sample = sample.removeprefix("\ufeff")
+    lines = sample[: sample.rfind("\n") + 1] or sample  # whole lines only
+    try:
+        return stdcsv.Sniffer().sniff(lines, delimiters=",;\t|").delimiter
+    except stdcsv.Error:
+        header = _QUOTED.sub("", lines.splitlines()[0] if lines else "")
+        counts = {d: header.count(d) for d in _DELIMITER_NAMES}
+        best = max(counts, key=counts.get)
+        return best if counts[best] else ","
 
 
 def _dataset(path: Path, dictionary_columns: list[str], options: CsvOptions = CsvOptions()) -> ds.Dataset:

@@ -225,3 +225,28 @@ def test_a_wrong_csv_option_says_why(tmp_path, data, words):
     assert result.exit_code == 1, result.stdout
     for word in words:
         assert word in result.stderr, (word, result.stderr)
+
+
+def test_a_semicolon_file_whose_sniffing_is_unsure_reads_by_its_header(tmp_path):
+    # Two rows, a BOM, CRLF and a quoted field holding a semicolon: csv.Sniffer gives up; the header decides.
+    (tmp_path / "orders.csv").write_bytes('\ufeffd;region;amount\r\n2026-01-05;"North; city";10,5\r\n'
+                                          '2026-02-05;South;7,25\r\n'.encode())
+    tree_file = tmp_path / "shop.tree"
+    tree_file.write_text(TREE, "utf-8")
+    result = CliRunner().invoke(main, ["eval", str(tree_file), "--data", f"orders={tmp_path / 'orders.csv'}?decimal=,",
+                                  "--by", "region", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert _months(result) == {("2026-01", "North; city"): 10.5, ("2026-02", "South"): 7.25}
+
+
+def test_a_folder_of_csv_files_with_different_delimiters_is_refused(tmp_path):
+    folder = tmp_path / "orders"
+    folder.mkdir()
+    (folder / "a.csv").write_text("d;region;amount\n2026-01-05;North;10\n2026-01-06;South;2\n", "utf-8")
+    (folder / "b.csv").write_text("d,region,amount\n2026-02-05,North,1\n2026-02-06,South,3\n", "utf-8")
+    tree_file = tmp_path / "shop.tree"
+    tree_file.write_text(TREE, "utf-8")
+    result = CliRunner().invoke(main, ["eval", str(tree_file), "--data", f"orders={folder}"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    for word in ("source 'orders'", "a.csv is separated by semicolons", "b.csv by commas", "one delimiter"):
+        assert word in result.output, (word, result.output)
