@@ -176,7 +176,17 @@ class Presence:
                                self.entities, 1)
             overall._cache["sum rows"] = lambda: _summed(key, self.rows, distinct)
             return overall
-        columns = {"k": key, "r": self.rows}
+        return self.coarsened(None, 1)
+
+    def coarsened(self, coarse: pa.Array | None, slices: int) -> Presence:
+        """The presence with its slices replaced by coarser ones (``coarse``: each triple's coarser slice code,
+        0 … slices-1; ``None``: one slice): the triples merged, rows summed, ``extra`` at its maximum — what a
+        pass by the coarser dimensions would have grouped."""
+        # One int64 per (entity, coarser slice, period), so the grouping hashes one narrow column (~30 % faster
+        # than two).
+        group = self.entity if coarse is None else pc.add(pc.multiply(self.entity, slices),
+                                                          pc.cast(coarse, pa.int64()))
+        columns = {"k": pc.add(pc.multiply(group, self.periods), self.period), "r": self.rows}
         aggregations = [("r", "sum")]
         if self.extra is not None:
             columns["x"] = self.extra
@@ -187,10 +197,12 @@ class Presence:
             return merged.column(name).combine_chunks()
 
         key = column("k")
-        entity = pc.divide(key, self.periods)  # one key hashed, not two columns: ~30 % faster
-        return Presence(entity, pa.repeat(pa.scalar(0, pa.int64()), merged.num_rows),
-                        pc.subtract(key, pc.multiply(entity, self.periods)), column("r_sum"),
-                        column("x_max") if self.extra is not None else None, self.periods, self.entities, 1)
+        cell = pc.divide(key, self.periods)
+        entity = pc.divide(cell, slices) if slices > 1 else cell
+        slice_ = pc.subtract(cell, pc.multiply(entity, slices)) if slices > 1 else \
+            pa.repeat(pa.scalar(0, pa.int64()), merged.num_rows)
+        return Presence(entity, slice_, pc.subtract(key, pc.multiply(cell, self.periods)), column("r_sum"),
+                        column("x_max") if self.extra is not None else None, self.periods, self.entities, slices)
 
     def sliced_by_entity(self, slice: pa.Array, slices: int) -> Presence:
         """The same triples, in the same order, put in ``slices`` slices where each entity falls in one

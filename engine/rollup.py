@@ -202,7 +202,7 @@ class Fine:
                     if merged is None:
                         if keep is not None:
                             presence = _only(presence, [(a - self.base, b - self.base) for a, b in keep])
-                        merged = _merged(presence, coarse(presence), width)
+                        merged = presence.coarsened(coarse(presence), width)
                 self._merges[cached] = merged
             result = merged if distinct else held.reduce(merged)
             index = pc.add(result.column("__period"), self.base)
@@ -245,35 +245,9 @@ def _keys(table: pa.Table, dims: Sequence[str]) -> pa.Array:
     return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
 
 
-def _merged(presence: Presence, coarse: pa.Array, slices: int) -> Presence:
-    """The presence with its slices replaced by coarser ones: the triples merged, rows summed, extra at its
-    maximum — what a pass by the coarser dimensions would have grouped."""
-    # One int64 per (entity, coarser slice, period), so the grouping hashes one narrow column.
-    width = presence.periods
-    code = pc.add(pc.multiply(pc.add(pc.multiply(presence.entity, slices), pc.cast(coarse, pa.int64())), width),
-                  presence.period)
-    columns = {"k": code, "r": presence.rows}
-    aggregations = [("r", "sum")]
-    if presence.extra is not None:
-        columns["x"] = presence.extra
-        aggregations.append(("x", "max"))
-    merged = pa.table(columns).group_by(["k"], use_threads=False).aggregate(aggregations)
-    key = merged.column("k").combine_chunks()
-    cell = pc.divide(key, width)
-    entity = pc.divide(cell, slices)
-
-    def column(name: str) -> pa.Array:
-        return merged.column(name).combine_chunks()
-
-    return Presence(entity, pc.subtract(cell, pc.multiply(entity, slices)),
-                    pc.subtract(key, pc.multiply(cell, width)), column("r_sum"),
-                    column("x_max") if presence.extra is not None else None, presence.periods, presence.entities,
-                    slices)
-
-
 def _distinct_counts(presence: Presence, coarse: pa.Array, slices: int) -> pa.Table:
     """How many distinct (entity, coarser slice) each coarser slice has per period: what ``presence.count()``
-    gives on `_merged`'s presence, without merging the rows. Each triple as one int64; the distinct ones are
+    gives on `Presence.coarsened`'s presence, without merging the rows. Each triple as one int64; the distinct ones are
     the occupied cells of a dense grid when it is small enough (`presence._fits`: a scatter, no hashing),
     else the unique codes."""
     width = presence.periods

@@ -19,6 +19,23 @@ def sample_shop():
 
 
 @pytest.fixture(scope="module")
+def orders_with_nulls():
+    """The sample shop's orders with nulls where they hurt: guests (no customer id, every 17th order) and
+    orders of no known region (every 23rd)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from metrictree.sample import sample_data
+
+    table = sample_data()["orders"]
+    n = table.num_rows
+    for column, every in (("customer_id", 17), ("region", 23)):
+        hit = pa.array([i % every == 0 for i in range(n)])
+        table = table.set_column(table.schema.get_field_index(column), column,
+                                 pc.if_else(hit, pa.scalar(None, pa.string()), table.column(column)))
+    return table
+
+
+@pytest.fixture(scope="module")
 def data(sample_shop):
     return sample_shop[0]
 

@@ -38,18 +38,8 @@ DIMS = ["channel", "region", "segment"]
 
 
 @pytest.fixture(scope="module")
-def orders():
-    from metrictree.sample import sample_data
-
-    table = sample_data()["orders"]
-    # Some nulls where they hurt: guests (no customer id) and orders of no known region.
-    n = table.num_rows
-    every = pa.array([i % 17 == 0 for i in range(n)])
-    table = table.set_column(table.schema.get_field_index("customer_id"), "customer_id",
-                             pc.if_else(every, pa.scalar(None, pa.string()), table.column("customer_id")))
-    region = pa.array([i % 23 == 0 for i in range(n)])
-    return table.set_column(table.schema.get_field_index("region"), "region",
-                            pc.if_else(region, pa.scalar(None, pa.string()), table.column("region")))
+def orders(orders_with_nulls):
+    return orders_with_nulls  # tests/conftest.py
 
 
 def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:
