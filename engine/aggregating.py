@@ -353,8 +353,14 @@ class _StreamState:
         """The values of a column's pairs as integer codes shared by every piece (a vocabulary that grows), so
         that pairs merge as integers, and take 4 bytes a pair whatever the values are."""
         values = _array(values)
-        encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
         seen = self.vocabulary.get(name)
+        if seen is not None and not pa.types.is_dictionary(values.type) and seen.type != values.type:
+            # Text counted as numbers in some pieces and as text in others (`textcodes`): text for both.
+            if seen.type == pa.int64():
+                seen = self.vocabulary[name] = textcodes.as_text(seen, values.type)
+            elif values.type == pa.int64():
+                values = textcodes.as_text(values, seen.type)
+        encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
         if seen is None:
             self.vocabulary[name] = encoded.dictionary
             return pc.cast(encoded.indices, pa.int32())
@@ -529,7 +535,7 @@ class _StreamState:
                 if sp.how == "presence":
                     same = (sp.mask, id(sp.extra))
                     if same not in shared:
-                        shared[same] = _presence(keys, *value)
+                        shared[same] = _presence(keys, *value, entities=len(self.vocabulary[group[0].column]))
                     found[sp.column] = sp.reduce(shared[same])
                 else:
                     results[sp.column] = _align(present, *value, 0)
@@ -861,6 +867,8 @@ class GroupKeys:
     def split(self, codes: pa.Array) -> tuple[pa.Array, pa.Array]:
         """The period offset (``periods`` for rows without a time) and the slice code of some group keys."""
         codes = pc.cast(codes, pa.int64())
+        if len(self.components) == 1:  # not sliced: the key is the period
+            return codes, pa.repeat(pa.scalar(0, pa.int64()), len(codes))
         if all(stage is None for stage in self.stages):
             period = pc.divide(codes, self.slices)
             return period, pc.subtract(codes, pc.multiply(period, self.slices))
@@ -999,21 +1007,27 @@ def compute_partials(keys: GroupKeys, specs: list[_Spec], masks: Mapping[str, pa
     return table, found
 
 
-def _presence(keys: GroupKeys, key: pa.Array, entity: pa.Array, rows: pa.Array, extra: pa.Array | None) -> Presence:
-    """The distinct (group key, entity value) pairs as a `Presence`, entities numbered."""
-    period, slice_ = keys.split(key)
-    columns = {"e": entity, "s": slice_, "p": period, "r": pc.cast(rows, pa.int64())}
+def _presence(keys: GroupKeys, key: pa.Array, entity: pa.Array, rows: pa.Array, extra: pa.Array | None,
+              entities: int | None = None) -> Presence:
+    """The distinct (group key, entity value) pairs as a `Presence`, entities numbered; ``entities``: the values
+    are codes 0 … entities-1 already (a stream's vocabulary, `_StreamState._coded`), kept as they are."""
+    period, slice_ = keys.split(_array(key))
+    columns = {"e": _array(entity), "s": slice_, "p": period, "r": _array(rows)}
     if extra is not None:
-        columns["x"] = extra
-    table = pa.table(columns).filter(pc.less(period, keys.periods))  # rows without a time fall in no period
-    entity = _array(table.column("e"))
-    if pa.types.is_dictionary(entity.type):
-        entity = entity.indices
-    # Numbered densely (0 … entities-1, every code present), once over the pairs, far fewer than the rows.
-    encoded = pc.dictionary_encode(entity)
-    return Presence(pc.cast(encoded.indices, pa.int64()), *(_array(table.column(c)) for c in "spr"),
-                    _array(table.column("x")) if extra is not None else None, keys.periods, len(encoded.dictionary),
-                    keys.slices)
+        columns["x"] = _array(extra)
+    if len(period) and pc.max(period).as_py() >= keys.periods:
+        # Rows without a time fall in no period (their offset is `periods`); most sources have none: no copy.
+        kept = pc.less(period, keys.periods)
+        columns = {c: _array(pc.filter(v, kept)) for c, v in columns.items()}
+    entity = columns["e"]
+    if entities is None:
+        if pa.types.is_dictionary(entity.type):
+            entity = entity.indices
+        # Numbered densely (0 … entities-1, every code present), once over the pairs, far fewer than the rows.
+        encoded = pc.dictionary_encode(entity)
+        entity, entities = encoded.indices, len(encoded.dictionary)
+    return Presence(pc.cast(entity, pa.int64()), columns["s"], columns["p"], pc.cast(columns["r"], pa.int64()),
+                    columns.get("x"), keys.periods, entities, keys.slices)
 
 
 def _is_plain_number(values) -> bool:
@@ -1096,9 +1110,10 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
     for group in by_values.values():
         values = as_array(group[0].values, rows)
         presences = [sp for sp in group if sp.how == "presence"]
-        if not presences:
-            # Text of eight bytes (customer numbers) is counted as the int64s of its bytes: the same counts.
-            values = textcodes.as_numbers(values) or values
+        # Text of eight bytes (customer numbers) is counted as the int64s of its bytes: the same counts, the same
+        # customers (a presence numbers its entities; `_StreamState._coded` turns them back into text if a later
+        # piece's values are not all eight bytes).
+        values = textcodes.as_numbers(values) or values
         mask_keys = list(dict.fromkeys(sp.mask for sp in group))
         keep = pc.is_valid(values)
         if "" not in mask_keys:
