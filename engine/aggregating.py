@@ -516,7 +516,7 @@ class _StreamState:
         combinable = [sp for sp in specs if sp.how in _COMBINE or sp.how == "mean"]
         present = _array(pc.unique(first.column(_KEY)) if self.mask_columns else first.column(_KEY))
         results = _combined(first, present, combinable, self.mask_columns, self.wanted, self.steps)
-        found, shared = {}, {}
+        shared, reduces = {}, []
         by_values: dict[int, list[_Spec]] = {}
         for sp in specs:
             if sp.how in ("count_distinct", "presence"):
@@ -536,9 +536,10 @@ class _StreamState:
                     same = (sp.mask, id(sp.extra))
                     if same not in shared:
                         shared[same] = _presence(keys, *value, entities=len(self.vocabulary[group[0].column]))
-                    found[sp.column] = sp.reduce(shared[same])
+                    reduces.append((sp, shared[same]))
                 else:
                     results[sp.column] = _align(present, *value, 0)
+        found = _reduced(reduces)
         table = pa.table({**keys.decode(present), **{sp.column: results[sp.column] for sp in specs
                                                      if sp.how != "presence"}})
         extra = _presence_tables(keys, found, planned.presences, source)
@@ -988,16 +989,17 @@ def compute_partials(keys: GroupKeys, specs: list[_Spec], masks: Mapping[str, pa
     first, wanted, steps = _first_grouping(keys.codes, combinable, masks, mask_columns, rows)
     present = _array(pc.unique(first.column(_KEY)) if mask_columns else first.column(_KEY))
     results = _combined(first, present, combinable, mask_columns, wanted, steps)
-    found, shared = {}, {}
+    shared, reduces = {}, []
     for sp, counted in _distinct_counts(keys.codes, distinct, masks, rows, first, mask_columns).items():
         if sp.how == "presence":
             # One presence for every customer state over the same entity, filter and extra.
             same = (id(sp.values), sp.mask, id(sp.extra))
             if same not in shared:
                 shared[same] = _presence(keys, *counted)
-            found[sp.column] = sp.reduce(shared[same])
+            reduces.append((sp, shared[same]))
         else:
             results[sp.column] = _align(present, *counted, 0)
+    found = _reduced(reduces)
     if direct:
         k, values = _masked_grouping(keys.codes, direct, masks, rows)
         for sp in direct:
@@ -1028,6 +1030,21 @@ def _presence(keys: GroupKeys, key: pa.Array, entity: pa.Array, rows: pa.Array, 
         entity, entities = encoded.indices, len(encoded.dictionary)
     return Presence(pc.cast(entity, pa.int64()), columns["s"], columns["p"], pc.cast(columns["r"], pa.int64()),
                     columns.get("x"), keys.periods, entities, keys.slices)
+
+
+def _reduced(reduces: list[tuple[_Spec, Presence]]) -> dict[str, pa.Table]:
+    """Each presence spec's reduce over its presence (a customer state's counts), by column.
+
+    The reduces of one tree (churned, new, reactivated …) are independent of each other, and each spends its
+    time in Arrow kernels that release the GIL: they run a few at once, on at most `pa.cpu_count` threads, and
+    the lookups they share (`Presence._cached`) are computed once. The results do not depend on which thread ran
+    what."""
+    workers = min(len(reduces), pa.cpu_count())
+    if workers < 2:
+        return {sp.column: sp.reduce(presence) for sp, presence in reduces}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metrictree-reduce") as pool:
+        results = list(pool.map(lambda job: job[0].reduce(job[1]), reduces))
+    return {sp.column: result for (sp, _), result in zip(reduces, results, strict=True)}
 
 
 def _is_plain_number(values) -> bool:
