@@ -261,19 +261,20 @@ def aggregate_stream(tree: Tree, source: Source, pieces: Iterable, metrics: list
                                  promote_options="permissive").unify_dictionaries()
         return aggregate(tree, source, whole, metrics, grain, by, params, registry)
     state = _StreamState(planned.dims)
-    state.add(planned, _period_of(first, source, grain))
-    del first
-    piece = next(pieces, None)
-    if piece is None:  # one piece after all (a stream whose end was not known)
-        return state.finish(source, planned)
-    while piece is not None:
-        # Drop each piece's plan (which holds its columns) once aggregated; the last one's is needed to finish.
-        planned = None
-        planned = _plan(tree, source, piece.table, metrics, grain, by, params, registry)
-        state.add(planned, _period_of(piece, source, grain))
-        piece = None
+    try:
+        state.add(planned, _period_of(first, source, grain))
+        del first
         piece = next(pieces, None)
-    return state.finish(source, planned)
+        while piece is not None:
+            # Drop each piece's plan (which holds its columns) once aggregated; the last one's is needed to finish.
+            planned = None
+            planned = _plan(tree, source, piece.table, metrics, grain, by, params, registry)
+            state.add(planned, _period_of(piece, source, grain))
+            piece = None
+            piece = next(pieces, None)
+        return state.finish(source, planned)
+    finally:
+        state.settle()
 
 
 def _period_of(piece, source: Source, grain: str) -> int | None:
@@ -301,6 +302,8 @@ class _StreamState:
         self.how: dict[str, str] = {}
         self.skipped: dict[str, list] = {}
         self.wanted = self.steps = self.mask_columns = None
+        self._holding: ThreadPoolExecutor | None = None  # merges each piece's pairs while the next is worked on
+        self._pending: list = []
 
     def add(self, planned: _Planned, complete_before: int | None = None) -> None:
         specs = list(planned.specs)
@@ -323,31 +326,60 @@ class _StreamState:
                 mask_keys = list(dict.fromkeys(sp.mask for sp in group))
                 self.counted_by[group[0].column] = (mask_keys, _flags(group),
                                                     any(sp.how == "presence" for sp in group))
-            for name, (pairs, repeats) in found.items():
-                if repeats:
-                    self.repeated.add(name)
-                held = self.pairs.setdefault(name, [])
-                mask_keys, flags, states = self.counted_by[name]
-                if states:
-                    # Customer states hold their pairs to the end: as integer codes, 4 bytes each.
-                    pairs = pairs.set_column(pairs.schema.get_field_index("__x"), "__x",
-                                             self._coded(name, pairs.column("__x")))
-                held.append(self._numbered(planned.keys, pairs))
-                held[:] = _same_values(held)
-                if complete_before is not None and not states:
-                    # Every pair final (a range of periods ending before the data does): an empty table still
-                    # says what the pairs' columns are when the state finishes.
-                    held[:] = self._finalised(name, held, complete_before, mask_keys, flags) or [held[-1].slice(0, 0)]
-                # Pairs repeated across batches (a customer active in the same month in two of them) are held
-                # once they outgrow what was merged last: amortised, each pair is merged a bounded number of times.
-                size = sum(p.num_rows for p in held)
-                if size > 2 * max(self.merged_rows.get(name, 0), _ROWS_PER_PART * 64):
-                    merged = _deduplicated(held)
-                    self.pairs[name] = [merged]
-                    self.merged_rows[name] = merged.num_rows
+            self._hold(planned.keys, found, complete_before)
         for metric, (rows, entity, function) in planned.skipped.items():
             before = self.skipped.get(metric, [0, entity, function])
             self.skipped[metric] = [before[0] + rows, entity, function]
+
+    def _hold(self, keys: GroupKeys, found: dict, complete_before: int | None) -> None:
+        """Merge a piece's distinct pairs into those held (`_held`): on a thread of its own, one piece after
+        another in the order they came, while the caller goes on with the next piece (its periods, filters and
+        first grouping run on one core); in the caller's thread when Arrow has one core."""
+        if pa.cpu_count() < 2:
+            self._held(keys, found, complete_before)
+            return
+        if self._holding is None:
+            self._holding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrictree-pairs")
+        self._pending.append(self._holding.submit(self._held, keys, found, complete_before))
+        # At most one piece's pairs wait: the memory held stays that of one piece more (as when reading ahead).
+        while len(self._pending) > 1:
+            self._pending.pop(0).result()
+
+    def settle(self) -> None:
+        """Wait for the pieces' pairs still being merged (an error there is raised here), and stop the thread."""
+        try:
+            while self._pending:
+                self._pending.pop(0).result()
+        finally:
+            if self._holding is not None:
+                self._holding.shutdown(wait=True, cancel_futures=True)
+                self._holding = None
+
+    def _held(self, keys: GroupKeys, found: dict, complete_before: int | None) -> None:
+        """A piece's distinct pairs merged into those held: customer states' values coded, group keys numbered;
+        plain distinct counts of the periods now final counted and dropped."""
+        for name, (pairs, repeats) in found.items():
+            if repeats:
+                self.repeated.add(name)
+            held = self.pairs.setdefault(name, [])
+            mask_keys, flags, states = self.counted_by[name]
+            if states:
+                # Customer states hold their pairs to the end: as integer codes, 4 bytes each.
+                pairs = pairs.set_column(pairs.schema.get_field_index("__x"), "__x",
+                                         self._coded(name, pairs.column("__x")))
+            held.append(self._numbered(keys, pairs))
+            held[:] = _same_values(held)
+            if complete_before is not None and not states:
+                # Every pair final (a range of periods ending before the data does): an empty table still
+                # says what the pairs' columns are when the state finishes.
+                held[:] = self._finalised(name, held, complete_before, mask_keys, flags) or [held[-1].slice(0, 0)]
+            # Pairs repeated across batches (a customer active in the same month in two of them) are held
+            # once they outgrow what was merged last: amortised, each pair is merged a bounded number of times.
+            size = sum(p.num_rows for p in held)
+            if size > 2 * max(self.merged_rows.get(name, 0), _ROWS_PER_PART * 64):
+                merged = _deduplicated(held)
+                self.pairs[name] = [merged]
+                self.merged_rows[name] = merged.num_rows
 
     def _coded(self, name: str, values) -> pa.Array:
         """The values of a column's pairs as integer codes shared by every piece (a vocabulary that grows), so
@@ -492,6 +524,7 @@ class _StreamState:
 
     def finish(self, source: Source, planned: _Planned) -> SourceAggregate:
         """The merged state as a `SourceAggregate`: one group key encoding over every group and pair."""
+        self.settle()
         for name, held in self.pairs.items():
             mask_keys, flags, states = self.counted_by[name]
             if not states and held:

@@ -129,3 +129,36 @@ def test_a_shared_lookup_is_computed_once(table, monkeypatch):
     built.clear()
     evaluated(table, [], 1, monkeypatch)
     assert len(once) == len(built)
+
+
+def test_pieces_pairs_are_merged_on_a_thread_of_their_own_in_order(table, tmp_path, monkeypatch):
+    path = tmp_path / "orders.parquet"
+    pq.write_table(table, path, row_group_size=500)
+    monkeypatch.setattr(reading, "ROWS_PER_TABLE", 1000)
+    where = []
+    held = aggregating._StreamState._held
+
+    def spy(self, keys, found, complete_before):
+        where.append(threading.current_thread().name)
+        return held(self, keys, found, complete_before)
+
+    monkeypatch.setattr(aggregating._StreamState, "_held", spy)
+    apart = evaluated(str(path), ["channel"], 2, monkeypatch)
+    assert len(where) >= 5 and all(n.startswith("metrictree-pairs") for n in where)
+    where.clear()
+    assert evaluated(str(path), ["channel"], 1, monkeypatch) == apart
+    assert where and all(n == threading.main_thread().name for n in where)
+
+
+def test_an_error_while_merging_a_pieces_pairs_is_raised(table, tmp_path, monkeypatch):
+    path = tmp_path / "orders.parquet"
+    pq.write_table(table, path, row_group_size=500)
+    monkeypatch.setattr(reading, "ROWS_PER_TABLE", 1000)
+
+    def broken(self, name, values):
+        raise pa.ArrowMemoryError("out of memory")
+
+    monkeypatch.setattr(aggregating._StreamState, "_coded", broken)
+    with pytest.raises(pa.ArrowMemoryError):
+        evaluated(str(path), [], 2, monkeypatch)
+    assert not [t for t in threading.enumerate() if t.name.startswith("metrictree-pairs")]  # its thread is gone
