@@ -1350,10 +1350,14 @@ def _gathered(group: list[_Spec], parts: list[dict], extras: dict[int, str]) -> 
             out[sp] = tuple(pa.concat_arrays([_array(p[sp.mask][i]) for p in parts]) for i in (0, 1))
             continue
         pieces = [p[("pairs", sp.mask)] for p in parts]
-        key, entity, counts = (pa.concat_arrays([_array(p[i]) for p in pieces]) for i in range(3))
+
+        def joined(arrays: list) -> pa.Array:
+            return _array(arrays[0]) if len(arrays) == 1 else pa.concat_arrays([_array(a) for a in arrays])
+
+        key, entity, counts = (joined([p[i] for p in pieces]) for i in range(3))
         extra = None
         if sp.extra is not None:
-            extra = pa.concat_arrays([_array(p[3][extras[id(sp.extra)]]) for p in pieces])
+            extra = joined([p[3][extras[id(sp.extra)]] for p in pieces])
         out[sp] = (key, entity, counts, extra)
     return out
 

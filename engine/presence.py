@@ -227,6 +227,9 @@ class Presence:
 
     def holds(self, other: Presence, flags: pa.Array) -> pa.Array:
         """True for each triple whose (entity, period) is flagged in ``other`` (an `overall` presence)."""
+        if other is self or (other.entity is self.entity and other.period is self.period):
+            return flags  # the same triples in the same order (an unsliced presence is its own `overall`)
+
         def code(p: Presence) -> pa.Array:
             return pc.add(pc.multiply(p.entity, self.periods), p.period)
 
