@@ -32,6 +32,7 @@ figures); the plan works the same for every plugin's partials:
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import itertools
 import re
@@ -1075,8 +1076,11 @@ def _reduced(reduces: list[tuple[_Spec, Presence]]) -> dict[str, pa.Table]:
     workers = min(len(reduces), pa.cpu_count())
     if workers < 2:
         return {sp.column: sp.reduce(presence) for sp, presence in reduces}
+    # Each reduce sees the caller's context variables (a plugin's settings, the progress callback), in a copy
+    # of its own: a context cannot be entered by two threads at once.
+    jobs = [(sp, presence, contextvars.copy_context()) for sp, presence in reduces]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metrictree-reduce") as pool:
-        results = list(pool.map(lambda job: job[0].reduce(job[1]), reduces))
+        results = list(pool.map(lambda job: job[2].run(job[0].reduce, job[1]), jobs))
     return {sp.column: result for (sp, _), result in zip(reduces, results, strict=True)}
 
 

@@ -9,6 +9,7 @@ stretch of periods only, and a stream of pieces of uneven sizes.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import random
 import textwrap
@@ -20,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import metrictree
-from metrictree import aggregating, presence, reading
+from metrictree import aggregating, pluginmanager, presence, reading
 
 TREE = metrictree.loads(textwrap.dedent("""
     tree p "every customer state"
@@ -162,3 +163,52 @@ def test_an_error_while_merging_a_pieces_pairs_is_raised(table, tmp_path, monkey
     with pytest.raises(pa.ArrowMemoryError):
         evaluated(str(path), [], 2, monkeypatch)
     assert not [t for t in threading.enumerate() if t.name.startswith("metrictree-pairs")]  # its thread is gone
+
+
+SETTING = contextvars.ContextVar("setting", default="unset")
+
+
+class ContextReader:
+    """A customer state whose reduce reads a context variable of the caller (as a plugin's settings may)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    @metrictree.hookimpl
+    def metrictree_functions(self, register):
+        def plan(ctx, source):
+            def reduce(p):
+                self.seen.append((SETTING.get(), threading.current_thread().name))
+                return p.count()
+            return [metrictree.Partial(ctx.entity, "presence", 0, reduce=reduce)]
+
+        for name in ("seen_a", "seen_b", "seen_c"):
+            register(metrictree.Aggregate(name, plan, entity=True, check=None))
+
+
+READER = ContextReader()  # module-level: the plugin registry caches by id()
+
+
+def test_reduces_on_threads_see_the_callers_context(table, monkeypatch):
+    name = pluginmanager.register(READER)
+    try:
+        tree = metrictree.loads(textwrap.dedent("""
+            tree c "context"
+            grain month
+            source orders { time day entity customer_id }
+            metric a = seen_a(orders)
+            metric b = seen_b(orders)
+            metric c = seen_c(orders)
+            metric churned = churned_customers(orders)
+        """))
+        monkeypatch.setattr(aggregating.pa, "cpu_count", lambda: 2)
+        token = SETTING.set("the caller's")
+        try:
+            result = tree.evaluate({"orders": table}).to_pylist()
+        finally:
+            SETTING.reset(token)
+    finally:
+        pluginmanager.unregister(name=name)
+    assert {s for s, _ in READER.seen} == {"the caller's"}
+    assert any(n.startswith("metrictree-reduce") for _, n in READER.seen)
+    assert result[1]["a"] == result[1]["b"] == result[1]["c"] > 0
