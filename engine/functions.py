@@ -80,6 +80,8 @@ class Partial:
             `metrictree.presence.Presence` of the kept rows and returns ``__slice``, ``__period`` (offsets, as in `Presence`) and
             ``__value``. Every presence partial over the same entity and filter shares one grouping of the
             rows, with the distinct counts of that column; rows whose entity is null are left out (and counted).
+            The reduces over one presence may run at once on several threads (at most `pyarrow.cpu_count`),
+            so a reduce reads its presence and returns a table, and changes nothing shared.
         extra: for ``how="presence"``: a row-level integer whose maximum over the rows of each (entity, slice,
             period) the presence carries as ``extra`` (e.g. how many periods after it a row keeps a customer
             active).
