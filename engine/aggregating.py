@@ -333,10 +333,15 @@ class _StreamState:
             self.skipped[metric] = [before[0] + rows, entity, function]
 
     def _hold(self, keys: GroupKeys, found: dict, complete_before: int | None) -> None:
-        """Merge a piece's distinct pairs into those held (`_held`): on a thread of its own, one piece after
-        another in the order they came, while the caller goes on with the next piece (its periods, filters and
-        first grouping run on one core); in the caller's thread when Arrow has one core."""
-        if pa.cpu_count() < 2:
+        """Merge a piece's distinct pairs into those held (`_held`). Customer states' values are coded on one
+        core (`_coded`): that runs on a thread of its own, one piece after another in the order they came, while
+        the caller goes on with the next piece (its periods, filters and first grouping, on one core too). Plain
+        distinct counts are merged in the caller's thread (their final periods are counted on every core
+        already, and merging them beside the next piece would hold both at once), as is everything when Arrow
+        has one core."""
+        if pa.cpu_count() < 2 or not any(self.counted_by[name][2] for name in found):
+            while self._pending:  # the pieces before first, in order
+                self._pending.pop(0).result()
             self._held(keys, found, complete_before)
             return
         if self._holding is None:

@@ -212,3 +212,29 @@ def test_reduces_on_threads_see_the_callers_context(table, monkeypatch):
     assert {s for s, _ in READER.seen} == {"the caller's"}
     assert any(n.startswith("metrictree-reduce") for _, n in READER.seen)
     assert result[1]["a"] == result[1]["b"] == result[1]["c"] > 0
+
+
+def test_plain_distinct_counts_are_merged_in_the_callers_thread(table, tmp_path, monkeypatch):
+    # No customer state: nothing to code on one core, and merging beside the next piece would hold both.
+    path = tmp_path / "orders.parquet"
+    pq.write_table(table, path, row_group_size=500)
+    monkeypatch.setattr(reading, "ROWS_PER_TABLE", 1000)
+    tree = metrictree.loads(textwrap.dedent("""
+        tree d "distinct only"
+        grain month
+        source orders { time day dimensions region entity customer_id }
+        metric customers = count_distinct(orders.customer_id)
+        metric paying = count_distinct(orders.customer_id) where orders.status == "paid"
+    """))
+    where = []
+    held = aggregating._StreamState._held
+
+    def spy(self, keys, found, complete_before):
+        where.append(threading.current_thread().name)
+        return held(self, keys, found, complete_before)
+
+    monkeypatch.setattr(aggregating._StreamState, "_held", spy)
+    monkeypatch.setattr(aggregating.pa, "cpu_count", lambda: 2)
+    streamed = tree.evaluate({"orders": str(path)}, by=["region"]).to_pylist()
+    assert len(where) >= 5 and set(where) == {threading.main_thread().name}
+    assert streamed == tree.evaluate({"orders": table}, by=["region"]).to_pylist()
