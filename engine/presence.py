@@ -128,6 +128,9 @@ class Presence:
 
     def _build_grid(self) -> tuple[pa.Array, pa.Array] | None:
         group, groups = self.groups()
+        if group is self.entity and self._entity_cells() is not None:
+            # Not sliced: the cells are those of (entity, period), which the first periods read too.
+            return self._entity_cells()
         if not _fits(groups * self.periods, len(self)):
             # Few of the (entity, slice) combinations occur (a sliced evaluation): number those that do — the
             # slice codes that occur first (36 of 80 by channel × region × segment), so that the combinations
@@ -142,6 +145,19 @@ class Presence:
         cell = pc.add(pc.multiply(group, self.periods), self.period)
         return cell, _occupancy(cell, groups * self.periods)
 
+    def _entity_cells(self) -> tuple[pa.Array, pa.Array] | None:
+        """Each triple's cell in a grid of (entity, period), and whether each cell is occupied, when that grid is
+        small enough (`_fits`); ``None`` otherwise. Shared by the grid of an unsliced presence, the first periods
+        and `overall`."""
+        return self._cached("entity cells", self._build_entity_cells)
+
+    def _build_entity_cells(self) -> tuple[pa.Array, pa.Array] | None:
+        cells = self.entities * self.periods
+        if not _fits(cells, len(self)):
+            return None
+        cell = pc.add(pc.multiply(self.entity, self.periods), self.period)
+        return cell, _occupancy(cell, cells)
+
     def first_period(self) -> pa.Array:
         """Each triple's entity's first period, over every slice."""
         return self._cached("first", self._first_period)
@@ -149,13 +165,11 @@ class Presence:
     def _first_period(self) -> pa.Array:
         if not len(self):
             return pa.array([], pa.int64())
-        cells = self.entities * self.periods
-        if _fits(cells, len(self)):
+        grid = self._entity_cells()
+        if grid is not None:
             # The occupied (entity, period) cells in order are the triples sorted by entity and period: an
             # entity's first cell is its first period.
-            occupied = pc.indices_nonzero(_occupancy(pc.add(pc.multiply(self.entity, self.periods), self.period),
-                                                     cells))
-            occupied = pc.cast(occupied, pa.int64())
+            occupied = pc.cast(pc.indices_nonzero(grid[1]), pa.int64())
             owner = pc.divide(occupied, self.periods)
             starts = pc.fill_null(pc.not_equal(pc.pairwise_diff(owner), 0), True)
             firsts, owners = pc.filter(occupied, starts), pc.filter(owner, starts)
@@ -174,12 +188,12 @@ class Presence:
         return self._cached("overall", self._overall)
 
     def _overall(self) -> Presence:
-        key = pc.add(pc.multiply(self.entity, self.periods), self.period)  # one int64 per (entity, period)
-        cells = self.entities * self.periods
-        if self.extra is None and _fits(cells, len(self)):
+        grid = self._entity_cells() if self.extra is None else None
+        if grid is not None:
             # The occupied cells of a grid of (entity, period) are the distinct pairs, in order: no hashing.
             # Most states never read the rows of each pair (churned, new …): they are summed when asked.
-            distinct = pc.cast(pc.indices_nonzero(_occupancy(key, cells)), pa.int64())
+            key = grid[0]  # one int64 per (entity, period)
+            distinct = pc.cast(pc.indices_nonzero(grid[1]), pa.int64())
             entity = pc.divide(distinct, self.periods)
             overall = Presence(entity, pa.repeat(pa.scalar(0, pa.int64()), len(distinct)),
                                pc.subtract(distinct, pc.multiply(entity, self.periods)), None, None, self.periods,
