@@ -115,8 +115,8 @@ class Presence:
         if grid is None:
             return pc.is_in(self.codes(shift), value_set=self.codes())
         cell, occupied = grid
-        target = pc.add(self.period, shift)
-        inside = pc.and_(pc.greater_equal(target, 0), pc.less(target, self.periods))
+        # period + shift within 0 … periods-1 (``shift`` is not 0): one comparison.
+        inside = pc.less(self.period, self.periods - shift) if shift > 0 else pc.greater_equal(self.period, -shift)
         # Outside the periods nobody is present; any index that exists stands in for those triples.
         index = pc.if_else(inside, pc.add(cell, shift), pa.scalar(0, pa.int64()))
         return pc.and_(inside, _looked_up(occupied, index))
