@@ -49,7 +49,7 @@ from .errors import DataError, error
 from .formulas import Scope, as_array, evaluate
 from .functions import ROWS, Aggregate, AggregateContext, Partial, Registry
 from .groupids import GroupNumbers
-from .presence import Presence
+from .presence import Presence, _occupancy
 from .model import Metric, Source, Tree
 from .reading import Need, ahead
 
@@ -296,6 +296,7 @@ class _StreamState:
         self.merged_rows: dict[str, int] = {}
         self.repeated: set[str] = set()  # columns whose held tables may repeat a pair (kept rows, not yet grouped)
         self.vocabulary: dict[str, pa.Array] = {}  # per column: its distinct values, in code order
+        self.text_kind: dict[str, pa.DataType] = {}  # columns whose vocabulary is text held as numbers: its type
         self.counted_by: dict[str, tuple] = {}  # per column: its filters, their flag columns, whether states read it
         self.done: dict[str, list[pa.Table]] = {}  # per column: distinct counts of the periods already final
         self.how: dict[str, str] = {}
@@ -314,8 +315,6 @@ class _StreamState:
         self.groups = self._merged(self.groups, self._decoded(planned.keys, first),
                                    [*self.mask_columns.values()], {c: self.how[c] for c in self.how})
         if distinct:
-            found = _distinct_counts(planned.keys.codes, distinct, planned.masks, planned.rows, first,
-                                     self.mask_columns, pairs_only=True)
             groups: dict[int, list[_Spec]] = {}
             for sp in distinct:
                 groups.setdefault(id(sp.values), []).append(sp)
@@ -323,13 +322,27 @@ class _StreamState:
                 mask_keys = list(dict.fromkeys(sp.mask for sp in group))
                 self.counted_by[group[0].column] = (mask_keys, _flags(group),
                                                     any(sp.how == "presence" for sp in group))
+            # Customer states hold their pairs to the end as codes of a vocabulary shared by every piece: the
+            # rows' values are coded first (one hash of each row's value), so that each pair is one int64
+            # (group key × vocabulary + code) hashed once, and no text is grouped or coded again.
+            coded: dict[int, pa.ChunkedArray] = {}
+            for group in groups.values():
+                if self.counted_by[group[0].column][2] and not isinstance(group[0].values, pa.Scalar):
+                    coded[id(group[0].values)] = self._row_codes(group[0].column,
+                                                                 as_array(group[0].values, planned.rows))
+            if coded:
+                distinct = [attrs.evolve(sp, values=coded[id(sp.values)]) if id(sp.values) in coded else sp
+                            for sp in distinct]
+            found = _distinct_counts(planned.keys.codes, distinct, planned.masks, planned.rows, first,
+                                     self.mask_columns, pairs_only=True, coded=frozenset(map(id, coded.values())))
             for name, (pairs, repeats) in found.items():
                 if repeats:
                     self.repeated.add(name)
                 held = self.pairs.setdefault(name, [])
                 mask_keys, flags, states = self.counted_by[name]
-                if states:
-                    # Customer states hold their pairs to the end: as integer codes, 4 bytes each.
+                if states and not pa.types.is_int32(pairs.schema.field("__x").type):
+                    # Customer states hold their pairs to the end: as integer codes, 4 bytes each (coded by row
+                    # above, unless the values were one value for every row).
                     pairs = pairs.set_column(pairs.schema.get_field_index("__x"), "__x",
                                              self._coded(name, pairs.column("__x")))
                 held.append(self._numbered(planned.keys, pairs))
@@ -366,6 +379,37 @@ class _StreamState:
             codes = pc.replace_with_mask(pc.cast(codes, pa.int32()), new, numbers)
             self.vocabulary[name] = pa.concat_arrays([seen, fresh.cast(seen.type)])
         return pc.take(pc.cast(codes, pa.int32()), encoded.indices)
+
+    def _row_codes(self, name: str, values) -> pa.ChunkedArray:
+        """The values of a customer states' column, row by row, as their codes in the column's vocabulary
+        (`_coded`): dictionary-encoded over the vocabulary itself, nulls kept. Text of eight bytes (customer
+        numbers) is coded as the int64s of its bytes (`textcodes`): hashed as numbers, not text; a later piece
+        of other text turns the vocabulary back into text."""
+        values = _chunked(values)
+        seen = self.vocabulary.get(name)
+        numbers = None
+        if seen is None or name in self.text_kind:
+            numbers = textcodes.as_numbers(values)
+        if numbers is not None:
+            self.text_kind.setdefault(name, values.type)
+            values = numbers
+        elif name in self.text_kind:
+            self.vocabulary[name] = textcodes.as_text(seen, self.text_kind.pop(name))
+        values = values.combine_chunks()
+        seen = self.vocabulary.get(name)
+        if seen is None or pa.types.is_dictionary(values.type) or values.type != seen.type:
+            codes = self._coded(name, values)
+        else:
+            # Most rows' values are in the vocabulary already: looked up row by row (half the CPU of numbering
+            # the piece's own values first); only the new ones are numbered, and added.
+            codes = pc.cast(pc.index_in(values, value_set=seen), pa.int32())
+            new = pc.and_(pc.is_null(codes), pc.is_valid(values))
+            if pc.any(new).as_py():
+                fresh = pc.dictionary_encode(pc.filter(values, new))
+                numbers = pc.add(pc.cast(fresh.indices, pa.int32()), pa.scalar(len(seen), pa.int32()))
+                codes = pc.replace_with_mask(codes, new, numbers)
+                self.vocabulary[name] = pa.concat_arrays([seen, fresh.dictionary])
+        return pa.chunked_array([pa.DictionaryArray.from_arrays(codes, self.vocabulary[name])])
 
     def _numbered(self, keys: GroupKeys, table: pa.Table) -> pa.Table:
         """``table`` with its group keys replaced by the stream's group numbers (`GroupNumbers`)."""
@@ -529,7 +573,10 @@ class _StreamState:
                 if sp.how == "presence":
                     same = (sp.mask, id(sp.extra))
                     if same not in shared:
-                        shared[same] = _presence(keys, *value)
+                        # The entities are the codes of the column's vocabulary (`_coded`).
+                        vocabulary = self.vocabulary.get(group[0].column)
+                        shared[same] = _presence(keys, *value,
+                                                 entities=None if vocabulary is None else len(vocabulary))
                     found[sp.column] = sp.reduce(shared[same])
                 else:
                     results[sp.column] = _align(present, *value, 0)
@@ -999,21 +1046,69 @@ def compute_partials(keys: GroupKeys, specs: list[_Spec], masks: Mapping[str, pa
     return table, found
 
 
-def _presence(keys: GroupKeys, key: pa.Array, entity: pa.Array, rows: pa.Array, extra: pa.Array | None) -> Presence:
-    """The distinct (group key, entity value) pairs as a `Presence`, entities numbered."""
-    period, slice_ = keys.split(key)
-    columns = {"e": entity, "s": slice_, "p": period, "r": pc.cast(rows, pa.int64())}
+def _presence(keys: GroupKeys, key, entity, rows, extra, entities: int | None = None) -> Presence:
+    """The distinct (group key, entity value) pairs as a `Presence`, entities numbered.
+
+    ``entity`` holds the entity values, numbered here; with ``entities``, their codes ``0 … entities-1``
+    already (a stream's vocabulary, `_StreamState._coded`), renumbered only where some code has no pair left.
+    Then the pairs (chunked, as the stream held them) are turned into the presence's columns a chunk at a
+    time, so that the temporaries of the arithmetic stay small (fresh memory costs kernel time) and each
+    column of the presence is written once."""
+    if entities is None:
+        period, slice_ = keys.split(_array(key))
+        columns = {"e": _array(entity), "s": slice_, "p": period, "r": pc.cast(_array(rows), pa.int64())}
+        if extra is not None:
+            columns["x"] = _array(extra)
+        table = pa.table(columns).filter(pc.less(period, keys.periods))  # rows without a time fall in no period
+        entity = _array(table.column("e"))
+        if pa.types.is_dictionary(entity.type):
+            entity = entity.indices
+        # Numbered densely (0 … entities-1, every code present), once over the pairs, far fewer than the rows.
+        encoded = pc.dictionary_encode(entity)
+        return Presence(pc.cast(encoded.indices, pa.int64()), *(_array(table.column(c)) for c in "spr"),
+                        _array(table.column("x")) if extra is not None else None, keys.periods,
+                        len(encoded.dictionary), keys.slices)
+    columns = {"k": _chunked(key), "e": _chunked(entity), "r": _chunked(rows)}
     if extra is not None:
-        columns["x"] = extra
-    table = pa.table(columns).filter(pc.less(period, keys.periods))  # rows without a time fall in no period
-    entity = _array(table.column("e"))
-    if pa.types.is_dictionary(entity.type):
-        entity = entity.indices
-    # Numbered densely (0 … entities-1, every code present), once over the pairs, far fewer than the rows.
-    encoded = pc.dictionary_encode(entity)
-    return Presence(pc.cast(encoded.indices, pa.int64()), *(_array(table.column(c)) for c in "spr"),
-                    _array(table.column("x")) if extra is not None else None, keys.periods, len(encoded.dictionary),
-                    keys.slices)
+        columns["x"] = _chunked(extra)
+    pairs = pa.table(columns)
+    # Renumbered keys (too many combinations) are split by looking every key up at once: one chunk.
+    staged = any(stage is not None for stage in keys.stages)
+    parts: dict[str, list[pa.Array]] = {c: [] for c in ("e", "s", "p", "r", "x")}
+    occupied = None
+    for batch in pairs.to_batches(max_chunksize=None if staged else _PRESENCE_CHUNK):
+        period, slice_ = keys.split(batch.column(0))
+        inside = pc.less(period, keys.periods)  # rows without a time fall in no period
+        every = pc.all(inside).as_py() is not False
+        chunk = {"e": batch.column(1), "s": slice_, "p": period, "r": batch.column(2),
+                 "x": batch.column(3) if extra is not None else None}
+        for name, values in chunk.items():
+            if values is not None:
+                parts[name].append(values if every else pc.filter(values, inside))
+        if entities:
+            seen = _occupancy(parts["e"][-1], entities)
+            occupied = seen if occupied is None else pc.max_element_wise(occupied, seen)
+    number = None
+    if occupied is not None:
+        running = pc.cumulative_sum(pc.cast(occupied, pa.int32()))
+        used = running[len(running) - 1].as_py()
+        if used < entities:
+            number, entities = pc.subtract(running, 1), used
+    entity = _concatenated([pc.cast(e if number is None else pc.take(number, e), pa.int64()) for e in parts["e"]],
+                           pa.int64())
+    return Presence(entity, *(_concatenated([pc.cast(v, pa.int64()) for v in parts[c]], pa.int64()) for c in "spr"),
+                    _concatenated(parts["x"], columns["x"].type) if extra is not None else None, keys.periods,
+                    entities, keys.slices)
+
+
+# The stream's pairs become a presence this many at a time (`_presence`).
+_PRESENCE_CHUNK = 1 << 20
+
+
+def _concatenated(arrays: list[pa.Array], kind: pa.DataType) -> pa.Array:
+    if len(arrays) == 1:
+        return arrays[0]
+    return pa.concat_arrays(arrays) if arrays else pa.array([], kind)
 
 
 def _is_plain_number(values) -> bool:
@@ -1077,7 +1172,7 @@ def _finish(sp: _Spec, columns: list) -> pa.Array:
 
 
 def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: int, first: pa.Table,
-                     mask_columns: dict[str, str], pairs_only: bool = False) -> dict:
+                     mask_columns: dict[str, str], pairs_only: bool = False, coded: frozenset = frozenset()) -> dict:
     """Per spec: (keys, counts), or for a presence spec (keys, entities, rows, extra). All the specs over
     one column share its grouping by (key, value).
 
@@ -1120,6 +1215,8 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
         spans = [tuple(v.as_py() for v in pc.min_max(b.column(0)).values()) for b in batches]
 
         coding = _value_codes(values, pc.max(first.column(_KEY)).as_py())
+        if coding is not None and id(group[0].values) in coded:
+            coding = attrs.evolve(coding, as_codes=True)  # the values are the stream's codes (`_row_codes`)
 
         def count(bounds: tuple[int, int] | None, batches=batches, spans=spans, mask_keys=mask_keys, flags=flags,
                   pairs_wanted=bool(presences) or pairs_only, extras=tuple(extra_values),
@@ -1187,6 +1284,7 @@ class _ValueCodes:
     width: int
     low: int = 0
     dictionary: pa.Array | None = None
+    as_codes: bool = False  # the pairs' values given back as the dictionary's indices (int32), not its values
 
 
 # Pair codes stay below this (key × width), far from int64's limit.
@@ -1244,7 +1342,9 @@ def _coded_pairs(part: pa.Table, coding: _ValueCodes, rows: bool, sums: tuple[st
         code = pc.unique(code)
     key = pc.divide(code, width)
     own = pc.subtract(code, pc.multiply(key, width))
-    if coding.dictionary is not None:
+    if coding.as_codes:
+        value = pc.cast(own, pa.int32())
+    elif coding.dictionary is not None:
         value = pc.take(coding.dictionary, own)
     else:
         value = pc.cast(pc.add(own, pa.scalar(coding.low, pa.int64())), values.type)
@@ -1284,13 +1384,20 @@ def _gathered(group: list[_Spec], parts: list[dict], extras: dict[int, str]) -> 
         if sp.how != "presence":
             out[sp] = tuple(pa.concat_arrays([_array(p[sp.mask][i]) for p in parts]) for i in (0, 1))
             continue
+        # Left in chunks: `_presence` goes through them a chunk at a time.
         pieces = [p[("pairs", sp.mask)] for p in parts]
-        key, entity, counts = (pa.concat_arrays([_array(p[i]) for p in pieces]) for i in range(3))
+        key, entity, counts = (_joined([p[i] for p in pieces]) for i in range(3))
         extra = None
         if sp.extra is not None:
-            extra = pa.concat_arrays([_array(p[3][extras[id(sp.extra)]]) for p in pieces])
+            extra = _joined([p[3][extras[id(sp.extra)]] for p in pieces])
         out[sp] = (key, entity, counts, extra)
     return out
+
+
+def _joined(values: list) -> pa.ChunkedArray:
+    """Arrays and chunked arrays of one type as one chunked array, without copying."""
+    chunks = [c for v in values for c in (v.chunks if isinstance(v, pa.ChunkedArray) else [v])]
+    return pa.chunked_array(chunks, values[0].type)
 
 
 def _key_ranges(first: pa.Table, mask_columns: list[str], rows_per_part: int) -> list[tuple[int, int]]:
