@@ -1096,9 +1096,13 @@ def _presence(keys: GroupKeys, key, entity, rows, extra, entities: int | None = 
             number, entities = pc.subtract(running, 1), used
     entity = _concatenated([pc.cast(e if number is None else pc.take(number, e), pa.int64()) for e in parts["e"]],
                            pa.int64())
-    return Presence(entity, *(_concatenated([pc.cast(v, pa.int64()) for v in parts[c]], pa.int64()) for c in "spr"),
-                    _concatenated(parts["x"], columns["x"].type) if extra is not None else None, keys.periods,
-                    entities, keys.slices)
+    built = Presence(entity, *(_concatenated([pc.cast(v, pa.int64()) for v in parts[c]], pa.int64()) for c in "sp"),
+                     None, _concatenated(parts["x"], columns["x"].type) if extra is not None else None, keys.periods,
+                     entities, keys.slices)
+    # Most states never read the rows of each triple (churned, new, a distinct count): made when first asked.
+    rows = parts["r"]
+    built._cache["sum rows"] = lambda: _concatenated([pc.cast(r, pa.int64()) for r in rows], pa.int64())
+    return built
 
 
 # The stream's pairs become a presence this many at a time (`_presence`).

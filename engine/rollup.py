@@ -298,8 +298,14 @@ def _only(presence: Presence, offsets: Sequence[tuple[int, int]]) -> Presence:
     def kept(values: pa.Array | None) -> pa.Array | None:
         return None if values is None else pc.filter(values, inside)
 
-    return Presence(kept(presence.entity), kept(presence.slice), kept(presence.period), kept(presence.rows),
-                    kept(presence.extra), presence.periods, presence.entities, presence.slices)
+    if presence._rows is not None or "rows" in presence._cache:
+        return Presence(kept(presence.entity), kept(presence.slice), kept(presence.period), kept(presence.rows),
+                        kept(presence.extra), presence.periods, presence.entities, presence.slices)
+    # Rows not made yet (`Presence.rows`): the kept ones are taken when first asked.
+    only = Presence(kept(presence.entity), kept(presence.slice), kept(presence.period), None, kept(presence.extra),
+                    presence.periods, presence.entities, presence.slices)
+    only._cache["sum rows"] = lambda: kept(presence.rows)
+    return only
 
 
 def _compacted(presence: Presence, offsets: Sequence[tuple[int, int]]) -> tuple[Presence, int]:
@@ -315,8 +321,11 @@ def _compacted(presence: Presence, offsets: Sequence[tuple[int, int]]) -> tuple[
     kept = _only(presence, offsets)
     if low <= 0 or high < low:
         return kept, 0
-    return Presence(kept.entity, kept.slice, pc.subtract(kept.period, low), kept.rows, kept.extra, high - low + 1,
-                    kept.entities, kept.slices), low
+    compact = Presence(kept.entity, kept.slice, pc.subtract(kept.period, low), kept._rows, kept.extra,
+                       high - low + 1, kept.entities, kept.slices)
+    if kept._rows is None:
+        compact._cache["sum rows"] = lambda: kept.rows
+    return compact, low
 
 
 def _slice_codes(presence: Presence) -> pa.Table:
