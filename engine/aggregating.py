@@ -297,7 +297,6 @@ class _StreamState:
         self.merged_rows: dict[str, int] = {}
         self.repeated: set[str] = set()  # columns whose held tables may repeat a pair (kept rows, not yet grouped)
         self.vocabulary: dict[str, pa.Array] = {}  # per column: its distinct values, in code order
-        self.text_kind: dict[str, pa.DataType] = {}  # columns whose vocabulary is text held as numbers: its type
         self.counted_by: dict[str, tuple] = {}  # per column: its filters, their flag columns, whether states read it
         self.done: dict[str, list[pa.Table]] = {}  # per column: distinct counts of the periods already final
         self.how: dict[str, str] = {}
@@ -318,6 +317,8 @@ class _StreamState:
         self.groups = self._merged(self.groups, self._decoded(planned.keys, first),
                                    [*self.mask_columns.values()], {c: self.how[c] for c in self.how})
         if distinct:
+            found = _distinct_counts(planned.keys.codes, distinct, planned.masks, planned.rows, first,
+                                     self.mask_columns, pairs_only=True)
             groups: dict[int, list[_Spec]] = {}
             for sp in distinct:
                 groups.setdefault(id(sp.values), []).append(sp)
@@ -325,19 +326,6 @@ class _StreamState:
                 mask_keys = list(dict.fromkeys(sp.mask for sp in group))
                 self.counted_by[group[0].column] = (mask_keys, _flags(group),
                                                     any(sp.how == "presence" for sp in group))
-            # Customer states hold their pairs to the end as codes of a vocabulary shared by every piece: the
-            # rows' values are coded first (one hash of each row's value), so that each pair is one int64
-            # (group key × vocabulary + code) hashed once, and no text is grouped or coded again.
-            coded: dict[int, pa.ChunkedArray] = {}
-            for group in groups.values():
-                if self.counted_by[group[0].column][2] and not isinstance(group[0].values, pa.Scalar):
-                    coded[id(group[0].values)] = self._row_codes(group[0].column,
-                                                                 as_array(group[0].values, planned.rows))
-            if coded:
-                distinct = [attrs.evolve(sp, values=coded[id(sp.values)]) if id(sp.values) in coded else sp
-                            for sp in distinct]
-            found = _distinct_counts(planned.keys.codes, distinct, planned.masks, planned.rows, first,
-                                     self.mask_columns, pairs_only=True, coded=frozenset(map(id, coded.values())))
             self._hold(planned.keys, found, complete_before)
         for metric, (rows, entity, function) in planned.skipped.items():
             before = self.skipped.get(metric, [0, entity, function])
@@ -375,9 +363,8 @@ class _StreamState:
                 self.repeated.add(name)
             held = self.pairs.setdefault(name, [])
             mask_keys, flags, states = self.counted_by[name]
-            if states and not pa.types.is_int32(pairs.schema.field("__x").type):
-                # Customer states hold their pairs to the end: as integer codes, 4 bytes each (coded by row in
-                # `add`, unless the values were one value for every row).
+            if states:
+                # Customer states hold their pairs to the end: as integer codes, 4 bytes each.
                 pairs = pairs.set_column(pairs.schema.get_field_index("__x"), "__x",
                                          self._coded(name, pairs.column("__x")))
             held.append(self._numbered(keys, pairs))
@@ -417,37 +404,6 @@ class _StreamState:
             codes = pc.replace_with_mask(pc.cast(codes, pa.int32()), new, numbers)
             self.vocabulary[name] = pa.concat_arrays([seen, fresh.cast(seen.type)])
         return pc.take(pc.cast(codes, pa.int32()), encoded.indices)
-
-    def _row_codes(self, name: str, values) -> pa.ChunkedArray:
-        """The values of a customer states' column, row by row, as their codes in the column's vocabulary
-        (`_coded`): dictionary-encoded over the vocabulary itself, nulls kept. Text of eight bytes (customer
-        numbers) is coded as the int64s of its bytes (`textcodes`): hashed as numbers, not text; a later piece
-        of other text turns the vocabulary back into text."""
-        values = _chunked(values)
-        seen = self.vocabulary.get(name)
-        numbers = None
-        if seen is None or name in self.text_kind:
-            numbers = textcodes.as_numbers(values)
-        if numbers is not None:
-            self.text_kind.setdefault(name, values.type)
-            values = numbers
-        elif name in self.text_kind:
-            self.vocabulary[name] = textcodes.as_text(seen, self.text_kind.pop(name))
-        values = values.combine_chunks()
-        seen = self.vocabulary.get(name)
-        if seen is None or pa.types.is_dictionary(values.type) or values.type != seen.type:
-            codes = self._coded(name, values)
-        else:
-            # Most rows' values are in the vocabulary already: looked up row by row (half the CPU of numbering
-            # the piece's own values first); only the new ones are numbered, and added.
-            codes = pc.cast(pc.index_in(values, value_set=seen), pa.int32())
-            new = pc.and_(pc.is_null(codes), pc.is_valid(values))
-            if pc.any(new).as_py():
-                fresh = pc.dictionary_encode(pc.filter(values, new))
-                numbers = pc.add(pc.cast(fresh.indices, pa.int32()), pa.scalar(len(seen), pa.int32()))
-                codes = pc.replace_with_mask(codes, new, numbers)
-                self.vocabulary[name] = pa.concat_arrays([seen, fresh.dictionary])
-        return pa.chunked_array([pa.DictionaryArray.from_arrays(codes, self.vocabulary[name])])
 
     def _numbered(self, keys: GroupKeys, table: pa.Table) -> pa.Table:
         """``table`` with its group keys replaced by the stream's group numbers (`GroupNumbers`)."""
@@ -612,10 +568,7 @@ class _StreamState:
                 if sp.how == "presence":
                     same = (sp.mask, id(sp.extra))
                     if same not in shared:
-                        # The entities are the codes of the column's vocabulary (`_coded`).
-                        vocabulary = self.vocabulary.get(group[0].column)
-                        shared[same] = _presence(keys, *value,
-                                                 entities=None if vocabulary is None else len(vocabulary))
+                        shared[same] = _presence(keys, *value, entities=len(self.vocabulary[group[0].column]))
                     reduces.append((sp, shared[same]))
                 else:
                     results[sp.column] = _align(present, *value, 0)
@@ -1237,7 +1190,7 @@ def _finish(sp: _Spec, columns: list) -> pa.Array:
 
 
 def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: int, first: pa.Table,
-                     mask_columns: dict[str, str], pairs_only: bool = False, coded: frozenset = frozenset()) -> dict:
+                     mask_columns: dict[str, str], pairs_only: bool = False) -> dict:
     """Per spec: (keys, counts), or for a presence spec (keys, entities, rows, extra). All the specs over
     one column share its grouping by (key, value).
 
@@ -1281,8 +1234,6 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
         spans = [tuple(v.as_py() for v in pc.min_max(b.column(0)).values()) for b in batches]
 
         coding = _value_codes(values, pc.max(first.column(_KEY)).as_py())
-        if coding is not None and id(group[0].values) in coded:
-            coding = attrs.evolve(coding, as_codes=True)  # the values are the stream's codes (`_row_codes`)
 
         def count(bounds: tuple[int, int] | None, batches=batches, spans=spans, mask_keys=mask_keys, flags=flags,
                   pairs_wanted=bool(presences) or pairs_only, extras=tuple(extra_values),
@@ -1350,7 +1301,6 @@ class _ValueCodes:
     width: int
     low: int = 0
     dictionary: pa.Array | None = None
-    as_codes: bool = False  # the pairs' values given back as the dictionary's indices (int32), not its values
 
 
 # Pair codes stay below this (key × width), far from int64's limit.
@@ -1406,9 +1356,7 @@ def _coded_pairs(part: pa.Table, coding: _ValueCodes, rows: bool, sums: tuple[st
         code = pc.unique(code)
     key = pc.divide(code, width)
     own = pc.subtract(code, pc.multiply(key, width))
-    if coding.as_codes:
-        value = pc.cast(own, pa.int32())
-    elif coding.dictionary is not None:
+    if coding.dictionary is not None:
         value = pc.take(coding.dictionary, own)
     else:
         value = pc.cast(pc.add(own, pa.scalar(coding.low, pa.int64())), values.type)

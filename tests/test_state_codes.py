@@ -1,6 +1,6 @@
-"""Customer states over a stream: the rows' customers coded into the stream's vocabulary, the presence built
-chunk by chunk (`metrictree.aggregating._StreamState._row_codes`, `_presence`), against one table read at once
-(the pairs grouped by their values, the customers numbered by a hash of the pairs).
+"""Customer states over a stream: the pairs' customers coded into the stream's vocabulary, the presence built
+chunk by chunk from the held pairs, its entities renumbered densely where some code has no pair under a filter
+(`metrictree.aggregating._presence`), against one table read at once (the customers numbered by a hash).
 
 The data has what makes the codes go wrong if anything does: guests (no customer id), rows of no region, a
 region that one customer alone buys in, customers who move between channels and regions from order to order,
@@ -96,15 +96,6 @@ def test_states_streamed_in_pieces_are_those_of_one_table(monkeypatch, tmp_path,
     whole = TREE.evaluate({"orders": table}, by=by)
     monkeypatch.setattr(reading, "ROWS_PER_TABLE", 700)
     monkeypatch.setattr(aggregating, "_PRESENCE_CHUNK", 333)  # the presence built from many chunks
-    coded = []
-    real = aggregating._StreamState._row_codes
-
-    def spy(self, name, values):
-        out = real(self, name, values)
-        coded.append(out.type.value_type)
-        return out
-
-    monkeypatch.setattr(aggregating._StreamState, "_row_codes", spy)
     built = []
     real_presence = aggregating._presence
 
@@ -115,17 +106,11 @@ def test_states_streamed_in_pieces_are_those_of_one_table(monkeypatch, tmp_path,
 
     monkeypatch.setattr(aggregating, "_presence", presence_spy)
     _assert_same(TREE.evaluate({"orders": path}, by=by), whole, by)
-    assert len(coded) > 5  # every piece's customers coded by row
     # Entities numbered densely, every code 0 … entities-1 present (customers 11 and 12 only ever refund: their
     # codes in the vocabulary have no pair under the filter, so the paid presence is renumbered).
+    assert any(len(p) > 333 for p in built)  # built from several chunks
     assert built and all(len(pc.unique(p.entity)) == p.entities and
                          (not len(p) or pc.max(p.entity).as_py() == p.entities - 1) for p in built)
-    if width == "late":
-        assert coded[0] == pa.int64() and coded[-1] == pa.string()  # numbers, then back to text
-    elif width == "early":
-        assert set(coded) == {pa.string()}
-    else:
-        assert set(coded) == {pa.int64()}
 
 
 def test_states_streamed_without_pair_codes_are_those_of_one_table(monkeypatch, tmp_path):
