@@ -1084,6 +1084,8 @@ def _presence(keys: GroupKeys, key, entity, rows, extra, entities: int | None = 
     pairs = pa.table(columns)
     # Renumbered keys (too many combinations) are split by looking every key up at once: one chunk.
     staged = any(stage is not None for stage in keys.stages)
+    if staged:
+        pairs = pairs.combine_chunks()
     parts: dict[str, list[pa.Array]] = {c: [] for c in ("e", "s", "p", "r", "x")}
     occupied = None
     for batch in pairs.to_batches(max_chunksize=None if staged else _PRESENCE_CHUNK):
