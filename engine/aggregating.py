@@ -49,7 +49,7 @@ from .errors import DataError, error
 from .formulas import Scope, as_array, evaluate
 from .functions import ROWS, Aggregate, AggregateContext, Partial, Registry
 from .groupids import GroupNumbers
-from .presence import Presence, _occupancy
+from .presence import Presence
 from .model import Metric, Source, Tree
 from .reading import Need, ahead
 
@@ -1057,8 +1057,8 @@ def _presence(keys: GroupKeys, key, entity, rows, extra, entities: int | None = 
     """The distinct (group key, entity value) pairs as a `Presence`, entities numbered.
 
     ``entity`` holds the entity values, numbered here; with ``entities``, their codes ``0 … entities-1``
-    already (a stream's vocabulary, `_StreamState._coded`), renumbered only where some code has no pair left.
-    Then the pairs (chunked, as the stream held them) are turned into the presence's columns a chunk at a
+    already (a stream's vocabulary, `_StreamState._coded`), kept as they are (a code may have no pair under a
+    filter: a customer who only refunds). Then the pairs (chunked, as the stream held them) are turned into the presence's columns a chunk at a
     time, so that the temporaries of the arithmetic stay small (fresh memory costs kernel time) and each
     column of the presence is written once."""
     if entities is None:
@@ -1087,7 +1087,6 @@ def _presence(keys: GroupKeys, key, entity, rows, extra, entities: int | None = 
     if staged:
         pairs = pairs.combine_chunks()
     parts: dict[str, list[pa.Array]] = {c: [] for c in ("e", "s", "p", "r", "x")}
-    occupied = None
     for batch in pairs.to_batches(max_chunksize=None if staged else _PRESENCE_CHUNK):
         period, slice_ = keys.split(batch.column(0))
         inside = pc.less(period, keys.periods)  # rows without a time fall in no period
@@ -1097,17 +1096,7 @@ def _presence(keys: GroupKeys, key, entity, rows, extra, entities: int | None = 
         for name, values in chunk.items():
             if values is not None:
                 parts[name].append(values if every else pc.filter(values, inside))
-        if entities:
-            seen = _occupancy(parts["e"][-1], entities)
-            occupied = seen if occupied is None else pc.max_element_wise(occupied, seen)
-    number = None
-    if occupied is not None:
-        running = pc.cumulative_sum(pc.cast(occupied, pa.int32()))
-        used = running[len(running) - 1].as_py()
-        if used < entities:
-            number, entities = pc.subtract(running, 1), used
-    entity = _concatenated([pc.cast(e if number is None else pc.take(number, e), pa.int64()) for e in parts["e"]],
-                           pa.int64())
+    entity = _concatenated([pc.cast(e, pa.int64()) for e in parts["e"]], pa.int64())
     built = Presence(entity, *(_concatenated([pc.cast(v, pa.int64()) for v in parts[c]], pa.int64()) for c in "sp"),
                      None, _concatenated(parts["x"], columns["x"].type) if extra is not None else None, keys.periods,
                      entities, keys.slices)
