@@ -252,3 +252,58 @@ def test_by_dimensions_a_distinct_count_does_not_add_up_across(orders, monkeypat
     assert once.to_dict() == twice.to_dict()
     if by == ["channel"]:
         assert any("shared equally" in note for note in once.notes)
+
+
+def _one_month_slice(orders: pa.Table) -> pa.Table:
+    """The orders with a channel seen in one month of the history only (a few orders of 2026-03) and a segment
+    seen in the current month only (a few paid orders of 2026-10, of customers of their own)."""
+    month = pc.strftime(orders.column("order_date"), "%Y-%m")
+    march = orders.filter(pc.equal(month, "2026-03")).slice(0, 40)
+    march = march.set_column(march.schema.get_field_index("channel"), "channel", pa.array(["kiosk"] * 40))
+    october = orders.filter(pc.and_(pc.equal(month, "2026-10"), pc.equal(orders.column("status"), "paid"))).slice(0, 30)
+    october = october.set_column(october.schema.get_field_index("segment"), "segment", pa.array(["newcomer"] * 30))
+    october = october.set_column(october.schema.get_field_index("customer_id"), "customer_id",
+                                 pa.array([f"N{i % 12}" for i in range(30)]))
+    return pa.concat_tables([orders, march, october])
+
+
+@pytest.mark.parametrize("layout", ["in time order", "unsorted", "one-month slice"])
+def test_row_groups_one_a_table_give_the_explanation_of_one_table(orders, monkeypatch, tmp_path, layout):
+    """explain reads Parquet row groups in runs that stop short of its table size (`reading.pieces_of` with
+    ``at_most``): row groups a little smaller than the table come one a table, not two. With nulls (guests, no
+    region), rows in no order of time and a slice present in one month only, the explanation is the one an
+    in-memory table gives, and the one runs of two row groups give, to the last digit."""
+    import pyarrow.parquet as pq
+
+    from metrictree import reading
+
+    table = _one_month_slice(orders) if layout == "one-month slice" else orders
+    if layout == "unsorted":
+        table = table.take(pc.sort_indices(table, [("customer_id", "descending"), ("amount", "ascending")]))
+    else:
+        table = table.sort_by("order_date")
+    path = tmp_path / "orders.parquet"
+    group = max(1, table.num_rows // 12)
+    pq.write_table(table, path, row_group_size=group)
+    sizes, real = [], reading.scan
+
+    def scan(*args, **kwargs):
+        for piece in real(*args, **kwargs):
+            sizes.append(piece.table.num_rows)
+            yield piece
+
+    monkeypatch.setattr(reading, "scan", scan)
+    limit = group + group // 2  # between one row group and two
+    monkeypatch.setattr(explaining, "ROWS_PER_TABLE", limit)
+    tree = metrictree.load(TREE)
+    got = tree.explain({"orders": str(path)}, "frequency", "2026-09", "2026-10", by=DIMS).to_dict()
+    assert max(sizes) <= limit and len(sizes) > 2  # one row group a table (with the last few rows: 13 groups)
+    real_pieces = reading.pieces_of
+    monkeypatch.setattr(reading, "pieces_of", lambda rows, at_most=False: real_pieces(rows))  # as before
+    sizes.clear()
+    assert tree.explain({"orders": str(path)}, "frequency", "2026-09", "2026-10", by=DIMS).to_dict() == got
+    assert max(sizes) > limit  # two row groups a table this time
+    monkeypatch.undo()
+    assert tree.explain({"orders": table}, "frequency", "2026-09", "2026-10", by=DIMS).to_dict() == got
+    if layout == "one-month slice":
+        assert "newcomer" in str(got)  # the current month's new segment is among the segments found
