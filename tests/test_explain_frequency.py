@@ -56,8 +56,16 @@ def test_the_history_takes_the_customer_counts_of_the_checks(orders, monkeypatch
     assert unsliced == [["paid_orders"]]  # the history counts no customers of its own
     checks = [names for by, names in seen if by == tuple(DIMS) and "customers" in names]
     assert len(checks) == 1  # the pass made first is the drill-down's check
-    # The drill-down's history reads only the periods before the compared ones: the checks hold those.
-    assert sorted(names for by, names in seen if by and by != tuple(DIMS)) == [["customers"]]
+    # The drill-down's history reads only the periods before the compared ones: the checks hold those. Compared
+    # months of one period each: the paid orders ride in the customers' pass (one read of the history, by the
+    # dimensions where customers add up), and are read by every dimension for the compared months only.
+    alone = ".." not in baseline
+    coarser = [names for by, names in seen if by and by != tuple(DIMS)]
+    assert coarser == ([["paid_orders", "customers"]] if alone else [["customers"]])
+    # By every dimension, the checks' pass only — unless the paid orders' segments could change with the slices of
+    # the history alone (2026-05: the third and fourth regions' changes tie), when their whole leaves are read.
+    settled = (baseline, current) == ("2026-09", "2026-10")
+    assert len([names for by, names in seen if by == tuple(DIMS)]) == (1 if settled else 2)
     assert once.segments and (once.root_causes or once.mix or once.reason)  # the drill-down ran
 
 
@@ -307,3 +315,56 @@ def test_row_groups_one_a_table_give_the_explanation_of_one_table(orders, monkey
     assert tree.explain({"orders": table}, "frequency", "2026-09", "2026-10", by=DIMS).to_dict() == got
     if layout == "one-month slice":
         assert "newcomer" in str(got)  # the current month's new segment is among the segments found
+
+
+@pytest.mark.parametrize("case", ["nulls", "unsorted", "one-month slice", "a tie", "a unit of its own", "ranges"])
+def test_paid_orders_riding_in_the_customers_history_say_what_a_pass_of_their_own_says(orders, monkeypatch, tmp_path,
+                                                                                     case):
+    """The paid orders ride in the history pass of the customers by region × segment (`drilling._riders`): by
+    every dimension only their compared months are read. The explanation is the one their own pass over the
+    history gives — with guests and unknown regions, rows in no order of time (streamed from small row groups), a
+    channel seen in one month of the history only, a tie among the regions' changes (their whole leaves read),
+    paid orders that carry weight outside the ratio (a unit of their own: read in full), compared ranges (no
+    riding)."""
+    import pyarrow.parquet as pq
+
+    tree = metrictree.load(TREE)
+    table = _one_month_slice(orders) if case == "one-month slice" else orders
+    data: dict = {"orders": table}
+    baseline, current, metric = "2026-09", "2026-10", "frequency"
+    if case == "unsorted":
+        path = tmp_path / "orders.parquet"
+        pq.write_table(table.take(pc.sort_indices(table, [("customer_id", "descending"), ("amount", "ascending")])),
+                       path, row_group_size=max(1, table.num_rows // 9))
+        data = {"orders": str(path)}
+    elif case == "a tie":
+        baseline = "2026-05"
+    elif case == "ranges":
+        baseline, current = "2026-03..2026-04", "2026-09..2026-10"
+    elif case == "a unit of its own":
+        tree = metrictree.loads(TREE.read_text() + "\nmetric score = frequency * 1000 + paid_orders\n")
+        metric = "score"
+    rode, fuller, real_riders, real_settled = [], [], drilling._riders, drilling._segments_settled
+
+    def riders(*args, **kwargs):
+        found = real_riders(*args, **kwargs)
+        rode.append(found)
+        return found
+
+    def settled(*args, **kwargs):
+        fuller.append(not real_settled(*args, **kwargs))
+        return not fuller[-1]
+
+    monkeypatch.setattr(drilling, "_riders", riders)
+    monkeypatch.setattr(drilling, "_segments_settled", settled)
+    seen = _recorded(monkeypatch)
+    got = tree.explain(data, metric, baseline, current, by=DIMS).to_dict()
+    own = [names for by, names in seen if by == tuple(DIMS) and names == ["paid_orders"]]
+    monkeypatch.setattr(drilling, "_riders", lambda *args, **kwargs: {})
+    assert tree.explain(data, metric, baseline, current, by=DIMS).to_dict() == got
+    # Customers add up by segment only here (a guest's order of no region puts a customer in two regions).
+    assert rode[0] == ({} if case == "ranges" else {"paid_orders": ("segment",)})
+    assert fuller == ([] if case == "ranges" else [case == "a tie"])
+    # Their own pass by every dimension over the history: only where needed (and without riding).
+    assert len(own) == (1 if case in ("a tie", "a unit of its own", "ranges") else 0)
+    assert got["segments"] or got["root_causes"] or got["mix"] or got["reason"]
