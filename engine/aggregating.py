@@ -261,19 +261,20 @@ def aggregate_stream(tree: Tree, source: Source, pieces: Iterable, metrics: list
                                  promote_options="permissive").unify_dictionaries()
         return aggregate(tree, source, whole, metrics, grain, by, params, registry)
     state = _StreamState(planned.dims)
-    state.add(planned, _period_of(first, source, grain))
-    del first
-    piece = next(pieces, None)
-    if piece is None:  # one piece after all (a stream whose end was not known)
-        return state.finish(source, planned)
-    while piece is not None:
-        # Drop each piece's plan (which holds its columns) once aggregated; the last one's is needed to finish.
-        planned = None
-        planned = _plan(tree, source, piece.table, metrics, grain, by, params, registry)
-        state.add(planned, _period_of(piece, source, grain))
-        piece = None
+    try:
+        state.add(planned, _period_of(first, source, grain))
+        del first
         piece = next(pieces, None)
-    return state.finish(source, planned)
+        while piece is not None:
+            # Drop each piece's plan (which holds its columns) once aggregated; the last one's is needed to finish.
+            planned = None
+            planned = _plan(tree, source, piece.table, metrics, grain, by, params, registry)
+            state.add(planned, _period_of(piece, source, grain))
+            piece = None
+            piece = next(pieces, None)
+        return state.finish(source, planned)
+    finally:
+        state.settle()
 
 
 def _period_of(piece, source: Source, grain: str) -> int | None:
@@ -301,6 +302,8 @@ class _StreamState:
         self.how: dict[str, str] = {}
         self.skipped: dict[str, list] = {}
         self.wanted = self.steps = self.mask_columns = None
+        self._holding: ThreadPoolExecutor | None = None  # merges each piece's pairs while the next is worked on
+        self._pending: list = []
 
     def add(self, planned: _Planned, complete_before: int | None = None) -> None:
         specs = list(planned.specs)
@@ -323,38 +326,73 @@ class _StreamState:
                 mask_keys = list(dict.fromkeys(sp.mask for sp in group))
                 self.counted_by[group[0].column] = (mask_keys, _flags(group),
                                                     any(sp.how == "presence" for sp in group))
-            for name, (pairs, repeats) in found.items():
-                if repeats:
-                    self.repeated.add(name)
-                held = self.pairs.setdefault(name, [])
-                mask_keys, flags, states = self.counted_by[name]
-                if states:
-                    # Customer states hold their pairs to the end: as integer codes, 4 bytes each.
-                    pairs = pairs.set_column(pairs.schema.get_field_index("__x"), "__x",
-                                             self._coded(name, pairs.column("__x")))
-                held.append(self._numbered(planned.keys, pairs))
-                held[:] = _same_values(held)
-                if complete_before is not None and not states:
-                    # Every pair final (a range of periods ending before the data does): an empty table still
-                    # says what the pairs' columns are when the state finishes.
-                    held[:] = self._finalised(name, held, complete_before, mask_keys, flags) or [held[-1].slice(0, 0)]
-                # Pairs repeated across batches (a customer active in the same month in two of them) are held
-                # once they outgrow what was merged last: amortised, each pair is merged a bounded number of times.
-                size = sum(p.num_rows for p in held)
-                if size > 2 * max(self.merged_rows.get(name, 0), _ROWS_PER_PART * 64):
-                    merged = _deduplicated(held)
-                    self.pairs[name] = [merged]
-                    self.merged_rows[name] = merged.num_rows
+            self._hold(planned.keys, found, complete_before)
         for metric, (rows, entity, function) in planned.skipped.items():
             before = self.skipped.get(metric, [0, entity, function])
             self.skipped[metric] = [before[0] + rows, entity, function]
+
+    def _hold(self, keys: GroupKeys, found: dict, complete_before: int | None) -> None:
+        """Merge a piece's distinct pairs into those held (`_held`): on a thread of its own, one piece after
+        another in the order they came, while the caller goes on with the next piece (its periods, filters and
+        first grouping run on one core); in the caller's thread when Arrow has one core."""
+        if pa.cpu_count() < 2:
+            self._held(keys, found, complete_before)
+            return
+        if self._holding is None:
+            self._holding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrictree-pairs")
+        self._pending.append(self._holding.submit(self._held, keys, found, complete_before))
+        # At most one piece's pairs wait: the memory held stays that of one piece more (as when reading ahead).
+        while len(self._pending) > 1:
+            self._pending.pop(0).result()
+
+    def settle(self) -> None:
+        """Wait for the pieces' pairs still being merged (an error there is raised here), and stop the thread."""
+        try:
+            while self._pending:
+                self._pending.pop(0).result()
+        finally:
+            if self._holding is not None:
+                self._holding.shutdown(wait=True, cancel_futures=True)
+                self._holding = None
+
+    def _held(self, keys: GroupKeys, found: dict, complete_before: int | None) -> None:
+        """A piece's distinct pairs merged into those held: customer states' values coded, group keys numbered;
+        plain distinct counts of the periods now final counted and dropped."""
+        for name, (pairs, repeats) in found.items():
+            if repeats:
+                self.repeated.add(name)
+            held = self.pairs.setdefault(name, [])
+            mask_keys, flags, states = self.counted_by[name]
+            if states:
+                # Customer states hold their pairs to the end: as integer codes, 4 bytes each.
+                pairs = pairs.set_column(pairs.schema.get_field_index("__x"), "__x",
+                                         self._coded(name, pairs.column("__x")))
+            held.append(self._numbered(keys, pairs))
+            held[:] = _same_values(held)
+            if complete_before is not None and not states:
+                # Every pair final (a range of periods ending before the data does): an empty table still
+                # says what the pairs' columns are when the state finishes.
+                held[:] = self._finalised(name, held, complete_before, mask_keys, flags) or [held[-1].slice(0, 0)]
+            # Pairs repeated across batches (a customer active in the same month in two of them) are held
+            # once they outgrow what was merged last: amortised, each pair is merged a bounded number of times.
+            size = sum(p.num_rows for p in held)
+            if size > 2 * max(self.merged_rows.get(name, 0), _ROWS_PER_PART * 64):
+                merged = _deduplicated(held)
+                self.pairs[name] = [merged]
+                self.merged_rows[name] = merged.num_rows
 
     def _coded(self, name: str, values) -> pa.Array:
         """The values of a column's pairs as integer codes shared by every piece (a vocabulary that grows), so
         that pairs merge as integers, and take 4 bytes a pair whatever the values are."""
         values = _array(values)
-        encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
         seen = self.vocabulary.get(name)
+        if seen is not None and not pa.types.is_dictionary(values.type) and seen.type != values.type:
+            # Text counted as numbers in some pieces and as text in others (`textcodes`): text for both.
+            if seen.type == pa.int64():
+                seen = self.vocabulary[name] = textcodes.as_text(seen, values.type)
+            elif values.type == pa.int64():
+                values = textcodes.as_text(values, seen.type)
+        encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
         if seen is None:
             self.vocabulary[name] = encoded.dictionary
             return pc.cast(encoded.indices, pa.int32())
@@ -486,6 +524,7 @@ class _StreamState:
 
     def finish(self, source: Source, planned: _Planned) -> SourceAggregate:
         """The merged state as a `SourceAggregate`: one group key encoding over every group and pair."""
+        self.settle()
         for name, held in self.pairs.items():
             mask_keys, flags, states = self.counted_by[name]
             if not states and held:
@@ -510,7 +549,7 @@ class _StreamState:
         combinable = [sp for sp in specs if sp.how in _COMBINE or sp.how == "mean"]
         present = _array(pc.unique(first.column(_KEY)) if self.mask_columns else first.column(_KEY))
         results = _combined(first, present, combinable, self.mask_columns, self.wanted, self.steps)
-        found, shared = {}, {}
+        shared, reduces = {}, []
         by_values: dict[int, list[_Spec]] = {}
         for sp in specs:
             if sp.how in ("count_distinct", "presence"):
@@ -529,10 +568,11 @@ class _StreamState:
                 if sp.how == "presence":
                     same = (sp.mask, id(sp.extra))
                     if same not in shared:
-                        shared[same] = _presence(keys, *value)
-                    found[sp.column] = sp.reduce(shared[same])
+                        shared[same] = _presence(keys, *value, entities=len(self.vocabulary[group[0].column]))
+                    reduces.append((sp, shared[same]))
                 else:
                     results[sp.column] = _align(present, *value, 0)
+        found = _reduced(reduces)
         table = pa.table({**keys.decode(present), **{sp.column: results[sp.column] for sp in specs
                                                      if sp.how != "presence"}})
         extra = _presence_tables(keys, found, planned.presences, source)
@@ -861,6 +901,8 @@ class GroupKeys:
     def split(self, codes: pa.Array) -> tuple[pa.Array, pa.Array]:
         """The period offset (``periods`` for rows without a time) and the slice code of some group keys."""
         codes = pc.cast(codes, pa.int64())
+        if len(self.components) == 1:  # not sliced: the key is the period
+            return codes, pa.repeat(pa.scalar(0, pa.int64()), len(codes))
         if all(stage is None for stage in self.stages):
             period = pc.divide(codes, self.slices)
             return period, pc.subtract(codes, pc.multiply(period, self.slices))
@@ -980,16 +1022,17 @@ def compute_partials(keys: GroupKeys, specs: list[_Spec], masks: Mapping[str, pa
     first, wanted, steps = _first_grouping(keys.codes, combinable, masks, mask_columns, rows)
     present = _array(pc.unique(first.column(_KEY)) if mask_columns else first.column(_KEY))
     results = _combined(first, present, combinable, mask_columns, wanted, steps)
-    found, shared = {}, {}
+    shared, reduces = {}, []
     for sp, counted in _distinct_counts(keys.codes, distinct, masks, rows, first, mask_columns).items():
         if sp.how == "presence":
             # One presence for every customer state over the same entity, filter and extra.
             same = (id(sp.values), sp.mask, id(sp.extra))
             if same not in shared:
                 shared[same] = _presence(keys, *counted)
-            found[sp.column] = sp.reduce(shared[same])
+            reduces.append((sp, shared[same]))
         else:
             results[sp.column] = _align(present, *counted, 0)
+    found = _reduced(reduces)
     if direct:
         k, values = _masked_grouping(keys.codes, direct, masks, rows)
         for sp in direct:
@@ -999,21 +1042,42 @@ def compute_partials(keys: GroupKeys, specs: list[_Spec], masks: Mapping[str, pa
     return table, found
 
 
-def _presence(keys: GroupKeys, key: pa.Array, entity: pa.Array, rows: pa.Array, extra: pa.Array | None) -> Presence:
-    """The distinct (group key, entity value) pairs as a `Presence`, entities numbered."""
-    period, slice_ = keys.split(key)
-    columns = {"e": entity, "s": slice_, "p": period, "r": pc.cast(rows, pa.int64())}
+def _presence(keys: GroupKeys, key: pa.Array, entity: pa.Array, rows: pa.Array, extra: pa.Array | None,
+              entities: int | None = None) -> Presence:
+    """The distinct (group key, entity value) pairs as a `Presence`, entities numbered; ``entities``: the values
+    are codes 0 … entities-1 already (a stream's vocabulary, `_StreamState._coded`), kept as they are."""
+    period, slice_ = keys.split(_array(key))
+    columns = {"e": _array(entity), "s": slice_, "p": period, "r": _array(rows)}
     if extra is not None:
-        columns["x"] = extra
-    table = pa.table(columns).filter(pc.less(period, keys.periods))  # rows without a time fall in no period
-    entity = _array(table.column("e"))
-    if pa.types.is_dictionary(entity.type):
-        entity = entity.indices
-    # Numbered densely (0 … entities-1, every code present), once over the pairs, far fewer than the rows.
-    encoded = pc.dictionary_encode(entity)
-    return Presence(pc.cast(encoded.indices, pa.int64()), *(_array(table.column(c)) for c in "spr"),
-                    _array(table.column("x")) if extra is not None else None, keys.periods, len(encoded.dictionary),
-                    keys.slices)
+        columns["x"] = _array(extra)
+    if len(period) and pc.max(period).as_py() >= keys.periods:
+        # Rows without a time fall in no period (their offset is `periods`); most sources have none: no copy.
+        kept = pc.less(period, keys.periods)
+        columns = {c: _array(pc.filter(v, kept)) for c, v in columns.items()}
+    entity = columns["e"]
+    if entities is None:
+        if pa.types.is_dictionary(entity.type):
+            entity = entity.indices
+        # Numbered densely (0 … entities-1, every code present), once over the pairs, far fewer than the rows.
+        encoded = pc.dictionary_encode(entity)
+        entity, entities = encoded.indices, len(encoded.dictionary)
+    return Presence(pc.cast(entity, pa.int64()), columns["s"], columns["p"], pc.cast(columns["r"], pa.int64()),
+                    columns.get("x"), keys.periods, entities, keys.slices)
+
+
+def _reduced(reduces: list[tuple[_Spec, Presence]]) -> dict[str, pa.Table]:
+    """Each presence spec's reduce over its presence (a customer state's counts), by column.
+
+    The reduces of one tree (churned, new, reactivated …) are independent of each other, and each spends its
+    time in Arrow kernels that release the GIL: they run a few at once, on at most `pa.cpu_count` threads, and
+    the lookups they share (`Presence._cached`) are computed once. The results do not depend on which thread ran
+    what."""
+    workers = min(len(reduces), pa.cpu_count())
+    if workers < 2:
+        return {sp.column: sp.reduce(presence) for sp, presence in reduces}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metrictree-reduce") as pool:
+        results = list(pool.map(lambda job: job[0].reduce(job[1]), reduces))
+    return {sp.column: result for (sp, _), result in zip(reduces, results, strict=True)}
 
 
 def _is_plain_number(values) -> bool:
@@ -1096,9 +1160,10 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
     for group in by_values.values():
         values = as_array(group[0].values, rows)
         presences = [sp for sp in group if sp.how == "presence"]
-        if not presences:
-            # Text of eight bytes (customer numbers) is counted as the int64s of its bytes: the same counts.
-            values = textcodes.as_numbers(values) or values
+        # Text of eight bytes (customer numbers) is counted as the int64s of its bytes: the same counts, the same
+        # customers (a presence numbers its entities; `_StreamState._coded` turns them back into text if a later
+        # piece's values are not all eight bytes).
+        values = textcodes.as_numbers(values) or values
         mask_keys = list(dict.fromkeys(sp.mask for sp in group))
         keep = pc.is_valid(values)
         if "" not in mask_keys:

@@ -12,6 +12,8 @@ retained, new and reactivated customers pays for each lookup once.
 
 from __future__ import annotations
 
+import threading
+
 import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -56,8 +58,16 @@ class Presence:
         return self._rows if self._rows is not None else self._cached("rows", self._cache["sum rows"])
 
     def _cached(self, key, compute):
-        if key not in self._cache:
-            self._cache[key] = compute()
+        # The reduces over one presence may run on several threads at once (`aggregating._reduced`): each lookup
+        # is computed once, by the first thread to ask; the others wait for it. (A lookup's computation only asks
+        # for lookups it is built from, never the other way round, so no two threads wait for each other.)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        with self._cache.setdefault(("lock", key), threading.Lock()):
+            if key not in self._cache:
+                self._cache[key] = compute()
         return self._cache[key]
 
     @property

@@ -124,3 +124,38 @@ def test_numbers_are_the_bytes_and_turn_back_into_the_text():
                          ids=["shorter", "longer", "whole-numbers", "dictionary"])
 def test_other_values_are_not_numbers(values):
     assert textcodes.as_numbers(values) is None
+
+
+STATES = metrictree.loads(textwrap.dedent("""
+    tree s "customer states over eight-byte text"
+    grain month
+    source orders { time day dimensions region entity customer }
+    metric customers = count_distinct(orders.customer) where orders.paid
+    metric active = active_customers(orders) where orders.paid
+    metric new = new_customers(orders) where orders.paid
+    metric churned = churned_customers(orders) where orders.paid
+    metric retained = retained_customers(orders)
+    metric back = reactivated_customers(orders, after=1) where orders.paid
+    metric repeat = repeat_customers(orders) where orders.paid
+    metric tenure = customer_lifetime(orders)
+"""))
+
+
+@pytest.mark.parametrize("odd_at", [None, 10, 1050, 2990], ids=["all-eight-bytes", "first-piece-other",
+                                                               "middle-piece-other", "last-piece-other"])
+@pytest.mark.parametrize("rows_per_table", [None, 600], ids=["one-table", "streamed"])
+@pytest.mark.parametrize("by", [[], ["region"]], ids=["unsliced", "by-region"])
+def test_customer_states_are_the_same_with_the_customers_as_numbers(tmp_path, monkeypatch, odd_at, rows_per_table,
+                                                                     by):
+    # A presence's customers are eight-byte text counted as numbers; a piece of another width turns the
+    # stream's customers (held as codes of a vocabulary of numbers) back into text.
+    table = order_rows(odd_at=odd_at)
+    path = tmp_path / "orders.parquet"
+    pq.write_table(table, path, row_group_size=300)
+    if rows_per_table:
+        monkeypatch.setattr(reading, "ROWS_PER_TABLE", rows_per_table)
+    coded = STATES.evaluate({"orders": str(path)}, by=by).to_pylist()
+    monkeypatch.setattr(textcodes, "as_numbers", lambda values: None)
+    as_text = STATES.evaluate({"orders": str(path)}, by=by).to_pylist()
+    assert coded == as_text
+    assert any(row["churned"] for row in coded) and any(row["back"] for row in coded)

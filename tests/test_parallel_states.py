@@ -1,0 +1,164 @@
+"""Customer states counted on several threads give what one thread gives (`aggregating._reduced`).
+
+The reduces over one presence (churned, new, reactivated …) run a few at once, and the lookups they share
+(`Presence._cached`) are computed once, by whichever thread asks first. The numbers must not depend on that:
+every state of a tree is evaluated with Arrow's thread count set to one (one reduce after another) and to
+more (several at once), on data with null customers, times and slices, customers seen in one slice or one
+stretch of periods only, and a stream of pieces of uneven sizes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import textwrap
+import threading
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import metrictree
+from metrictree import aggregating, presence, reading
+
+TREE = metrictree.loads(textwrap.dedent("""
+    tree p "every customer state"
+    grain month
+    source orders { time day dimensions region, channel entity customer_id }
+    metric customers = count_distinct(orders.customer_id) where orders.status == "paid"
+    metric active = active_customers(orders)
+    metric active_30 = active_customers(orders, window=30)
+    metric churned = churned_customers(orders) where orders.status == "paid"
+    metric retained = retained_customers(orders) where orders.status == "paid"
+    metric returning = returning_customers(orders)
+    metric new = new_customers(orders) where orders.status == "paid"
+    metric back = reactivated_customers(orders, after=2)
+    metric back1 = reactivated_customers(orders, after=1) where orders.status == "paid"
+    metric repeat = repeat_customers(orders, min_purchases=2, over="ever")
+    metric repeat_p = repeat_customers(orders)
+    metric lifetime = customer_lifetime(orders) where orders.status == "paid"
+"""))
+
+
+def orders(n: int = 5000, seed: int = 3) -> pa.Table:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        kind = rng.random()
+        if kind < 0.3:
+            # Customers of the first months only, in one region: they churn and never come back.
+            customer, region, base = f"early{rng.randrange(80):03d}", "north", 0
+        elif kind < 0.5:
+            # Customers of the last months only, on one channel.
+            customer, region, base = f"late{rng.randrange(80):04d}", rng.choice(["south", None]), 250
+        else:
+            customer, region, base = f"c{rng.randrange(300):07d}", rng.choice(["north", "south", None]), \
+                rng.choice([0, 60, 150, 250])
+        rows.append({
+            "day": None if rng.random() < 0.01 else dt.date(2024, 1, 1) + dt.timedelta(days=base + rng.randrange(90)),
+            "region": region,
+            "channel": "shop" if customer.startswith("late") else rng.choice(["web", "app", None]),
+            "customer_id": None if rng.random() < 0.05 else customer,
+            "status": rng.choice(["paid", "paid", "refunded"]),
+        })
+    rows.sort(key=lambda r: (r["day"] is None, r["day"] or dt.date.min))
+    return pa.Table.from_pylist(rows, schema=pa.schema([("day", pa.date32()), ("region", pa.string()),
+                                                        ("channel", pa.string()), ("customer_id", pa.string()),
+                                                        ("status", pa.string())]))
+
+
+@pytest.fixture(scope="module")
+def table() -> pa.Table:
+    return orders()
+
+
+def evaluated(source, by: list[str], threads: int, monkeypatch) -> list[dict]:
+    monkeypatch.setattr(aggregating.pa, "cpu_count", lambda: threads)
+    return TREE.evaluate({"orders": source}, by=by).to_pylist()
+
+
+@pytest.mark.parametrize("by", [[], ["region"], ["region", "channel"]], ids=["unsliced", "region", "two"])
+@pytest.mark.parametrize("threads", [2, 3, 16])
+def test_states_on_several_threads_are_those_of_one(table, monkeypatch, by, threads):
+    one = evaluated(table, by, 1, monkeypatch)
+    assert evaluated(table, by, threads, monkeypatch) == one
+    assert any(r["churned"] for r in one) and any(r["back"] for r in one) and any(r["new"] for r in one)
+
+
+@pytest.mark.parametrize("row_group_size", [333, 1700], ids=["many-pieces", "uneven-pieces"])
+def test_a_stream_of_uneven_pieces_gives_the_states_of_one_thread(table, tmp_path, monkeypatch, row_group_size):
+    path = tmp_path / "orders.parquet"
+    pq.write_table(table, path, row_group_size=row_group_size)
+    monkeypatch.setattr(reading, "ROWS_PER_TABLE", 1000)  # pieces of 1000, 1700 … rows, and a short last one
+    one = evaluated(str(path), ["region"], 1, monkeypatch)
+    assert evaluated(str(path), ["region"], 2, monkeypatch) == one
+    assert one == evaluated(table, ["region"], 1, monkeypatch)  # as one table
+
+
+def test_the_reduces_do_run_on_several_threads(table, monkeypatch):
+    names = set()
+    count = presence.Presence.count
+
+    def spy(self, *args, **kwargs):
+        names.add(threading.current_thread().name)
+        return count(self, *args, **kwargs)
+
+    monkeypatch.setattr(presence.Presence, "count", spy)
+    evaluated(table, [], 2, monkeypatch)
+    assert len({n for n in names if n.startswith("metrictree-reduce")}) == 2
+    names.clear()
+    evaluated(table, [], 1, monkeypatch)
+    assert names == {threading.main_thread().name}
+
+
+def test_a_shared_lookup_is_computed_once(table, monkeypatch):
+    built = []
+    first = presence.Presence._first_period
+
+    def spy(self):
+        built.append(threading.current_thread().name)
+        time.sleep(0.05)  # slow, so that the other threads ask for it meanwhile
+        return first(self)
+
+    monkeypatch.setattr(presence.Presence, "_first_period", spy)
+    evaluated(table, [], 4, monkeypatch)
+    # new, returning, reactivated (overall), lifetime and repeat ever ask for it: once per presence (the rows
+    # kept by each filter: all, paid), once more for the overall presence of reactivated and repeat.
+    once = list(built)
+    built.clear()
+    evaluated(table, [], 1, monkeypatch)
+    assert len(once) == len(built)
+
+
+def test_pieces_pairs_are_merged_on_a_thread_of_their_own_in_order(table, tmp_path, monkeypatch):
+    path = tmp_path / "orders.parquet"
+    pq.write_table(table, path, row_group_size=500)
+    monkeypatch.setattr(reading, "ROWS_PER_TABLE", 1000)
+    where = []
+    held = aggregating._StreamState._held
+
+    def spy(self, keys, found, complete_before):
+        where.append(threading.current_thread().name)
+        return held(self, keys, found, complete_before)
+
+    monkeypatch.setattr(aggregating._StreamState, "_held", spy)
+    apart = evaluated(str(path), ["channel"], 2, monkeypatch)
+    assert len(where) >= 5 and all(n.startswith("metrictree-pairs") for n in where)
+    where.clear()
+    assert evaluated(str(path), ["channel"], 1, monkeypatch) == apart
+    assert where and all(n == threading.main_thread().name for n in where)
+
+
+def test_an_error_while_merging_a_pieces_pairs_is_raised(table, tmp_path, monkeypatch):
+    path = tmp_path / "orders.parquet"
+    pq.write_table(table, path, row_group_size=500)
+    monkeypatch.setattr(reading, "ROWS_PER_TABLE", 1000)
+
+    def broken(self, name, values):
+        raise pa.ArrowMemoryError("out of memory")
+
+    monkeypatch.setattr(aggregating._StreamState, "_coded", broken)
+    with pytest.raises(pa.ArrowMemoryError):
+        evaluated(str(path), [], 2, monkeypatch)
+    assert not [t for t in threading.enumerate() if t.name.startswith("metrictree-pairs")]  # its thread is gone
