@@ -286,9 +286,9 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
                                         params, registry, notes, partial, (passes or {}).get(source_name),
                                         candidates, coarse, fuller))
     for ref in list(fuller):
-        # A rider's segments by every dimension are those of its compared periods alone only when no slice of the
-        # history alone (0 in both states) could be among them: else its whole leaves, as before.
-        if not _segments_settled(leaves_of[ref][0], leaves_of[ref][1]):
+        # A rider's segments by every dimension (when shown) are those of its compared periods alone only when no
+        # slice of the history alone (0 in both states) could be among them: else its whole leaves, as before.
+        if ref[0] in shown and not _segments_settled(leaves_of[ref][0], leaves_of[ref][1]):
             leaves_of[ref] = fuller.pop(ref)()
             coarse.pop(ref, None)
     for (exact_dims, others), titles in partial.items():
