@@ -368,3 +368,32 @@ def test_paid_orders_riding_in_the_customers_history_say_what_a_pass_of_their_ow
     # Their own pass by every dimension over the history: only where needed (and without riding).
     assert len(own) == (1 if case in ("a tie", "a unit of its own", "ranges") else 0)
     assert got["segments"] or got["root_causes"] or got["mix"] or got["reason"]
+
+
+@pytest.mark.parametrize(("metric", "two_a_table"), [("frequency", False), ("refund_rate", False), ("churn_rate", True)])
+def test_runs_of_row_groups_stop_short_unless_a_metric_looks_back(orders, monkeypatch, tmp_path, metric, two_a_table):
+    """explain's runs of row groups stop short of its table size — except where a metric below the one explained
+    looks back (churned customers): its passes hold their pairs to the end anyway, and more tables would only
+    mean more merges."""
+    import pyarrow.parquet as pq
+
+    from metrictree import reading
+
+    tree = metrictree.loads(TREE.read_text() + '\nmetric churned = churned_customers(orders) where orders.status == "paid"'
+                            "\nmetric churn_rate = churned / customers[-1]\n")
+    path = tmp_path / "orders.parquet"
+    group = max(1, orders.num_rows // 12)
+    pq.write_table(orders.sort_by("order_date"), path, row_group_size=group)
+    sizes, real = [], reading.scan
+
+    def scan(*args, **kwargs):
+        for piece in real(*args, **kwargs):
+            sizes.append(piece.table.num_rows)
+            yield piece
+
+    monkeypatch.setattr(reading, "scan", scan)
+    monkeypatch.setattr(explaining, "ROWS_PER_TABLE", group + group // 2)
+    got = tree.explain({"orders": str(path)}, metric, "2026-09", "2026-10", by=DIMS).to_dict()
+    assert (max(sizes) > group + group // 2) == two_a_table
+    monkeypatch.undo()
+    assert tree.explain({"orders": orders}, metric, "2026-09", "2026-10", by=DIMS).to_dict() == got
