@@ -505,6 +505,8 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
     # out to be needed (`fuller`: a unit of its own, or segments a slice of the history alone could change).
     riders = _riders(tree, candidates or {}, wanted, split_by, groups, dims, spans) \
         if fine is None and checks is not None and coarse is not None and fuller is not None else {}
+    if not set(riders) <= set(checks.columns if checks is not None else ()):
+        riders = {}  # the checks' pass holds no compared periods of theirs by every dimension
     rider_table = None
     if riders:
         on = next(iter(riders.values()))
