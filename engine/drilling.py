@@ -269,6 +269,10 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
         by_source.setdefault(tree.metrics[ref[0]].source, []).append(ref)
     leaves_of: dict[tuple[str, int], tuple[pa.Table, list[str], bool]] = {}
     partial: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    # Counts of rows read by every dimension over the compared periods only (`_riders`): their leaves by the
+    # coarser dimensions of their ratio (with the history), and how to read their whole leaves when needed.
+    coarse: dict[tuple[str, int], tuple[tuple[str, ...], pa.Table]] = {}
+    fuller: dict[tuple[str, int], Any] = {}
     for source_name, names in by_source.items():
         source = tree.sources[source_name]
         dims = [d for d in by if d in source.dimensions]
@@ -279,7 +283,14 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
         if not dims:
             continue
         leaves_of.update(_source_leaves(tree, data, builder, names, dims, spans, history_periods, lo, hi, grain,
-                                        params, registry, notes, partial, (passes or {}).get(source_name)))
+                                        params, registry, notes, partial, (passes or {}).get(source_name),
+                                        candidates, coarse, fuller))
+    for ref in list(fuller):
+        # A rider's segments by every dimension (when shown) are those of its compared periods alone only when no
+        # slice of the history alone (0 in both states) could be among them: else its whole leaves, as before.
+        if ref[0] in shown and not _segments_settled(leaves_of[ref][0], leaves_of[ref][1]):
+            leaves_of[ref] = fuller.pop(ref)()
+            coarse.pop(ref, None)
     for (exact_dims, others), titles in partial.items():
         verb = "adds" if len(titles) == 1 else "add"
         notes.append(f"{_and(titles)} {verb} up across {_and(exact_dims)} (each one counted falls in one of them) "
@@ -293,7 +304,9 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
         (n, n_dims, n_exact), (d, d_dims, d_exact) = leaves_of[numerator], leaves_of[denominator]
         dims = [x for x in n_dims if x in d_dims]
         if n_exact and d_exact and dims:
-            ratios[name] = (_regroup(n, n_dims, dims), _regroup(d, d_dims, dims), dims)
+            n_coarse = coarse.get(numerator)
+            ratios[name] = (n_coarse[1] if n_coarse is not None and list(n_coarse[0]) == dims else
+                            _regroup(n, n_dims, dims), _regroup(d, d_dims, dims), dims)
     # What each base metric carries outside the ratios localised as such.
     outside = dict(builder.base_contributions)
     for name in ratios:
@@ -301,6 +314,9 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
             if child in outside:
                 outside[child] -= part
     sums = [name for name, c in outside.items() if abs(c) >= WEIGHT_SHARE * total]
+    for name in sums:
+        if (name, 0) in fuller:  # localised by every dimension after all: its whole leaves, history included
+            leaves_of[name, 0] = fuller.pop((name, 0))()
 
     segments: dict[str, tuple[Segment, ...]] = {}
     for name in shown:
@@ -388,6 +404,8 @@ def prefetch(tree: Tree, data, registry: Registry, by: list[str], spans: list[tu
 
 def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spans, history_periods, lo, hi, grain,
                    params, registry, notes, partial, made: rollup.Fine | None = None,
+                   candidates: Mapping[str, tuple[tuple[str, int], tuple[str, int]]] | None = None,
+                   coarse: dict | None = None, fuller: dict | None = None,
                    ) -> dict[tuple[str, int], tuple[pa.Table, list[str], bool]]:
     """Each wanted ``(metric, offset)``'s leaves by ``dims`` (or by the dimensions where it adds up), and whether
     they are exact; an offset reads the periods that many earlier (``customers[-1]``).
@@ -480,7 +498,31 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
     tables: dict[tuple[str, ...], pa.Table] = {}
     first_covered = None
     backward = looks_back(tree, names, registry)
+    # A count of rows that is read by every dimension only as the numerator of a ratio whose denominator adds up
+    # across fewer (frequency = orders / customers: customers by region × segment) rides in the denominator's pass
+    # over the history: one read of those rows, not two. By every dimension it then has the compared periods
+    # only (the checks' pass holds them), which its segments need; its history there is read only if it turns
+    # out to be needed (`fuller`: a unit of its own, or segments a slice of the history alone could change).
+    riders = _riders(tree, candidates or {}, wanted, split_by, groups, dims, spans) \
+        if fine is None and checks is not None and coarse is not None and fuller is not None else {}
+    if not set(riders) <= set(checks.columns if checks is not None else ()):
+        riders = {}  # the checks' pass holds no compared periods of theirs by every dimension
+    rider_table = None
+    if riders:
+        on = next(iter(riders.values()))
+        riding = list(riders)
+        glued = _older_and_checked(checks, on, groups[on], tree, dims, start, compared, hi,
+                                   lambda first, last: sliced(sliceable, shared_registry, list(on),
+                                                              [*groups[on], *riding], first, last), riding)
+        if glued is not None:
+            tables[on], covered_labels, rider_table = glued
+            tables[tuple(dims)] = checks.table
+            first_covered = periods.parse(covered_labels[0], grain)
+        else:
+            riders = {}
     for on, columns in groups.items():
+        if on in tables:
+            continue
         if fine is not None and on == tuple(dims) and set(columns) <= set(fine.columns):
             tables[on], covered_labels = fine.reading(columns), fine.covered
         elif fine is not None and on != tuple(dims) and fine.rolls(columns) and \
@@ -512,6 +554,23 @@ def _source_leaves(tree, data, builder, wanted: list[tuple[str, int]], dims, spa
         at = [(a + offset, b + offset) for a, b in spans]
         before = [p + offset for p in history_periods]
         on = split_by.get((name, offset))
+        if not offset and name in riders:
+            coarser = riders[name]
+            coarse[name, 0] = (coarser, _leaf_table(rider_table, list(coarser), name, at, before, grain).sort_by(
+                [(d, "ascending") for d in coarser]))
+            out[name, 0] = (_leaf_table(tables[tuple(dims)], dims, name, at, [], grain), dims, True)
+
+            def whole(name=name, at=at, before=before):
+                # The pass by every dimension over the history and compared periods, as without riders.
+                glued = _older_and_checked(checks, tuple(dims), [name], tree, dims, start, compared, hi,
+                                           lambda first, last: sliced(sliceable, shared_registry, dims, [name], first,
+                                                                      last))
+                table = glued[0] if glued is not None else sliced(sliceable, shared_registry, dims, [name],
+                                                                  start).table
+                return _leaf_table(table, dims, name, at, before, grain), dims, True
+
+            fuller[name, 0] = whole
+            continue
         if is_additive(metric) or on is not None:
             on = on or dims
             out[name, offset] = (_leaf_table(tables[tuple(on)], list(on), name, at, before, grain), list(on), True)
@@ -542,12 +601,17 @@ _ZERO_WHEN_EMPTY = frozenset({"count", "sum", "count_distinct"})
 
 
 def _older_and_checked(checks: rollup.Fine | None, on: tuple[str, ...], columns: list[str], tree: Tree,
-                       dims: list[str], start: int, compared: int, hi: int, older) -> tuple[pa.Table, Any] | None:
+                       dims: list[str], start: int, compared: int, hi: int, older,
+                       riders: Sequence[str] = ()) -> tuple | None:
     """The pass over the history and compared periods by ``on``, when the checks' pass (``checks``, over the
     compared periods ``compared`` … ``hi``, by every dimension) holds the compared periods already: only the
     periods before them are read (``older(first, last)`` evaluates them), the rest is the checks' (their table
     by every dimension, or their counts rolled up). The same table as one pass over ``start`` … ``hi``; ``None``
-    when the checks cannot give it (see `_glued`) and the caller evaluates the whole range."""
+    when the checks cannot give it (see `_glued`) and the caller evaluates the whole range.
+
+    ``riders``: counts of rows (`count`) that ``older`` evaluates too, by ``on``; their compared periods are the
+    checks' table by every dimension summed up to ``on`` (whole numbers: exactly the counts). Then the table of
+    ``riders`` by ``on`` over the whole range comes third."""
     if checks is None or start >= compared or checks.start != periods.label(compared, checks.grain) or \
             checks.covered is None:
         return None
@@ -570,7 +634,59 @@ def _older_and_checked(checks: rollup.Fine | None, on: tuple[str, ...], columns:
         return None  # no rows before the compared periods: the whole range is read as usual
     if before.covered is None:
         return None
-    return _glued(before.table, recent, list(on), columns), (before.covered[0], checks.covered[1])
+    covered = (before.covered[0], checks.covered[1])
+    if not riders:
+        return _glued(before.table, recent, list(on), columns), covered
+    if not on:
+        return None
+    grouped = checks.table.group_by(["period", *on], use_threads=False).aggregate([(r, "sum") for r in riders])
+    summed = pa.table({"period": grouped.column("period"), **{d: grouped.column(d) for d in on},
+                       **{r: grouped.column(f"{r}_sum") for r in riders}})
+    return _glued(before.table, recent, list(on), columns), covered, _glued(before.table, summed, list(on),
+                                                                            list(riders))
+
+
+def _riders(tree: Tree, candidates: Mapping[str, tuple[tuple[str, int], tuple[str, int]]],
+            wanted: list[tuple[str, int]], split_by: Mapping[tuple[str, int], list[str]],
+            groups: Mapping[tuple[str, ...], list[str]], dims: list[str],
+            spans: list[tuple[int, int]]) -> dict[str, tuple[str, ...]]:
+    """The counts of rows (``count``) that ride in the history pass of their ratio's denominator (see
+    `_source_leaves`), each with the coarser dimensions of that pass: the numerator of a ratio whose
+    denominator adds up across fewer dimensions than the drill-down's, when the pass by every dimension would
+    hold them alone. Only for compared states of one period each (a range counts as the mean of its periods,
+    which summed up in another order may round differently) and no time shift."""
+    if any(a != b for a, b in spans):
+        return {}
+    found: dict[str, tuple[str, ...]] = {}
+    for numerator, denominator in candidates.values():
+        name, offset = numerator
+        if offset or denominator[1] or numerator not in wanted or denominator not in wanted:
+            continue
+        formula = tree.metrics[name].formula
+        on = tuple(split_by.get(denominator, dims))
+        if not (isinstance(formula, s.Call) and formula.name == "count") or len(on) >= len(dims) or not on:
+            continue
+        if found.setdefault(name, on) != on:
+            return {}  # the numerator of two ratios split by different dimensions
+    if not found or len(set(found.values())) > 1 or any(o for n, o in wanted if n in found) or \
+            set(groups.get(tuple(dims), [])) != set(found) or next(iter(found.values())) not in groups:
+        return {}
+    return found
+
+
+def _segments_settled(leaves: pa.Table, dims: list[str], per_dimension: int = 3) -> bool:
+    """Whether `_segments` of ``leaves`` is the same with more slices of no change in either state (a slice of the
+    history alone): in every dimension the first ``per_dimension`` values by size of change moved, by sizes that
+    differ from each other and from the next one's (no tie whose order the other slices could change)."""
+    for dim in dims:
+        grouped = leaves.group_by([dim], use_threads=False).aggregate([(_B, "sum"), (_C, "sum")])
+        sizes = sorted((abs(c - b) for b, c in zip(grouped.column(f"{_B}_sum").to_pylist(),
+                                                   grouped.column(f"{_C}_sum").to_pylist(), strict=True)),
+                       reverse=True)[:per_dimension + 1]
+        if len(sizes) < per_dimension or not sizes[per_dimension - 1] or \
+                any(a <= b for a, b in zip(sizes, sizes[1:])):
+            return False
+    return True
 
 
 def _glued(older: pa.Table, recent: pa.Table, on: list[str], columns: list[str]) -> pa.Table:

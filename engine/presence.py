@@ -210,7 +210,21 @@ class Presence:
         # than two).
         group = self.entity if coarse is None else pc.add(pc.multiply(self.entity, slices),
                                                           pc.cast(coarse, pa.int64()))
-        columns = {"k": pc.add(pc.multiply(group, self.periods), self.period), "r": self.rows}
+        key = pc.add(pc.multiply(group, self.periods), self.period)
+        cells = self.entities * max(slices, 1) * self.periods
+        if self.extra is None and _fits(cells, len(self)):
+            # The occupied cells of a grid of (entity, coarser slice, period) are the distinct triples, in order:
+            # no hashing. Their rows are summed when a state reads them (most do not: churned, new …).
+            distinct = pc.cast(pc.indices_nonzero(_occupancy(key, cells)), pa.int64())
+            cell = pc.divide(distinct, self.periods)
+            entity = pc.divide(cell, slices) if slices > 1 else cell
+            slice_ = pc.subtract(cell, pc.multiply(entity, slices)) if slices > 1 else \
+                pa.repeat(pa.scalar(0, pa.int64()), len(distinct))
+            merged = Presence(entity, slice_, pc.subtract(distinct, pc.multiply(cell, self.periods)), None, None,
+                              self.periods, self.entities, slices)
+            merged._cache["sum rows"] = lambda: _summed(key, self.rows, distinct)
+            return merged
+        columns = {"k": key, "r": self.rows}
         aggregations = [("r", "sum")]
         if self.extra is not None:
             columns["x"] = self.extra

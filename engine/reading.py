@@ -557,15 +557,23 @@ ROWS_PER_TABLE = 1 << 22
 
 # The size of the tables `scan` hands on where no size is asked for, while `pieces_of` says (explain's passes).
 _ROWS_NOW: contextvars.ContextVar[int | None] = contextvars.ContextVar("rows_per_table", default=None)
+# Whether, while `pieces_of` says so, a run of Parquet row groups stops short of its size instead of passing it.
+_AT_MOST: contextvars.ContextVar[bool] = contextvars.ContextVar("rows_at_most", default=False)
 
 
 @contextlib.contextmanager
-def pieces_of(rows: int) -> Iterator[None]:
-    """Within the block, scans that ask for no size hand on tables of about ``rows`` rows (see `table_rows`)."""
-    token = _ROWS_NOW.set(rows)
+def pieces_of(rows: int, at_most: bool = False) -> Iterator[None]:
+    """Within the block, scans that ask for no size hand on tables of about ``rows`` rows (see `table_rows`).
+
+    With ``at_most``, a run of Parquet row groups ends before the row group that would take it past ``rows``
+    (a row group bigger than that is a table of its own; one more than twice as big is read batch by batch):
+    without it, a run ends at the first row group that reaches ``rows``, so row groups a little smaller than
+    ``rows`` come two to a table."""
+    token, limit = _ROWS_NOW.set(rows), _AT_MOST.set(at_most)
     try:
         yield
     finally:
+        _AT_MOST.reset(limit)
         _ROWS_NOW.reset(token)
 
 
@@ -614,7 +622,7 @@ def scan(source: Source, data: Mapping[str, Any], needs: list[Need], dimensions:
         yield Piece(one_dictionary(table), last=True)
         return
     total = _rows_expected(arrow) if progress is not None else None
-    pieces = _row_group_pieces(arrow, source.time, rows_per_table)
+    pieces = _row_group_pieces(arrow, source.time, rows_per_table, _AT_MOST.get() and _ROWS_NOW.get() is not None)
     if pieces is not None:
         yield from _read_pieces(arrow, pieces, source, columns, condition, since, until, progress, total,
                                 rows_per_table)
@@ -687,8 +695,10 @@ def _unreadable(source: Source, exc: Exception) -> DataError:
                            "check the files and their column types", "read"))
 
 
-def _row_group_pieces(dataset: Any, time: str, rows_per_table: int) -> list[tuple[list, Any, int]] | None:
-    """Parquet row groups in runs of about ``rows_per_table`` rows: (fragments, earliest time, rows) each.
+def _row_group_pieces(dataset: Any, time: str, rows_per_table: int,
+                      at_most: bool = False) -> list[tuple[list, Any, int]] | None:
+    """Parquet row groups in runs of about ``rows_per_table`` rows: (fragments, earliest time, rows) each; with
+    ``at_most``, runs of no more than that (but at least one row group each).
 
     ``None`` when the files are not plain Parquet files (CSV, Arrow, hive partitions), or a row group has
     no statistics for the time column: those are read batch by batch instead.
@@ -706,6 +716,9 @@ def _row_group_pieces(dataset: Any, time: str, rows_per_table: int) -> list[tupl
                 if not stats or stats.get("min") is None:
                     return None
                 low = stats["min"]
+                if at_most and run and rows + info.num_rows > rows_per_table:
+                    pieces.append((run, earliest, rows))
+                    run, rows, earliest = [], 0, None
                 earliest = low if earliest is None else min(earliest, low)
                 run.append(group)
                 rows += info.num_rows

@@ -111,20 +111,20 @@ class Fine:
         period = pc.take(pa.array([periods.parse(label, self.grain) for label in labels], pa.int64()), index_of)
         code = pc.take(self.slices.column("__code"), pc.index_in(_keys(rows, self.dims),
                                                                   value_set=_keys(self.slices, self.dims)))
-        restricted: dict[int, Presence] = {}
+        restricted: dict[int, tuple[Presence, int]] = {}
         for name in self.deferred:
             held = self.held[name]
-            presence = held.presence
+            presence, first = held.presence, 0
             if within is not None:
                 if id(presence) not in restricted:
                     back = max(self.held[n].reach for n in self.deferred if self.held[n].presence is presence)
-                    restricted[id(presence)] = _only(presence, [(a - back - self.base, b - self.base)
-                                                                for a, b in within])
-                presence = restricted[id(presence)]
+                    restricted[id(presence)] = _compacted(presence, [(a - back - self.base, b - self.base)
+                                                                     for a, b in within])
+                presence, first = restricted[id(presence)]
             result = held.reduce(presence)
             width = max(presence.slices, 1)
-            found = pc.add(pc.multiply(pc.add(pc.cast(result.column("__period"), pa.int64()), self.base), width),
-                           pc.cast(result.column("__slice"), pa.int64()))
+            found = pc.add(pc.multiply(pc.add(pc.cast(result.column("__period"), pa.int64()), self.base + first),
+                                       width), pc.cast(result.column("__slice"), pa.int64()))
             wanted = pc.add(pc.multiply(period, width), code)
             values = pc.take(result.column("__value"), pc.index_in(wanted, value_set=found))
             if held.empty is not None:
@@ -190,10 +190,10 @@ class Fine:
             # state over the same triples is rolled up here too: then it shares that state's merge.
             distinct = held.distinct and keep is not None and id(presence) not in with_states
             cached = (id(presence), tuple(to), keep, distinct)
-            merged = self._merges.get(cached)
-            if merged is None:
+            if cached not in self._merges:
+                first = 0  # the period offset of the merged presence's first period
                 if distinct:
-                    kept = _only(presence, [(a - self.base, b - self.base) for a, b in keep])
+                    kept, first = _compacted(presence, [(a - self.base, b - self.base) for a, b in keep])
                     merged = _distinct_counts(kept, coarse(kept), width)
                 else:
                     # Where each entity is in one coarser slice, the overall presence relabelled (its lookups
@@ -201,11 +201,12 @@ class Fine:
                     merged = _by_entity(presence, coarse(presence), width)
                     if merged is None:
                         if keep is not None:
-                            presence = _only(presence, [(a - self.base, b - self.base) for a, b in keep])
+                            presence, first = _compacted(presence, [(a - self.base, b - self.base) for a, b in keep])
                         merged = presence.coarsened(coarse(presence), width)
-                self._merges[cached] = merged
+                self._merges[cached] = merged, first
+            merged, first = self._merges[cached]
             result = merged if distinct else held.reduce(merged)
-            index = pc.add(result.column("__period"), self.base)
+            index = pc.add(result.column("__period"), self.base + first)
             row = pc.index_in(index, value_set=indices)  # the output rows are in the labels' order
             cell = pc.add(pc.multiply(pc.cast(row, pa.int64()), width), pc.cast(result.column("__slice"), pa.int64()))
             lookup = pc.index_in(pa.array(range(len(labels) * width), pa.int64()), value_set=pc.drop_null(cell))
@@ -297,8 +298,34 @@ def _only(presence: Presence, offsets: Sequence[tuple[int, int]]) -> Presence:
     def kept(values: pa.Array | None) -> pa.Array | None:
         return None if values is None else pc.filter(values, inside)
 
-    return Presence(kept(presence.entity), kept(presence.slice), kept(presence.period), kept(presence.rows),
-                    kept(presence.extra), presence.periods, presence.entities, presence.slices)
+    if presence._rows is not None or "rows" in presence._cache:
+        return Presence(kept(presence.entity), kept(presence.slice), kept(presence.period), kept(presence.rows),
+                        kept(presence.extra), presence.periods, presence.entities, presence.slices)
+    # Rows not made yet (`Presence.rows`): the kept ones are taken when first asked.
+    only = Presence(kept(presence.entity), kept(presence.slice), kept(presence.period), None, kept(presence.extra),
+                    presence.periods, presence.entities, presence.slices)
+    only._cache["sum rows"] = lambda: kept(presence.rows)
+    return only
+
+
+def _compacted(presence: Presence, offsets: Sequence[tuple[int, int]]) -> tuple[Presence, int]:
+    """The triples of some ranges of period offsets (`_only`), their periods counted from the first of the
+    ranges; and that first period's offset, to add to the periods of what a reduce counts on them.
+
+    Only for counts whose periods read a bounded few before them (`Partial.reach`): the lookups in time are
+    relative (the same customer one period later), and outside the ranges there is no triple either way, so the
+    counts of the periods asked for are the same; the presence's grids span those periods only (four months of
+    fourteen, say), so they fit where the whole span's would not."""
+    low = max(0, min((a for a, _ in offsets), default=0))
+    high = min(presence.periods - 1, max((b for _, b in offsets), default=0))
+    kept = _only(presence, offsets)
+    if low <= 0 or high < low:
+        return kept, 0
+    compact = Presence(kept.entity, kept.slice, pc.subtract(kept.period, low), kept._rows, kept.extra,
+                       high - low + 1, kept.entities, kept.slices)
+    if kept._rows is None:
+        compact._cache["sum rows"] = lambda: kept.rows
+    return compact, low
 
 
 def _slice_codes(presence: Presence) -> pa.Table:

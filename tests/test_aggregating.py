@@ -453,3 +453,41 @@ def test_group_keys_renumber_when_the_combinations_overflow_int64():
         assert decoded[f"d{i}"].to_pylist() == [(r * (i + 1)) % (1 << 21) for r in rows]
     codes = keys.codes.to_pylist()
     assert codes[0] == codes[3] and len(set(codes)) == 3
+
+
+@pytest.mark.parametrize("nulls", [False, True])
+def test_filters_over_a_dictionary_column_are_those_over_its_text(tmp_path, nulls):
+    """A ``where`` that reads one dictionary-encoded column is computed on the dictionary's values and spread to
+    the rows (by comparing the rows' codes with the codes that hold, when no row lacks a value): the same rows
+    kept as the filter over the plain text, whether it holds for no value, one or several, and with nulls."""
+    import random
+
+    rng = random.Random(4)
+    n = 3000
+    status = [rng.choice(["paid", "refunded", "open", "void"]) for _ in range(n)]
+    if nulls:
+        status = [None if i % 7 == 0 else v for i, v in enumerate(status)]
+    table = pa.table({"day": pa.array([dt.date(2025, 1, 1) + dt.timedelta(days=i % 200) for i in range(n)]),
+                      "status": status, "amount": [float(i % 13) for i in range(n)]})
+    path = tmp_path / "orders.parquet"
+    pq.write_table(table, path, row_group_size=500)
+    tree = load("""
+        source orders {
+            time day
+        }
+        metric paid = count(orders) where orders.status == "paid"
+        metric settled = sum(orders.amount) where orders.status in ["paid", "refunded"]
+        metric unpaid = count(orders) where orders.status not in ["paid"]
+        metric never = count(orders) where orders.status == "shipped"
+        metric missing = count(orders) where orders.status is null
+        metric other = count(orders) where orders.status != "void"
+    """)
+    names = ["paid", "settled", "unpaid", "never", "missing", "other"]
+    needs = aggregating.needs(tree, [tree.metrics[m] for m in names], pluginmanager.registry(), [])
+    assert {n.column for n in needs if n.dictionary} == {"status"}  # read dictionary-encoded from the file
+    from_file = tree.evaluate({"orders": str(path)}, metrics=names).to_pylist()
+    from_text = tree.evaluate({"orders": table}, metrics=names).to_pylist()
+    assert from_file == from_text
+    assert any(row["paid"] for row in from_text) and any(row["settled"] for row in from_text)
+    assert all(row["never"] == 0 for row in from_text)
+    assert any(row["missing"] for row in from_text) == nulls

@@ -56,8 +56,16 @@ def test_the_history_takes_the_customer_counts_of_the_checks(orders, monkeypatch
     assert unsliced == [["paid_orders"]]  # the history counts no customers of its own
     checks = [names for by, names in seen if by == tuple(DIMS) and "customers" in names]
     assert len(checks) == 1  # the pass made first is the drill-down's check
-    # The drill-down's history reads only the periods before the compared ones: the checks hold those.
-    assert sorted(names for by, names in seen if by and by != tuple(DIMS)) == [["customers"]]
+    # The drill-down's history reads only the periods before the compared ones: the checks hold those. Compared
+    # months of one period each: the paid orders ride in the customers' pass (one read of the history, by the
+    # dimensions where customers add up), and are read by every dimension for the compared months only.
+    alone = ".." not in baseline
+    coarser = [names for by, names in seen if by and by != tuple(DIMS)]
+    assert coarser == ([["paid_orders", "customers"]] if alone else [["customers"]])
+    # By every dimension, the checks' pass only — unless the paid orders' segments could change with the slices of
+    # the history alone (2026-05: the third and fourth regions' changes tie), when their whole leaves are read.
+    settled = (baseline, current) == ("2026-09", "2026-10")
+    assert len([names for by, names in seen if by == tuple(DIMS)]) == (1 if settled else 2)
     assert once.segments and (once.root_causes or once.mix or once.reason)  # the drill-down ran
 
 
@@ -252,3 +260,140 @@ def test_by_dimensions_a_distinct_count_does_not_add_up_across(orders, monkeypat
     assert once.to_dict() == twice.to_dict()
     if by == ["channel"]:
         assert any("shared equally" in note for note in once.notes)
+
+
+def _one_month_slice(orders: pa.Table) -> pa.Table:
+    """The orders with a channel seen in one month of the history only (a few orders of 2026-03) and a segment
+    seen in the current month only (a few paid orders of 2026-10, of customers of their own)."""
+    month = pc.strftime(orders.column("order_date"), "%Y-%m")
+    march = orders.filter(pc.equal(month, "2026-03")).slice(0, 40)
+    march = march.set_column(march.schema.get_field_index("channel"), "channel", pa.array(["kiosk"] * 40))
+    october = orders.filter(pc.and_(pc.equal(month, "2026-10"), pc.equal(orders.column("status"), "paid"))).slice(0, 30)
+    october = october.set_column(october.schema.get_field_index("segment"), "segment", pa.array(["newcomer"] * 30))
+    october = october.set_column(october.schema.get_field_index("customer_id"), "customer_id",
+                                 pa.array([f"N{i % 12}" for i in range(30)]))
+    return pa.concat_tables([orders, march, october])
+
+
+@pytest.mark.parametrize("layout", ["in time order", "unsorted", "one-month slice"])
+def test_row_groups_one_a_table_give_the_explanation_of_one_table(orders, monkeypatch, tmp_path, layout):
+    """explain reads Parquet row groups in runs that stop short of its table size (`reading.pieces_of` with
+    ``at_most``): row groups a little smaller than the table come one a table, not two. With nulls (guests, no
+    region), rows in no order of time and a slice present in one month only, the explanation is the one an
+    in-memory table gives, and the one runs of two row groups give, to the last digit."""
+    import pyarrow.parquet as pq
+
+    from metrictree import reading
+
+    table = _one_month_slice(orders) if layout == "one-month slice" else orders
+    if layout == "unsorted":
+        table = table.take(pc.sort_indices(table, [("customer_id", "descending"), ("amount", "ascending")]))
+    else:
+        table = table.sort_by("order_date")
+    path = tmp_path / "orders.parquet"
+    group = max(1, table.num_rows // 12)
+    pq.write_table(table, path, row_group_size=group)
+    sizes, real = [], reading.scan
+
+    def scan(*args, **kwargs):
+        for piece in real(*args, **kwargs):
+            sizes.append(piece.table.num_rows)
+            yield piece
+
+    monkeypatch.setattr(reading, "scan", scan)
+    limit = group + group // 2  # between one row group and two
+    monkeypatch.setattr(explaining, "ROWS_PER_TABLE", limit)
+    tree = metrictree.load(TREE)
+    got = tree.explain({"orders": str(path)}, "frequency", "2026-09", "2026-10", by=DIMS).to_dict()
+    assert max(sizes) <= limit and len(sizes) > 2  # one row group a table (with the last few rows: 13 groups)
+    real_pieces = reading.pieces_of
+    monkeypatch.setattr(reading, "pieces_of", lambda rows, at_most=False: real_pieces(rows))  # as before
+    sizes.clear()
+    assert tree.explain({"orders": str(path)}, "frequency", "2026-09", "2026-10", by=DIMS).to_dict() == got
+    assert max(sizes) > limit  # two row groups a table this time
+    monkeypatch.undo()
+    assert tree.explain({"orders": table}, "frequency", "2026-09", "2026-10", by=DIMS).to_dict() == got
+    if layout == "one-month slice":
+        assert "newcomer" in str(got)  # the current month's new segment is among the segments found
+
+
+@pytest.mark.parametrize("case", ["nulls", "unsorted", "one-month slice", "a tie", "a unit of its own", "ranges"])
+def test_paid_orders_riding_in_the_customers_history_say_what_a_pass_of_their_own_says(orders, monkeypatch, tmp_path,
+                                                                                     case):
+    """The paid orders ride in the history pass of the customers by region × segment (`drilling._riders`): by
+    every dimension only their compared months are read. The explanation is the one their own pass over the
+    history gives — with guests and unknown regions, rows in no order of time (streamed from small row groups), a
+    channel seen in one month of the history only, a tie among the regions' changes (their whole leaves read),
+    paid orders that carry weight outside the ratio (a unit of their own: read in full), compared ranges (no
+    riding)."""
+    import pyarrow.parquet as pq
+
+    tree = metrictree.load(TREE)
+    table = _one_month_slice(orders) if case == "one-month slice" else orders
+    data: dict = {"orders": table}
+    baseline, current, metric = "2026-09", "2026-10", "frequency"
+    if case == "unsorted":
+        path = tmp_path / "orders.parquet"
+        pq.write_table(table.take(pc.sort_indices(table, [("customer_id", "descending"), ("amount", "ascending")])),
+                       path, row_group_size=max(1, table.num_rows // 9))
+        data = {"orders": str(path)}
+    elif case == "a tie":
+        baseline = "2026-05"
+    elif case == "ranges":
+        baseline, current = "2026-03..2026-04", "2026-09..2026-10"
+    elif case == "a unit of its own":
+        tree = metrictree.loads(TREE.read_text() + "\nmetric score = frequency * 1000 + paid_orders\n")
+        metric = "score"
+    rode, fuller, real_riders, real_settled = [], [], drilling._riders, drilling._segments_settled
+
+    def riders(*args, **kwargs):
+        found = real_riders(*args, **kwargs)
+        rode.append(found)
+        return found
+
+    def settled(*args, **kwargs):
+        fuller.append(not real_settled(*args, **kwargs))
+        return not fuller[-1]
+
+    monkeypatch.setattr(drilling, "_riders", riders)
+    monkeypatch.setattr(drilling, "_segments_settled", settled)
+    seen = _recorded(monkeypatch)
+    got = tree.explain(data, metric, baseline, current, by=DIMS).to_dict()
+    own = [names for by, names in seen if by == tuple(DIMS) and names == ["paid_orders"]]
+    monkeypatch.setattr(drilling, "_riders", lambda *args, **kwargs: {})
+    assert tree.explain(data, metric, baseline, current, by=DIMS).to_dict() == got
+    # Customers add up by segment only here (a guest's order of no region puts a customer in two regions).
+    assert rode[0] == ({} if case == "ranges" else {"paid_orders": ("segment",)})
+    assert fuller == ([] if case == "ranges" else [case == "a tie"])
+    # Their own pass by every dimension over the history: only where needed (and without riding).
+    assert len(own) == (1 if case in ("a tie", "a unit of its own", "ranges") else 0)
+    assert got["segments"] or got["root_causes"] or got["mix"] or got["reason"]
+
+
+@pytest.mark.parametrize(("metric", "two_a_table"), [("frequency", False), ("refund_rate", False), ("churn_rate", True)])
+def test_runs_of_row_groups_stop_short_unless_a_metric_looks_back(orders, monkeypatch, tmp_path, metric, two_a_table):
+    """explain's runs of row groups stop short of its table size — except where a metric below the one explained
+    looks back (churned customers): its passes hold their pairs to the end anyway, and more tables would only
+    mean more merges."""
+    import pyarrow.parquet as pq
+
+    from metrictree import reading
+
+    tree = metrictree.loads(TREE.read_text() + '\nmetric churned = churned_customers(orders) where orders.status == "paid"'
+                            "\nmetric churn_rate = churned / customers[-1]\n")
+    path = tmp_path / "orders.parquet"
+    group = max(1, orders.num_rows // 12)
+    pq.write_table(orders.sort_by("order_date"), path, row_group_size=group)
+    sizes, real = [], reading.scan
+
+    def scan(*args, **kwargs):
+        for piece in real(*args, **kwargs):
+            sizes.append(piece.table.num_rows)
+            yield piece
+
+    monkeypatch.setattr(reading, "scan", scan)
+    monkeypatch.setattr(explaining, "ROWS_PER_TABLE", group + group // 2)
+    got = tree.explain({"orders": str(path)}, metric, "2026-09", "2026-10", by=DIMS).to_dict()
+    assert (max(sizes) > group + group // 2) == two_a_table
+    monkeypatch.undo()
+    assert tree.explain({"orders": orders}, metric, "2026-09", "2026-10", by=DIMS).to_dict() == got

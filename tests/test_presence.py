@@ -13,6 +13,7 @@ import random
 import textwrap
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 import metrictree
@@ -177,6 +178,47 @@ def test_the_overall_presence_from_the_grid_and_from_hashing_agree(monkeypatch, 
     assert seen(hashed) == grid
     assert len(grid) == len({(e, p) for e, _, p in triples})
     assert sum(r for _, _, r, *_ in grid) == sum(make().rows.to_pylist())
+
+
+@pytest.mark.parametrize("extra", [False, True])
+@pytest.mark.parametrize("slices", [1, 3])
+def test_coarser_slices_from_the_grid_and_from_hashing_agree(monkeypatch, extra, slices):
+    """Triples merged into coarser slices (customers in several of them, as by channel): the occupied cells of an
+    (entity, coarser slice, period) grid (rows summed only when asked) or a hash grouping (with an ``extra``)
+    give the same triples, rows and lookups."""
+    rng = random.Random(7)
+    triples = sorted({(rng.randrange(120), rng.randrange(9), rng.randrange(10)) for _ in range(4000)})
+
+    def make() -> presence.Presence:
+        columns = list(zip(*triples))
+        return presence.Presence(*(pa.array(c, pa.int64()) for c in columns),
+                                 pa.array([1 + (e * 5 + s + p) % 4 for e, s, p in triples], pa.int64()),
+                                 pa.array([(e + s) % 3 for e, s, _ in triples], pa.int64()) if extra else None,
+                                 10, 120, 9)
+
+    def seen(p: presence.Presence) -> list:
+        table = {"e": p.entity, "s": p.slice, "p": p.period, "r": p.rows, "f": p.follows(), "n": p.precedes(2),
+                 "first": p.first_period()}
+        if extra:
+            table["x"] = p.extra
+        return sorted(zip(*(v.to_pylist() for v in table.values())))
+
+    def coarse(p: presence.Presence):
+        return pc.cast(pc.divide(p.slice, 3), pa.int64()) if slices > 1 else None
+
+    grid = make()
+    from_grid = grid.coarsened(coarse(grid), slices)
+    assert (from_grid._rows is None) != extra  # the grid's rows are summed when asked
+    found = seen(from_grid)
+    monkeypatch.setattr(presence, "_SMALL_GRID", 0)
+    monkeypatch.setattr(presence, "_CELLS_PER_TRIPLE", 0)
+    hashed = make()
+    merged = hashed.coarsened(coarse(hashed), slices)
+    assert merged._rows is not None
+    assert seen(merged) == found
+    want = {(e, s // 3 if slices > 1 else 0, p) for e, s, p in triples}
+    assert len(found) == len(want) < len(triples)
+    assert sum(r for _, _, _, r, *_ in found) == sum(make().rows.to_pylist())
 
 
 def test_lookups_when_few_of_the_slice_codes_occur(monkeypatch):
