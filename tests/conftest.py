@@ -48,3 +48,19 @@ def tree(sample_shop):
 @pytest.fixture(scope="module")
 def explanation(sample_shop):
     return sample_shop[2]
+
+
+@pytest.fixture
+def piece_sizes(monkeypatch):
+    """The number of rows of every piece `reading.scan` hands on, in order, for the test's evaluations."""
+    from metrictree import reading
+
+    sizes, real = [], reading.scan
+
+    def scan(*args, **kwargs):
+        for piece in real(*args, **kwargs):
+            sizes.append(piece.table.num_rows)
+            yield piece
+
+    monkeypatch.setattr(reading, "scan", scan)
+    return sizes

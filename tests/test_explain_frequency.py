@@ -276,7 +276,8 @@ def _one_month_slice(orders: pa.Table) -> pa.Table:
 
 
 @pytest.mark.parametrize("layout", ["in time order", "unsorted", "one-month slice"])
-def test_row_groups_one_a_table_give_the_explanation_of_one_table(orders, monkeypatch, tmp_path, layout):
+def test_row_groups_one_a_table_give_the_explanation_of_one_table(orders, monkeypatch, tmp_path, layout,
+                                                                   piece_sizes):
     """explain reads Parquet row groups in runs that stop short of its table size (`reading.pieces_of` with
     ``at_most``): row groups a little smaller than the table come one a table, not two. With nulls (guests, no
     region), rows in no order of time and a slice present in one month only, the explanation is the one an
@@ -293,24 +294,17 @@ def test_row_groups_one_a_table_give_the_explanation_of_one_table(orders, monkey
     path = tmp_path / "orders.parquet"
     group = max(1, table.num_rows // 12)
     pq.write_table(table, path, row_group_size=group)
-    sizes, real = [], reading.scan
-
-    def scan(*args, **kwargs):
-        for piece in real(*args, **kwargs):
-            sizes.append(piece.table.num_rows)
-            yield piece
-
-    monkeypatch.setattr(reading, "scan", scan)
     limit = group + group // 2  # between one row group and two
     monkeypatch.setattr(explaining, "ROWS_PER_TABLE", limit)
     tree = metrictree.load(TREE)
     got = tree.explain({"orders": str(path)}, "frequency", "2026-09", "2026-10", by=DIMS).to_dict()
-    assert max(sizes) <= limit and len(sizes) > 2  # one row group a table (with the last few rows: 13 groups)
+    # One row group a table (with the last few rows: 13 groups).
+    assert max(piece_sizes) <= limit and len(piece_sizes) > 2
     real_pieces = reading.pieces_of
     monkeypatch.setattr(reading, "pieces_of", lambda rows, at_most=False: real_pieces(rows))  # as before
-    sizes.clear()
+    piece_sizes.clear()
     assert tree.explain({"orders": str(path)}, "frequency", "2026-09", "2026-10", by=DIMS).to_dict() == got
-    assert max(sizes) > limit  # two row groups a table this time
+    assert max(piece_sizes) > limit  # two row groups a table this time
     monkeypatch.undo()
     assert tree.explain({"orders": table}, "frequency", "2026-09", "2026-10", by=DIMS).to_dict() == got
     if layout == "one-month slice":
@@ -371,29 +365,20 @@ def test_paid_orders_riding_in_the_customers_history_say_what_a_pass_of_their_ow
 
 
 @pytest.mark.parametrize(("metric", "two_a_table"), [("frequency", False), ("refund_rate", False), ("churn_rate", True)])
-def test_runs_of_row_groups_stop_short_unless_a_metric_looks_back(orders, monkeypatch, tmp_path, metric, two_a_table):
+def test_runs_of_row_groups_stop_short_unless_a_metric_looks_back(orders, monkeypatch, tmp_path, metric, two_a_table,
+                                                                  piece_sizes):
     """explain's runs of row groups stop short of its table size — except where a metric below the one explained
     looks back (churned customers): its passes hold their pairs to the end anyway, and more tables would only
     mean more merges."""
     import pyarrow.parquet as pq
-
-    from metrictree import reading
 
     tree = metrictree.loads(TREE.read_text() + '\nmetric churned = churned_customers(orders) where orders.status == "paid"'
                             "\nmetric churn_rate = churned / customers[-1]\n")
     path = tmp_path / "orders.parquet"
     group = max(1, orders.num_rows // 12)
     pq.write_table(orders.sort_by("order_date"), path, row_group_size=group)
-    sizes, real = [], reading.scan
-
-    def scan(*args, **kwargs):
-        for piece in real(*args, **kwargs):
-            sizes.append(piece.table.num_rows)
-            yield piece
-
-    monkeypatch.setattr(reading, "scan", scan)
     monkeypatch.setattr(explaining, "ROWS_PER_TABLE", group + group // 2)
     got = tree.explain({"orders": str(path)}, metric, "2026-09", "2026-10", by=DIMS).to_dict()
-    assert (max(sizes) > group + group // 2) == two_a_table
+    assert (max(piece_sizes) > group + group // 2) == two_a_table
     monkeypatch.undo()
     assert tree.explain({"orders": orders}, metric, "2026-09", "2026-10", by=DIMS).to_dict() == got

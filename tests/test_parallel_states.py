@@ -132,10 +132,9 @@ def test_a_shared_lookup_is_computed_once(table, monkeypatch):
     assert len(once) == len(built)
 
 
-def test_pieces_pairs_are_merged_on_a_thread_of_their_own_in_order(table, tmp_path, monkeypatch):
-    path = tmp_path / "orders.parquet"
-    pq.write_table(table, path, row_group_size=500)
-    monkeypatch.setattr(reading, "ROWS_PER_TABLE", 1000)
+@pytest.fixture
+def merged_on(monkeypatch):
+    """The name of the thread each piece's distinct pairs are merged on (`_StreamState._held`), in order."""
     where = []
     held = aggregating._StreamState._held
 
@@ -144,11 +143,18 @@ def test_pieces_pairs_are_merged_on_a_thread_of_their_own_in_order(table, tmp_pa
         return held(self, keys, found, complete_before)
 
     monkeypatch.setattr(aggregating._StreamState, "_held", spy)
+    return where
+
+
+def test_pieces_pairs_are_merged_on_a_thread_of_their_own_in_order(table, tmp_path, monkeypatch, merged_on):
+    path = tmp_path / "orders.parquet"
+    pq.write_table(table, path, row_group_size=500)
+    monkeypatch.setattr(reading, "ROWS_PER_TABLE", 1000)
     apart = evaluated(str(path), ["channel"], 2, monkeypatch)
-    assert len(where) >= 5 and all(n.startswith("metrictree-pairs") for n in where)
-    where.clear()
+    assert len(merged_on) >= 5 and all(n.startswith("metrictree-pairs") for n in merged_on)
+    merged_on.clear()
     assert evaluated(str(path), ["channel"], 1, monkeypatch) == apart
-    assert where and all(n == threading.main_thread().name for n in where)
+    assert merged_on and all(n == threading.main_thread().name for n in merged_on)
 
 
 def test_an_error_while_merging_a_pieces_pairs_is_raised(table, tmp_path, monkeypatch):
@@ -214,7 +220,7 @@ def test_reduces_on_threads_see_the_callers_context(table, monkeypatch):
     assert result[1]["a"] == result[1]["b"] == result[1]["c"] > 0
 
 
-def test_plain_distinct_counts_are_merged_in_the_callers_thread(table, tmp_path, monkeypatch):
+def test_plain_distinct_counts_are_merged_in_the_callers_thread(table, tmp_path, monkeypatch, merged_on):
     # No customer state: nothing to code on one core, and merging beside the next piece would hold both.
     path = tmp_path / "orders.parquet"
     pq.write_table(table, path, row_group_size=500)
@@ -226,15 +232,7 @@ def test_plain_distinct_counts_are_merged_in_the_callers_thread(table, tmp_path,
         metric customers = count_distinct(orders.customer_id)
         metric paying = count_distinct(orders.customer_id) where orders.status == "paid"
     """))
-    where = []
-    held = aggregating._StreamState._held
-
-    def spy(self, keys, found, complete_before):
-        where.append(threading.current_thread().name)
-        return held(self, keys, found, complete_before)
-
-    monkeypatch.setattr(aggregating._StreamState, "_held", spy)
     monkeypatch.setattr(aggregating.pa, "cpu_count", lambda: 2)
     streamed = tree.evaluate({"orders": str(path)}, by=["region"]).to_pylist()
-    assert len(where) >= 5 and set(where) == {threading.main_thread().name}
+    assert len(merged_on) >= 5 and set(merged_on) == {threading.main_thread().name}
     assert streamed == tree.evaluate({"orders": table}, by=["region"]).to_pylist()
