@@ -98,17 +98,24 @@ def test_a_stream_of_uneven_pieces_gives_the_states_of_one_thread(table, tmp_pat
 
 
 def test_the_reduces_do_run_on_several_threads(table, monkeypatch):
-    names = set()
+    # Each thread's first count waits for the other's: with two threads both pass at once, whatever their
+    # speed; run one after the other, the first would wait in vain (BrokenBarrierError).
+    names, meet = set(), threading.Barrier(2, timeout=30)
     count = presence.Presence.count
 
     def spy(self, *args, **kwargs):
-        names.add(threading.current_thread().name)
+        name = threading.current_thread().name
+        if meet is not None and name not in names:
+            names.add(name)
+            meet.wait()
+        names.add(name)
         return count(self, *args, **kwargs)
 
     monkeypatch.setattr(presence.Presence, "count", spy)
     evaluated(table, [], 2, monkeypatch)
     assert len({n for n in names if n.startswith("metrictree-reduce")}) == 2
     names.clear()
+    meet = None
     evaluated(table, [], 1, monkeypatch)
     assert names == {threading.main_thread().name}
 
