@@ -266,7 +266,7 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
         return _explain(tree, data, metric, baseline, current, by, grain, params, top, registry, evaluation)
 
 
-# explain reads a source in tables of at most this many rows (evaluate: about `reading.ROWS_PER_TABLE`, 4M, whole row
+# explain reads a source in tables of at most this many rows (evaluate: about `reading.ROWS_PER_TABLE`, 2M, whole row
 # groups): on the 10M-row benchmark the drill-down's history of distinct customers peaks ~180 MB lower than with 4M-row
 # tables, and ~100 MB lower again with its row groups of 1M rows one a table instead of two (`reading.pieces_of`).
 ROWS_PER_TABLE = 1 << 20

@@ -550,10 +550,12 @@ def no_rows(source: Source, since: dt.date | None, until: dt.date | None) -> Dat
 
 # A stream of rows is handed on in tables of about this many rows (whole Parquet row groups, so often more):
 # big enough for the grouping kernels to run at full speed, small enough that the working memory of one
-# table (its columns and the aggregation's temporaries, 100-250 bytes a row) stays well under a gigabyte.
-# Measured on the 10M-row benchmark (bench/README.md): streaming costs up to half as much CPU again as one
-# table, in exchange for a peak that no longer grows with the rows.
-ROWS_PER_TABLE = 1 << 22
+# table (its columns and the aggregation's temporaries, 100-250 bytes a row) stays a few hundred MB: fresh
+# memory costs kernel time, so a smaller working set is faster too, until the merges of more pieces cost more.
+# Measured on every evaluate benchmark (bench/README.md, *Table size*): 2M rows against 4M, peaks 90-250 MB
+# lower (10M orders, crm and retail trees; 100M orders) and 100M orders 10-20 % faster; 1M rows made the crm
+# tree slower again.
+ROWS_PER_TABLE = 1 << 21
 
 # The size of the tables `scan` hands on where no size is asked for, while `pieces_of` says (explain's passes).
 _ROWS_NOW: contextvars.ContextVar[int | None] = contextvars.ContextVar("rows_per_table", default=None)
