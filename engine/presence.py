@@ -188,43 +188,26 @@ class Presence:
         return self._cached("overall", self._overall)
 
     def _overall(self) -> Presence:
-        grid = self._entity_cells() if self.extra is None else None
-        if grid is not None:
-            # The occupied cells of a grid of (entity, period) are the distinct pairs, in order: no hashing.
-            # Most states never read the rows of each pair (churned, new …): they are summed when asked.
-            key = grid[0]  # one int64 per (entity, period)
-            distinct = pc.cast(pc.indices_nonzero(grid[1]), pa.int64())
-            entity = pc.divide(distinct, self.periods)
-            overall = Presence(entity, pa.repeat(pa.scalar(0, pa.int64()), len(distinct)),
-                               pc.subtract(distinct, pc.multiply(entity, self.periods)), None, None, self.periods,
-                               self.entities, 1)
-            overall._cache["sum rows"] = lambda: _summed(key, self.rows, distinct)
-            return overall
         return self.coarsened(None, 1)
 
     def coarsened(self, coarse: pa.Array | None, slices: int) -> Presence:
         """The presence with its slices replaced by coarser ones (``coarse``: each triple's coarser slice code,
         0 … slices-1; ``None``: one slice): the triples merged, rows summed, ``extra`` at its maximum — what a
         pass by the coarser dimensions would have grouped."""
-        # One int64 per (entity, coarser slice, period), so the grouping hashes one narrow column (~30 % faster
-        # than two).
-        group = self.entity if coarse is None else pc.add(pc.multiply(self.entity, slices),
-                                                          pc.cast(coarse, pa.int64()))
-        key = pc.add(pc.multiply(group, self.periods), self.period)
         cells = self.entities * max(slices, 1) * self.periods
         if self.extra is None and _fits(cells, len(self)):
             # The occupied cells of a grid of (entity, coarser slice, period) are the distinct triples, in order:
-            # no hashing. Their rows are summed when a state reads them (most do not: churned, new …).
-            distinct = pc.cast(pc.indices_nonzero(_occupancy(key, cells)), pa.int64())
-            cell = pc.divide(distinct, self.periods)
-            entity = pc.divide(cell, slices) if slices > 1 else cell
-            slice_ = pc.subtract(cell, pc.multiply(entity, slices)) if slices > 1 else \
-                pa.repeat(pa.scalar(0, pa.int64()), len(distinct))
-            merged = Presence(entity, slice_, pc.subtract(distinct, pc.multiply(cell, self.periods)), None, None,
-                              self.periods, self.entities, slices)
+            # no hashing. One slice: the (entity, period) grid the lookups and first periods share. Their rows
+            # are summed when a state reads them (most do not: churned, new …).
+            grid = self._entity_cells() if coarse is None else None
+            key, occupied = grid if grid is not None else (self._coarse_key(coarse, slices), None)
+            if occupied is None:
+                occupied = _occupancy(key, cells)
+            distinct = pc.cast(pc.indices_nonzero(occupied), pa.int64())
+            merged = self._from_keys(distinct, slices, None, None)
             merged._cache["sum rows"] = lambda: _summed(key, self.rows, distinct)
             return merged
-        columns = {"k": key, "r": self.rows}
+        columns = {"k": self._coarse_key(coarse, slices), "r": self.rows}
         aggregations = [("r", "sum")]
         if self.extra is not None:
             columns["x"] = self.extra
@@ -234,13 +217,24 @@ class Presence:
         def column(name: str) -> pa.Array:
             return merged.column(name).combine_chunks()
 
-        key = column("k")
+        return self._from_keys(column("k"), slices, column("r_sum"),
+                               column("x_max") if self.extra is not None else None)
+
+    def _coarse_key(self, coarse: pa.Array | None, slices: int) -> pa.Array:
+        """One int64 per (entity, coarser slice, period), so that a grouping hashes one narrow column (~30 %
+        faster than two)."""
+        group = self.entity if coarse is None else pc.add(pc.multiply(self.entity, slices),
+                                                          pc.cast(coarse, pa.int64()))
+        return pc.add(pc.multiply(group, self.periods), self.period)
+
+    def _from_keys(self, key: pa.Array, slices: int, rows: pa.Array | None, extra: pa.Array | None) -> Presence:
+        """The presence of the (entity, coarser slice, period) triples whose `_coarse_key` is ``key``."""
         cell = pc.divide(key, self.periods)
         entity = pc.divide(cell, slices) if slices > 1 else cell
         slice_ = pc.subtract(cell, pc.multiply(entity, slices)) if slices > 1 else \
-            pa.repeat(pa.scalar(0, pa.int64()), merged.num_rows)
-        return Presence(entity, slice_, pc.subtract(key, pc.multiply(cell, self.periods)), column("r_sum"),
-                        column("x_max") if self.extra is not None else None, self.periods, self.entities, slices)
+            pa.repeat(pa.scalar(0, pa.int64()), len(key))
+        return Presence(entity, slice_, pc.subtract(key, pc.multiply(cell, self.periods)), rows, extra,
+                        self.periods, self.entities, slices)
 
     def sliced_by_entity(self, slice: pa.Array, slices: int) -> Presence:
         """The same triples, in the same order, put in ``slices`` slices where each entity falls in one
