@@ -674,7 +674,11 @@ def _riders(tree: Tree, candidates: Mapping[str, tuple[tuple[str, int], tuple[st
     return found
 
 
-def _segments_settled(leaves: pa.Table, dims: list[str], per_dimension: int = 3) -> bool:
+# How many slices of each dimension a metric's segments show (`_segments`, `_mix_rate`; `_segments_settled`).
+PER_DIMENSION = 3
+
+
+def _segments_settled(leaves: pa.Table, dims: list[str], per_dimension: int = PER_DIMENSION) -> bool:
     """Whether `_segments` of ``leaves`` is the same with more slices of no change in either state (a slice of the
     history alone): in every dimension the first ``per_dimension`` values by size of change moved, by sizes that
     differ from each other and from the next one's (no tie whose order the other slices could change)."""
@@ -866,7 +870,7 @@ def _fractional(tree: Tree, names: list[str], registry: Registry) -> tuple[Tree,
 # --------------------------------------------------------------------------- slices shown under a driver
 
 
-def _segments(leaves: pa.Table, dims: list[str], per_dimension: int = 3) -> list[Segment]:
+def _segments(leaves: pa.Table, dims: list[str], per_dimension: int = PER_DIMENSION) -> list[Segment]:
     """The top slices of each single dimension by |change|; their contribution is the change, in the
     metric's units (scaled to the root's when attached to a driver)."""
     out = []
@@ -881,7 +885,8 @@ def _segments(leaves: pa.Table, dims: list[str], per_dimension: int = 3) -> list
     return out
 
 
-def _mix_rate(numerator: pa.Table, denominator: pa.Table, dims: list[str], per_dimension: int = 3) -> list[Segment]:
+def _mix_rate(numerator: pa.Table, denominator: pa.Table, dims: list[str],
+              per_dimension: int = PER_DIMENSION) -> list[Segment]:
     """Per slice of each dimension, a ratio's change split into mix and rate, exactly.
 
     ``R = Σ wₛ rₛ`` with weights ``wₛ = Dₛ / D`` and slice ratios ``rₛ = Nₛ / Dₛ``; then
