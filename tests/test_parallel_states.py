@@ -23,23 +23,7 @@ import pytest
 import metrictree
 from metrictree import aggregating, pluginmanager, presence, reading
 
-TREE = metrictree.loads(textwrap.dedent("""
-    tree p "every customer state"
-    grain month
-    source orders { time day dimensions region, channel entity customer_id }
-    metric customers = count_distinct(orders.customer_id) where orders.status == "paid"
-    metric active = active_customers(orders)
-    metric active_30 = active_customers(orders, window=30)
-    metric churned = churned_customers(orders) where orders.status == "paid"
-    metric retained = retained_customers(orders) where orders.status == "paid"
-    metric returning = returning_customers(orders)
-    metric new = new_customers(orders) where orders.status == "paid"
-    metric back = reactivated_customers(orders, after=2)
-    metric back1 = reactivated_customers(orders, after=1) where orders.status == "paid"
-    metric repeat = repeat_customers(orders, min_purchases=2, over="ever")
-    metric repeat_p = repeat_customers(orders)
-    metric lifetime = customer_lifetime(orders) where orders.status == "paid"
-"""))
+from test_presence import TREE  # every customer state, a filter on some of them
 
 
 def orders(n: int = 5000, seed: int = 3) -> pa.Table:
