@@ -232,6 +232,12 @@ def is_additive(metric: Metric) -> bool:
     return isinstance(formula, s.Call) and formula.name in ("sum", "count")
 
 
+def counts_entities(tree: Tree, name: str, registry: Registry) -> bool:
+    """Whether the base metric ``name`` is a count of entities a pass by every dimension may hold (`prefetch`)."""
+    metric = tree.metrics[name]
+    return metric.kind == "base" and not is_additive(metric) and _counts_entities(metric, registry)
+
+
 def _counts_entities(metric: Metric, registry: Registry) -> bool:
     """A distinct count or a customer-state count: additive when each entity falls in one segment."""
     formula = metric.formula
@@ -367,7 +373,8 @@ def first_read(spans: list[tuple[int, int]], earliest: int) -> int:
 
 
 def prefetch(tree: Tree, data, registry: Registry, by: list[str], spans: list[tuple[int, int]], names: Sequence[str],
-             earliest: int, grain: str, params, compared: bool = False) -> dict[str, rollup.Fine]:
+             earliest: int, grain: str, params, compared: bool = False,
+             riders: Sequence[Any] = ()) -> dict[str, rollup.Fine]:
     """Per source, the pass by every dimension the drill-down makes when a customer-state count that looks
     back (churned) is among ``names`` (every base metric the explanation reads): made before the explanation's
     history, so that the history takes those counts from it (`rollup.Fine.totals`) instead of reading the
@@ -376,7 +383,10 @@ def prefetch(tree: Tree, data, registry: Registry, by: list[str], spans: list[tu
     With ``compared`` (a history of the compared periods only, no time shift), the same for distinct counts
     that look nowhere back (frequency's customers): the drill-down's check of where they add up is a pass over
     the compared periods by every dimension (`_source_leaves`, step 1), which is made first, and the history
-    then counts no distinct values of its own."""
+    then counts no distinct values of its own.
+
+    ``riders``: the history's own requests (`backends.Rider`), aggregated from the same scans where they read the
+    same rows, so that the history reads nothing."""
     out: dict[str, rollup.Fine] = {}
     by_source: dict[str, list[str]] = {}
     for name in names:
@@ -390,11 +400,13 @@ def prefetch(tree: Tree, data, registry: Registry, by: list[str], spans: list[tu
             continue
         if looks_back(tree, counting, registry):
             fine = rollup.fine_pass(tree, data, registry, dims, base, counting, grain, params,
-                                    periods.label(first_read(spans, earliest), grain), periods.label(hi, grain))
+                                    periods.label(first_read(spans, earliest), grain), periods.label(hi, grain),
+                                    riders=riders)
         elif compared and not earliest:
             # Exactly the pass of the drill-down's checks (the same metrics, periods and slices).
             fine = rollup.fine_pass(tree, data, registry, dims, base, counting, grain, params,
-                                    periods.label(min(a for a, _ in spans), grain), periods.label(hi, grain))
+                                    periods.label(min(a for a, _ in spans), grain), periods.label(hi, grain),
+                                    riders=riders)
         else:
             continue
         if fine is not None:

@@ -316,12 +316,17 @@ def looks_back(tree: Tree, order: list[str], registry: Registry) -> bool:
 def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: Sequence[str] | str = (),
              start: str | None = None, end: str | None = None, metrics: Sequence[str] | str | None = None,
              params: Mapping[str, Any] | None = None, registry: Registry | None = None,
-             given: Mapping[str, tuple[pa.Array, pa.Array]] | None = None) -> Evaluation:
+             given: Mapping[str, tuple[pa.Array, pa.Array]] | None = None,
+             riders: Sequence[backends.Rider] = (), ridden: Sequence[backends.Rider] = ()) -> Evaluation:
     """Evaluate ``metrics`` (default: all) of ``tree`` over ``data`` at ``grain``, sliced ``by`` dimensions.
 
     ``given``: base metrics already counted elsewhere (unsliced only): name → (period indices, values), the
     value of every period the output and its time shifts read; those metrics are not aggregated again.
-    (`explaining` hands over the customer counts its drill-down's pass has rolled up, `rollup.Fine.totals`.)"""
+    (`explaining` hands over the customer counts its drill-down's pass has rolled up, `rollup.Fine.totals`.)
+
+    ``riders``: requests of another evaluation (`requests`) aggregated from this one's scans of their source
+    where they read the same rows (`backends.Rider`); ``ridden``: riders of an earlier evaluation whose results
+    stand for this one's own reads where their requests are this one's (the same partials, exactly)."""
     registry = registry or default_registry()
     given = given or {}
     if not isinstance(data, Mapping):
@@ -337,30 +342,28 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
     if first is not None and last is not None and first > last:
         raise UsageError(error(f"the range {start}..{end} is empty: it ends before it starts",
                                hint="swap --from and --to", code="period"))
-    since = None if first is None or looks_back(tree, order, registry) else periods.first_day(first, grain)
-    until = _day_after(last, grain) if last is not None else None
-
-    by_source: dict[str, list[Metric]] = {}
-    for name in order:
-        metric = tree.metrics[name]
-        if metric.kind == "base" and metric.name not in given:
-            by_source.setdefault(metric.source, []).append(metric)
+    by_source = _requests(tree, grain, by, first, last, order, values, registry, given)
     if given and (by or any(tree.metrics[n].source not in by_source for n in given)):
         raise ValueError("given metrics: unsliced only, and each source must still have a metric to read")
     aggregates = []
     warnings: list[str] = []
-    for source_name, base in by_source.items():
+    for source_name, request in by_source.items():
         source = tree.sources[source_name]
-        needs = aggregating.needs(tree, base, registry, by)
+        needs = list(request.needs)
         counts: dict[str, int] = {}
-        request = backends.Request(tree, source, tuple(base), tuple(needs), grain, tuple(by), values, registry,
-                                   since, until)
-        try:
-            aggregates.append(backends.aggregate(request, data, counts))
-        except DataError as exc:
-            from .datacheck import with_binding_hint
+        done = next((r for r in ridden if r.result is not None and _same_request(r.request, request)), None)
+        if done is not None:
+            # Aggregated already, from the same rows cut into the same tables (`backends.Rider`).
+            aggregates.append(done.result)
+            counts["null_times"] = done.null_times or 0
+        else:
+            try:
+                aggregates.append(backends.aggregate(request, data, counts,
+                                                     [r for r in riders if r.request.source.name == source_name]))
+            except DataError as exc:
+                from .datacheck import with_binding_hint
 
-            raise with_binding_hint(exc, source, needs) from None
+                raise with_binding_hint(exc, source, needs) from None
         if counts.get("null_times"):
             warnings.append(f"source '{source_name}': {counts['null_times']:,} row(s) have no {source.time} (null), "
                             "so they belong to no period and no metric counts them")
@@ -378,7 +381,7 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
     notes: list[tuple[str, pa.Array, str]] = []
     for agg in aggregates:
         laid, split = _lay_out(grid, agg, by)
-        for metric in by_source[agg.source.name]:
+        for metric in by_source[agg.source.name].metrics:
             if not split:
                 missing = [d for d in by if d not in agg.source.dimensions]
                 columns[metric.name] = pa.nulls(grid.size, pa.float64())
@@ -398,6 +401,46 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
     skipped = tuple(Skipped(metric, rows, reason, tree.metrics[metric].span) for agg in aggregates
                     for metric, rows, reason in agg.skipped if metric in selected)
     return attrs.evolve(result, warnings=tuple(warnings), skipped=skipped)
+
+
+def requests(tree: Tree, grain: str | None = None, by: Sequence[str] | str = (), start: str | None = None,
+             end: str | None = None, metrics: Sequence[str] | str | None = None,
+             params: Mapping[str, Any] | None = None, registry: Registry | None = None,
+             given: Sequence[str] = ()) -> list[backends.Request]:
+    """What `evaluate` with these arguments asks of the backends, one request a source (``given``: the names
+    of the base metrics it would be given): riders for another evaluation's scans (`backends.Rider`)."""
+    registry = registry or default_registry()
+    grain = periods.check_grain(grain or tree.grain)
+    by = normalise_by(tree, by)
+    order = [n for n in tree.requirements(_selected(tree, metrics)) if tree.metrics[n].kind != "group"]
+    first = periods.parse(start, grain) if start else None
+    last = periods.parse(end, grain, end=True) if end else None
+    return list(_requests(tree, grain, by, first, last, order, resolve_params(tree, params), registry,
+                          given).values())
+
+
+def _requests(tree: Tree, grain: str, by: list[str], first: int | None, last: int | None, order: list[str],
+              values: Mapping[str, float], registry: Registry, given) -> dict[str, backends.Request]:
+    """Per source, the request of its base metrics (those not ``given``) over the periods ``first`` … ``last``."""
+    since = None if first is None or looks_back(tree, order, registry) else periods.first_day(first, grain)
+    until = _day_after(last, grain) if last is not None else None
+    base_of: dict[str, list[Metric]] = {}
+    for name in order:
+        metric = tree.metrics[name]
+        if metric.kind == "base" and metric.name not in given:
+            base_of.setdefault(metric.source, []).append(metric)
+    return {source_name: backends.Request(tree, tree.sources[source_name], tuple(base),
+                                          tuple(aggregating.needs(tree, base, registry, by)), grain, tuple(by), values,
+                                          registry, since, until)
+            for source_name, base in base_of.items()}
+
+
+def _same_request(one: backends.Request, other: backends.Request) -> bool:
+    """Whether two requests ask for the same partials of the same rows (the same tree and functions)."""
+    return (one.tree is other.tree and one.registry is other.registry and one.source == other.source and
+            one.metrics == other.metrics and one.needs == other.needs and one.grain == other.grain and
+            one.by == other.by and dict(one.params) == dict(other.params) and one.since == other.since and
+            one.until == other.until)
 
 
 def _day_after(last: int, grain: str):

@@ -33,13 +33,14 @@ import pyarrow as pa
 from . import periods, reading, stack
 from . import syntax as s
 from .decomposing import Decomposer
-from .drilling import Part, RootCause, Segment, drill, first_read, prefetch, ratio_parts
+from .backends import Rider
+from .drilling import Part, RootCause, Segment, counts_entities, drill, first_read, prefetch, ratio_parts
 from .errors import DataError, UsageError, did_you_mean, error
 from .evaluating import Evaluation, looks_back, normalise_by, resolve_params
 from .functions import Registry
 from .model import Tree
 from .pluginmanager import registry as default_registry
-from .states import States, history, prepare, states
+from .states import States, history, history_requests, prepare, states
 
 
 # --------------------------------------------------------------------------- the result
@@ -306,9 +307,9 @@ def _explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | N
             periods.parse(shown[len(shown) - 1].as_py(), grain) >= end:
         observed_history = evaluation
     else:
-        passes, given = _one_read(tree, data, prepared, by, baseline_span, current_span, start, grain,
-                                  values_of_params, registry)
-        observed_history = history(prepared, data, grain, values_of_params, end, registry, start, given)
+        passes, given, ridden = _one_read(tree, data, prepared, by, baseline_span, current_span, start, end, grain,
+                                          values_of_params, registry)
+        observed_history = history(prepared, data, grain, values_of_params, end, registry, start, given, ridden)
     table = observed_history.table
     if table.num_rows == 0:
         raise DataError(error("there is no data to explain", hint="check the data and the periods", code="empty"))
@@ -377,17 +378,19 @@ def _check_depth(tree: Tree, metric: str) -> None:
             "fewer metrics (one formula can sum many terms)", "too-deep"))
 
 
-def _one_read(tree: Tree, data, prepared, by: list[str], baseline_span, current_span, start: int | None, grain: str,
-              params, registry: Registry) -> tuple[dict, dict]:
+def _one_read(tree: Tree, data, prepared, by: list[str], baseline_span, current_span, start: int | None,
+              end: int | None, grain: str, params, registry: Registry) -> tuple[dict, dict, list]:
     """The drill-down's pass by every dimension, made first when it counts customers over every row (churned
-    looks back), and the customer counts of the history rolled up from it: the history then reads the
-    rows for its sums only, and the counts are the same (`rollup`).
+    looks back), and the customer counts of the history rolled up from it; the history's sums and plain
+    counts ride in that pass's scans (`backends.Rider`: the history's own aggregation, of the same tables),
+    so the history reads nothing, and every number is the same (`rollup`).
 
     Only when both periods are given and the history needs no more than the drill-down reads (no influence
     children, which read the whole history; no window calls; no shift further back than the drill-down's
-    own history). Returns the passes by source and the counts for `states.history`'s ``given``."""
+    own history). Returns the passes by source, the counts for `states.history`'s ``given`` and its
+    ``ridden``."""
     if not by or baseline_span is None or current_span is None or start is None or prepared.calls:
-        return {}, {}
+        return {}, {}, []
     offsets = [offset for _, offset in prepared.shifts]
     earliest = min([0, *offsets])
     # A shift of a metric that itself shifts (ltv[-1] of customers[-1]) reads further back: at most the sum
@@ -395,17 +398,22 @@ def _one_read(tree: Tree, data, prepared, by: list[str], baseline_span, current_
     back = sum(-offset for offset in offsets if offset < 0)
     spans = [baseline_span, current_span]
     if back > start - first_read(spans, earliest):
-        return {}, {}
+        return {}, {}, []
     # A history of the compared periods alone (no shift) can take distinct counts from the checks' pass too.
     compared = not prepared.shifts and start == min(baseline_span[0], current_span[0])
-    passes = prefetch(tree, data, registry, by, spans, list(prepared.wanted), earliest, grain, params, compared)
+    # The history's requests, as it will make them when the pass holds every count of entities it reads; if it
+    # holds fewer, the history's own requests differ and it reads the rows itself.
+    counting = [n for n in prepared.wanted if counts_entities(tree, n, registry)]
+    riders = [Rider(request) for request in history_requests(prepared, grain, params, end, registry, start, counting)]
+    passes = prefetch(tree, data, registry, by, spans, list(prepared.wanted), earliest, grain, params, compared,
+                      riders)
     given: dict = {}
     for source, fine in passes.items():
         base = [n for n in prepared.wanted if tree.metrics[n].kind == "base" and tree.metrics[n].source == source]
         counted = [n for n in base if n in fine.held]
         if counted and len(counted) < len(base):  # the history still reads the source for its other metrics
             given.update(fine.totals(counted))
-    return passes, given
+    return passes, given, riders
 
 
 def shared_history(tree: Tree, metric: str, registry: Registry | None = None) -> tuple[Tree, list[str]]:

@@ -336,10 +336,11 @@ def _slice_codes(presence: Presence) -> pa.Table:
 
 
 def fine_pass(tree: Tree, data: Mapping[str, Any], registry: Registry, dims: Sequence[str], names: Sequence[str],
-              counting: Sequence[str], grain: str, params, start: str, end: str, defer: bool = True) -> Fine | None:
+              counting: Sequence[str], grain: str, params, start: str, end: str, defer: bool = True,
+              riders: Sequence[Any] = ()) -> Fine | None:
     """Evaluate ``names`` by ``dims`` from ``start`` to ``end``, keeping the presence of each of ``counting``
     that can be rolled up (`Fine.rolls`); ``None``, and nothing evaluated, when none can (see the module
-    docstring)."""
+    docstring). ``riders``: another evaluation's requests aggregated from the same scans (`backends.Rider`)."""
     if not dims or not counting:
         return None
     sources = {tree.metrics[n].source for n in names}
@@ -373,7 +374,7 @@ def fine_pass(tree: Tree, data: Mapping[str, Any], registry: Registry, dims: Seq
     on_tree = attrs.evolve(tree, metrics=metrics, graph=graph)
     on_registry = attrs.evolve(registry, aggregates=aggregates)
     evaluation = evaluate(on_tree, data, grain=grain, by=list(dims), metrics=[*names, _SLICES], params=params,
-                          start=start, end=end, registry=on_registry)
+                          start=start, end=end, registry=on_registry, riders=riders)
     table = evaluation.table
     slices, base = _slice_map(table, held.get(first), dims, grain)
     # What cannot be rolled up (a count of a plugin's own shape; slices the map does not show) is evaluated
@@ -384,7 +385,10 @@ def fine_pass(tree: Tree, data: Mapping[str, Any], registry: Registry, dims: Seq
     deferred = tuple(name for name, h in held.items() if h.reach and defer)
     if any(name not in rollable for name in deferred):
         # A deferred count the slice map cannot lay out: the pass once more, every count by the finest slices.
-        return fine_pass(tree, data, registry, dims, names, counting, grain, params, start, end, defer=False)
+        for rider in riders:
+            rider.result = None  # read again below, and ridden again
+        return fine_pass(tree, data, registry, dims, names, counting, grain, params, start, end, defer=False,
+                         riders=riders)
     table = table.drop_columns([_SLICES])
     return Fine(table.drop_columns(list(deferred)), evaluation.covered, tuple(dims), rollable,
                 slices if slices is not None else pa.table({"__code": pa.array([], pa.int64())}), base, grain, start,

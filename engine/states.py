@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from . import periods
 from . import syntax as s
-from .evaluating import Evaluation, evaluate
+from .evaluating import Evaluation, evaluate, requests
 from .formulas import Scope, as_array, evaluate as evaluate_expr
 from .functions import Registry
 from .model import Metric, Tree
@@ -81,11 +81,20 @@ def prepare(tree: Tree, metrics: list[str], registry: Registry) -> Prepared:
 
 
 def history(prepared: Prepared, data, grain: str, params: Mapping[str, float], end: int | None,
-            registry: Registry, start: int | None = None, given=None) -> Evaluation:
+            registry: Registry, start: int | None = None, given=None, ridden=()) -> Evaluation:
     """Every metric involved (and the hidden ones) per period, unsliced, from ``start`` (default: the
     beginning of the data; time shifts still see earlier periods) up to ``end``; ``given``: base metrics
-    already counted (see `evaluating.evaluate`)."""
+    already counted, ``ridden``: its reads already made in another evaluation's (see `evaluating.evaluate`)."""
     return evaluate(prepared.tree, data, grain=grain, metrics=[*prepared.wanted, *prepared.hidden], params=params,
+                    start=periods.label(start, grain) if start is not None else None,
+                    end=periods.label(end, grain) if end is not None else None, registry=registry, given=given,
+                    ridden=ridden)
+
+
+def history_requests(prepared: Prepared, grain: str, params: Mapping[str, float], end: int | None,
+                     registry: Registry, start: int | None = None, given=()) -> list:
+    """What `history` with these arguments asks of the backends (`evaluating.requests`)."""
+    return requests(prepared.tree, grain=grain, metrics=[*prepared.wanted, *prepared.hidden], params=params,
                     start=periods.label(start, grain) if start is not None else None,
                     end=periods.label(end, grain) if end is not None else None, registry=registry, given=given)
 

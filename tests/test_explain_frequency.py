@@ -39,7 +39,7 @@ def _both(monkeypatch, tree, data, baseline, current, metric="frequency"):
     seen = _recorded(monkeypatch)
     once = tree.explain(data, metric, baseline, current, by=DIMS)
     made = list(seen)
-    monkeypatch.setattr(explaining, "_one_read", lambda *args, **kwargs: ({}, {}))
+    monkeypatch.setattr(explaining, "_one_read", lambda *args, **kwargs: ({}, {}, []))
     monkeypatch.setattr(drilling, "_older_and_checked", lambda *args, **kwargs: None)
     twice = tree.explain(data, metric, baseline, current, by=DIMS)
     monkeypatch.undo()
@@ -254,7 +254,7 @@ def test_by_dimensions_a_distinct_count_does_not_add_up_across(orders, monkeypat
     tree = metrictree.load(TREE)
     data = {"orders": orders}
     once = tree.explain(data, "frequency", "2026-09", "2026-10", by=by)
-    monkeypatch.setattr(explaining, "_one_read", lambda *args, **kwargs: ({}, {}))
+    monkeypatch.setattr(explaining, "_one_read", lambda *args, **kwargs: ({}, {}, []))
     monkeypatch.setattr(drilling, "_older_and_checked", lambda *args, **kwargs: None)
     twice = tree.explain(data, "frequency", "2026-09", "2026-10", by=by)
     assert once.to_dict() == twice.to_dict()

@@ -231,7 +231,7 @@ def test_counts_given_to_the_history_with_shifts_say_the_same(metric, monkeypatc
     monkeypatch.setattr(explaining, "_one_read", lambda *a, **k: (r := real(*a, **k), given.append(r[1]))[0])
     once = tree.explain(data, metric, "2026-09", "2026-10", by=DIMS)
     assert set(given[0]) == ({"churned", "customers"} if metric != "churn_rate" else set())
-    monkeypatch.setattr(explaining, "_one_read", lambda *args, **kwargs: ({}, {}))
+    monkeypatch.setattr(explaining, "_one_read", lambda *args, **kwargs: ({}, {}, []))
     twice = tree.explain(data, metric, "2026-09", "2026-10", by=DIMS)
     assert once.to_dict() == twice.to_dict()
 
@@ -266,7 +266,7 @@ def test_the_history_takes_its_customer_counts_from_the_pass(metric, monkeypatch
         # Every base metric of churn_rate is a customer count: the history still reads the rows (for its
         # periods), and counts them itself.
         assert unsliced == [["customers", "churned"]]
-    monkeypatch.setattr(explaining, "_one_read", lambda *args, **kwargs: ({}, {}))
+    monkeypatch.setattr(explaining, "_one_read", lambda *args, **kwargs: ({}, {}, []))
     twice = tree.explain(data, metric, "2026-09", "2026-10", by=DIMS)
     assert once.to_dict() == twice.to_dict()
 

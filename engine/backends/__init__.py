@@ -24,7 +24,7 @@ else to Arrow.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -66,6 +66,23 @@ class Request:
     until: dt.date | None = None
 
 
+@attrs.define(eq=False)
+class Rider:
+    """A request of another evaluation that rides in a scan of the same source and time range: aggregated
+    from the very tables that scan reads (Arrow only, `arrow._Tee`), so that its evaluation reads nothing.
+
+    Attributes:
+        request: what the other evaluation would ask of its backend.
+        result: its partials, exactly those of a scan of its own, once the scan is over; ``None`` when it did
+            not ride (another backend, another range, an error): its evaluation then reads the rows itself.
+        null_times: the rows without a time, as that scan counted them.
+    """
+
+    request: Request
+    result: SourceAggregate | None = None
+    null_times: int | None = None
+
+
 class Backend(Protocol):
     """Computes the base partials of one source where its data is."""
 
@@ -98,8 +115,10 @@ def backend_for(binding: Any) -> Backend:
     return ArrowBackend()
 
 
-def aggregate(request: Request, data: Mapping[str, Any], counts: dict[str, int] | None = None) -> SourceAggregate:
-    """One source's partials, computed by the backend its data is bound to (``counts``: see `Backend`)."""
+def aggregate(request: Request, data: Mapping[str, Any], counts: dict[str, int] | None = None,
+              riders: Sequence[Rider] = ()) -> SourceAggregate:
+    """One source's partials, computed by the backend its data is bound to (``counts``: see `Backend`).
+    ``riders``: other requests aggregated from the same scan where the backend can (Arrow), see `Rider`."""
     binding = data.get(request.source.name)
     if _in_engine(binding):
         from .sql import as_sql_table
@@ -108,7 +127,7 @@ def aggregate(request: Request, data: Mapping[str, Any], counts: dict[str, int] 
         return table.engine.aggregate(request, table, counts)
     from .arrow import ArrowBackend
 
-    return ArrowBackend().aggregate(request, data, counts)
+    return ArrowBackend().aggregate(request, data, counts, riders)
 
 
 def as_engine_table(binding: Any) -> Any:
@@ -147,5 +166,5 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-__all__ = ["Backend", "Request", "SqlContext", "SqlForm", "SqlPartial", "SqlRows", "aggregate", "as_engine_table",
+__all__ = ["Backend", "Request", "Rider", "SqlContext", "SqlForm", "SqlPartial", "SqlRows", "aggregate", "as_engine_table",
            "backend_for", "sliced", "table"]
