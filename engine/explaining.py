@@ -411,6 +411,10 @@ def _one_read(tree: Tree, data, prepared, by: list[str], baseline_span, current_
     for source, fine in passes.items():
         base = [n for n in prepared.wanted if tree.metrics[n].kind == "base" and tree.metrics[n].source == source]
         counted = [n for n in base if n in fine.held]
+        # The drill-down's first checks of these counts (the compared periods, and those its time shifts of them
+        # read), begun beside the totals and the formulas' split.
+        offsets = dict.fromkeys([0, *(offset for name, offset in prepared.shifts if name in counted)])
+        fine.warm([(a + offset, b + offset) for offset in offsets for a, b in spans], counted)
         if counted and len(counted) < len(base):  # the history still reads the source for its other metrics
             given.update(fine.totals(counted))
     return passes, given, riders
