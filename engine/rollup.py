@@ -54,6 +54,35 @@ class _Held:
         return self.reach == 0
 
 
+class _Job:
+    """A roll-up begun beside the caller (`Fine.warm`): run once, by whichever thread comes to it first."""
+
+    def __init__(self, compute, siblings: list[_Job]) -> None:
+        self._compute = compute
+        self._claimed = threading.Lock()
+        self._future: Future = Future()
+        self._siblings = siblings  # the jobs begun with it, in order (itself among them)
+
+    def run(self) -> None:
+        """Compute it, unless another thread has begun it."""
+        if not self._claimed.acquire(blocking=False):
+            return
+        try:
+            self._future.set_result(self._compute())
+        except BaseException as exc:  # noqa: BLE001 — raised where the result is asked for
+            self._future.set_exception(exc)
+
+    def result(self):
+        """Its result: computed here if no thread has begun it; else, while it is computed, the jobs begun with
+        it that no thread has begun yet are computed here, then it is waited for."""
+        self.run()
+        for job in self._siblings:
+            if self._future.done():
+                break
+            job.run()
+        return self._future.result()
+
+
 @attrs.frozen(eq=False)
 class Fine:
     """The pass by every dimension, and what it takes to roll its counts up.
@@ -88,26 +117,23 @@ class Fine:
         """Begin, on a thread beside the caller, what the drill-down's checks ask first of this pass when they
         read the periods ``within`` (ranges of period indices) of the counts ``names``: `checked`, then `rolled`
         by each dimension alone. The caller goes on meanwhile (the history's totals, the formulas' split); a
-        call with the same arguments later takes the result (or waits for it), any other computes its own. The
-        same numbers either way: each is a function of the pass alone. Nothing with one core."""
+        call with the same arguments later takes the result, waits for it, or — not begun yet — computes it
+        itself; any other call computes its own. The same numbers either way: each is a function of the pass
+        alone. Nothing with one core."""
         if pa.cpu_count() < 2 or not names or not all(name in self.held for name in names) or self._started:
             return
         within = [tuple(r) for r in within]
-        jobs = [(("checked", tuple(within)), lambda: self._checked(within))]
+        jobs: list[_Job] = []
+        jobs.append(_Job(lambda: self._checked(within), jobs))
+        self._started[("checked", tuple(within))] = jobs[0]
         if len(self.dims) > 1:
-            jobs += [(self._rolled_key([dim], names, within), lambda dim=dim: self._rolled([dim], names, within))
-                     for dim in self.dims]
-        begun = []
-        for key, _ in jobs:
-            self._started[key] = future = Future()
-            begun.append(future)
+            for dim in self.dims:
+                jobs.append(_Job(lambda dim=dim: self._rolled([dim], names, within), jobs))
+                self._started[self._rolled_key([dim], names, within)] = jobs[-1]
 
         def run() -> None:
-            for (_, job), future in zip(jobs, begun, strict=True):
-                try:
-                    future.set_result(job())
-                except BaseException as exc:  # noqa: BLE001 — raised where the result is asked for
-                    future.set_exception(exc)
+            for job in jobs:
+                job.run()
 
         threading.Thread(target=contextvars.copy_context().run, args=(run,), name="metrictree-rollups",
                          daemon=True).start()
