@@ -636,7 +636,7 @@ def _counted_in_runs(rows: pa.Table, per_key: pa.StructArray, mask_keys: list[st
     if not rows.num_rows or len(keys) * _ROWS_PER_RUN > rows.num_rows or keys.null_count or \
             not any(test(values_type) for test in _RUN_TYPES):
         return None
-    order = pc.sort_indices(rows.column(_KEY))
+    order = pc.sort_indices(rows.column(_KEY).combine_chunks())  # one array: a counting sort, not a merge of chunks
     values = pc.take(rows.column("__x"), order).combine_chunks()
     kept = {m: pc.greater(pc.take(rows.column(flags[m]), order).combine_chunks(), 0) for m in mask_keys
             if m and flags}
@@ -1355,10 +1355,11 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
             return {"pairs": pairs} if pairs_only else _from_pairs(pairs, mask_keys, flags, extras)
 
         kept_by = [mask_columns[m] for m in mask_keys if m] if "" not in mask_keys else []
-        ranges = _key_ranges(first, kept_by, _ROWS_PER_PART)
+        repeats = pairs_only and not presences and coding is None
+        # Kept rows handed on as they are (``repeats``) are one filter of the rows: no ranges of keys to split.
+        ranges = _key_ranges(first, kept_by, _ROWS_PER_PART) if not repeats else []
         if sum(len(_batches_holding(batches, spans, *r)) for r in ranges) > 4 * len(batches):
             ranges = _key_ranges(first, kept_by, 4 * _ROWS_PER_PART)
-        repeats = pairs_only and not presences and coding is None
         if not ranges:
             parts = [count(None)]
         else:
