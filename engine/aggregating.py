@@ -26,7 +26,7 @@ figures); the plan works the same for every plugin's partials:
   Kept rows of text held across the pieces of a stream (customer ids) are counted when
   their periods are final by sorting them by key (a counting sort of small integers) and
   counting each key's run of values distinct on its own, the runs split among the cores:
-  2–3× less than grouping them by (key, value), when the runs are long.
+  about half the CPU of grouping them by (key, value), when the runs are long.
 * Periods are looked up per calendar day, and periods and keys are computed batch by
   batch, so that their temporaries are small and the allocator reuses them.
 * A ``where`` over one dictionary-encoded column (how `reading` reads the filter
