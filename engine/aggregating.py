@@ -56,7 +56,7 @@ from .functions import ROWS, Aggregate, AggregateContext, Partial, Registry
 from .groupids import GroupNumbers
 from .presence import Presence
 from .model import Metric, Source, Tree
-from .reading import Need, ahead, reads_ahead
+from .reading import Need, ahead
 
 PERIOD = "__period"
 _KEY = "__key"
@@ -258,9 +258,8 @@ def aggregate_stream(tree: Tree, source: Source, pieces: Iterable, metrics: list
     first = next(pieces)
     if first.last:
         return aggregate(tree, source, first.table, metrics, grain, by, params, registry)
-    # Each later piece is read while the one before is aggregated (unless the caller reads one at a time).
-    if reads_ahead():
-        pieces = ahead(pieces)
+    # Each later piece is read while the one before is aggregated.
+    pieces = ahead(pieces)
     planned = _plan(tree, source, first.table, metrics, grain, by, params, registry)
     if not planned.streams:
         whole = pa.concat_tables([first.table, *(p.table for p in pieces)],

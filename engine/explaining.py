@@ -259,13 +259,10 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     Its scans hand on tables of about `ROWS_PER_TABLE` rows, fewer than evaluate's: it is judged on its memory. Runs
     of Parquet row groups stop short of that size (`reading.pieces_of`'s ``at_most``) unless a metric below
     ``metric`` looks back (churned customers): the passes then hold their (customer, period) pairs to the end
-    whatever the tables' size, and more tables only mean more merges. Where they stop short, the tables are also
-    read one at a time, not each while the one before is aggregated (`reading.pieces_of`'s ``ahead``): holding
-    two at once, and reading on Arrow's threads while the aggregation works, cost more memory and CPU than the
-    overlap saved on two cores (bench/README.md, issue 11)."""
+    whatever the tables' size, and more tables only mean more merges."""
     at_most = metric in tree.metrics and not looks_back(
         tree, [metric, *nx.descendants(tree.graph, metric)], registry or default_registry())
-    with reading.pieces_of(min(ROWS_PER_TABLE, reading.ROWS_PER_TABLE), at_most=at_most, ahead=not at_most):
+    with reading.pieces_of(min(ROWS_PER_TABLE, reading.ROWS_PER_TABLE), at_most=at_most):
         return _explain(tree, data, metric, baseline, current, by, grain, params, top, registry, evaluation)
 
 

@@ -561,31 +561,22 @@ ROWS_PER_TABLE = 1 << 21
 _ROWS_NOW: contextvars.ContextVar[int | None] = contextvars.ContextVar("rows_per_table", default=None)
 # Whether, while `pieces_of` says so, a run of Parquet row groups stops short of its size instead of passing it.
 _AT_MOST: contextvars.ContextVar[bool] = contextvars.ContextVar("rows_at_most", default=False)
-# Whether a stream's next table is read while the one before is aggregated (`ahead`; off within `pieces_of(ahead=False)`).
-_AHEAD: contextvars.ContextVar[bool] = contextvars.ContextVar("read_ahead", default=True)
 
 
 @contextlib.contextmanager
-def pieces_of(rows: int, at_most: bool = False, ahead: bool = True) -> Iterator[None]:
+def pieces_of(rows: int, at_most: bool = False) -> Iterator[None]:
     """Within the block, scans that ask for no size hand on tables of about ``rows`` rows (see `table_rows`).
 
     With ``at_most``, a run of Parquet row groups ends before the row group that would take it past ``rows``
     (a row group bigger than that is a table of its own; one more than twice as big is read batch by batch):
     without it, a run ends at the first row group that reaches ``rows``, so row groups a little smaller than
-    ``rows`` come two to a table. Without ``ahead``, a stream's tables are read one at a time (`reads_ahead`)."""
-    token, limit, early = _ROWS_NOW.set(rows), _AT_MOST.set(at_most), _AHEAD.set(ahead)
+    ``rows`` come two to a table."""
+    token, limit = _ROWS_NOW.set(rows), _AT_MOST.set(at_most)
     try:
         yield
     finally:
-        _AHEAD.reset(early)
         _AT_MOST.reset(limit)
         _ROWS_NOW.reset(token)
-
-
-def reads_ahead() -> bool:
-    """Whether a stream reads its next table while the one before is aggregated (`ahead`): yes, unless within
-    `pieces_of(..., ahead=False)`."""
-    return _AHEAD.get()
 
 
 def table_rows() -> int:

@@ -120,30 +120,3 @@ def test_explanations_and_evaluations_are_those_of_the_grouping(shuffled, orders
     grouped = results()
     assert calls and not any(calls)
     assert runs == grouped
-
-
-def test_explain_reads_its_tables_one_at_a_time_and_explains_the_same(shuffled, monkeypatch):
-    """explain frequency's scans read no table ahead (`reading.pieces_of(..., ahead=False)`); evaluate's and
-    explain ltv's do. The explanation is that of the same scans reading ahead."""
-    from metrictree import reading as reading_module
-
-    monkeypatch.setattr(reading, "ROWS_PER_TABLE", 6000)
-    monkeypatch.setattr(explaining, "ROWS_PER_TABLE", 4000)
-    seen, real = [], aggregating.aggregate_stream
-
-    def recorded(*args, **kwargs):
-        seen.append(reading_module.reads_ahead())
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(aggregating, "aggregate_stream", recorded)
-    tree, data = metrictree.load(TREE), {"orders": shuffled}
-    alone = tree.explain(data, "frequency", "2026-09", "2026-10", by=DIMS).to_dict()
-    assert seen and not any(seen)
-    seen.clear()
-    tree.evaluate(data, by=["channel"])
-    assert seen == [True]
-    real_pieces = reading.pieces_of
-    monkeypatch.setattr(reading, "pieces_of", lambda rows, at_most=False, ahead=True: real_pieces(rows, at_most))
-    seen.clear()
-    assert tree.explain(data, "frequency", "2026-09", "2026-10", by=DIMS).to_dict() == alone
-    assert seen and all(seen)

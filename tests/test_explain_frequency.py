@@ -301,7 +301,7 @@ def test_row_groups_one_a_table_give_the_explanation_of_one_table(orders, monkey
     # One row group a table (with the last few rows: 13 groups).
     assert max(piece_sizes) <= limit and len(piece_sizes) > 2
     real_pieces = reading.pieces_of
-    monkeypatch.setattr(reading, "pieces_of", lambda rows, at_most=False, ahead=True: real_pieces(rows))  # as before
+    monkeypatch.setattr(reading, "pieces_of", lambda rows, at_most=False: real_pieces(rows))  # as before
     piece_sizes.clear()
     assert tree.explain({"orders": str(path)}, "frequency", "2026-09", "2026-10", by=DIMS).to_dict() == got
     assert max(piece_sizes) > limit  # two row groups a table this time
