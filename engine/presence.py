@@ -206,6 +206,9 @@ class Presence:
             distinct = pc.cast(pc.indices_nonzero(occupied), pa.int64())
             merged = self._from_keys(distinct, slices, None, None)
             merged._cache["sum rows"] = lambda: _summed(key, self.rows, distinct)
+            if coarse is None:
+                # One slice: the merged presence's own (entity, period) grid is this one — its cells are the keys.
+                merged._cache["entity cells"] = (distinct, occupied)
             return merged
         columns = {"k": self._coarse_key(coarse, slices), "r": self.rows}
         aggregations = [("r", "sum")]

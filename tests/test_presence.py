@@ -180,6 +180,20 @@ def test_the_overall_presence_from_the_grid_and_from_hashing_agree(monkeypatch, 
     assert sum(r for _, _, r, *_ in grid) == sum(make().rows.to_pylist())
 
 
+def test_the_overall_presence_keeps_the_grid_it_was_made_from():
+    """The overall presence's own (entity, period) grid is the one its pairs were read from (handed on, not
+    built again): the same cells and occupancy as built from its pairs, and the same lookups."""
+    rng = random.Random(5)
+    triples = sorted({(rng.randrange(70), rng.randrange(4), rng.randrange(9)) for _ in range(2500)})
+    columns = [pa.array(c, pa.int64()) for c in zip(*triples)]
+    overall = presence.Presence(*columns, None, None, 9, 70, 4).overall()
+    assert "entity cells" in overall._cache
+    handed = overall._entity_cells()
+    built = presence.Presence(overall.entity, overall.slice, overall.period, None, None, 9, 70, 1)
+    assert handed[0].equals(built._entity_cells()[0]) and handed[1].equals(built._entity_cells()[1])
+    assert overall.precedes().equals(built.precedes()) and overall.first_period().equals(built.first_period())
+
+
 @pytest.mark.parametrize("extra", [False, True])
 @pytest.mark.parametrize("slices", [1, 3])
 def test_coarser_slices_from_the_grid_and_from_hashing_agree(monkeypatch, extra, slices):
