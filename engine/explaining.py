@@ -354,13 +354,19 @@ def _explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | N
     root_segments: tuple[Segment, ...] = ()
     reason, mix = None, ()
     if by and change:
-        drilled = drill(tree, data, builder, by, spans, grain, values_of_params, registry, top,
-                        every_dimension, passes)
+        try:
+            drilled = drill(tree, data, builder, by, spans, grain, values_of_params, registry, top,
+                            every_dimension, passes)
+        finally:
+            for fine in passes.values():
+                fine.settle()  # what the drill-down did not ask for is not computed
         drivers = tuple(_attach_segments(d, drilled.segments) for d in drivers)
         root_segments = drilled.segments.get(metric, ())
         root_causes, reason, mix, notes = drilled.root_causes, drilled.reason, drilled.mix, drilled.notes
     elif by:
         reason = f"{tree.metrics[metric].title} did not change: there is nothing to localise"
+    for fine in passes.values():
+        fine.settle()
     m = tree.metrics[metric]
     return Explanation(tree.name, metric, m.title, m.unit, m.direction, PeriodValue(b_label, root_b),
                        PeriodValue(c_label, root_c), change, change / abs(root_b) if root_b else None,

@@ -72,10 +72,17 @@ class _Job:
         except BaseException as exc:  # noqa: BLE001 — raised where the result is asked for
             self._future.set_exception(exc)
 
+    def drop(self) -> None:
+        """Not to be computed any more, unless begun already (nobody will ask for it)."""
+        if self._claimed.acquire(blocking=False):
+            self._future.cancel()
+
     def result(self):
         """Its result: computed here if no thread has begun it; else, while it is computed, the jobs begun with
         it that no thread has begun yet are computed here, then it is waited for."""
         self.run()
+        if self._future.cancelled():
+            return self._compute()  # dropped (`Fine.settle`): computed as if never begun
         for job in self._siblings:
             if self._future.done():
                 break
@@ -137,6 +144,12 @@ class Fine:
 
         threading.Thread(target=contextvars.copy_context().run, args=(run,), name="metrictree-rollups",
                          daemon=True).start()
+
+    def settle(self) -> None:
+        """The roll-ups begun by `warm` that nobody has asked for and no thread has begun are dropped (the
+        drill-down is over: a count that adds up across every dimension at once is not read by each alone)."""
+        for job in self._started.values():
+            job.drop()
 
     @staticmethod
     def _rolled_key(to, names, within) -> tuple:

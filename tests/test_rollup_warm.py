@@ -3,6 +3,7 @@ the same tables as computed when asked, taken by the calls that ask for them, an
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -82,3 +83,28 @@ def test_nothing_begun_on_one_core(orders):
     finally:
         pa.set_cpu_count(before)
     assert not fine._started  # no thread: everything is computed when asked
+
+
+def test_what_nobody_asked_for_is_dropped(orders, monkeypatch):
+    """After the drill-down (`Fine.settle`), the roll-ups no thread has begun are not computed; asked for
+    afterwards, a roll-up is computed as if never begun."""
+    fine = _pass(orders)
+    began = threading.Event()
+    release = threading.Event()
+    real = rollup.Fine._checked
+
+    def slow(self, within):
+        began.set()
+        release.wait(10)
+        return real(self, within)
+
+    monkeypatch.setattr(rollup.Fine, "_checked", slow)
+    fine.warm(WITHIN, COUNTS)
+    assert began.wait(10)  # the thread is inside the first roll-up
+    fine.settle()
+    release.set()
+    jobs = list(fine._started.values())
+    assert not jobs[0]._future.cancelled() and all(job._future.cancelled() for job in jobs[1:])
+    assert jobs[0].result().equals(_pass(orders).checked(WITHIN))
+    cold = _pass(orders)
+    assert fine.rolled(["channel"], COUNTS, WITHIN).equals(cold.rolled(["channel"], COUNTS, WITHIN))
