@@ -24,8 +24,9 @@ DIMS = ["channel", "region", "segment"]
 
 
 def _moved(orders: pa.Table) -> pa.Table:
-    """The orders with a channel seen in one month only (a kiosk in 2026-09), and some customers moving between
-    regions from order to order (every 5th order of a customer number ending in 3 lands in the South)."""
+    """The orders with a channel seen in one month only (a kiosk in 2026-09), some customers moving between
+    regions from order to order (every 5th order of a customer number ending in 3 lands in the South), and
+    orders with no date."""
     month = pc.strftime(orders.column("order_date"), "%Y-%m")
     n = orders.num_rows
     kiosk = pc.and_(pc.equal(month, "2026-09"), pa.array([i % 11 == 0 for i in range(n)]))
@@ -34,7 +35,11 @@ def _moved(orders: pa.Table) -> pa.Table:
     moving = pc.and_(ends_in_3, pa.array([i % 5 == 0 for i in range(n)]))
     region = pc.if_else(moving, pa.scalar("South"), orders.column("region"))
     table = orders.set_column(orders.schema.get_field_index("channel"), "channel", channel)
-    return table.set_column(table.schema.get_field_index("region"), "region", region)
+    table = table.set_column(table.schema.get_field_index("region"), "region", region)
+    # And orders with no date (every 29th): in no period, and a warning of the history's.
+    undated = pa.array([i % 29 == 0 for i in range(n)])
+    return table.set_column(table.schema.get_field_index("order_date"), "order_date", pc.if_else(
+        undated, pa.scalar(None, table.schema.field("order_date").type), table.column("order_date")))
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +77,7 @@ def _same_both_ways(monkeypatch, data, **kwargs):
     assert once.to_dict() == twice.to_dict()
     assert ridden.table.equals(read.table)
     assert (ridden.warnings, ridden.skipped, ridden.covered) == (read.warnings, read.skipped, read.covered)
+    assert any("no order_date" in w for w in read.warnings)
     return once, reads, reads_alone
 
 
