@@ -638,19 +638,17 @@ def _counted_in_runs(rows: pa.Table, per_key: pa.StructArray, mask_keys: list[st
     if not rows.num_rows or len(keys) * _ROWS_PER_RUN > rows.num_rows or keys.null_count or \
             not any(test(values_type) for test in _RUN_TYPES):
         return None
+    # Each run's rows are taken where they are (no sorted copy of every value: 8 bytes a row less at once).
     order = pc.sort_indices(rows.column(_KEY).combine_chunks())  # one array: a counting sort, not a merge of chunks
-    values = pc.take(rows.column("__x"), order).combine_chunks()
-    kept = {m: pc.greater(pc.take(rows.column(flags[m]), order).combine_chunks(), 0) for m in mask_keys
-            if m and flags}
     in_order = pc.sort_indices(keys)
     keys, sizes = pc.take(keys, in_order), pc.take(per_key.field("counts"), in_order)
     starts = pc.subtract(pc.cumulative_sum(sizes), sizes).to_pylist()
 
     def count(run: tuple[int, int]) -> list[int]:
-        start, size = run
-        run_values = values.slice(start, size)
-        return [pc.count_distinct(run_values if not (m and flags) else
-                                  pc.filter(run_values, kept[m].slice(start, size)), mode="only_valid").as_py()
+        at = order.slice(*run)
+        run_values = pc.take(rows.column("__x"), at)
+        return [pc.count_distinct(run_values if not (m and flags) else pc.filter(
+            run_values, pc.greater(pc.take(rows.column(flags[m]), at), 0)), mode="only_valid").as_py()
                 for m in mask_keys]
 
     runs = list(zip(starts, sizes.to_pylist(), strict=True))
@@ -673,17 +671,17 @@ def _pairs_in_runs(part: pa.Table, rows: bool) -> pa.Table | None:
             not any(test(part.schema.field("__x").type) for test in _RUN_TYPES):
         return None
     order = pc.sort_indices(part.column(_KEY).combine_chunks())
-    values = pc.take(part.column("__x"), order).combine_chunks()
     in_order = pc.sort_indices(keys)
     keys, sizes = pc.take(keys, in_order).to_pylist(), pc.take(per_key.field("counts"), in_order).to_pylist()
     found, start = [], 0
     for size in sizes:
-        found.append(pc.value_counts(values.slice(start, size)))
+        found.append(pc.value_counts(pc.take(part.column("__x"), order.slice(start, size))))
         start += size
+    kind = part.schema.field("__x").type
     key_type = part.schema.field(_KEY).type
     out = {_KEY: pa.chunked_array([pa.repeat(pa.scalar(k, key_type), len(f)) for k, f in zip(keys, found,
                                                                                            strict=True)], key_type),
-           "__x": pa.chunked_array([f.field("values") for f in found], values.type)}
+           "__x": pa.chunked_array([f.field("values") for f in found], kind)}
     if rows:
         out["count_all"] = pa.chunked_array([f.field("counts") for f in found], pa.int64())
     return pa.table(out)
