@@ -263,7 +263,9 @@ class Decomposer:
             # count such inputs as 0; the check below keeps the split only if the mixes still give both states.
             return "undefined" if fill else self._shapley(node, children, b, c, scale, out, True, product)
         phi = shapley(values, n) if exact else _sampled_shapley(values, n)
-        if abs(sum(phi) - (c - b)) > 1e-9 * max(abs(b), abs(c), 1.0):
+        # The values are differences of the mixes, whose rounding errors scale with the largest of them (a
+        # product whose factors swing far past both states): the check is relative to that, not to the states.
+        if abs(sum(phi) - (c - b)) > 1e-9 * max(abs(b), abs(c), 1.0, *(abs(v) for v in values)):
             return "undefined"  # the mixes do not reproduce the two states: no split rather than a wrong one
         for child, (cb, cc), share in zip(children, pairs, phi, strict=True):
             self._distribute(child, cb, cc, scale * share, out, fill)

@@ -539,6 +539,9 @@ def _noise(work: pa.Table, trend: float | None = None) -> _Noise | None:
     if trend is None:
         trend = pc.quantile(deviation, 0.5)[0].as_py()
     typical = pc.quantile(size, 0.5)[0].as_py()
+    if not typical > 0.0:
+        # The midpoint of two subnormal sizes (5e-324) rounds to 0: the lower median is a size itself.
+        typical = pc.quantile(size, 0.5, interpolation="lower")[0].as_py()
     departure = pc.abs(pc.subtract(deviation, trend))
     log_size = pc.ln(pc.divide(size, typical))
     n = len(deviation)
