@@ -26,7 +26,9 @@ figures); the plan works the same for every plugin's partials:
   Kept rows of text held across the pieces of a stream (customer ids) are counted when
   their periods are final by sorting them by key (a counting sort of small integers) and
   counting each key's run of values distinct on its own, the runs split among the cores:
-  about half the CPU of grouping them by (key, value), when the runs are long.
+  about half the CPU of grouping them by (key, value), when the runs are long. The
+  (key, value) pairs a customer state keeps are found the same way (each run's
+  ``value_counts``) when they carry no filter flags or extras.
 * Periods are looked up per calendar day, and periods and keys are computed batch by
   batch, so that their temporaries are small and the allocator reuses them.
 * A ``where`` over one dictionary-encoded column (how `reading` reads the filter
@@ -636,19 +638,17 @@ def _counted_in_runs(rows: pa.Table, per_key: pa.StructArray, mask_keys: list[st
     if not rows.num_rows or len(keys) * _ROWS_PER_RUN > rows.num_rows or keys.null_count or \
             not any(test(values_type) for test in _RUN_TYPES):
         return None
+    # Each run's rows are taken where they are (no sorted copy of every value: 8 bytes a row less at once).
     order = pc.sort_indices(rows.column(_KEY).combine_chunks())  # one array: a counting sort, not a merge of chunks
-    values = pc.take(rows.column("__x"), order).combine_chunks()
-    kept = {m: pc.greater(pc.take(rows.column(flags[m]), order).combine_chunks(), 0) for m in mask_keys
-            if m and flags}
     in_order = pc.sort_indices(keys)
     keys, sizes = pc.take(keys, in_order), pc.take(per_key.field("counts"), in_order)
     starts = pc.subtract(pc.cumulative_sum(sizes), sizes).to_pylist()
 
     def count(run: tuple[int, int]) -> list[int]:
-        start, size = run
-        run_values = values.slice(start, size)
-        return [pc.count_distinct(run_values if not (m and flags) else
-                                  pc.filter(run_values, kept[m].slice(start, size)), mode="only_valid").as_py()
+        at = order.slice(*run)
+        run_values = pc.take(rows.column("__x"), at)
+        return [pc.count_distinct(run_values if not (m and flags) else pc.filter(
+            run_values, pc.greater(pc.take(rows.column(flags[m]), at), 0)), mode="only_valid").as_py()
                 for m in mask_keys]
 
     runs = list(zip(starts, sizes.to_pylist(), strict=True))
@@ -659,6 +659,32 @@ def _counted_in_runs(rows: pa.Table, per_key: pa.StructArray, mask_keys: list[st
             counts = list(pool.map(count, runs))
     return pa.table({_KEY: keys, **{f"__n{i}": pa.array([c[i] for c in counts], pa.int64())
                                      for i in range(len(mask_keys))}})
+
+
+def _pairs_in_runs(part: pa.Table, rows: bool) -> pa.Table | None:
+    """The distinct (``__key``, ``__x``) pairs of ``part`` (with their number of rows as ``count_all`` when
+    ``rows``), as a grouping by the two columns gives them but by key run (see `_counted_in_runs`): the rows
+    sorted by key, each run's values counted (`value_counts`). ``None`` under the same conditions."""
+    per_key = pc.value_counts(part.column(_KEY))
+    keys = per_key.field("values")
+    if not part.num_rows or len(keys) * _ROWS_PER_RUN > part.num_rows or keys.null_count or \
+            not any(test(part.schema.field("__x").type) for test in _RUN_TYPES):
+        return None
+    order = pc.sort_indices(part.column(_KEY).combine_chunks())
+    in_order = pc.sort_indices(keys)
+    keys, sizes = pc.take(keys, in_order).to_pylist(), pc.take(per_key.field("counts"), in_order).to_pylist()
+    found, start = [], 0
+    for size in sizes:
+        found.append(pc.value_counts(pc.take(part.column("__x"), order.slice(start, size))))
+        start += size
+    kind = part.schema.field("__x").type
+    key_type = part.schema.field(_KEY).type
+    out = {_KEY: pa.chunked_array([pa.repeat(pa.scalar(k, key_type), len(f)) for k, f in zip(keys, found,
+                                                                                           strict=True)], key_type),
+           "__x": pa.chunked_array([f.field("values") for f in found], kind)}
+    if rows:
+        out["count_all"] = pa.chunked_array([f.field("counts") for f in found], pa.int64())
+    return pa.table(out)
 
 
 def _same_values(held: list[pa.Table]) -> list[pa.Table]:
@@ -1345,6 +1371,8 @@ def _distinct_counts(codes: pa.ChunkedArray, specs: list[_Spec], masks, rows: in
                                            **{f: part.column(f) for f in flags.values()}})}
             if coding is not None:
                 pairs = _coded_pairs(part, coding, bool(rows), tuple(flags.values()), extras)
+            elif not flags and not extras and (runs := _pairs_in_runs(part, bool(rows))) is not None:
+                pairs = runs
             else:
                 pairs = part.group_by([_KEY, "__x"], use_threads=False).aggregate(
                     [*(([], "count_all") for _ in rows), *((f, "sum") for f in flags.values()),

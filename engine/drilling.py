@@ -872,11 +872,8 @@ def _fractional(tree: Tree, names: list[str], registry: Registry) -> tuple[Tree,
             twin_of[name] = twin
     if not twins:
         return tree, registry, twin_of
-    graph = tree.graph.copy()
-    for twin, metric in twins.items():
-        graph.add_node(twin, metric=metric)
     shared = attrs.evolve(registry, aggregates={**registry.aggregates, _SHARE.name: _SHARE})
-    return attrs.evolve(tree, metrics={**tree.metrics, **twins}, graph=graph), shared, twin_of
+    return tree.with_metrics(twins), shared, twin_of
 
 
 # --------------------------------------------------------------------------- slices shown under a driver

@@ -27,7 +27,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
-import networkx as nx
 import pyarrow as pa
 
 from . import periods, reading, stack
@@ -38,7 +37,7 @@ from .drilling import Part, RootCause, Segment, counts_entities, drill, first_re
 from .errors import DataError, UsageError, did_you_mean, error
 from .evaluating import Evaluation, looks_back, normalise_by, resolve_params
 from .functions import Registry
-from .model import Tree
+from .model import Tree, _depths
 from .pluginmanager import registry as default_registry
 from .states import States, history, history_requests, prepare, states
 
@@ -262,7 +261,7 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     ``metric`` looks back (churned customers): the passes then hold their (customer, period) pairs to the end
     whatever the tables' size, and more tables only mean more merges."""
     at_most = metric in tree.metrics and not looks_back(
-        tree, [metric, *nx.descendants(tree.graph, metric)], registry or default_registry())
+        tree, _below(tree, metric), registry or default_registry())
     with reading.pieces_of(min(ROWS_PER_TABLE, reading.ROWS_PER_TABLE), at_most=at_most):
         return _explain(tree, data, metric, baseline, current, by, grain, params, top, registry, evaluation)
 
@@ -291,13 +290,13 @@ def _explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | N
     values_of_params = resolve_params(tree, params)
 
     # Everything below the root, formula and influence, and what their formulas need.
-    prepared = prepare(tree, [metric, *nx.descendants(tree.graph, metric)], registry)
+    prepared = prepare(tree, _below(tree, metric), registry)
 
     current_span = _span(current, grain) if current else None
     baseline_span = _span(baseline, grain) if baseline else None
     end = max(x[1] for x in (current_span, baseline_span) if x) if (current_span or baseline_span) else None
     # Influence children are judged over the whole history; without them, the two periods are enough.
-    influenced = any(k == "influence" for _, _, k in tree.graph.edges(prepared.wanted, data="kind"))
+    influenced = any(tree.drivers(name, kind="influence") for name in prepared.wanted if name in tree.metrics)
     start = None if influenced or not (current_span and baseline_span) else min(current_span[0], baseline_span[0])
     needed = [*prepared.wanted, *prepared.hidden]
     passes: dict = {}  # the drill-down's pass by every dimension, when made before the history (`_one_read`)
@@ -375,8 +374,7 @@ def _explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | N
 
 def _check_depth(tree: Tree, metric: str) -> None:
     """Explain follows the drivers one level per call: refuse chains deeper than `stack.MAX_DEPTH`."""
-    below = tree.graph.subgraph([metric, *nx.descendants(tree.graph, metric)])
-    depth = nx.dag_longest_path_length(below) + 1
+    depth = _depths({name: tree.drivers(name) for name in _below(tree, metric)})[metric] + 1
     if depth > stack.MAX_DEPTH:
         raise UsageError(error(
             f"'{metric}' sits on top of a chain of {depth} metrics; explain follows at most {stack.MAX_DEPTH}",
@@ -426,11 +424,23 @@ def _one_read(tree: Tree, data, prepared, by: list[str], baseline_span, current_
     return passes, given, riders
 
 
+def _below(tree: Tree, metric: str) -> list[str]:
+    """``metric`` and every metric under it (formula and influence children, all the way down), in declaration
+    order — without NetworkX, which the command would otherwise import for this alone."""
+    seen, stack_ = {metric}, [metric]
+    while stack_:
+        for child in tree.drivers(stack_.pop()):
+            if child not in seen:
+                seen.add(child)
+                stack_.append(child)
+    return [metric, *(name for name in tree.metrics if name in seen and name != metric)]
+
+
 def shared_history(tree: Tree, metric: str, registry: Registry | None = None) -> tuple[Tree, list[str]]:
     """``tree`` with the hidden metrics (time shifts, window calls) the explanation of ``metric`` reads: an
     evaluation of it, with those among its metrics, can be handed to `explain` as ``evaluation``."""
     registry = registry or default_registry()
-    prepared = prepare(tree, [metric, *nx.descendants(tree.graph, metric)], registry)
+    prepared = prepare(tree, _below(tree, metric), registry)
     return prepared.tree, list(prepared.hidden)
 
 

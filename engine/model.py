@@ -256,6 +256,22 @@ class Tree:
             self._views["graph"] = nx.freeze(graph)
         return self._views["graph"]
 
+    def with_metrics(self, extra: Mapping[str, Metric], edges: Iterable[tuple[str, str]] = ()) -> Tree:
+        """This tree with more metrics (hidden ones an evaluation computes besides the tree's) and formula edges
+        ``(parent, child)`` from them. Without NetworkX when this tree's graph was never built (its `adjacency`
+        grows instead); otherwise a copy of its graph with them added."""
+        edges = list(edges)
+        metrics = {**self.metrics, **extra}
+        if self._graph is None:
+            return attrs.evolve(self, metrics=metrics,
+                                adjacency=(*self.adjacency, *((a, b, "formula") for a, b in edges)))
+        graph = self._graph.copy()
+        for name, metric in extra.items():
+            graph.add_node(name, metric=metric)
+        for parent, child in edges:
+            graph.add_edge(parent, child, kind="formula")
+        return attrs.evolve(self, metrics=metrics, graph=graph)
+
     def _out(self) -> Mapping[str, list[tuple[str, EdgeKind]]]:
         """Children by parent, in the order the edges were added (without NetworkX)."""
         if "out" not in self._views:

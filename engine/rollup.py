@@ -455,9 +455,7 @@ def fine_pass(tree: Tree, data: Mapping[str, Any], registry: Registry, dims: Seq
                                            partials[first], reduce=_slice_codes, empty=None)] if first in partials
                                        else [Partial(None, "count_all", None)])
     metrics[_SLICES] = shown
-    graph = tree.graph.copy()
-    graph.add_node(_SLICES, metric=shown)
-    on_tree = attrs.evolve(tree, metrics=metrics, graph=graph)
+    on_tree = tree.with_metrics({**metrics, _SLICES: shown})
     on_registry = attrs.evolve(registry, aggregates=aggregates)
     evaluation = evaluate(on_tree, data, grain=grain, by=list(dims), metrics=[*names, _SLICES], params=params,
                           start=start, end=end, registry=on_registry, riders=riders)

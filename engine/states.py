@@ -71,12 +71,8 @@ def prepare(tree: Tree, metrics: list[str], registry: Registry) -> Prepared:
                 hidden[key] = Metric(key, "derived", node, inputs=refs)
     augmented = tree
     if hidden:
-        graph = tree.graph.copy()
-        for metric in hidden.values():
-            graph.add_node(metric.name, metric=metric)
-            for child in metric.inputs:
-                graph.add_edge(metric.name, child, kind="formula")
-        augmented = attrs.evolve(tree, metrics={**tree.metrics, **hidden}, graph=graph)
+        augmented = tree.with_metrics({metric.name: metric for metric in hidden.values()},
+                                      [(metric.name, child) for metric in hidden.values() for child in metric.inputs])
     return Prepared(augmented, tuple(wanted), hidden, shifts, calls)
 
 

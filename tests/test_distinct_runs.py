@@ -57,11 +57,30 @@ def test_runs_count_what_a_count_by_hand_counts(kind, filters, monkeypatch):
     assert counted.column("__key").to_pylist() == sorted(set(keys))
 
 
+@pytest.mark.parametrize("kind", [pa.int64(), pa.string()])
+@pytest.mark.parametrize("rows", [False, True])
+def test_pairs_in_runs_are_the_pairs_of_the_grouping(kind, rows, monkeypatch):
+    monkeypatch.setattr(aggregating, "_ROWS_PER_RUN", 1)
+    rng = random.Random(11)
+    keys = [rng.choice([3, 8, 1, 30]) for _ in range(3000)]
+    values = [rng.randrange(200) for _ in range(3000)]
+    part = pa.Table.from_batches(pa.table({
+        "__key": pa.array(keys, pa.int16()),
+        "__x": pa.array([str(v) if kind == pa.string() else v for v in values], kind)}).to_batches(max_chunksize=500))
+    pairs = aggregating._pairs_in_runs(part, rows)
+    assert pairs is not None and pairs.schema.field("__key").type == pa.int16()
+    grouped = part.group_by(["__key", "__x"]).aggregate([([], "count_all")] if rows else [])
+    columns = ["__key", "__x", *(["count_all"] if rows else [])]
+    assert sorted(tuple(r.values()) for r in pairs.select(columns).to_pylist()) == \
+        sorted(tuple(r.values()) for r in grouped.select(columns).to_pylist())
+
+
 def test_short_runs_and_floating_point_values_are_left_to_the_grouping():
     rows = pa.table({"__key": pa.array([1, 2, 3, 1], pa.int32()), "__x": pa.array([1, 2, 3, 1], pa.int64())})
     assert aggregating._counted_in_runs(rows, pc.value_counts(rows.column("__key")), [""], {}) is None
     floats = pa.table({"__key": pa.array([1] * 4096, pa.int32()), "__x": pa.array([0.5] * 4096)})
     assert aggregating._counted_in_runs(floats, pc.value_counts(floats.column("__key")), [""], {}) is None
+    assert aggregating._pairs_in_runs(rows, True) is None and aggregating._pairs_in_runs(floats, True) is None
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +101,14 @@ def shuffled(orders_with_nulls, tmp_path_factory):
 
 
 def _ran(monkeypatch) -> list[bool]:
-    calls, real = [], aggregating._counted_in_runs
+    calls = []
+    for name in ("_counted_in_runs", "_pairs_in_runs"):
+        def spy(*args, real=getattr(aggregating, name)):
+            out = real(*args)
+            calls.append(out is not None)
+            return out
 
-    def spy(*args):
-        out = real(*args)
-        calls.append(out is not None)
-        return out
-
-    monkeypatch.setattr(aggregating, "_counted_in_runs", spy)
+        monkeypatch.setattr(aggregating, name, spy)
     return calls
 
 
@@ -104,13 +123,15 @@ def test_explanations_and_evaluations_are_those_of_the_grouping(shuffled, orders
     monkeypatch.setattr(reading, "ROWS_PER_TABLE", 6000)
     monkeypatch.setattr(explaining, "ROWS_PER_TABLE", 4000)
     tree, both = metrictree.load(TREE), metrictree.loads(FILTERS)
+    crm = metrictree.load(TREE.parent / "crm.tree")  # customer states: pairs with their rows, by key run too
     calls = _ran(monkeypatch)
 
     def results() -> tuple:
         return (tree.explain(data, "frequency", "2026-09", "2026-10", by=DIMS).to_dict(),
                 tree.explain(data, "frequency", "2026-06", "2026-07", by=DIMS).to_dict(),
                 both.evaluate(data, by=["region", "segment"]).to_pylist(),
-                both.evaluate(data, by=["channel"], start="2026-02", end="2026-05").to_pylist())
+                both.evaluate(data, by=["channel"], start="2026-02", end="2026-05").to_pylist(),
+                crm.evaluate(data, by=["region"]).to_pylist())
 
     monkeypatch.setattr(aggregating, "_ROWS_PER_RUN", 1)
     runs = results()

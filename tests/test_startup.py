@@ -148,6 +148,47 @@ def test_evaluate_from_the_python_api_imports_no_renderer_and_no_graph_library(t
     assert not {m for m in loaded if m in NOT_FOR_EVAL_OWN}
 
 
+@pytest.mark.parametrize("metric", ["churn_rate", "per_customer"])
+def test_explain_from_the_python_api_imports_no_graph_library(tmp_path, metric):
+    """explain walks the tree without NetworkX, and so do the trees its passes evaluate (time shifts as hidden
+    metrics, the drill-down's pass by every dimension, a distinct count's share among its segments)."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    days = [dt.date(2026, 1, 1) + dt.timedelta(days=i % 120) for i in range(600)]
+    pq.write_table(pa.table({"day": pa.array(days, pa.date32()),
+                             "region": [("north", "south")[i % 2] for i in range(600)],
+                             "customer_id": [f"c{i % 70}" for i in range(600)],
+                             "amount": [float(i % 17) for i in range(600)]}), tmp_path / "orders.parquet")
+    loaded = modules_after(textwrap.dedent(f"""
+        import metrictree
+        tree = metrictree.loads(open("t.tree").read() + "metric per_customer = revenue / customers\\n")
+        explained = tree.explain({{"orders": "orders.parquet"}}, "{metric}", "2026-02", "2026-03", by=["region"])
+        assert explained.metric == "{metric}"
+    """), tmp_path)
+    assert "metrictree.drilling" in loaded and "networkx" not in loaded
+
+
+def test_a_tree_with_more_metrics_is_the_same_with_or_without_its_graph_built():
+    import metrictree
+    from metrictree.model import Metric
+    from metrictree import syntax as s
+
+    extra = {"__shift0": Metric("__shift0", "derived", s.Name("customers"), inputs=("customers",))}
+    edges = [("__shift0", "customers")]
+    plain = metrictree.loads(TREE).with_metrics(extra, edges)
+    built = metrictree.loads(TREE)
+    assert built.graph is not None  # built before: its copy grows instead
+    built = built.with_metrics(extra, edges)
+    for tree in (plain, built):
+        assert list(tree.metrics) == [*metrictree.loads(TREE).metrics, "__shift0"]
+        assert tree.drivers("__shift0") == ["customers"] and tree.parents("customers") == ["churn_rate", "__shift0"]
+        assert tree.requirements(["__shift0"]) == ["customers", "__shift0"]
+    assert list(plain.graph.edges(data="kind")) == list(built.graph.edges(data="kind"))
+
+
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_eval_to_csv_or_json_imports_no_rich_and_no_renderer(tmp_path, fmt):
     _orders_file(tmp_path)
