@@ -262,8 +262,16 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     whatever the tables' size, and more tables only mean more merges."""
     at_most = metric in tree.metrics and not looks_back(
         tree, _below(tree, metric), registry or default_registry())
-    with reading.pieces_of(min(ROWS_PER_TABLE, reading.ROWS_PER_TABLE), at_most=at_most):
-        return _explain(tree, data, metric, baseline, current, by, grain, params, top, registry, evaluation)
+    passes: dict = {}  # the drill-down's passes by every dimension made first (`_one_read`), by source
+    try:
+        with reading.pieces_of(min(ROWS_PER_TABLE, reading.ROWS_PER_TABLE), at_most=at_most):
+            return _explain(tree, data, metric, baseline, current, by, grain, params, top, registry, evaluation,
+                            passes)
+    finally:
+        # The roll-ups begun beside the caller (`rollup.Fine.warm`) that nothing asked for are not computed
+        # after the explanation is over, whether it returned or failed.
+        for fine in passes.values():
+            fine.settle()
 
 
 # explain reads a source in tables of at most this many rows (evaluate: about `reading.ROWS_PER_TABLE`, 2M, whole row
@@ -274,7 +282,7 @@ ROWS_PER_TABLE = 1 << 20
 
 def _explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | None, current: str | None,
              by: Sequence[str] | str | None, grain: str | None, params: Mapping[str, Any] | None, top: int | None,
-             registry: Registry | None, evaluation: Evaluation | None) -> Explanation:
+             registry: Registry | None, evaluation: Evaluation | None, passes: dict) -> Explanation:
     registry = registry or default_registry()
     grain = periods.check_grain(grain or tree.grain)
     if metric not in tree.metrics:
@@ -299,15 +307,15 @@ def _explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | N
     influenced = any(tree.drivers(name, kind="influence") for name in prepared.wanted if name in tree.metrics)
     start = None if influenced or not (current_span and baseline_span) else min(current_span[0], baseline_span[0])
     needed = [*prepared.wanted, *prepared.hidden]
-    passes: dict = {}  # the drill-down's pass by every dimension, when made before the history (`_one_read`)
     shown = evaluation.table.column("period") if evaluation is not None else None
     if evaluation is not None and not evaluation.by and evaluation.grain == grain and end is not None and \
             set(needed) <= set(evaluation.table.column_names) and len(shown) and \
             periods.parse(shown[len(shown) - 1].as_py(), grain) >= end:
         observed_history = evaluation
     else:
-        passes, given, ridden = _one_read(tree, data, prepared, by, baseline_span, current_span, start, end, grain,
-                                          values_of_params, registry)
+        made, given, ridden = _one_read(tree, data, prepared, by, baseline_span, current_span, start, end, grain,
+                                        values_of_params, registry)
+        passes.update(made)
         observed_history = history(prepared, data, grain, values_of_params, end, registry, start, given, ridden)
     table = observed_history.table
     if table.num_rows == 0:
@@ -353,19 +361,13 @@ def _explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | N
     root_segments: tuple[Segment, ...] = ()
     reason, mix = None, ()
     if by and change:
-        try:
-            drilled = drill(tree, data, builder, by, spans, grain, values_of_params, registry, top,
-                            every_dimension, passes)
-        finally:
-            for fine in passes.values():
-                fine.settle()  # what the drill-down did not ask for is not computed
+        drilled = drill(tree, data, builder, by, spans, grain, values_of_params, registry, top,
+                        every_dimension, passes)
         drivers = tuple(_attach_segments(d, drilled.segments) for d in drivers)
         root_segments = drilled.segments.get(metric, ())
         root_causes, reason, mix, notes = drilled.root_causes, drilled.reason, drilled.mix, drilled.notes
     elif by:
         reason = f"{tree.metrics[metric].title} did not change: there is nothing to localise"
-    for fine in passes.values():
-        fine.settle()
     m = tree.metrics[metric]
     return Explanation(tree.name, metric, m.title, m.unit, m.direction, PeriodValue(b_label, root_b),
                        PeriodValue(c_label, root_c), change, change / abs(root_b) if root_b else None,

@@ -108,3 +108,25 @@ def test_what_nobody_asked_for_is_dropped(orders, monkeypatch):
     assert jobs[0].result().equals(_pass(orders).checked(WITHIN))
     cold = _pass(orders)
     assert fine.rolled(["channel"], COUNTS, WITHIN).equals(cold.rolled(["channel"], COUNTS, WITHIN))
+
+
+def test_an_explanation_that_fails_drops_what_was_begun(orders, monkeypatch):
+    """An error after the pass (here in the two states, before the drill-down) still settles it: nothing goes
+    on being computed on the thread for an explanation that is over (a server answers the next request)."""
+    from metrictree import explaining
+
+    settled = []
+    real = rollup.Fine.settle
+
+    def settle(self):
+        settled.append(self)
+        real(self)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("broken states")
+
+    monkeypatch.setattr(rollup.Fine, "settle", settle)
+    monkeypatch.setattr(explaining, "states", broken)
+    with pytest.raises(RuntimeError, match="broken states"):
+        TREE.explain({"orders": orders}, "ltv", "2026-09", "2026-10", by=DIMS)
+    assert settled and all(fine._started for fine in settled)  # the pass had begun its roll-ups, and was settled
