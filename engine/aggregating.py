@@ -620,6 +620,10 @@ def _regrouped(table: pa.Table, keys: list[str], ops: Mapping[str, str]) -> pa.T
 # (`_counted_in_runs`) when the runs average at least this many rows: one call per run then costs less than
 # hashing its rows with their key.
 _ROWS_PER_RUN = 1 << 10
+# ... and only for at most this many rows at once: sorting them takes 12 bytes a row beside them (their keys in one
+# array, and their order), 200 MB here; more rows (a 200M-row file's months, final only at its end) are merged one
+# range of keys at a time as before, whose memory is bounded by `_ROWS_PER_PART` (+1 GB at 200M rows otherwise).
+_ROWS_IN_RUNS = 1 << 22
 _RUN_TYPES = (pa.types.is_integer, pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
               pa.types.is_large_binary, pa.types.is_fixed_size_binary)
 
@@ -635,8 +639,8 @@ def _counted_in_runs(rows: pa.Table, per_key: pa.StructArray, mask_keys: list[st
     are not whole numbers or text (floating-point values are counted by the grouping, as everywhere else)."""
     values_type = rows.schema.field("__x").type
     keys = per_key.field("values")
-    if not rows.num_rows or len(keys) * _ROWS_PER_RUN > rows.num_rows or keys.null_count or \
-            not any(test(values_type) for test in _RUN_TYPES):
+    if not rows.num_rows or len(keys) * _ROWS_PER_RUN > rows.num_rows or rows.num_rows > _ROWS_IN_RUNS or \
+            keys.null_count or not any(test(values_type) for test in _RUN_TYPES):
         return None
     # Each run's rows are taken where they are (no sorted copy of every value: 8 bytes a row less at once).
     order = pc.sort_indices(rows.column(_KEY).combine_chunks())  # one array: a counting sort, not a merge of chunks

@@ -57,6 +57,19 @@ def test_runs_count_what_a_count_by_hand_counts(kind, filters, monkeypatch):
     assert counted.column("__key").to_pylist() == sorted(set(keys))
 
 
+def test_more_rows_than_runs_take_are_left_to_the_grouping(monkeypatch):
+    """Past `_ROWS_IN_RUNS` rows at once the runs' sort would hold 12 bytes a row beside them: the rows are left
+    to the grouping by ranges of keys, whose memory is bounded (its counts: the tests above, runs forced off)."""
+    monkeypatch.setattr(aggregating, "_ROWS_PER_RUN", 1)
+    rng = random.Random(3)
+    rows = pa.table({"__key": pa.array([rng.choice([1, 2, 3]) for _ in range(500)], pa.int32()),
+                     "__x": pa.array([rng.randrange(50) for _ in range(500)], pa.int64())})
+    per_key = pc.value_counts(rows.column("__key"))
+    assert aggregating._counted_in_runs(rows, per_key, [""], {}) is not None
+    monkeypatch.setattr(aggregating, "_ROWS_IN_RUNS", 499)
+    assert aggregating._counted_in_runs(rows, per_key, [""], {}) is None
+
+
 @pytest.mark.parametrize("kind", [pa.int64(), pa.string()])
 @pytest.mark.parametrize("rows", [False, True])
 def test_pairs_in_runs_are_the_pairs_of_the_grouping(kind, rows, monkeypatch):
