@@ -37,7 +37,7 @@ from .drilling import Part, RootCause, Segment, counts_entities, drill, first_re
 from .errors import DataError, UsageError, did_you_mean, error
 from .evaluating import Evaluation, looks_back, normalise_by, resolve_params
 from .functions import Registry
-from .model import Tree, _depths
+from .model import Tree, depths
 from .pluginmanager import registry as default_registry
 from .states import States, history, history_requests, prepare, states
 
@@ -376,7 +376,7 @@ def _explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | N
 
 def _check_depth(tree: Tree, metric: str) -> None:
     """Explain follows the drivers one level per call: refuse chains deeper than `stack.MAX_DEPTH`."""
-    depth = _depths({name: tree.drivers(name) for name in _below(tree, metric)})[metric] + 1
+    depth = depths({name: tree.drivers(name) for name in _below(tree, metric)})[metric] + 1
     if depth > stack.MAX_DEPTH:
         raise UsageError(error(
             f"'{metric}' sits on top of a chain of {depth} metrics; explain follows at most {stack.MAX_DEPTH}",

@@ -335,12 +335,12 @@ class Tree:
                 inputs[name] = self.drivers(name, kind="formula")
                 stack.extend(inputs[name])
         position = {name: i for i, name in enumerate(self.metrics)}
-        depth = _depths(inputs)
+        depth = depths(inputs)
         # Stable order: dependencies first, otherwise as declared.
         return sorted(inputs, key=lambda n: (depth[n], position[n]))
 
 
-def _depths(inputs: Mapping[str, Sequence[str]]) -> dict[str, int]:
+def depths(inputs: Mapping[str, Sequence[str]]) -> dict[str, int]:
     """How far each node is above the leaves (0 for a leaf), without recursion: trees may be thousands deep.
     ``inputs``: each node's children (a DAG, closed under children)."""
     depth: dict[str, int] = {}
