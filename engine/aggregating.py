@@ -629,25 +629,35 @@ _RUN_TYPES = (pa.types.is_integer, pa.types.is_string, pa.types.is_large_string,
               pa.types.is_large_binary, pa.types.is_fixed_size_binary)
 
 
+def _key_runs(rows: pa.Table, per_key: pa.StructArray) -> tuple[pa.Array, list[tuple[int, int]], pa.Array] | None:
+    """``rows`` (``__key``, ``__x`` …) by key run: the keys in order, each one's run as (start, size) in ``order``,
+    and ``order`` — the rows' indices sorted by key (a counting sort: keys are small integers; each run's rows are
+    then taken where they are, with no sorted copy of every value). ``per_key``: the rows' ``value_counts`` of
+    ``__key``. ``None`` when the runs are short (many keys: a call per run would cost more than hashing saves),
+    the rows too many at once (`_ROWS_IN_RUNS`), or the values neither whole numbers nor text."""
+    keys = per_key.field("values")
+    if not rows.num_rows or len(keys) * _ROWS_PER_RUN > rows.num_rows or rows.num_rows > _ROWS_IN_RUNS or \
+            keys.null_count or not any(test(rows.schema.field("__x").type) for test in _RUN_TYPES):
+        return None
+    order = pc.sort_indices(rows.column(_KEY).combine_chunks())  # one array: a counting sort, not a merge of chunks
+    in_order = pc.sort_indices(keys)
+    sizes = pc.take(per_key.field("counts"), in_order).to_pylist()
+    starts = itertools.accumulate(sizes[:-1], initial=0)
+    return pc.take(keys, in_order), list(zip(starts, sizes, strict=True)), order
+
+
 def _counted_in_runs(rows: pa.Table, per_key: pa.StructArray, mask_keys: list[str],
                      flags: dict[str, str]) -> pa.Table | None:
     """Per key, how many distinct values ``rows`` (``__key``, ``__x`` and the filters' flags; a pair may repeat)
     have under each filter (``__n0`` …): the counts a grouping by (key, value) gives, without hashing the key.
 
-    The rows are sorted by key (a counting sort: keys are small integers) and each key's run of values is
-    counted distinct on its own, the runs split among the cores. ``None`` (the caller groups by (key, value))
-    when the runs are short (many keys: a call per run would cost more than the hashing saves) or the values
-    are not whole numbers or text (floating-point values are counted by the grouping, as everywhere else)."""
-    values_type = rows.schema.field("__x").type
-    keys = per_key.field("values")
-    if not rows.num_rows or len(keys) * _ROWS_PER_RUN > rows.num_rows or rows.num_rows > _ROWS_IN_RUNS or \
-            keys.null_count or not any(test(values_type) for test in _RUN_TYPES):
+    Each key's run of values (`_key_runs`) is counted distinct on its own, the runs split among the cores.
+    ``None`` (the caller groups by (key, value)) where `_key_runs` takes no runs: floating-point values, for
+    one, are counted by the grouping, as everywhere else."""
+    found = _key_runs(rows, per_key)
+    if found is None:
         return None
-    # Each run's rows are taken where they are (no sorted copy of every value: 8 bytes a row less at once).
-    order = pc.sort_indices(rows.column(_KEY).combine_chunks())  # one array: a counting sort, not a merge of chunks
-    in_order = pc.sort_indices(keys)
-    keys, sizes = pc.take(keys, in_order), pc.take(per_key.field("counts"), in_order)
-    starts = pc.subtract(pc.cumulative_sum(sizes), sizes).to_pylist()
+    keys, runs, order = found
 
     def count(run: tuple[int, int]) -> list[int]:
         at = order.slice(*run)
@@ -656,7 +666,6 @@ def _counted_in_runs(rows: pa.Table, per_key: pa.StructArray, mask_keys: list[st
             run_values, pc.greater(pc.take(rows.column(flags[m]), at), 0)), mode="only_valid").as_py()
                 for m in mask_keys]
 
-    runs = list(zip(starts, sizes.to_pylist(), strict=True))
     if pa.cpu_count() < 2 or len(runs) < 2:
         counts = [count(run) for run in runs]
     else:
@@ -670,18 +679,12 @@ def _pairs_in_runs(part: pa.Table, rows: bool) -> pa.Table | None:
     """The distinct (``__key``, ``__x``) pairs of ``part`` (with their number of rows as ``count_all`` when
     ``rows``), as a grouping by the two columns gives them but by key run (see `_counted_in_runs`): the rows
     sorted by key, each run's values counted (`value_counts`). ``None`` under the same conditions."""
-    per_key = pc.value_counts(part.column(_KEY))
-    keys = per_key.field("values")
-    if not part.num_rows or len(keys) * _ROWS_PER_RUN > part.num_rows or keys.null_count or \
-            not any(test(part.schema.field("__x").type) for test in _RUN_TYPES):
+    runs = _key_runs(part, pc.value_counts(part.column(_KEY)))
+    if runs is None:
         return None
-    order = pc.sort_indices(part.column(_KEY).combine_chunks())
-    in_order = pc.sort_indices(keys)
-    keys, sizes = pc.take(keys, in_order).to_pylist(), pc.take(per_key.field("counts"), in_order).to_pylist()
-    found, start = [], 0
-    for size in sizes:
-        found.append(pc.value_counts(pc.take(part.column("__x"), order.slice(start, size))))
-        start += size
+    keys, spans, order = runs
+    found = [pc.value_counts(pc.take(part.column("__x"), order.slice(*span))) for span in spans]
+    keys = keys.to_pylist()
     kind = part.schema.field("__x").type
     key_type = part.schema.field(_KEY).type
     out = {_KEY: pa.chunked_array([pa.repeat(pa.scalar(k, key_type), len(f)) for k, f in zip(keys, found,
