@@ -332,13 +332,8 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
     if not isinstance(data, Mapping):
         raise UsageError(error(f"data must map source names to tables, got a {type(data).__name__}",
                                hint=f"e.g. data={{'{next(iter(tree.sources), 'orders')}': table}}", code="no-data"))
-    grain = periods.check_grain(grain or tree.grain)
-    by = normalise_by(tree, by)
-    selected = _selected(tree, metrics)
+    grain, by, selected, order, first, last = _asked(tree, grain, by, start, end, metrics)
     values = resolve_params(tree, params)
-    order = [n for n in tree.requirements(selected) if tree.metrics[n].kind != "group"]
-    first = periods.parse(start, grain) if start else None
-    last = periods.parse(end, grain, end=True) if end else None
     if first is not None and last is not None and first > last:
         raise UsageError(error(f"the range {start}..{end} is empty: it ends before it starts",
                                hint="swap --from and --to", code="period"))
@@ -410,13 +405,21 @@ def requests(tree: Tree, grain: str | None = None, by: Sequence[str] | str = (),
     """What `evaluate` with these arguments asks of the backends, one request a source (``given``: the names
     of the base metrics it would be given): riders for another evaluation's scans (`backends.Rider`)."""
     registry = registry or default_registry()
-    grain = periods.check_grain(grain or tree.grain)
-    by = normalise_by(tree, by)
-    order = [n for n in tree.requirements(_selected(tree, metrics)) if tree.metrics[n].kind != "group"]
-    first = periods.parse(start, grain) if start else None
-    last = periods.parse(end, grain, end=True) if end else None
+    grain, by, _, order, first, last = _asked(tree, grain, by, start, end, metrics)
     return list(_requests(tree, grain, by, first, last, order, resolve_params(tree, params), registry,
                           given).values())
+
+
+def _asked(tree: Tree, grain: str | None, by: Sequence[str] | str, start: str | None, end: str | None,
+           metrics: Sequence[str] | str | None) -> tuple[str, list[str], list[str], list[str], int | None, int | None]:
+    """What `evaluate` and `requests` are asked, checked: the grain, the dimensions, the metrics selected, every
+    metric they need (dependencies first) and the first and last periods (``None``: the data's own)."""
+    grain = periods.check_grain(grain or tree.grain)
+    selected = _selected(tree, metrics)
+    order = [n for n in tree.requirements(selected) if tree.metrics[n].kind != "group"]
+    first = periods.parse(start, grain) if start else None
+    last = periods.parse(end, grain, end=True) if end else None
+    return grain, normalise_by(tree, by), selected, order, first, last
 
 
 def _requests(tree: Tree, grain: str, by: list[str], first: int | None, last: int | None, order: list[str],

@@ -81,18 +81,22 @@ def history(prepared: Prepared, data, grain: str, params: Mapping[str, float], e
     """Every metric involved (and the hidden ones) per period, unsliced, from ``start`` (default: the
     beginning of the data; time shifts still see earlier periods) up to ``end``; ``given``: base metrics
     already counted, ``ridden``: its reads already made in another evaluation's (see `evaluating.evaluate`)."""
-    return evaluate(prepared.tree, data, grain=grain, metrics=[*prepared.wanted, *prepared.hidden], params=params,
-                    start=periods.label(start, grain) if start is not None else None,
-                    end=periods.label(end, grain) if end is not None else None, registry=registry, given=given,
+    return evaluate(prepared.tree, data, **_history_of(prepared, grain, params, end, registry, start), given=given,
                     ridden=ridden)
 
 
 def history_requests(prepared: Prepared, grain: str, params: Mapping[str, float], end: int | None,
                      registry: Registry, start: int | None = None, given=()) -> list:
     """What `history` with these arguments asks of the backends (`evaluating.requests`)."""
-    return requests(prepared.tree, grain=grain, metrics=[*prepared.wanted, *prepared.hidden], params=params,
-                    start=periods.label(start, grain) if start is not None else None,
-                    end=periods.label(end, grain) if end is not None else None, registry=registry, given=given)
+    return requests(prepared.tree, **_history_of(prepared, grain, params, end, registry, start), given=given)
+
+
+def _history_of(prepared: Prepared, grain: str, params: Mapping[str, float], end: int | None, registry: Registry,
+                start: int | None) -> dict:
+    """The evaluation `history` makes, as keyword arguments of `evaluating.evaluate` and `evaluating.requests`."""
+    return {"grain": grain, "metrics": [*prepared.wanted, *prepared.hidden], "params": params,
+            "start": periods.label(start, grain) if start is not None else None,
+            "end": periods.label(end, grain) if end is not None else None, "registry": registry}
 
 
 def observed(table: pa.Table, names: list[str], spans: list[tuple[int, int]], first: int) -> dict[str, pa.Array]:
