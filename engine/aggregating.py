@@ -724,8 +724,37 @@ def _deduplicated(pieces: list[pa.Table]) -> pa.Table:
         repeated = pc.is_in(piece.column(_KEY), value_set=shared)
         apart.append(piece.filter(pc.invert(repeated)))
         together.append(piece.filter(repeated))
-    merged = _regrouped(pa.concat_tables(together, promote_options="permissive").unify_dictionaries(), ["__x"], ops)
+    merging = pa.concat_tables(together, promote_options="permissive").unify_dictionaries()
+    # Of those pairs, most are in one piece only (a customer active in the month's part in one of them): only the
+    # pairs found more than once are merged. Found by sorting one int64 a pair: 5.1M pairs (by channel x region x
+    # segment, ten pieces) in 0.5 s, against 1.6 s to group them all by two columns and 3.2 s to count them in a hash
+    # table (nearly all distinct). Two cores do not help: it is the first touch of fresh memory that costs.
+    once, twice = _split_repeated(merging)
+    if once is not None:
+        apart.append(merging.take(once))
+        merging = merging.take(twice)
+    merged = _regrouped(merging, ["__x"], ops)
     return pa.concat_tables([*apart, merged.select(pieces[0].column_names)], promote_options="permissive")
+
+
+def _split_repeated(pairs: pa.Table) -> tuple[pa.Array, pa.Array] | tuple[None, None]:
+    """The rows of the (key, value) pairs found once in ``pairs``, and those of the pairs found more than once; ``None``
+    twice when the pairs are not both integers that one int64 can hold (values not coded: text, nulls)."""
+    key, value = _array(pairs.column(_KEY)), _array(pairs.column("__x"))
+    if not len(key) or not (pa.types.is_integer(key.type) and pa.types.is_integer(value.type)) or \
+            key.null_count or value.null_count:
+        return None, None
+    keys, values = pc.min_max(key), pc.min_max(value)
+    if keys["min"].as_py() < 0 or values["min"].as_py() < 0 or \
+            (keys["max"].as_py() + 1) * (values["max"].as_py() + 1) >= 1 << 63:
+        return None, None
+    code = pc.add(pc.multiply(pc.cast(key, pa.int64()), values["max"].as_py() + 1), pc.cast(value, pa.int64()))
+    order = pc.sort_indices(code)
+    ordered = pc.take(code, order)
+    same = pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))  # equal to the next one
+    no = pa.array([False])
+    repeated = pc.or_(pa.concat_arrays([no, same]), pa.concat_arrays([same, no]))
+    return pc.filter(order, pc.invert(repeated)), pc.filter(order, repeated)
 
 
 def _presence_tables(keys: GroupKeys, found: Mapping[str, pa.Table], presences: Mapping[str, s.Call],
