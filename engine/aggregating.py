@@ -121,7 +121,15 @@ def _type_hint(args) -> str:
                                                                or pa.types.is_large_string(a.type)):
             valid = pc.drop_null(a)
             if len(valid):
-                example = str(valid[0].as_py())[:20]
+                # The first value that is not a number (others may be: "28.90" beside "12,50").
+                numbers = pc.match_substring_regex(valid, r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+                bad = pc.filter(valid, pc.invert(numbers))
+                example = str((bad if len(bad) else valid)[0].as_py())[:20]
+                points = pc.filter(valid, pc.match_substring_regex(valid, r"^\s*[-+]?\d*\.\d+\s*$"))
+                if re.fullmatch(r"-?\d+,\d+", example.strip()) and len(points):
+                    return (f"its values are text: some have a decimal point ({str(points[0].as_py())[:20]!r}) and "
+                            f"some a decimal comma ({example!r}, {len(bad):,} of {len(valid):,} values here); write "
+                            "them all one way, or cast the column when exporting")
                 if re.fullmatch(r"-?\d+,\d+", example.strip()):
                     return (f"its values are text, like {example!r}: numbers with a decimal comma; for a CSV file, "
                             "name it after the path, e.g. --data orders=orders.csv?decimal=, (the same in the Python "
@@ -213,7 +221,7 @@ class _Planned:
     dims: tuple[str, ...]
     custom: tuple[pa.Table, ...]
     presences: Mapping[str, s.Call]
-    skipped: Mapping[str, tuple[int, str, str]]  # metric → (rows, entity column, function)
+    skipped: Mapping[tuple[str, str], int]  # (metric, why) → how many rows: rows a metric's function left out
 
     @property
     def streams(self) -> bool:
@@ -226,10 +234,9 @@ def _mergeable(sp: _Spec) -> bool:
         sp.how == "mean" and _is_plain_number(sp.values))
 
 
-def _skipped(planned_skips: Mapping[str, tuple[int, str, str]], source: Source) -> tuple[tuple[str, int, str], ...]:
-    return tuple((metric, rows, f"{rows:,} row(s) of source '{source.name}' have no {entity} (guest rows) and are "
-                                f"not counted as customers by {function}()")
-                 for metric, (rows, entity, function) in planned_skips.items() if rows)
+def _skipped(planned_skips: Mapping[tuple[str, str], int], source: Source) -> tuple[tuple[str, int, str], ...]:
+    return tuple((metric, rows, f"{rows:,} row(s) of source '{source.name}' {why}")
+                 for (metric, why), rows in planned_skips.items() if rows)
 
 
 def aggregate(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric], grain: str, by: list[str],
@@ -307,7 +314,7 @@ class _StreamState:
         self.counted_by: dict[str, tuple] = {}  # per column: its filters, their flag columns, whether states read it
         self.done: dict[str, list[pa.Table]] = {}  # per column: distinct counts of the periods already final
         self.how: dict[str, str] = {}
-        self.skipped: dict[str, list] = {}
+        self.skipped: dict[tuple[str, str], int] = {}
         self.wanted = self.steps = self.mask_columns = None
         self._holding: ThreadPoolExecutor | None = None  # merges each piece's pairs while the next is worked on
         self._pending: list = []
@@ -334,9 +341,8 @@ class _StreamState:
                 self.counted_by[group[0].column] = (mask_keys, _flags(group),
                                                     any(sp.how == "presence" for sp in group))
             self._hold(planned.keys, found, complete_before)
-        for metric, (rows, entity, function) in planned.skipped.items():
-            before = self.skipped.get(metric, [0, entity, function])
-            self.skipped[metric] = [before[0] + rows, entity, function]
+        for skip, rows in planned.skipped.items():
+            self.skipped[skip] = self.skipped.get(skip, 0) + rows
 
     def _hold(self, keys: GroupKeys, found: dict, complete_before: int | None) -> None:
         """Merge a piece's distinct pairs into those held (`_held`). Customer states' values are coded on one
@@ -605,7 +611,7 @@ class _StreamState:
         table = pa.table({**keys.decode(present), **{sp.column: results[sp.column] for sp in specs
                                                      if sp.how != "presence"}})
         extra = _presence_tables(keys, found, planned.presences, source)
-        skipped = _skipped({m: tuple(v) for m, v in self.skipped.items()}, source)
+        skipped = _skipped(self.skipped, source)
         return SourceAggregate(source, table, planned.plans, planned.dims, tuple(extra), skipped)
 
 
@@ -781,8 +787,17 @@ def _plan(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric], gr
     custom: list[pa.Table] = []
     plans: dict[str, tuple[CallPlan, ...]] = {}
     presences: dict[str, s.Call] = {}
-    skipped: dict[str, tuple[int, str, str]] = {}
-    null_entities: dict[tuple[int, str], int] = {}
+    skipped: dict[tuple[str, str], int] = {}
+    nulls_kept: dict[tuple[int, str], int] = {}
+
+    def kept_nulls(values: pa.ChunkedArray | pa.Array, mask, mask_key: str) -> int:
+        """How many rows the filter keeps have no value in ``values`` (counted once per column and filter)."""
+        if (id(values), mask_key) not in nulls_kept:
+            nulls = values.null_count
+            if nulls and mask is not None:
+                nulls = pc.sum(pc.cast(pc.and_(mask, pc.is_null(values)), pa.int64())).as_py() or 0
+            nulls_kept[(id(values), mask_key)] = nulls
+        return nulls_kept[(id(values), mask_key)]
 
     def column(node: s.Column):
         if node.column not in columns:
@@ -824,14 +839,11 @@ def _plan(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric], gr
         """A presence partial: its reduce gets the (entity, slice, period) triples of the kept rows."""
         values = partial.values
         held.extend([values, partial.extra])
-        if metric.name not in skipped:
-            # The kept rows without an entity, counted once per entity column and filter.
-            if (id(values), mask_key) not in null_entities:
-                nulls = values.null_count
-                if nulls and mask is not None:
-                    nulls = pc.sum(pc.cast(pc.and_(mask, pc.is_null(values)), pa.int64())).as_py() or 0
-                null_entities[(id(values), mask_key)] = nulls
-            skipped[metric.name] = (null_entities[(id(values), mask_key)], source.entity or "an entity", call.name)
+        if not any(m == metric.name for m, _ in skipped):
+            # The kept rows without an entity (once a metric).
+            why = (f"have no {source.entity or 'entity'} (guest rows) and are not counted as customers by "
+                   f"{call.name}()")
+            skipped[metric.name, why] = kept_nulls(values, mask, mask_key)
         key = ("presence", len(specs))
         specs[key] = _Spec(f"__p{len(specs)}", "presence", values, mask_key, partial.extra, partial.reduce)
         presences[specs[key].column] = call
@@ -865,6 +877,14 @@ def _plan(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric], gr
                     raise DataError(error(f"{problem}: {read} (in source '{source.name}')", call.span,
                                           _type_hint(args) if column_type and "source itself" not in problem
                                           else None, "type"))
+            if call.name != "count" and call.args and isinstance(call.args[0], s.Column) and \
+                    isinstance(args[0], (pa.Array, pa.ChunkedArray)) and args[0].null_count:
+                # Rows the filter keeps with no value to aggregate are left out, and said so (count() of a column
+                # counts its values: that is what it asks).
+                read = call.args[0].column
+                why = (f"have no {s.spell(read)} ({'guest rows' if read == source.entity else 'null'}) and are left "
+                       f"out of {call.name}()")
+                skipped[metric.name, why] = max(skipped.get((metric.name, why), 0), kept_nulls(args[0], mask, mask_key))
             ctx = AggregateContext(source.name, table.num_rows, period,
                                    column(s.Column(source.name, source.entity)) if fn.entity else None, mask, grain,
                                    table.column(source.time))

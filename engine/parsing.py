@@ -695,4 +695,10 @@ def _diagnose(exc: lark.exceptions.UnexpectedInput, source: SourceFile) -> Diagn
     if token.type in ("NUMBER", "SIGNED_INT", "SIGNED_NUMBER") and expected == {"NAME"}:
         return error(f"expected a name, found the number {token}", span,
                      "names start with a letter or '_' (e.g. m2_revenue)", "syntax")
+    if token.type == "STRING" and "NAME" in expected and "STRING" not in expected:
+        # A column written as text: `time "Order Date"`.
+        name = token[1:-1]
+        return error(f"expected a name, found the string {token}", span,
+                     f"write the name without quotes: {name}" if re.fullmatch(r"(?!\d)\w+", name) else
+                     f"a name that is not one word is written in backticks, not quotes: `{name}`", "syntax")
     return error(f"unexpected {_token_text(token)}", span, _expected_text(expected), "syntax")

@@ -533,7 +533,7 @@ def check_schema(source: Source, schema: pa.Schema, needs: list[Need]) -> pa.Dat
         raise DataError(error(
             f"the time column '{source.time}' of source '{source.name}' holds {time_type}, not dates or timestamps",
             span, "store it as a date or timestamp (in CSV, ISO dates like 2026-10-05 are read as dates; "
-                  f'in pandas use pd.to_datetime), or name its format: time {source.time} format '
+                  f'in pandas use pd.to_datetime), or name its format: time {spell(source.time)} format '
                   '"%d/%m/%Y %H:%M"', "time-type"))
     return time_type
 

@@ -117,6 +117,16 @@ shop.tree:1:8: error: expected a name, found the number 2
     1 | metric 2x = a
       |        ^
 hint: names start with a letter or '_' (e.g. m2_revenue)"""),
+    "column in quotes": ('source orders {\n    time "Order Date"\n}', """\
+shop.tree:2:10: error: expected a name, found the string "Order Date"
+    2 |     time "Order Date"
+      |          ^^^^^^^^^^^^
+hint: a name that is not one word is written in backticks, not quotes: `Order Date`"""),
+    "one-word column in quotes": ('metric x = sum(orders."amount")', """\
+shop.tree:1:23: error: expected a name, found the string "amount"
+    1 | metric x = sum(orders."amount")
+      |                       ^^^^^^^^
+hint: write the name without quotes: amount"""),
     "unclosed bracket": ("metric x = sum(orders.amount", """\
 shop.tree:1:28: error: the file ends inside brackets
     1 | metric x = sum(orders.amount

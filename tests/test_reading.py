@@ -226,6 +226,17 @@ def test_wrong_column_type_names_the_function_and_line(tree):
     assert "metric revenue = sum(orders.amount)" in message
 
 
+def test_wrong_column_type_shows_a_value_that_is_not_a_number(tree):
+    message = _error(tree, {"orders": ORDERS.set_column(2, "amount", pa.array(["10.5", "2.5", "$4.25", "1"]))})
+    assert "its values are text, like '$4.25'" in message
+
+
+def test_decimal_points_and_commas_in_one_column_are_named(tree):
+    message = _error(tree, {"orders": ORDERS.set_column(2, "amount", pa.array(["10.5", "2,5", "4,25", None]))})
+    assert ("some have a decimal point ('10.5') and some a decimal comma ('2,5', 2 of 3 values here); write them "
+            "all one way") in message
+
+
 def test_empty_data(tree):
     message = _error(tree, {"orders": ORDERS.slice(0, 0)})
     assert "<string>:4:8: error: source 'orders' has no rows" in message
@@ -321,3 +332,10 @@ def test_an_empty_csv_field_is_missing_in_a_text_column_too(tmp_path):
                       "channel": ["web", None, "web"]})
     assert from_csv == tree.evaluate({"orders": given}).to_pydict() == {
         "period": ["2026-01"], "buyers": [2], "channels": [1]}
+
+
+def test_the_format_hint_writes_a_time_column_that_is_not_one_word_in_backticks(tmp_path):
+    tree = metrictree.loads('tree t\nsource orders {\n    time `Order Date`\n}\nmetric n = count(orders)\n', "t.tree")
+    (tmp_path / "orders.csv").write_text("Order Date,x\n05.01.2026,1\n")
+    message = _error(tree, {"orders": tmp_path / "orders.csv"})
+    assert 'or name its format: time `Order Date` format "%d/%m/%Y %H:%M"' in message

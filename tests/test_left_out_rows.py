@@ -1,0 +1,94 @@
+"""Rows a metric's function leaves out for want of a value are said so (`Evaluation.skipped`, a note in the CLI):
+an empty amount is not summed, a guest order has no customer to count. Nothing is dropped silently."""
+
+from __future__ import annotations
+
+import datetime as dt
+import textwrap
+
+import pyarrow as pa
+from click.testing import CliRunner
+
+import metrictree
+from metrictree.cli import main
+
+TREE = textwrap.dedent("""\
+    tree shop
+    grain month
+    source orders {
+        time day
+        dimensions region
+        entity customer
+    }
+    metric revenue = sum(orders.amount) where orders.status == "paid"
+    metric biggest = max(orders.amount)
+    metric with_amount = count(orders.amount)
+    metric customers = count_distinct(orders.customer) where orders.status == "paid"
+    metric aov = revenue / customers
+""")
+
+ORDERS = pa.table({
+    "day": [dt.date(2026, 1, d) for d in (2, 3, 4, 5, 6)],
+    "region": ["N", "N", "S", "S", "S"],
+    "customer": ["a", None, "b", None, "c"],
+    "status": ["paid", "paid", "paid", "refunded", "paid"],
+    "amount": [10.0, None, 5.0, None, None],
+})
+
+
+def _left_out(evaluation) -> dict[str, list[tuple[int, str]]]:
+    found: dict[str, list[tuple[int, str]]] = {}
+    for skip in evaluation.skipped:
+        found.setdefault(skip.metric, []).append((skip.rows, skip.reason))
+    return found
+
+
+def test_rows_without_a_value_are_counted_among_the_rows_the_filter_keeps():
+    evaluation = metrictree.loads(TREE).evaluation({"orders": ORDERS})
+    left_out = _left_out(evaluation)
+    # Two paid orders have no amount (the refunded one is not read by revenue); max() reads every row.
+    assert left_out["revenue"] == [(2, "2 row(s) of source 'orders' have no amount (null) and are left out of sum()")]
+    assert left_out["biggest"] == [(3, "3 row(s) of source 'orders' have no amount (null) and are left out of max()")]
+    assert left_out["customers"] == [
+        (1, "1 row(s) of source 'orders' have no customer (guest rows) and are left out of count_distinct()")]
+    # count() of a column counts its values: that is what it asks, so nothing is said.
+    assert "with_amount" not in left_out
+    assert evaluation.table.column("revenue").to_pylist() == [15.0]
+
+
+def test_a_clean_column_says_nothing():
+    clean = ORDERS.set_column(4, "amount", pa.array([10.0, 1.0, 5.0, 2.0, 3.0]))
+    clean = clean.set_column(2, "customer", pa.array(["a", "a", "b", "b", "c"]))
+    assert metrictree.loads(TREE).evaluation({"orders": clean}).skipped == ()
+
+
+def test_the_rows_left_out_are_added_up_over_the_pieces_of_a_file(tmp_path, monkeypatch):
+    from metrictree import reading
+    import pyarrow.parquet as pq
+
+    many = pa.concat_tables([ORDERS] * 40)
+    pq.write_table(many, tmp_path / "orders.parquet", row_group_size=7)
+    real_scan = reading.scan
+    pieces = []
+
+    def small_scan(*args, **kwargs):
+        for piece in real_scan(*args, **{**kwargs, "rows_per_table": 7}):
+            pieces.append(piece)
+            yield piece
+
+    monkeypatch.setattr(reading, "scan", small_scan)
+    left_out = _left_out(metrictree.loads(TREE).evaluation({"orders": str(tmp_path / "orders.parquet")}))
+    assert len(pieces) > 10
+    assert [rows for rows, _ in left_out["revenue"]] == [80]
+    assert [rows for rows, _ in left_out["customers"]] == [40]
+
+
+def test_the_cli_says_which_rows_it_left_out(tmp_path):
+    (tmp_path / "shop.tree").write_text(TREE)
+    (tmp_path / "orders.csv").write_text("day,region,customer,status,amount\n2026-01-02,N,a,paid,10\n"
+                                         "2026-01-03,N,b,paid,\n")
+    result = CliRunner().invoke(main, ["eval", str(tmp_path / "shop.tree"), "--data",
+                                       f"orders={tmp_path / 'orders.csv'}"])
+    assert result.exit_code == 0, result.output
+    assert "note: revenue: 1 row(s) of source 'orders' have no amount (null) and are left out of sum()" in \
+        result.stderr
