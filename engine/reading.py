@@ -2,8 +2,8 @@
 
 Accepted for each source: a ``pyarrow.Table`` or ``RecordBatch``, a
 ``pyarrow.dataset.Dataset``, a path to a Parquet, CSV or Arrow IPC file or to a
-(partitioned) folder of them, or any object with ``__arrow_c_stream__`` (polars,
-pandas, DuckDB relations). Only the columns the tree needs are read; string
+(partitioned) folder of them, a polars LazyFrame (collected first), or any object
+with ``__arrow_c_stream__`` (polars, pandas, DuckDB relations). Only the columns the tree needs are read; string
 dimensions, the text columns only ``where`` filters compare and those only counted
 distinct are read dictionary-encoded (one dictionary per column, whatever the row groups
 brought: `one_dictionary`); and
@@ -263,13 +263,22 @@ def as_arrow(value: Any, source: Source, dictionary_columns: list[str]) -> pa.Ta
             first = exc.diagnostics[0]
             raise DataError(attrs.evolve(first, message=f"source '{source.name}': {first.message}",
                                          span=first.span or source.span)) from None
+    if type(value).__module__.startswith("polars") and type(value).__name__ == "LazyFrame":
+        # A polars query not run yet: run it (polars' own engine), then read its frame as any other.
+        try:
+            value = value.collect()
+        except Exception as exc:  # noqa: BLE001 — polars' errors have no common base worth importing polars for
+            raise DataError(error(f"cannot read the data for source '{source.name}': the polars LazyFrame failed: "
+                                  f"{exc}", source.span, "check the query in polars (lazy.collect())",
+                                  "no-data")) from None
     if hasattr(value, "__arrow_c_stream__"):
         return _without_views(pa.RecordBatchReader.from_stream(value).read_all())
     if type(value).__module__.startswith("pandas"):
         return pa.Table.from_pandas(value, preserve_index=False)
     raise DataError(error(f"cannot read the data for source '{source.name}' from a {type(value).__name__}",
-                          source.span, "pass a pyarrow Table or Dataset, a file path, or an object with "
-                                       "__arrow_c_stream__ (polars, pandas, DuckDB)", "no-data"))
+                          source.span, "pass a pyarrow Table or Dataset, a file path, a polars DataFrame or LazyFrame, "
+                                       "a pandas DataFrame, or an object with __arrow_c_stream__ (DuckDB)",
+                          "no-data"))
 
 
 def _is_dataset(value: Any) -> bool:

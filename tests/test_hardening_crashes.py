@@ -222,6 +222,9 @@ def _inputs(kind: str) -> dict:
     if kind == "polars":
         pl = pytest.importorskip("polars")
         return {k: pl.from_arrow(v) for k, v in data.items()}
+    if kind == "polars lazy":
+        pl = pytest.importorskip("polars")
+        return {k: pl.from_arrow(v).lazy() for k, v in data.items()}
     duckdb = pytest.importorskip("duckdb")
     con = duckdb.connect()
     out = {}
@@ -231,7 +234,7 @@ def _inputs(kind: str) -> dict:
     return out
 
 
-@pytest.mark.parametrize("kind", ["pandas", "polars", "duckdb"])
+@pytest.mark.parametrize("kind", ["pandas", "polars", "polars lazy", "duckdb"])
 @pytest.mark.parametrize("tree_file", sorted((ROOT / "trees").glob("*.tree")), ids=lambda p: p.stem)
 def test_every_bundled_tree_on_dataframe_input(kind, tree_file):
     tree = metrictree.load(tree_file)
@@ -245,6 +248,18 @@ def test_every_bundled_tree_on_dataframe_input(kind, tree_file):
             if name not in ("period", *by) else got.column(name).to_pylist() == expected.column(name).to_pylist()
     top = next(m for m in tree.roots() if tree.metrics[m].kind != "group")
     assert tree.explain(inputs, top).change == pytest.approx(tree.explain(arrow, top).change)
+
+
+def test_a_polars_query_that_fails_is_a_data_error_for_its_source():
+    pl = pytest.importorskip("polars")
+    tree = metrictree.load(ROOT / "trees" / "crm_ltv.tree")
+    data = sample_data()
+    broken = pl.from_arrow(data["orders"]).lazy().select(pl.col("no_such_column"))
+    with pytest.raises(DataError) as caught:
+        tree.evaluate({**data, "orders": broken})
+    message = str(caught.value)
+    assert "cannot read the data for source 'orders': the polars LazyFrame failed" in message
+    assert "no_such_column" in message and "Traceback" not in message
 
 
 # --------------------------------------------------------------------------- 15: rows with no time
