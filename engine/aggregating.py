@@ -310,6 +310,7 @@ class _StreamState:
         self.numbers = GroupNumbers((PERIOD, *dims))
         self.merged_rows: dict[str, int] = {}
         self.repeated: set[str] = set()  # columns whose held tables may repeat a pair (kept rows, not yet grouped)
+        self.settled: dict[str, list[pa.Table]] = {}  # per customer state's column: its final periods' pairs, merged
         self.vocabulary: dict[str, pa.Array] = {}  # per column: its distinct values, in code order
         self.counted_by: dict[str, tuple] = {}  # per column: its filters, their flag columns, whether states read it
         self.done: dict[str, list[pa.Table]] = {}  # per column: distinct counts of the periods already final
@@ -391,6 +392,13 @@ class _StreamState:
                 # Every pair final (a range of periods ending before the data does): an empty table still
                 # says what the pairs' columns are when the state finishes.
                 held[:] = self._finalised(name, held, complete_before, mask_keys, flags) or [held[-1].slice(0, 0)]
+            elif complete_before is not None:
+                # A customer state's pairs of the periods now final are merged here, beside the reading of the
+                # next pieces, not all at the end (`finish`): no later piece adds to them.
+                finals, rest = self._split_at(held, complete_before)
+                if finals:
+                    self.settled.setdefault(name, []).append(_deduplicated(finals))
+                held[:] = rest or [held[-1].slice(0, 0)]
             # Pairs repeated across batches (a customer active in the same month in two of them) are held
             # once they outgrow what was merged last: amortised, each pair is merged a bounded number of times.
             size = sum(p.num_rows for p in held)
@@ -451,24 +459,7 @@ class _StreamState:
                    flags: dict[str, str]) -> list[pa.Table]:
         """Count the pairs of the periods before ``before`` (no later piece has rows there; ``None``: every
         period, and the rows without one) and drop them."""
-        # Only the tables that straddle ``before`` are split (copied); the others move as they are.
-        finals, rest = [], []
-        period_of = self.numbers.values()[PERIOD] if before is not None else None
-        for table in held:
-            if before is None:
-                finals.append(table)
-                continue
-            period = pc.take(period_of, table.column(_KEY))
-            low, high = (v.as_py() for v in pc.min_max(period).values())
-            if high is not None and high < before and not period.null_count:
-                finals.append(table)
-            elif low is not None and low >= before:
-                rest.append(table)
-            elif table.num_rows:
-                early = pc.less(period, pa.scalar(before, period.type))
-                finals.append(table.filter(early))
-                rest.append(table.filter(pc.invert(early)))  # rows without a time fall in no period
-        finals = [t for t in finals if t.num_rows]
+        finals, rest = self._split_at(held, before) if before is not None else ([t for t in held if t.num_rows], [])
         if finals:
             final = pa.concat_tables(finals, promote_options="permissive").unify_dictionaries() \
                 if len(finals) > 1 else finals[0]
@@ -484,6 +475,24 @@ class _StreamState:
                 done = self._group_values(done.rename_columns([c.removesuffix("_sum") for c in done.column_names]))
             self.done.setdefault(name, []).append(done)
         return rest
+
+    def _split_at(self, held: list[pa.Table], before: int) -> tuple[list[pa.Table], list[pa.Table]]:
+        """The pairs of the periods before ``before`` (none empty), and the others: only the tables that straddle
+        ``before`` are split (copied); the others move as they are."""
+        finals, rest = [], []
+        period_of = self.numbers.values()[PERIOD]
+        for table in held:
+            period = pc.take(period_of, table.column(_KEY))
+            low, high = (v.as_py() for v in pc.min_max(period).values())
+            if high is not None and high < before and not period.null_count:
+                finals.append(table)
+            elif low is not None and low >= before:
+                rest.append(table)
+            elif table.num_rows:
+                early = pc.less(period, pa.scalar(before, period.type))
+                finals.append(table.filter(early))
+                rest.append(table.filter(pc.invert(early)))  # rows without a time fall in no period
+        return [t for t in finals if t.num_rows], rest
 
     def _counted_once(self, pairs: pa.Table, mask_keys: list[str], flags: dict[str, str]) -> pa.Table:
         """Per (period, dimensions): how many distinct values ``pairs`` (by group number, some repeated) have
@@ -578,7 +587,9 @@ class _StreamState:
         key_of = _array(coded[len(self.groups)].column(_KEY)) if names else None
         first = groups[0] if len(groups) == 1 else _regrouped(pa.concat_tables(groups), [*self.mask_columns.values()],
                                                             self.how)
-        pair_tables = {n: _deduplicated([self._rekeyed(p, key_of) for p in self.pairs[n]]) for n in names}
+        # Each settled table holds periods of its own, merged already: only the pieces' pairs still held can repeat.
+        pair_tables = {n: _deduplicated([self._rekeyed(p, key_of) for p in [*self.settled.get(n, []), *self.pairs[n]]])
+                       for n in names}
 
         specs = list(planned.specs)
         combinable = [sp for sp in specs if sp.how in _COMBINE or sp.how == "mean"]
