@@ -15,11 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pyarrow as pa
 from sqlglot import exp
 
 from .. import lazy
-from ..errors import DataError, error
+from ..errors import DataError, did_you_mean, error
 from .rowsql import literal
 from .sql import DEFAULT_TIMEOUT, SqlEngine, SqlTable, Watch, qualified, timeout_seconds
 
@@ -56,8 +57,15 @@ class DuckDB(SqlEngine):
             return cls(duckdb.connect(), where="DuckDB", timeout=timeout)
         path = Path(path).expanduser()
         if not path.exists():
-            raise DataError(error(f"no DuckDB database at {path}", hint="check the path in the duckdb:// URL",
-                                  code="no-data"))
+            hint = "check the path in the duckdb:// URL"
+            absolute = Path("/", path)
+            if not path.is_absolute() and absolute.exists():
+                # duckdb:///tmp/shop.duckdb is the relative path tmp/shop.duckdb, as in SQLAlchemy's URLs.
+                hint = (f"there is one at {absolute}: an absolute path takes four slashes, "
+                        f"duckdb:///{absolute}")
+            else:
+                hint += f" (relative to {Path.cwd()}; an absolute path takes four slashes: duckdb:////data/shop.duckdb)"
+            raise DataError(error(f"no DuckDB database at {path}", hint=hint, code="no-data"))
         try:
             return cls(duckdb.connect(str(path), read_only=True), where=str(path), timeout=timeout)
         except duckdb.Error as exc:
@@ -109,4 +117,20 @@ class DuckDB(SqlEngine):
     def schema(self, table: SqlTable) -> pa.Schema:
         probe = exp.select(exp.Star()).from_(table.relation).limit(0)
         return self.fetch(table, self.sql(probe)).schema
+
+    def problem(self, table: SqlTable, exc: Exception) -> DataError:
+        """A failed query as the user's problem; a table the database does not have comes with the ones it has."""
+        found = super().problem(table, exc)
+        if self.connection is None or not type(exc).__name__ == "CatalogException":
+            return found
+        try:
+            names = [f"{s}.{n}" if s != "main" else n for s, n in self.connection.sql(
+                "select table_schema, table_name from information_schema.tables order by 1, 2").fetchall()]
+        except _module().Error:
+            return found
+        wanted = table.relation.name if isinstance(table.relation, exp.Table) else ""
+        shown = ", ".join(names[:12]) + (" …" if len(names) > 12 else "") if names else "none"
+        hint = (did_you_mean(wanted, names) + " " if wanted and did_you_mean(wanted, names) else "") + \
+            f"the tables in {self.where}: {shown}"
+        return DataError(attrs.evolve(found.diagnostics[0], hint=hint))
 

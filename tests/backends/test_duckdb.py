@@ -98,6 +98,26 @@ def test_missing_table_column_and_file_are_clear_errors(tree, sample, files):
         tree.evaluate({**sample, "orders": "duckdb:///nowhere/shop.duckdb#orders"})
 
 
+def test_a_table_the_database_lacks_comes_with_the_tables_it_has(tree, sample, files):
+    _, database = files
+    with pytest.raises(DataError) as caught:
+        tree.evaluate({**sample, "orders": f"duckdb:///{database}#order"})
+    hint = caught.value.diagnostics[0].hint
+    assert hint == f"did you mean 'orders'? the tables in {database}: emails, orders, spend, subscriptions, surveys, " \
+                   "traffic"
+
+
+def test_an_absolute_path_written_with_three_slashes_is_pointed_out(tree, sample, files, monkeypatch):
+    _, database = files
+    monkeypatch.chdir(database.parent.parent)  # so that the relative path reading of /tmp/… does not exist
+    with pytest.raises(DataError) as caught:
+        tree.evaluate({**sample, "orders": f"duckdb://{database}#orders"})
+    diagnostic = caught.value.diagnostics[0]
+    assert diagnostic.message == f"no DuckDB database at {str(database).lstrip('/')}"
+    assert diagnostic.hint == (f"there is one at {database}: an absolute path takes four slashes, "
+                               f"duckdb:///{database}")
+
+
 def test_an_aggregate_without_a_sql_form_is_named(tmp_path, sample):
     from metrictree import pluginmanager
     from metrictree.functions import Aggregate, Partial
