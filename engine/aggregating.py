@@ -799,6 +799,7 @@ def _plan(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric], gr
     plans: dict[str, tuple[CallPlan, ...]] = {}
     presences: dict[str, s.Call] = {}
     skipped: dict[tuple[str, str], int] = {}
+    near_misses: dict[str, dict[str, int]] = {}  # per filter: the rows it leaves out by case or spacing alone
     nulls_kept: dict[tuple[int, str], int] = {}
 
     def kept_nulls(values: pa.ChunkedArray | pa.Array, mask, mask_key: str) -> int:
@@ -874,6 +875,11 @@ def _plan(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric], gr
 
     for metric in metrics:
         mask, mask_key = mask_of(metric)
+        if metric.where is not None:
+            if mask_key not in near_misses:
+                near_misses[mask_key] = _near_misses(metric.where, column)
+            for why, rows in near_misses[mask_key].items():
+                skipped[metric.name, why] = rows
         call_plans = []
         for call in aggregate_calls(metric, registry):
             fn = registry.aggregates[call.name]
@@ -960,6 +966,49 @@ def _on_dictionary(metric: Metric, values: pa.ChunkedArray, name: Callable, regi
             continue
         pieces.append(pc.take(done[1], pc.fill_null(chunk.indices, len(chunk.dictionary))))
     return pa.chunked_array(pieces, pa.bool_())
+
+
+def _near_misses(where: s.Expr, column: Callable) -> dict[str, int]:
+    """The rows a filter's text tests (``status == "paid"``, ``channel in ["web", "app"]``) leave out although their
+    value differs from one it keeps only in case or spacing ('PAID', 'Web '): why, and how many rows. The values
+    are the column's dictionary, or its distinct values (text that is not dictionary-encoded)."""
+    found: dict[str, int] = {}
+    for node in s.walk(where):
+        test = None
+        if isinstance(node, s.Binary) and node.op == "==":
+            for one, other in ((node.left, node.right), (node.right, node.left)):
+                if isinstance(one, s.Column) and isinstance(other, s.Literal) and isinstance(other.value, str):
+                    test = one, [other.value]
+        elif isinstance(node, s.InList) and not node.negated and isinstance(node.operand, s.Column) and \
+                all(isinstance(i, s.Literal) and isinstance(i.value, str) for i in node.items):
+            test = node.operand, [i.value for i in node.items]
+        if test is None:
+            continue
+        read, kept = test
+        values = column(read)
+        kind = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            continue
+        chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+        domains = [c.dictionary for c in chunks] if pa.types.is_dictionary(values.type) else [pc.unique(values)]
+        targets = {" ".join(v.split()).casefold() for v in kept}
+        near = sorted({v for domain in domains if len(domain) <= _NEAR_MISS_VALUES for v in domain.to_pylist()
+                       if v is not None and v not in kept and " ".join(v.split()).casefold() in targets})
+        if not near:
+            continue
+        missed = pa.array(near, kind)
+        rows = sum(pc.sum(pc.is_in(c.indices, value_set=pc.indices_nonzero(pc.is_in(c.dictionary, value_set=missed))))
+                   .as_py() or 0 if pa.types.is_dictionary(c.type) else pc.sum(pc.is_in(c, value_set=missed)).as_py()
+                   or 0 for c in chunks)
+        shown = " or ".join(repr(v) for v in near[:4]) + (" …" if len(near) > 4 else "")
+        found[f"have {s.spell(read.column)} {shown}, which the filter {where.to_source()} does not keep (it compares "
+              "text exactly, case and spaces included)"] = rows
+    return found
+
+
+# A filter's column is searched for values that differ from the ones it keeps only in case or spacing when it has at
+# most this many distinct values (a status, a channel; not a customer id).
+_NEAR_MISS_VALUES = 10_000
 
 
 def _checked_condition(metric: Metric, value):

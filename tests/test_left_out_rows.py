@@ -7,6 +7,8 @@ import datetime as dt
 import textwrap
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
 from click.testing import CliRunner
 
 import metrictree
@@ -92,3 +94,45 @@ def test_the_cli_says_which_rows_it_left_out(tmp_path):
     assert result.exit_code == 0, result.output
     assert "note: revenue: 1 row(s) of source 'orders' have no amount (null) and are left out of sum()" in \
         result.stderr
+
+
+NEAR = textwrap.dedent("""\
+    tree shop
+    grain month
+    source orders {
+        time day
+        dimensions channel
+    }
+    metric paid = count(orders) where orders.status == "paid"
+    metric online = count(orders) where orders.channel in ["web", "app"] and orders.status == "paid"
+    metric other = count(orders) where orders.status != "paid"
+""")
+
+
+def _near_table() -> pa.Table:
+    return pa.table({"day": [dt.date(2026, 1, d) for d in range(1, 8)],
+                     "channel": ["web", "Web ", "app", "APP", None, "web", "shop"],
+                     "status": ["paid", "PAID", "paid", " paid", "paid", "refunded", "paid"]})
+
+
+@pytest.mark.parametrize("encoded", [False, True], ids=["text", "dictionary"])
+def test_a_filter_that_leaves_out_a_value_only_by_case_or_spacing_says_so(encoded):
+    table = _near_table()
+    if encoded:
+        table = pa.table({c: pc.dictionary_encode(table.column(c)) if c != "day" else table.column(c)
+                          for c in table.column_names})
+    evaluation = metrictree.loads(NEAR).evaluation({"orders": table})
+    left_out = _left_out(evaluation)
+    assert left_out["paid"] == [(2, "2 row(s) of source 'orders' have status ' paid' or 'PAID', which the filter "
+                                    "orders.status == \"paid\" does not keep (it compares text exactly, case and "
+                                    "spaces included)")]
+    assert sorted(rows for rows, _ in left_out["online"]) == [2, 2]  # 'APP', 'Web '; ' paid', 'PAID'
+    assert "other" not in left_out  # != keeps them: nothing left out by it
+    assert evaluation.table.column("paid").to_pylist() == [4]
+
+
+def test_a_filter_on_a_column_of_many_values_is_not_searched():
+    many = pa.table({"day": [dt.date(2026, 1, 1)] * 10_002,
+                     "channel": ["web"] * 10_002,
+                     "status": ["paid", "PAID", *(f"s{i}" for i in range(10_000))]})
+    assert "paid" not in _left_out(metrictree.loads(NEAR).evaluation({"orders": many}))
