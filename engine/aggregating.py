@@ -56,6 +56,7 @@ from .errors import DataError, error
 from .formulas import Scope, as_array, evaluate
 from .functions import ROWS, Aggregate, AggregateContext, Partial, Registry
 from .groupids import GroupNumbers
+from .lookalikes import folded
 from .presence import Presence
 from .model import Metric, Source, Tree
 from .reading import Need, ahead
@@ -991,9 +992,9 @@ def _near_misses(where: s.Expr, column: Callable) -> dict[str, int]:
             continue
         chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
         domains = [c.dictionary for c in chunks] if pa.types.is_dictionary(values.type) else [pc.unique(values)]
-        targets = {" ".join(v.split()).casefold() for v in kept}
+        targets = {folded(v) for v in kept}
         near = sorted({v for domain in domains if len(domain) <= _NEAR_MISS_VALUES for v in domain.to_pylist()
-                       if v is not None and v not in kept and " ".join(v.split()).casefold() in targets})
+                       if v is not None and v not in kept and folded(v) in targets})
         if not near:
             continue
         missed = pa.array(near, kind)

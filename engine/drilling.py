@@ -31,7 +31,7 @@ import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import aggregating, periods, rollup
+from . import aggregating, lookalikes, periods, rollup
 from . import syntax as s
 from .errors import DataError
 from .evaluating import evaluate, looks_back
@@ -361,6 +361,12 @@ def drill(tree: Tree, data, builder, by: list[str], spans: list[tuple[int, int]]
                                             rate=seg.rate * unit.scale, metric=unit.metric, label=unit.label,
                                             unit=unit.unit))
         mix.sort(key=lambda seg: -abs(seg.mix))
+    # One category written several ways ('web', 'Web ') is several segments: said, not merged.
+    values: dict[str, set] = {}
+    for leaves, dims, _ in leaves_of.values():
+        for dim in dims:
+            values.setdefault(dim, set()).update(pc.unique(leaves.column(dim)).to_pylist())
+    notes.extend(lookalikes.notes(values))
     return Drilled(segments, tuple(causes), reason, tuple(mix), tuple(notes))
 
 

@@ -23,7 +23,7 @@ import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import aggregating, backends, periods
+from . import aggregating, backends, lookalikes, periods
 from . import syntax as s
 from .errors import DataError, Span, UsageError, did_you_mean, error
 from .formulas import Scope, as_array, evaluate as evaluate_expr
@@ -363,6 +363,10 @@ def evaluate(tree: Tree, data: Mapping[str, Any], grain: str | None = None, by: 
             warnings.append(f"source '{source_name}': {counts['null_times']:,} row(s) have no {source.time} (null), "
                             "so they belong to no period and no metric counts them")
 
+    if by:
+        # One category written several ways ('web', 'Web ') is several slices: said, not merged.
+        warnings.extend(lookalikes.notes({d: {v for a in aggregates if d in a.table.column_names
+                                              for v in pc.unique(a.table.column(d)).to_pylist()} for d in by}))
     if by and aggregates and not any(len(a.dimensions) == len(by) for a in aggregates):
         # No source can be split: the result would have no slices at all, hence no rows.
         names = ", ".join(f"'{a.source.name}'" for a in aggregates)
