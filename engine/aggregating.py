@@ -801,6 +801,7 @@ def _plan(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric], gr
     presences: dict[str, s.Call] = {}
     skipped: dict[tuple[str, str], int] = {}
     near_misses: dict[str, dict[str, int]] = {}  # per filter: the rows it leaves out by case or spacing alone
+    guests: set[str] = set()  # the metrics whose rows without an entity are counted
     nulls_kept: dict[tuple[int, str], int] = {}
 
     def kept_nulls(values: pa.ChunkedArray | pa.Array, mask, mask_key: str) -> int:
@@ -852,8 +853,9 @@ def _plan(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric], gr
         """A presence partial: its reduce gets the (entity, slice, period) triples of the kept rows."""
         values = partial.values
         held.extend([values, partial.extra])
-        if not any(m == metric.name for m, _ in skipped):
+        if metric.name not in guests:
             # The kept rows without an entity (once a metric).
+            guests.add(metric.name)
             why = (f"have no {source.entity or 'entity'} (guest rows) and are not counted as customers by "
                    f"{call.name}()")
             skipped[metric.name, why] = kept_nulls(values, mask, mask_key)

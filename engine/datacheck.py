@@ -21,6 +21,7 @@ from .errors import DataError, Diagnostic, error
 from .functions import Registry
 from .model import Metric, Source, Tree
 from .reading import as_arrow, missing_column_hint
+from .syntax import spell
 
 
 def check_data(tree: Tree, data: Mapping[str, Any], registry: Registry | None = None) -> list[Diagnostic]:
@@ -77,7 +78,7 @@ def _source_problems(tree: Tree, source: Source, metrics: list[Metric], schema: 
         if not timed and not (text and source.time_format):
             problems.append(error(
                 f"the time column '{source.time}' of source '{source.name}' holds {kind}, not dates or timestamps",
-                source.span, f'name its format in the source: time {source.time} format "%d/%m/%Y %H:%M" '
+                source.span, f'name its format in the source: time {spell(source.time)} format "%d/%m/%Y %H:%M" '
                              "(strptime codes)" if text else "store it as a date or timestamp", "time-type"))
     return problems
 

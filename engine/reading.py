@@ -3,8 +3,9 @@
 Accepted for each source: a ``pyarrow.Table`` or ``RecordBatch``, a
 ``pyarrow.dataset.Dataset``, a path to a Parquet, CSV or Arrow IPC file or to a
 (partitioned) folder of them, a polars LazyFrame (collected first), or any object
-with ``__arrow_c_stream__`` (polars, pandas, DuckDB relations). Only the columns the tree needs are read; string
-dimensions, the text columns only ``where`` filters compare and those only counted
+with ``__arrow_c_stream__`` (polars, pandas, DuckDB relations). Only the columns the
+tree needs are read; string dimensions, the text columns only ``where`` filters
+compare and those only counted
 distinct are read dictionary-encoded (one dictionary per column, whatever the row groups
 brought: `one_dictionary`); and
 files are filtered on the time column so Parquet row groups outside the range are

@@ -136,3 +136,14 @@ def test_a_filter_on_a_column_of_many_values_is_not_searched():
                      "channel": ["web"] * 10_002,
                      "status": ["paid", "PAID", *(f"s{i}" for i in range(10_000))]})
     assert "paid" not in _left_out(metrictree.loads(NEAR).evaluation({"orders": many}))
+
+
+def test_every_reason_is_given_for_one_metric():
+    tree = metrictree.loads(TREE.replace('metric aov = revenue / customers',
+                                         'metric churned = churned_customers(orders) where orders.status == "paid"'))
+    table = ORDERS.set_column(3, "status", pa.array(["paid", "paid", "PAID", "refunded", "paid"]))
+    reasons = [reason for rows, reason in _left_out(tree.evaluation({"orders": table}))["churned"]]
+    assert len(reasons) == 2
+    assert reasons[0].startswith("1 row(s) of source 'orders' have status 'PAID', which the filter")
+    assert reasons[1] == ("1 row(s) of source 'orders' have no customer (guest rows) and are not counted as "
+                          "customers by churned_customers()")
