@@ -121,7 +121,7 @@ class DuckDB(SqlEngine):
     def problem(self, table: SqlTable, exc: Exception) -> DataError:
         """A failed query as the user's problem; a table the database does not have comes with the ones it has."""
         found = super().problem(table, exc)
-        if self.connection is None or not type(exc).__name__ == "CatalogException":
+        if self.connection is None or type(exc).__name__ != "CatalogException":
             return found
         try:
             names = [f"{s}.{n}" if s != "main" else n for s, n in self.connection.sql(
