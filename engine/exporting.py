@@ -33,7 +33,9 @@ def finite(table: pa.Table) -> pa.Table:
 def evaluation_json(evaluation: Evaluation, tree: Tree) -> str:
     """The evaluation as a JSON document: one object per period × slice; nulls are JSON null.
 
-    ``{"tree", "grain", "by", "columns", "rows": [{column: value}], "nulls": [{metric, reason, rows, first, at}]}``
+    ``{"tree", "grain", "by", "columns", "rows": [{column: value}], "nulls": [{metric, reason, rows, first, at}]}``,
+    with ``"left_out": [{metric, rows, reason, at}]`` when a metric's function left rows out (no amount, no
+    customer, a value its filter misses by case alone) and ``"warnings"`` when there is something else to say.
     """
     table = finite(evaluation.table)
     document = {
@@ -44,6 +46,8 @@ def evaluation_json(evaluation: Evaluation, tree: Tree) -> str:
         "rows": table.to_pylist(),
         "nulls": [reason.to_dict() for reason in evaluation.nulls],
     }
+    if evaluation.skipped:
+        document["left_out"] = [skip.to_dict() for skip in evaluation.skipped]
     if evaluation.warnings:
         document["warnings"] = list(evaluation.warnings)
     return json.dumps(document, ensure_ascii=False, indent=2, allow_nan=False)

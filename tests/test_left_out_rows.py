@@ -147,3 +147,33 @@ def test_every_reason_is_given_for_one_metric():
     assert reasons[0].startswith("1 row(s) of source 'orders' have status 'PAID', which the filter")
     assert reasons[1] == ("1 row(s) of source 'orders' have no customer (guest rows) and are not counted as "
                           "customers by churned_customers()")
+
+
+def test_the_json_of_an_evaluation_holds_the_rows_left_out(tmp_path):
+    (tmp_path / "shop.tree").write_text(TREE)
+    (tmp_path / "orders.csv").write_text("day,region,customer,status,amount\n2026-01-02,N,a,paid,10\n"
+                                         "2026-01-03,N,b,paid,\n2026-01-04,N,c,PAID,3\n")
+    result = CliRunner().invoke(main, ["eval", str(tmp_path / "shop.tree"), "--data",
+                                       f"orders={tmp_path / 'orders.csv'}", "--format", "json"])
+    assert result.exit_code == 0, result.stderr
+    import json
+
+    left_out = json.loads(result.stdout)["left_out"]
+    assert {(entry["metric"], entry["rows"]) for entry in left_out} >= {("revenue", 1), ("customers", 1)}
+    assert any("have status 'PAID'" in entry["reason"] for entry in left_out)
+    assert all(entry["at"].endswith(".tree:8:8") for entry in left_out if entry["metric"] == "revenue")
+
+
+def test_an_assistant_reads_the_rows_left_out_with_the_evaluation(tmp_path):
+    from metrictree.serving import operations
+    from metrictree.serving.catalog import Catalog
+    from metrictree.serving.config import load_config
+
+    (tmp_path / "shop.tree").write_text(TREE)
+    (tmp_path / "orders.csv").write_text("day,region,customer,status,amount\n2026-01-02,N,a,paid,10\n"
+                                         "2026-01-03,N,b,paid,\n")
+    (tmp_path / "serve.toml").write_text(f'[trees.shop]\nfile = "shop.tree"\n[trees.shop.data]\n'
+                                         f'orders = "{tmp_path / "orders.csv"}"\n')
+    answer = operations.evaluate(Catalog(load_config(tmp_path / "serve.toml")), "shop")
+    assert answer.data["left_out"][0]["reason"].endswith("have no amount (null) and are left out of sum()")
+    assert "- `revenue`: 1 row(s) of source 'orders' have no amount (null) and are left out of sum()" in answer.text

@@ -222,6 +222,10 @@ def evaluate(catalog: Catalog, tree_name: str, metrics: Sequence[str] | None = N
         lines.append("| " + " | ".join(cells) + " |")
     if document["nulls"]:
         lines += ["", *[f"- `{n['metric']}` is null in {n['rows']} row(s): {n['reason']}" for n in document["nulls"]]]
+    notes = [*(f"- `{s['metric']}`: {s['reason']}" for s in document.get("left_out", ())),
+             *(f"- {w}" for w in document.get("warnings", ()))]
+    if notes:
+        lines += ["", *notes]
     return _with_state(document, loaded, "\n".join(lines) + "\n")
 
 
