@@ -897,14 +897,26 @@ def _plan(tree: Tree, source: Source, table: pa.Table, metrics: list[Metric], gr
                     raise DataError(error(f"{problem}: {read} (in source '{source.name}')", call.span,
                                           _type_hint(args) if column_type and "source itself" not in problem
                                           else None, "type"))
-            if call.name != "count" and call.args and isinstance(call.args[0], s.Column) and \
-                    isinstance(args[0], (pa.Array, pa.ChunkedArray)) and args[0].null_count:
+            if call.name != "count" and call.args and isinstance(args[0], (pa.Array, pa.ChunkedArray)) and \
+                    args[0].null_count:
                 # Rows the filter keeps with no value to aggregate are left out, and said so (count() of a column
-                # counts its values: that is what it asks).
-                read = call.args[0].column
-                why = (f"have no {s.spell(read)} ({'guest rows' if read == source.entity else 'null'}) and are left "
-                       f"out of {call.name}()")
-                skipped[metric.name, why] = max(skipped.get((metric.name, why), 0), kept_nulls(args[0], mask, mask_key))
+                # counts its values: that is what it asks). A row-level expression's rows that are undefined (a
+                # division by zero) are not among them: they make the group's value null, with their own reason.
+                read = call.args[0]
+                if isinstance(read, s.Column):
+                    kind = "guest rows" if read.column == source.entity else "null"
+                    why = f"have no {s.spell(read.column)} ({kind}) and are left out of {call.name}()"
+                    rows = kept_nulls(args[0], mask, mask_key)
+                else:
+                    why = f"have no value of {read.to_source()} (null) and are left out of {call.name}()"
+                    missing = pc.is_null(args[0])
+                    for undefined, _ in scope.notes:
+                        if not isinstance(undefined, pa.Scalar):
+                            missing = pc.and_(missing, pc.invert(pc.fill_null(undefined, False)))
+                    if mask is not None:
+                        missing = pc.and_(mask, missing)
+                    rows = pc.sum(pc.cast(missing, pa.int64())).as_py() or 0
+                skipped[metric.name, why] = max(skipped.get((metric.name, why), 0), rows)
             ctx = AggregateContext(source.name, table.num_rows, period,
                                    column(s.Column(source.name, source.entity)) if fn.entity else None, mask, grain,
                                    table.column(source.time))
@@ -992,17 +1004,21 @@ def _near_misses(where: s.Expr, column: Callable) -> dict[str, int]:
         kind = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
         if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
             continue
-        chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
-        domains = [c.dictionary for c in chunks] if pa.types.is_dictionary(values.type) else [pc.unique(values)]
+        # The distinct values: each dictionary once (the chunks of a piece mostly share one), or the text's own.
+        if pa.types.is_dictionary(values.type):
+            domains = []
+            for chunk in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
+                if not domains or not chunk.dictionary.equals(domains[-1]):
+                    domains.append(chunk.dictionary)
+        else:
+            domains = [pc.unique(values)]
         targets = {folded(v) for v in kept}
         near = sorted({v for domain in domains if len(domain) <= _NEAR_MISS_VALUES for v in domain.to_pylist()
                        if v is not None and v not in kept and folded(v) in targets})
         if not near:
             continue
-        missed = pa.array(near, kind)
-        rows = sum(pc.sum(pc.is_in(c.indices, value_set=pc.indices_nonzero(pc.is_in(c.dictionary, value_set=missed))))
-                   .as_py() or 0 if pa.types.is_dictionary(c.type) else pc.sum(pc.is_in(c, value_set=missed)).as_py()
-                   or 0 for c in chunks)
+        text = pc.cast(values, kind) if pa.types.is_dictionary(values.type) else values
+        rows = pc.sum(pc.is_in(text, value_set=pa.array(near, kind))).as_py() or 0
         shown = " or ".join(repr(v) for v in near[:4]) + (" …" if len(near) > 4 else "")
         found[f"have {s.spell(read.column)} {shown}, which the filter {where.to_source()} does not keep (it compares "
               "text exactly, case and spaces included)"] = rows

@@ -177,3 +177,15 @@ def test_an_assistant_reads_the_rows_left_out_with_the_evaluation(tmp_path):
     answer = operations.evaluate(Catalog(load_config(tmp_path / "serve.toml")), "shop")
     assert answer.data["left_out"][0]["reason"].endswith("have no amount (null) and are left out of sum()")
     assert "- `revenue`: 1 row(s) of source 'orders' have no amount (null) and are left out of sum()" in answer.text
+
+
+def test_rows_a_row_level_expression_has_no_value_for_are_said_but_not_the_undefined_ones():
+    tree = metrictree.loads(TREE.replace('metric aov = revenue / customers',
+                                         'metric per_unit = sum(orders.amount / orders.units)'))
+    table = ORDERS.append_column("units", pa.array([2.0, 1.0, 0.0, 1.0, 1.0]))
+    # amount is null in rows 2, 4 and 5; row 3 divides by zero: undefined, its own reason (the value is null).
+    evaluation = tree.evaluation({"orders": table})
+    assert _left_out(evaluation)["per_unit"] == [
+        (3, "3 row(s) of source 'orders' have no value of orders.amount / orders.units (null) and are left out of "
+            "sum()")]
+    assert any("division by zero" in str(reason) for reason in evaluation.nulls)
