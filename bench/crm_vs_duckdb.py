@@ -71,11 +71,10 @@ def generate(workload: str, path: Path, rows: int) -> None:
 
 
 def run_metrictree(workload: str, path: Path) -> tuple[float, list[dict]]:
+    import metrictree  # first, as a program using it would: it sets up pyarrow's allocator (metrictree.allocator)
+    import metrictree.evaluating  # noqa: F401
     import pyarrow.dataset  # noqa: F401 — imports are not timed for any engine (metrictree imports these
     import pyarrow.compute  # noqa: F401    on first use; the whole-process time counts them)
-
-    import metrictree
-    import metrictree.evaluating  # noqa: F401
 
     tree_path, source, metrics = WORKLOADS[workload]
     tree = metrictree.load(tree_path)

@@ -9,6 +9,10 @@ The public API is what this module exports; everything else may change.
 
 from __future__ import annotations
 
+from . import allocator
+
+allocator.configure()  # before anything loads pyarrow: mimalloc reads its options then
+
 from .compiling import check, load, loads
 from .errors import (
     CompileError,
