@@ -168,23 +168,7 @@ def main(ctx: click.Context, include_paths: Sequence[str]) -> None:
       metrictree graph trees/crm_ltv.tree > ltv.mmd
     """
     ctx.meta["metrictree.include_paths"] = tuple(include_paths)
-    _no_huge_pages()
-    _exit_without_collecting()
-
-
-def _no_huge_pages() -> None:
-    """Have Arrow's allocator (mimalloc) leave transparent huge pages alone, unless the user chose otherwise.
-
-    The command owns its process, so it may choose what only the process's owner can: mimalloc reads its
-    options once, when pyarrow is loaded, which no command has done yet. Memory faulted back in as huge pages
-    is what made the kernel time come and go (bench/README.md, *The allocator*); without them `metrictree
-    eval` of 10M rows took 0.6 s of system time instead of 1.3 s and peaked 85 MB lower, of 1M rows 60 MB
-    lower. The Python API leaves the choice to the program that imports it.
-    """
-    if "pyarrow" not in sys.modules:
-        import os
-
-        os.environ.setdefault("MIMALLOC_ALLOW_THP", "0")
+    _exit_without_collecting()  # (Arrow's allocator was set up when metrictree was imported: metrictree.allocator)
 
 
 def _exit_without_collecting() -> None:
