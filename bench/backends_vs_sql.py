@@ -144,7 +144,7 @@ def main() -> int:
         return 0
     path = base.data_path(args.data_dir, args.rows)
     if not path.exists():
-        base.generate(path, args.rows)
+        base.generate_apart(base.generate, path, args.rows)
     if args.engine == "postgres":
         _load_postgres(path)
     results = {}

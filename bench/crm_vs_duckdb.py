@@ -324,7 +324,9 @@ def main(argv: list[str] | None = None) -> int:
             path = data_path(args.data_dir, workload, rows)
             if not path.exists():
                 print(f"generating {rows:,} rows of {workload} into {path} …", flush=True)
-                generate(workload, path, rows)
+                import eval_vs_duckdb
+
+                eval_vs_duckdb.generate_apart(generate, workload, path, rows)
             results: dict[str, list[dict]] = {e: [] for e in engines}
             for i in range(args.repeat):
                 for engine in engines:
