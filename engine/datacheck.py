@@ -20,8 +20,7 @@ from .aggregating import needs
 from .errors import DataError, Diagnostic, error
 from .functions import Registry
 from .model import Metric, Source, Tree
-from .reading import as_arrow, missing_column_hint
-from .syntax import spell
+from .reading import as_arrow, missing_column_hint, time_format_hint, time_values
 
 
 def check_data(tree: Tree, data: Mapping[str, Any], registry: Registry | None = None) -> list[Diagnostic]:
@@ -41,16 +40,17 @@ def check_data(tree: Tree, data: Mapping[str, Any], registry: Registry | None = 
                                   f"pass it with --data {name}=PATH", "no-data"))
             continue
         try:
-            schema = as_arrow(data[name], source, []).schema
+            arrow = as_arrow(data[name], source, [])
         except DataError as exc:
             problems.extend(exc.diagnostics)
             continue
-        problems.extend(_source_problems(tree, source, metrics, schema, registry))
+        problems.extend(_source_problems(tree, source, metrics, arrow.schema, registry,
+                                         lambda arrow=arrow, source=source: time_values(arrow, source.time)))
     return problems
 
 
 def _source_problems(tree: Tree, source: Source, metrics: list[Metric], schema: pa.Schema,
-                     registry: Registry) -> list[Diagnostic]:
+                     registry: Registry, values_of_time=None) -> list[Diagnostic]:
     problems: list[Diagnostic] = []
     names = set(schema.names)
     reported: set[str] = set()
@@ -78,8 +78,8 @@ def _source_problems(tree: Tree, source: Source, metrics: list[Metric], schema: 
         if not timed and not (text and source.time_format):
             problems.append(error(
                 f"the time column '{source.time}' of source '{source.name}' holds {kind}, not dates or timestamps",
-                source.span, f'name its format in the source: time {spell(source.time)} format "%d/%m/%Y %H:%M" '
-                             "(strptime codes)" if text else "store it as a date or timestamp", "time-type"))
+                source.span, time_format_hint(source, values_of_time() if values_of_time else None) if text else
+                "store it as a date or timestamp", "time-type"))
     return problems
 
 

@@ -349,6 +349,16 @@ def _check_real_dates(text, parsed, source: Source) -> None:
             source.span, "fix the value in the data; rows count from 1, after a CSV file's header", "time-format"))
 
 
+def _mismatch_hint(text: Any) -> str:
+    """How to fix a format that does not match the time column's ``text``: the formats that do, if any."""
+    from . import timeformats
+
+    found = timeformats.fitting(timeformats.sample_of(text))
+    fits = (f'the values fit {" or ".join(f"{f!r}" for f in found[:3])}; ' if found else "").replace("'", '"')
+    return (fits + "fix the format in the tree (strptime codes: %d day, %m month, %Y year, %H hour, %M minute, "
+            "%S second) or the data; rows count from 1, after a CSV file's header")
+
+
 def parse_time(table: pa.Table, source: Source) -> pa.Table:
     """The source's time column as timestamps: text parsed with its ``format``, placed in its ``timezone``.
 
@@ -367,7 +377,7 @@ def parse_time(table: pa.Table, source: Source) -> pa.Table:
         if fmt is None:
             raise DataError(error(
                 f"the time column '{name}' of source '{source.name}' holds {column.type}, not dates or timestamps",
-                source.span, f'name its format in the source: time {name} format "%Y-%m-%d %H:%M"', "time-type"))
+                source.span, time_format_hint(source, column), "time-type"))
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
                 or pa.types.is_integer(column.type)):
             raise DataError(error(f"the time column '{name}' of source '{source.name}' holds {column.type}, "
@@ -385,8 +395,7 @@ def parse_time(table: pa.Table, source: Source) -> pa.Table:
             raise DataError(error(
                 f"the time column '{name}' of source '{source.name}' has \"{text[row].as_py()}\" in row {row + 1:,}, "
                 f"which does not match the format \"{fmt}\"{more}", source.span,
-                "fix the format in the tree (strptime codes: %d day, %m month, %Y year, %H hour, %M minute, "
-                "%S second) or the data; rows count from 1, after a CSV file's header", "time-format"))
+                _mismatch_hint(text), "time-format"))
         _check_real_dates(text, parsed, source)
         column = parsed
     if zone is not None and pa.types.is_timestamp(column.type):
@@ -449,7 +458,7 @@ def _bound(source: Source, data: Mapping[str, Any], needs: list[Need], dimension
     dictionary_columns = list(dict.fromkeys([*dimensions, *(n.column for n in needs if n.dictionary)]))
     arrow = as_arrow(data[source.name], source, dictionary_columns)
     schema = arrow.schema
-    time_type = check_schema(source, schema, needs)
+    time_type = check_schema(source, schema, needs, lambda: time_values(arrow, source.time))
     _check_text(source, arrow, needs)
     converts = source.time_format is not None or source.timezone is not None
     if converts:
@@ -529,8 +538,12 @@ def missing_column_hint(column: str, names: list[str]) -> str:
             + (" (a name that is not one word is written in backticks)" if quoted else ""))
 
 
-def check_schema(source: Source, schema: pa.Schema, needs: list[Need]) -> pa.DataType:
-    """Every column ``needs`` is in ``schema`` and the time column holds times; returns the time column's type."""
+def check_schema(source: Source, schema: pa.Schema, needs: list[Need],
+                 values_of_time: Callable[[], Any] | None = None) -> pa.DataType:
+    """Every column ``needs`` is in ``schema`` and the time column holds times; returns the time column's type.
+
+    ``values_of_time``: where the error for a time column of text can read some of its values, to name the format
+    they are written in (`timeformats.hint`)."""
     names = set(schema.names)
     for need in needs:
         if need.column not in names:
@@ -542,10 +555,34 @@ def check_schema(source: Source, schema: pa.Schema, needs: list[Need]) -> pa.Dat
         span = next((n.span for n in needs if n.column == source.time), source.span)
         raise DataError(error(
             f"the time column '{source.time}' of source '{source.name}' holds {time_type}, not dates or timestamps",
-            span, "store it as a date or timestamp (in CSV, ISO dates like 2026-10-05 are read as dates; "
-                  f'in pandas use pd.to_datetime), or name its format: time {spell(source.time)} format '
-                  '"%d/%m/%Y %H:%M"', "time-type"))
+            span, time_format_hint(source, values_of_time() if values_of_time is not None else None), "time-type"))
     return time_type
+
+
+def time_format_hint(source: Source, values: Any) -> str:
+    """How to fix a time column of text with no format: the format its ``values`` (a sample, or ``None``) are
+    written in when one fits them (`timeformats`), else the general advice."""
+    from . import timeformats
+
+    found = timeformats.hint(values, spell(source.time)) if values is not None else None
+    return found or ("store it as a date or timestamp (in CSV, ISO dates like 2026-10-05 are read as dates; "
+                     f"in pandas use pd.to_datetime), or name its format: time {spell(source.time)} format "
+                     '"%d/%m/%Y %H:%M" (strptime codes)')
+
+
+# Rows of a time column read for the hint of its error (`time_values`): a few ms of text to try formats on.
+_HINT_ROWS = 100_000
+
+
+def time_values(arrow: Any, name: str) -> Any:
+    """Values of the column ``name`` for a hint: all of a table's (`timeformats` takes its distinct ones), the
+    first rows of a dataset's; ``None`` when they cannot be read."""
+    try:
+        if isinstance(arrow, pa.Table):
+            return arrow.column(name)
+        return arrow.head(_HINT_ROWS, columns=[name]).column(name)
+    except (pa.ArrowException, OSError, ValueError, KeyError):
+        return None
 
 
 def no_rows(source: Source, since: dt.date | None, until: dt.date | None) -> DataError:

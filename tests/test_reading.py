@@ -201,15 +201,19 @@ def test_missing_dimension_column_when_slicing(tree):
     assert "source 'orders' has no column 'region' (the dimension 'region')" in message
 
 
-@pytest.mark.parametrize(("column", "shown"), [
-    (pa.array(["2026-01-05", "2026-01-20", "2026-03-01", "2026-03-31"]), "string"),
-    (pa.array([20260105, 20260120, 20260301, 20260331]), "int64"),
-    (pa.array([dt.time(1), dt.time(2), dt.time(3), dt.time(4)]), "time64[us]"),
+@pytest.mark.parametrize(("column", "shown", "hint"), [
+    # Text and whole numbers that a format reads: the hint names it (metrictree.timeformats).
+    (pa.array(["2026-01-05", "2026-01-20", "2026-03-01", "2026-03-31"]), "string",
+     'hint: its values look like "2026-01-20": name the format in the source, time day format "%Y-%m-%d"'),
+    (pa.array([20260105, 20260120, 20260301, 20260331]), "int64",
+     'hint: its values look like "20260120": name the format in the source, time day format "%Y%m%d"'),
+    (pa.array([dt.time(1), dt.time(2), dt.time(3), dt.time(4)]), "time64[us]",
+     "hint: store it as a date or timestamp"),
 ])
-def test_time_column_that_is_not_a_date(tree, column, shown):
+def test_time_column_that_is_not_a_date(tree, column, shown, hint):
     message = _error(tree, {"orders": ORDERS.set_column(0, "day", column)})
     assert f"the time column 'day' of source 'orders' holds {shown}, not dates or timestamps" in message
-    assert SOURCE_LINE in message and "hint: store it as a date or timestamp" in message
+    assert SOURCE_LINE in message and hint in message
 
 
 def test_csv_with_dates_that_are_not_iso_is_a_time_type_error(tree, tmp_path):
@@ -337,5 +341,8 @@ def test_an_empty_csv_field_is_missing_in_a_text_column_too(tmp_path):
 def test_the_format_hint_writes_a_time_column_that_is_not_one_word_in_backticks(tmp_path):
     tree = metrictree.loads('tree t\nsource orders {\n    time `Order Date`\n}\nmetric n = count(orders)\n', "t.tree")
     (tmp_path / "orders.csv").write_text("Order Date,x\n05.01.2026,1\n")
+    message = _error(tree, {"orders": tmp_path / "orders.csv"})
+    assert 'time `Order Date` format "%d.%m.%Y"' in message
+    (tmp_path / "orders.csv").write_text("Order Date,x\n5th of January,1\n")  # no format fits: the general advice
     message = _error(tree, {"orders": tmp_path / "orders.csv"})
     assert 'or name its format: time `Order Date` format "%d/%m/%Y %H:%M"' in message
