@@ -39,8 +39,23 @@ if TYPE_CHECKING:
     import pyarrow.dataset as ds
 
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".txt": "csv",
-            ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc"}
-_FORMAT_NAMES = {"parquet": "Parquet", "csv": "CSV", "ipc": "Arrow"}
+            ".arrow": "ipc", ".feather": "ipc", ".ipc": "ipc", ".jsonl": "json", ".ndjson": "json", ".json": "json"}
+_FORMAT_NAMES = {"parquet": "Parquet", "csv": "CSV", "ipc": "Arrow", "json": "JSON Lines"}
+
+
+def _json_hint(path: Path) -> str:
+    """Why Arrow's reader of JSON Lines could not read ``path``: one array of objects, or lines that disagree."""
+    try:
+        with path.open("rb") as file:
+            first = file.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    except OSError:
+        first = b""
+    if first == b"[":
+        return ("metrictree reads JSON Lines, one object per line ({\"date\": \"2026-01-05\", …}), not one array of "
+                "objects: rewrite it as such, e.g. jq -c '.[]' in.json > out.jsonl")
+    return ("each line must be one JSON object, and each field hold one kind of value in every line (a number "
+            "in one line and text in another is not read): fix the line the message names (Arrow counts rows from 0: "
+            "row 1 is the second line)")
 
 
 @attrs.frozen
@@ -79,12 +94,13 @@ def _format_of(path: Path) -> str:
                                        "with '_' or '.'), or bind each file to its own source", code="format"))
         if found and "" not in found:
             return next(iter(found))
-        raise DataError(error(f"the folder {path} holds no Parquet, CSV or Arrow files",
-                              hint="point at a file or a folder of .parquet / .csv / .arrow files", code="no-data"))
+        raise DataError(error(f"the folder {path} holds no Parquet, CSV, Arrow or JSON Lines files",
+                              hint="point at a file or a folder of .parquet / .csv / .arrow / .jsonl files",
+                              code="no-data"))
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise DataError(error(f"cannot tell the format of {path}", hint="use a .parquet, .csv, .tsv, .arrow or "
-                                                                        ".feather file", code="format"))
+        raise DataError(error(f"cannot tell the format of {path}", hint="use a .parquet, .csv, .tsv, .arrow, "
+                                                                        ".feather or .jsonl file", code="format"))
     return fmt
 
 
@@ -209,6 +225,8 @@ def _dataset(path: Path, dictionary_columns: list[str], options: CsvOptions = Cs
                                        convert_options=csv.ConvertOptions(strings_can_be_null=True,
                                                                           decimal_point=options.decimal),
                                        read_options=csv.ReadOptions(encoding=options.encoding or "utf8"))
+    elif fmt == "json":
+        file_format = ds.JsonFileFormat()
     else:
         file_format = ds.IpcFileFormat()
     try:
@@ -225,8 +243,9 @@ def _dataset(path: Path, dictionary_columns: list[str], options: CsvOptions = Cs
                 dataset = ds.dataset(path, format=file_format, partitioning="hive", schema=unified)
         return dataset
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
-        raise DataError(error(f"cannot read {path}: {exc}", hint="check that the file is a valid "
-                                                                  f"{fmt} file", code="read")) from None
+        raise DataError(error(f"cannot read {path}: {exc}", hint=_json_hint(path) if fmt == "json" else
+                              f"check that the file is a valid {_FORMAT_NAMES.get(fmt, fmt)} file",
+                              code="read")) from None
 
 
 def _without_views(table: pa.Table) -> pa.Table:

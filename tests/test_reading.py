@@ -276,7 +276,7 @@ def test_unknown_file_format(tree, tmp_path):
 def test_folder_without_data_files(tree, tmp_path):
     (tmp_path / "notes.txt.bak").write_text("nothing")
     message = _error(tree, {"orders": tmp_path})
-    assert "holds no Parquet, CSV or Arrow files" in message
+    assert "holds no Parquet, CSV, Arrow or JSON Lines files" in message
 
 
 def test_corrupt_parquet_file(tree, tmp_path):
