@@ -1072,9 +1072,15 @@ def _reason(units: list[_Unit], found, root_change: float) -> str:
         return (f"no metric carrying at least {WEIGHT_SHARE:.0%} of the {direction} can be split by the "
                 "dimensions asked for")
     dims = list(dict.fromkeys(d for unit in units for d in unit.dims))
+    # With no period before the baseline, a segment's usual variation is unknown: the segments were only
+    # compared with one another, and that is worth knowing before reading "spread" as "no cause".
+    unmeasured = "" if any(unit.history for unit in units) else (
+        " (the data has no period before the baseline, so the segments' usual variation could not be measured: "
+        "explain a later period, or give the data more history)")
     if any(f.spread for _, f in found):
-        return f"the {direction} is spread across {_plural(dims)}: no segment moved differently from the rest"
-    return f"the {direction} is spread across {_plural(dims)}: no segment stands out from its usual variation"
+        return (f"the {direction} is spread across {_plural(dims)}: no segment moved differently from the rest"
+                + unmeasured)
+    return f"the {direction} is spread across {_plural(dims)}: no segment stands out from its usual variation" + unmeasured
 
 
 def _plural(dims: Sequence[str]) -> str:

@@ -1,7 +1,7 @@
 """Bind a tree's sources to data: anything Arrow-readable in, one Arrow table per source out.
 
 Accepted for each source: a ``pyarrow.Table`` or ``RecordBatch``, a
-``pyarrow.dataset.Dataset``, a path to a Parquet, CSV or Arrow IPC file or to a
+``pyarrow.dataset.Dataset``, a path to a Parquet, CSV, Arrow IPC or JSON Lines file or to a
 (partitioned) folder of them, a polars LazyFrame (collected first), or any object
 with ``__arrow_c_stream__`` (polars, pandas, DuckDB relations). Only the columns the
 tree needs are read; string dimensions, the text columns only ``where`` filters

@@ -156,6 +156,25 @@ def test_nothing_concentrated_says_so_and_still_shows_the_segments():
     assert len(e.segments) == 3
 
 
+def test_no_history_before_the_baseline_is_said_with_the_reason():
+    # Two months of data: the segments can only be compared with one another, not with their usual variation.
+    rows = [(dt.date(2026, month, 1 + i % 28), region, "web", "regular", i, 100.0 * (0.8 if month == 2 else 1.0))
+            for month in (1, 2) for region in ("North", "South", "East") for i in range(40)]
+    names = ("day", "region", "channel", "segment", "customer_id", "amount")
+    data = {"orders": pa.table({k: [r[i] for r in rows] for i, k in enumerate(names)})}
+    e = metrictree.loads(SHOP, "shop.tree").explain(data, "revenue", "2026-01", "2026-02", by=["region"])
+    assert e.root_causes == ()
+    assert e.reason.startswith("the fall is spread across every region: ")
+    assert e.reason.endswith("(the data has no period before the baseline, so the segments' usual variation could "
+                             "not be measured: explain a later period, or give the data more history)")
+    # With months before the baseline, the reason says nothing of it.
+    earlier = [(dt.date(2025, month, 1 + i % 28), region, "web", "regular", i, 100.0)
+               for month in (10, 11, 12) for region in ("North", "South", "East") for i in range(40)]
+    data = {"orders": pa.table({k: [r[i] for r in earlier + rows] for i, k in enumerate(names)})}
+    later = metrictree.loads(SHOP, "shop.tree").explain(data, "revenue", "2026-01", "2026-02", by=["region"])
+    assert later.reason is not None and "no period before the baseline" not in later.reason
+
+
 def test_internal_names_never_clash_with_dimension_names():
     tree = metrictree.loads(SHOP.replace("region, channel, segment", "baseline, current, d0"), "shop.tree")
     data = two_causes()["orders"].rename_columns(["day", "baseline", "current", "d0", "customer_id", "amount"])
