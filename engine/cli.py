@@ -236,8 +236,8 @@ def _data_options(command):
     command = click.option("--sample", is_flag=True,
                            help="Use the bundled sample shop data (--data entries override it).")(command)
     return click.option("--data", "data", multiple=True, metavar="SOURCE=PATH", callback=_assignments("SOURCE=PATH"),
-                        help="Bind a source to a Parquet, CSV, Arrow or JSON Lines file or folder, or to a table where it "
-                             "lives: duckdb:///shop.duckdb#orders, postgresql://user@host/db#schema.table, "
+                        help="Bind a source to a Parquet, CSV, Arrow or JSON Lines file or folder, or to a table "
+                             "where it lives: duckdb:///shop.duckdb#orders, postgresql://user@host/db#schema.table, "
                              "@connection#table (docs/backends.md). Repeat for each source.")(command)
 
 

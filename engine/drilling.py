@@ -1080,7 +1080,8 @@ def _reason(units: list[_Unit], found, root_change: float) -> str:
     if any(f.spread for _, f in found):
         return (f"the {direction} is spread across {_plural(dims)}: no segment moved differently from the rest"
                 + unmeasured)
-    return f"the {direction} is spread across {_plural(dims)}: no segment stands out from its usual variation" + unmeasured
+    return (f"the {direction} is spread across {_plural(dims)}: no segment stands out from its usual variation"
+            + unmeasured)
 
 
 def _plural(dims: Sequence[str]) -> str:

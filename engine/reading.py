@@ -373,7 +373,7 @@ def _mismatch_hint(text: Any) -> str:
     from . import timeformats
 
     found = timeformats.fitting(timeformats.sample_of(text))
-    fits = (f'the values fit {" or ".join(f"{f!r}" for f in found[:3])}; ' if found else "").replace("'", '"')
+    fits = "the values fit " + " or ".join(f'"{f}"' for f in found[:3]) + "; " if found else ""
     return (fits + "fix the format in the tree (strptime codes: %d day, %m month, %Y year, %H hour, %M minute, "
             "%S second) or the data; rows count from 1, after a CSV file's header")
 

@@ -31,14 +31,15 @@ def sample_of(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Up to `SAMPLE` distinct non-empty values of a text (or whole-number) column, trimmed, as text."""
     import pyarrow.compute as pc
 
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks() if values.num_chunks else pa.array([], pa.string())
-    if pa.types.is_dictionary(values.type):
-        values = values.dictionary_decode()
-    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
-            or pa.types.is_integer(values.type)):
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    if pa.types.is_dictionary(values.type):  # its values are in the dictionaries, each value once
+        chunks, kind = [chunk.dictionary for chunk in chunks], values.type.value_type
+    else:
+        kind = values.type
+    if not chunks or not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)):
         return pa.array([], pa.string())
-    text = pc.utf8_trim_whitespace(pc.cast(values, pa.string()))
+    distinct = pc.unique(pa.chunked_array(chunks, kind))  # first: trimming every row of a big table would cost more
+    text = pc.utf8_trim_whitespace(pc.cast(distinct, pa.string()))
     text = pc.drop_null(pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text))
     return pc.unique(text).slice(0, SAMPLE)
 
