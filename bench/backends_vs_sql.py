@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+import installed
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import os
@@ -142,6 +144,7 @@ def main() -> int:
     if args.child:
         child(*args.child)
         return 0
+    installed.compile_metrictree()  # timed as installed: bench/installed.py
     path = base.data_path(args.data_dir, args.rows)
     if not path.exists():
         base.generate_apart(base.generate, path, args.rows)

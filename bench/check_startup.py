@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+import installed
+
 HERE = Path(__file__).resolve().parent
 TARGET = 0.25
 
@@ -40,6 +42,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--against", help="a folder holding another version's metrictree package")
     args = parser.parse_args()
+    installed.compile_metrictree()  # timed as installed: bench/installed.py
     check = [sys.executable, "-c", "import sys; from metrictree.cli import main; sys.argv[0] = 'metrictree'; main()",
              "check", args.tree]
     env = dict(os.environ)

@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+import installed
+
 HERE = Path(__file__).resolve().parent
 TARGET = 1.0
 
@@ -45,6 +47,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=HERE / "data")
     parser.add_argument("--against", help="a folder holding another version's metrictree package")
     args = parser.parse_args()
+    installed.compile_metrictree()  # timed as installed: bench/installed.py
     data = args.data_dir / f"orders_{args.rows}.parquet"
     if not data.exists():
         sys.exit(f"no data at {data}: run python bench/eval_vs_duckdb.py --rows {args.rows} first")

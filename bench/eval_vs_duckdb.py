@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import installed
+
 HERE = Path(__file__).resolve().parent
 TREE = HERE / "orders.tree"
 ENGINES = ("metrictree", "duckdb", "pandas")
@@ -325,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args.child, args.child_data, args.child_out)
         return 0
+    installed.compile_metrictree()  # timed as installed: bench/installed.py
 
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     unknown = [e for e in engines if e not in ENGINES]

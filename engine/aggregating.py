@@ -1054,7 +1054,7 @@ def period_index(times: pa.ChunkedArray | pa.Array, grain: str) -> pa.ChunkedArr
     if low is None or high - min(low, 0) >= _MAX_CALENDAR_DAYS:
         return periods.index(times, grain)
     start = min(low, 0)  # from 1970-01-01 if the data starts later, so the days index the calendar as they are
-    calendar = periods.index(pc.cast(pa.array(range(start, high + 1), pa.int32()), pa.date32()), grain)
+    calendar = _calendar(start, high, grain)
 
     def spread(chunk: pa.Array) -> pa.Array:
         if zoned:
@@ -1066,6 +1066,16 @@ def period_index(times: pa.ChunkedArray | pa.Array, grain: str) -> pa.ChunkedArr
     if isinstance(times, pa.Array):
         return spread(times)
     return pa.chunked_array([spread(c) for c in times.chunks], calendar.type)
+
+
+@functools.lru_cache(maxsize=16)
+def _calendar(start: int, end: int, grain: str) -> pa.Array:
+    """The period of every day from day ``start`` to day ``end`` (days since 1970-01-01), both included.
+
+    The same for every piece of a stream and every pass over the same data: computed once (3 ms for
+    55 years of days, paid per piece before).
+    """
+    return periods.index(pc.cast(pa.array(range(start, end + 1), pa.int32()), pa.date32()), grain)
 
 
 def _day_number(value: pa.Scalar) -> int | None:
