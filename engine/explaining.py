@@ -249,12 +249,17 @@ def _describe(span: tuple[int, int], grain: str) -> str:
 def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | None = None,
             current: str | None = None, by: Sequence[str] | str | None = None, grain: str | None = None,
             params: Mapping[str, Any] | None = None, top: int | None = None, registry: Registry | None = None,
-            evaluation: Evaluation | None = None) -> Explanation:
+            evaluation: Evaluation | None = None, riders: Sequence[Rider] = ()) -> Explanation:
     """Explain the change of ``metric`` between two periods; see the module docstring.
 
     ``evaluation``: the history already evaluated, unsliced at ``grain``, from the start of the data up to
     the later period, with every metric of `shared_history` (`reporting.report` shares the one it draws the
     sparklines from); step 1 then reads nothing.
+
+    ``riders`` (`backends.Rider`): another evaluation's requests, aggregated from the drill-down's pass by every
+    dimension where it reads the same rows (`_one_read`: when that pass is made first, and only then): the
+    evaluation then reads nothing (`reporting.report`'s history, when ``metric`` counts customers over
+    every row). Those that did not ride keep ``result`` ``None``.
 
     Its scans hand on tables of about `ROWS_PER_TABLE` rows, fewer than evaluate's: it is judged on its memory. Runs
     of Parquet row groups stop short of that size (`reading.pieces_of`'s ``at_most``) unless a metric below
@@ -266,7 +271,7 @@ def explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | No
     try:
         with reading.pieces_of(min(ROWS_PER_TABLE, reading.ROWS_PER_TABLE), at_most=at_most):
             return _explain(tree, data, metric, baseline, current, by, grain, params, top, registry, evaluation,
-                            passes)
+                            passes, riders)
     finally:
         # The roll-ups begun beside the caller (`rollup.Fine.warm`) that nothing asked for are not computed
         # after the explanation is over, whether it returned or failed.
@@ -282,7 +287,8 @@ ROWS_PER_TABLE = 1 << 20
 
 def _explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | None, current: str | None,
              by: Sequence[str] | str | None, grain: str | None, params: Mapping[str, Any] | None, top: int | None,
-             registry: Registry | None, evaluation: Evaluation | None, passes: dict) -> Explanation:
+             registry: Registry | None, evaluation: Evaluation | None, passes: dict,
+             riders: Sequence[Rider] = ()) -> Explanation:
     registry = registry or default_registry()
     grain = periods.check_grain(grain or tree.grain)
     if metric not in tree.metrics:
@@ -304,8 +310,7 @@ def _explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | N
     baseline_span = _span(baseline, grain) if baseline else None
     end = max(x[1] for x in (current_span, baseline_span) if x) if (current_span or baseline_span) else None
     # Influence children are judged over the whole history; without them, the two periods are enough.
-    influenced = any(tree.drivers(name, kind="influence") for name in prepared.wanted if name in tree.metrics)
-    start = None if influenced or not (current_span and baseline_span) else min(current_span[0], baseline_span[0])
+    start = _history_start(tree, prepared, baseline_span, current_span)
     needed = [*prepared.wanted, *prepared.hidden]
     shown = evaluation.table.column("period") if evaluation is not None else None
     if evaluation is not None and not evaluation.by and evaluation.grain == grain and end is not None and \
@@ -314,7 +319,7 @@ def _explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | N
         observed_history = evaluation
     else:
         made, given, ridden = _one_read(tree, data, prepared, by, baseline_span, current_span, start, end, grain,
-                                        values_of_params, registry)
+                                        values_of_params, registry, riders)
         passes.update(made)
         observed_history = history(prepared, data, grain, values_of_params, end, registry, start, given, ridden)
     table = observed_history.table
@@ -385,7 +390,8 @@ def _check_depth(tree: Tree, metric: str) -> None:
 
 
 def _one_read(tree: Tree, data, prepared, by: list[str], baseline_span, current_span, start: int | None,
-              end: int | None, grain: str, params, registry: Registry) -> tuple[dict, dict, list]:
+              end: int | None, grain: str, params, registry: Registry,
+              others: Sequence[Rider] = ()) -> tuple[dict, dict, list]:
     """The drill-down's pass by every dimension, made first when it counts customers over every row (churned
     looks back), and the customer counts of the history rolled up from it; the history's sums and plain
     counts ride in that pass's scans (`backends.Rider`: the history's own aggregation, of the same tables),
@@ -393,18 +399,12 @@ def _one_read(tree: Tree, data, prepared, by: list[str], baseline_span, current_
 
     Only when both periods are given and the history needs no more than the drill-down reads (no influence
     children, which read the whole history; no window calls; no shift further back than the drill-down's
-    own history). Returns the passes by source, the counts for `states.history`'s ``given`` and its
-    ``ridden``."""
-    if not by or baseline_span is None or current_span is None or start is None or prepared.calls:
+    own history). ``others``: more riders in the same scans (`explain`'s ``riders``). Returns the passes by
+    source, the counts for `states.history`'s ``given`` and its ``ridden``."""
+    if not _reads_once(prepared, by, baseline_span, current_span, start):
         return {}, {}, []
-    offsets = [offset for _, offset in prepared.shifts]
-    earliest = min([0, *offsets])
-    # A shift of a metric that itself shifts (ltv[-1] of customers[-1]) reads further back: at most the sum
-    # of the distinct shifts back, which the counts must cover before the history's first period.
-    back = sum(-offset for offset in offsets if offset < 0)
+    earliest = min([0, *(offset for _, offset in prepared.shifts)])
     spans = [baseline_span, current_span]
-    if back > start - first_read(spans, earliest):
-        return {}, {}, []
     # A history of the compared periods alone (no shift) can take distinct counts from the checks' pass too.
     compared = not prepared.shifts and start == min(baseline_span[0], current_span[0])
     # The history's requests, as it will make them when the pass holds every count of entities it reads; if it
@@ -412,7 +412,7 @@ def _one_read(tree: Tree, data, prepared, by: list[str], baseline_span, current_
     counting = [n for n in prepared.wanted if counts_entities(tree, n, registry)]
     riders = [Rider(request) for request in history_requests(prepared, grain, params, end, registry, start, counting)]
     passes = prefetch(tree, data, registry, by, spans, list(prepared.wanted), earliest, grain, params, compared,
-                      riders)
+                      [*riders, *others])
     given: dict = {}
     for source, fine in passes.items():
         base = [n for n in prepared.wanted if tree.metrics[n].kind == "base" and tree.metrics[n].source == source]
@@ -424,6 +424,45 @@ def _one_read(tree: Tree, data, prepared, by: list[str], baseline_span, current_
         if counted and len(counted) < len(base):  # the history still reads the source for its other metrics
             given.update(fine.totals(counted))
     return passes, given, riders
+
+
+def _history_start(tree: Tree, prepared, baseline_span, current_span) -> int | None:
+    """The first period the explanation's history reads: the earlier compared period, or ``None`` (the start of
+    the data) when a period is not given or influence children are judged (over the whole history)."""
+    influenced = any(tree.drivers(name, kind="influence") for name in prepared.wanted if name in tree.metrics)
+    return None if influenced or not (current_span and baseline_span) else min(current_span[0], baseline_span[0])
+
+
+def _reads_once(prepared, by: list[str], baseline_span, current_span, start: int | None) -> bool:
+    """Whether `_one_read` applies (see its docstring)."""
+    if not by or baseline_span is None or current_span is None or start is None or prepared.calls:
+        return False
+    offsets = [offset for _, offset in prepared.shifts]
+    # A shift of a metric that itself shifts (ltv[-1] of customers[-1]) reads further back: at most the sum
+    # of the distinct shifts back, which the counts must cover before the history's first period.
+    back = sum(-offset for offset in offsets if offset < 0)
+    return back <= start - first_read([baseline_span, current_span], min([0, *offsets]))
+
+
+def reads_every_row_once(tree: Tree, metric: str, baseline: str | None, current: str | None,
+                         by: Sequence[str] | str | None = None, grain: str | None = None,
+                         registry: Registry | None = None) -> bool:
+    """Whether `explain` with these arguments makes the drill-down's pass by every dimension first, over every
+    row up to the current period (a count below ``metric`` looks back: churned customers), with its history
+    riding in that pass (`_one_read`): an evaluation of the whole history up to the current period can then
+    ride in it too (`explain`'s ``riders``; `reporting.report`)."""
+    registry = registry or default_registry()
+    if metric not in tree.metrics or tree.metrics[metric].kind == "group" or not (baseline and current):
+        return False
+    grain = periods.check_grain(grain or tree.grain)
+    below = _below(tree, metric)
+    if not looks_back(tree, below, registry):
+        return False
+    prepared = prepare(tree, below, registry)
+    baseline_span, current_span = _span(baseline, grain), _span(current, grain)
+    by = normalise_by(tree, list(tree.dimensions) if by is None else by)
+    return _reads_once(prepared, by, baseline_span, current_span,
+                       _history_start(tree, prepared, baseline_span, current_span))
 
 
 def _below(tree: Tree, metric: str) -> list[str]:

@@ -1404,8 +1404,9 @@ def report(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | Non
     """Explain ``metric`` between two periods, take the KPI status at the current one and the history up to it,
     and return the report (`report_html`); ``grain`` overrides the tree's."""
     from . import periods, rules
-    from .evaluating import evaluate
-    from .explaining import _span, explain, shared_history
+    from .backends import Rider
+    from .evaluating import evaluate, requests
+    from .explaining import _span, explain, reads_every_row_once, shared_history
 
     missing = [name for name in tree.sources if name not in data]
     blocked = _reading(tree, missing)
@@ -1418,20 +1419,29 @@ def report(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | Non
     augmented, rule_metrics = rules.with_rule_metrics(tree) if ruled else (tree, [])
     blocked = _reading(augmented, missing) if rule_metrics else blocked
     readable += [name for name in rule_metrics if name not in blocked]
-    shared, hidden = None, []
+    shared, hidden, riders = None, [], []
     on_grain = grain or tree.grain
-    if current and metric in tree.metrics and tree.metrics[metric].kind != "group" and metric not in blocked:
-        with_shifts, hidden = shared_history(augmented, metric)
+    explained = metric in tree.metrics and tree.metrics[metric].kind != "group" and metric not in blocked
+    if current and explained:
         last = periods.label(_span(current, periods.check_grain(on_grain))[1], on_grain)
-        shared = evaluate(with_shifts, data, grain=grain, params=params, end=last, metrics=[*readable, *hidden])
+        if readable and reads_every_row_once(tree, metric, baseline, current, by, grain):
+            # The drill-down first makes a pass by every dimension over every row up to the current period
+            # (`explaining._one_read`): the history rides in its scans and reads nothing itself.
+            riders = [Rider(r) for r in requests(augmented, grain=grain, end=last, metrics=readable, params=params)]
+        else:
+            # The history first; the explanation's step 1 takes its values from it and reads nothing.
+            with_shifts, hidden = shared_history(augmented, metric)
+            shared = evaluate(with_shifts, data, grain=grain, params=params, end=last,
+                              metrics=[*readable, *hidden])
     explanation = explain(tree, data, metric, baseline, current, by=by, grain=grain, params=params, top=top,
-                          evaluation=shared)
+                          evaluation=shared, riders=riders)
     last = explanation.current.period.partition("..")[2] or explanation.current.period
     if shared is not None:
         history = attrs.evolve(shared, table=shared.table.drop_columns(hidden)) if hidden else shared
     else:
-        history = evaluate(augmented, data, grain=grain, params=params, end=last, metrics=readable) if readable \
-            else None
+        # Aggregated already where the riders rode; read here where they did not.
+        history = evaluate(augmented, data, grain=grain, params=params, end=last, metrics=readable,
+                           ridden=riders) if readable else None
     status, notes = None, []
     if ruled:
         try:

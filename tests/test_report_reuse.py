@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import collections
+import math
+from pathlib import Path
+
 import pytest
 
 import metrictree
-from metrictree import evaluating, reporting, rules
+from metrictree import evaluating, explaining, reporting, rules
 from metrictree.sample import sample_data
 
 
@@ -89,3 +93,76 @@ def test_an_evaluation_that_ends_too_early_is_not_used(data, monkeypatch):
     reporting.report(tree, data, "ltv", "2026-10", "2026-09")
     assert own == [1]
     assert drawn[0].to_dict() == alone.to_dict()
+
+
+# The benchmark's CRM tree: no influence children, and ltv's churn looks back, so the explanation's drill-down
+# first makes a pass by every dimension over every row (`explaining._one_read`).
+BENCH_TREE = Path(__file__).resolve().parents[1] / "bench" / "crm.tree"
+RULES = '\nalert churn_rate > 40% { severity warning }\nalert change(ltv) < -10% { severity critical }\n'
+
+
+def _counted_scans(monkeypatch) -> collections.Counter:
+    """How many times each source is read (`reading.scan`, which every read of the Arrow backend goes through)."""
+    from metrictree import reading
+
+    scans: collections.Counter = collections.Counter()
+    real = reading.scan
+    monkeypatch.setattr(reading, "scan", lambda source, *a, **k: scans.update([source.name]) or real(source, *a, **k))
+    return scans
+
+
+def test_the_report_history_rides_in_the_drill_down_pass(orders_with_nulls, monkeypatch, tmp_path):
+    """When the drill-down reads every row first, the report's history (sparklines, status) is aggregated from
+    that pass's tables: the orders are read once in all, and every number is what reading them again gives."""
+    path = tmp_path / "crm.tree"
+    path.write_text(BENCH_TREE.read_text() + RULES)
+    tree = metrictree.load(path)
+    data = {"orders": orders_with_nulls}
+    by = ["channel", "region", "segment"]
+    assert explaining.reads_every_row_once(tree, "ltv", "2026-09", "2026-10", by)
+    alone = tree.explain(data, "ltv", "2026-09", "2026-10", by=by)
+    status = tree.status(data, at="2026-10")
+    augmented, hidden = rules.with_rule_metrics(tree)
+    readable = [n for n, m in tree.metrics.items() if m.kind != "group"] + hidden
+    history = evaluating.evaluate(augmented, data, end="2026-10", metrics=readable)
+
+    drawn = []
+    real_html = reporting.report_html
+    monkeypatch.setattr(reporting, "report_html", lambda *a, **k: drawn.append(a) or real_html(*a, **k))
+    scans = _counted_scans(monkeypatch)
+    page = reporting.report(tree, data, "ltv", "2026-09", "2026-10", by=by)
+    assert "<html" in page and "mt-status" in page
+    assert scans == {"orders": 1}
+    _, explanation, drawn_status, drawn_history = drawn[0]
+    assert explanation.to_dict() == alone.to_dict()
+    assert drawn_status.to_dict() == status.to_dict()
+    assert drawn_history.table.column_names == history.table.column_names
+    for name in history.table.column_names:
+        # Float sums over the same rows cut into other tables agree to the last digits only.
+        for got, want in zip(drawn_history.table.column(name).to_pylist(), history.table.column(name).to_pylist(),
+                             strict=True):
+            assert got == want or (isinstance(want, float) and math.isclose(got, want, rel_tol=1e-12)), name
+    assert drawn_history.warnings == history.warnings and drawn_history.nulls == history.nulls
+    # Reading separately (the check above can fail): the explanation and the history each read the orders.
+    scans.clear()
+    tree.explain(data, "ltv", "2026-09", "2026-10", by=by)
+    evaluating.evaluate(augmented, data, end="2026-10", metrics=readable)
+    assert scans == {"orders": 2}
+
+
+@pytest.mark.parametrize("metric, baseline, by, rides", [
+    ("ltv", "2026-09", None, True),
+    ("churn_rate", "2026-09", ["region"], True),
+    ("aov", "2026-09", None, False),  # nothing below it looks back: the drill-down reads the compared periods
+    ("ltv", None, None, False),  # no baseline: where the history starts is known from the data only
+    ("ltv", "2026-09", [], False),  # no drill-down
+])
+def test_when_the_drill_down_reads_every_row_once(metric, baseline, by, rides):
+    tree = metrictree.load(BENCH_TREE)
+    assert explaining.reads_every_row_once(tree, metric, baseline, "2026-10", by) is rides
+
+
+def test_a_tree_with_influence_children_reads_its_history_first(data):
+    # crm_ltv's ltv is influenced (NPS, emails): the explanation's history is the whole history, so the report
+    # evaluates it first and the explanation reads it (test_the_report_explanation_reads_the_report_history).
+    assert not explaining.reads_every_row_once(metrictree.load("trees/crm_ltv.tree"), "ltv", "2026-09", "2026-10")
