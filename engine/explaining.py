@@ -306,8 +306,7 @@ def _explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | N
     # Everything below the root, formula and influence, and what their formulas need.
     prepared = prepare(tree, _below(tree, metric), registry)
 
-    current_span = _span(current, grain) if current else None
-    baseline_span = _span(baseline, grain) if baseline else None
+    baseline_span, current_span = _compared_spans(baseline, current, grain)
     end = max(x[1] for x in (current_span, baseline_span) if x) if (current_span or baseline_span) else None
     # Influence children are judged over the whole history; without them, the two periods are enough.
     start = _history_start(tree, prepared, baseline_span, current_span)
@@ -332,8 +331,7 @@ def _explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | N
     if current_span is None:
         current_span = (data_last, data_last)
     if baseline_span is None:
-        size = current_span[1] - current_span[0] + 1
-        baseline_span = (current_span[0] - size, current_span[0] - 1)
+        baseline_span = _before(current_span)
     for name, span_ in (("baseline", baseline_span), ("current", current_span)):
         if span_[1] < data_first or span_[0] > data_last:
             # Only part of the data was read: say what the whole of it covers.
@@ -426,6 +424,23 @@ def _one_read(tree: Tree, data, prepared, by: list[str], baseline_span, current_
     return passes, given, riders
 
 
+def _compared_spans(baseline: str | None, current: str | None, grain: str) -> tuple:
+    """The baseline's and the current period's (first, last) indices as given; with the current period alone,
+    the baseline is the span of the same length just before it (`_before`), known before any data is read.
+    ``None`` for what is known only from the data (no current period: the data's last)."""
+    current_span = _span(current, grain) if current else None
+    baseline_span = _span(baseline, grain) if baseline else None
+    if baseline_span is None and current_span is not None:
+        baseline_span = _before(current_span)
+    return baseline_span, current_span
+
+
+def _before(span: tuple[int, int]) -> tuple[int, int]:
+    """The span of the same length just before ``span``: the default baseline."""
+    size = span[1] - span[0] + 1
+    return span[0] - size, span[0] - 1
+
+
 def _history_start(tree: Tree, prepared, baseline_span, current_span) -> int | None:
     """The first period the explanation's history reads: the earlier compared period, or ``None`` (the start of
     the data) when a period is not given or influence children are judged (over the whole history)."""
@@ -452,14 +467,14 @@ def reads_every_row_once(tree: Tree, metric: str, baseline: str | None, current:
     riding in that pass (`_one_read`): an evaluation of the whole history up to the current period can then
     ride in it too (`explain`'s ``riders``; `reporting.report`)."""
     registry = registry or default_registry()
-    if metric not in tree.metrics or tree.metrics[metric].kind == "group" or not (baseline and current):
+    if metric not in tree.metrics or tree.metrics[metric].kind == "group" or not current:
         return False
     grain = periods.check_grain(grain or tree.grain)
     below = _below(tree, metric)
     if not looks_back(tree, below, registry):
         return False
     prepared = prepare(tree, below, registry)
-    baseline_span, current_span = _span(baseline, grain), _span(current, grain)
+    baseline_span, current_span = _compared_spans(baseline, current, grain)
     by = normalise_by(tree, list(tree.dimensions) if by is None else by)
     return _reads_once(prepared, by, baseline_span, current_span,
                        _history_start(tree, prepared, baseline_span, current_span))

@@ -154,7 +154,7 @@ def test_the_report_history_rides_in_the_drill_down_pass(orders_with_nulls, monk
     ("ltv", "2026-09", None, True),
     ("churn_rate", "2026-09", ["region"], True),
     ("aov", "2026-09", None, False),  # nothing below it looks back: the drill-down reads the compared periods
-    ("ltv", None, None, False),  # no baseline: where the history starts is known from the data only
+    ("ltv", None, None, True),  # the default baseline (the month before) is known before any data is read
     ("ltv", "2026-09", [], False),  # no drill-down
 ])
 def test_when_the_drill_down_reads_every_row_once(metric, baseline, by, rides):
@@ -166,3 +166,19 @@ def test_a_tree_with_influence_children_reads_its_history_first(data):
     # crm_ltv's ltv is influenced (NPS, emails): the explanation's history is the whole history, so the report
     # evaluates it first and the explanation reads it (test_the_report_explanation_reads_the_report_history).
     assert not explaining.reads_every_row_once(metrictree.load("trees/crm_ltv.tree"), "ltv", "2026-09", "2026-10")
+
+
+def test_the_default_baseline_is_known_before_reading(orders_with_nulls, monkeypatch):
+    """With the current period alone, the baseline is the month before it from the start: the explanation is
+    the one with that baseline given, and its history rides in the drill-down's pass as then (one read)."""
+    tree = metrictree.load(BENCH_TREE)
+    data = {"orders": orders_with_nulls}
+    given = tree.explain(data, "ltv", "2026-09", "2026-10")
+    scans = _counted_scans(monkeypatch)
+    alone = tree.explain(data, "ltv", current="2026-10")
+    assert scans == {"orders": 1}
+    assert alone.to_dict() == given.to_dict()
+    # The report too, with its history (sparklines, status) in the same read.
+    scans.clear()
+    assert "<html" in reporting.report(tree, data, "ltv", current="2026-10")
+    assert scans == {"orders": 1}
