@@ -317,10 +317,23 @@ def _explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | N
             periods.parse(shown[len(shown) - 1].as_py(), grain) >= end:
         observed_history = evaluation
     else:
-        made, given, ridden = _one_read(tree, data, prepared, by, baseline_span, current_span, start, end, grain,
-                                        values_of_params, registry, riders)
-        passes.update(made)
-        observed_history = history(prepared, data, grain, values_of_params, end, registry, start, given, ridden)
+        try:
+            made, given, ridden = _one_read(tree, data, prepared, by, baseline_span, current_span, start, end,
+                                            grain, values_of_params, registry, riders)
+            passes.update(made)
+            observed_history = history(prepared, data, grain, values_of_params, end, registry, start, given,
+                                       ridden)
+        except DataError as failure:
+            if failure.diagnostics[0].code != "empty" or current_span is None:
+                raise
+            # No rows from the first period read on: a compared period past the data, said as such.
+            whole = history(prepared, data, grain, values_of_params, None, registry, None).covered
+            if whole is None:
+                raise
+            outside = _outside({"baseline": baseline_span, "current": current_span}, whole, whole, grain)
+            if outside is None:
+                raise
+            raise outside from None
     table = observed_history.table
     if table.num_rows == 0:
         raise DataError(error("there is no data to explain", hint="check the data and the periods", code="empty"))
@@ -332,13 +345,13 @@ def _explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | N
         current_span = (data_last, data_last)
     if baseline_span is None:
         baseline_span = _before(current_span)
-    for name, span_ in (("baseline", baseline_span), ("current", current_span)):
-        if span_[1] < data_first or span_[0] > data_last:
-            # Only part of the data was read: say what the whole of it covers.
-            whole = history(prepared, data, grain, values_of_params, None, registry, None).covered or covered
-            raise DataError(error(f"the {name} period {_describe(span_, grain)} has no data",
-                                  hint=f"the data covers {whole[0]} to {whole[1]} (at grain {grain})",
-                                  code="period"))
+    compared = {"baseline": baseline_span, "current": current_span}
+    if any(span_[1] < data_first or span_[0] > data_last for span_ in compared.values()):
+        # Only part of the data was read: say what the whole of it covers.
+        whole = history(prepared, data, grain, values_of_params, None, registry, None).covered or covered
+        outside = _outside(compared, covered, whole, grain)
+        if outside is not None:
+            raise outside
 
     spans = [baseline_span, current_span]
     world = states(prepared, table, spans, first, values_of_params, registry)
@@ -375,6 +388,19 @@ def _explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | N
     return Explanation(tree.name, metric, m.title, m.unit, m.direction, PeriodValue(b_label, root_b),
                        PeriodValue(c_label, root_c), change, change / abs(root_b) if root_b else None,
                        tuple(drivers), root_causes, residual, tuple(by), notes, method, root_segments, reason, mix)
+
+
+def _outside(spans: Mapping[str, tuple[int, int]], covered: tuple[str, str], whole: tuple[str, str],
+             grain: str) -> DataError | None:
+    """The error for the first compared period (by name: baseline, current) outside the periods ``covered`` by
+    the rows read, saying what the ``whole`` data covers; ``None`` when both lie within."""
+    first, last = (periods.parse(p, grain) for p in covered)
+    for name, span_ in spans.items():
+        if span_[1] < first or span_[0] > last:
+            return DataError(error(f"the {name} period {_describe(span_, grain)} has no data",
+                                   hint=f"the data covers {whole[0]} to {whole[1]} (at grain {grain})",
+                                   code="period"))
+    return None
 
 
 def _check_depth(tree: Tree, metric: str) -> None:

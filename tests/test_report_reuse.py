@@ -10,6 +10,7 @@ import pytest
 
 import metrictree
 from metrictree import evaluating, explaining, reporting, rules
+from metrictree.errors import DataError
 from metrictree.sample import sample_data
 
 
@@ -182,3 +183,17 @@ def test_the_default_baseline_is_known_before_reading(orders_with_nulls, monkeyp
     scans.clear()
     assert "<html" in reporting.report(tree, data, "ltv", current="2026-10")
     assert scans == {"orders": 1}
+
+
+@pytest.mark.parametrize("baseline, current, named", [(None, "2030-01", "baseline period 2029-12"),
+                                                      ("2026-09", "2030-01", "current period 2030-01")])
+def test_a_period_past_the_data_read_once_says_what_the_data_covers(orders_with_nulls, baseline, current, named):
+    """The one read finds no rows from the drill-down's first month on: the error names the compared period and
+    what the data covers, as when the history is read first, not the months the drill-down reads."""
+    tree = metrictree.load(BENCH_TREE)
+    assert explaining.reads_every_row_once(tree, "ltv", baseline, current)
+    with pytest.raises(DataError) as info:
+        tree.explain({"orders": orders_with_nulls}, "ltv", baseline, current)
+    (diagnostic,) = info.value.diagnostics
+    assert diagnostic.message == f"the {named} has no data" and diagnostic.code == "period"
+    assert diagnostic.hint == "the data covers 2025-11 to 2026-10 (at grain month)"
