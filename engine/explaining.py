@@ -328,30 +328,26 @@ def _explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | N
                 raise
             # No rows from the first period read on: a compared period past the data, said as such.
             whole = history(prepared, data, grain, values_of_params, None, registry, None).covered
-            if whole is None:
-                raise
-            outside = _outside({"baseline": baseline_span, "current": current_span}, whole, whole, grain)
+            outside = _outside({"baseline": baseline_span, "current": current_span}, whole, grain) if whole else None
             if outside is None:
                 raise
-            raise outside from None
+            raise _no_data(*outside, whole, grain) from None
     table = observed_history.table
     if table.num_rows == 0:
         raise DataError(error("there is no data to explain", hint="check the data and the periods", code="empty"))
     labels = table.column("period").to_pylist()
     first = periods.parse(labels[0], grain)
     covered = observed_history.covered or (labels[0], labels[-1])
-    data_first, data_last = (periods.parse(p, grain) for p in covered)
+    data_last = periods.parse(covered[1], grain)
     if current_span is None:
         current_span = (data_last, data_last)
     if baseline_span is None:
         baseline_span = _before(current_span)
-    compared = {"baseline": baseline_span, "current": current_span}
-    if any(span_[1] < data_first or span_[0] > data_last for span_ in compared.values()):
+    outside = _outside({"baseline": baseline_span, "current": current_span}, covered, grain)
+    if outside is not None:
         # Only part of the data was read: say what the whole of it covers.
         whole = history(prepared, data, grain, values_of_params, None, registry, None).covered or covered
-        outside = _outside(compared, covered, whole, grain)
-        if outside is not None:
-            raise outside
+        raise _no_data(*outside, whole, grain)
 
     spans = [baseline_span, current_span]
     world = states(prepared, table, spans, first, values_of_params, registry)
@@ -390,17 +386,18 @@ def _explain(tree: Tree, data: Mapping[str, Any], metric: str, baseline: str | N
                        tuple(drivers), root_causes, residual, tuple(by), notes, method, root_segments, reason, mix)
 
 
-def _outside(spans: Mapping[str, tuple[int, int]], covered: tuple[str, str], whole: tuple[str, str],
-             grain: str) -> DataError | None:
-    """The error for the first compared period (by name: baseline, current) outside the periods ``covered`` by
-    the rows read, saying what the ``whole`` data covers; ``None`` when both lie within."""
+def _outside(spans: Mapping[str, tuple[int, int]], covered: tuple[str, str],
+             grain: str) -> tuple[str, tuple[int, int]] | None:
+    """The first compared period (name: baseline, current; span) outside the periods ``covered`` (labels);
+    ``None`` when both lie within."""
     first, last = (periods.parse(p, grain) for p in covered)
-    for name, span_ in spans.items():
-        if span_[1] < first or span_[0] > last:
-            return DataError(error(f"the {name} period {_describe(span_, grain)} has no data",
-                                   hint=f"the data covers {whole[0]} to {whole[1]} (at grain {grain})",
-                                   code="period"))
-    return None
+    return next(((name, span_) for name, span_ in spans.items() if span_[1] < first or span_[0] > last), None)
+
+
+def _no_data(name: str, span_: tuple[int, int], whole: tuple[str, str], grain: str) -> DataError:
+    """The error for a compared period with no data, saying what the ``whole`` data covers."""
+    return DataError(error(f"the {name} period {_describe(span_, grain)} has no data",
+                           hint=f"the data covers {whole[0]} to {whole[1]} (at grain {grain})", code="period"))
 
 
 def _check_depth(tree: Tree, metric: str) -> None:
